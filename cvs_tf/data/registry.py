@@ -1,0 +1,50 @@
+"""Resolve a dataset name or directory to a loaded feature set (embedded sets, $CVS_TF_DATA, paths)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cvs_tf.data.store import FeatureSet, FeatureSetError, load_feature_set
+
+DEFAULT_DATASET = "tux12"
+EMBEDDED_ROOT = Path(__file__).resolve().parent.parent / "datasets"
+DATA_ENV = "CVS_TF_DATA"
+SYNTH_NAMES = ("xmedia", "xmedianet", "pascal", "nuswide", "cub")
+
+
+def embedded_datasets() -> list[str]:
+    """Names of the real feature sets shipped inside the package."""
+    if not EMBEDDED_ROOT.is_dir():
+        return []
+    return sorted(p.name for p in EMBEDDED_ROOT.iterdir() if (p / "manifest.json").is_file())
+
+
+def dataset_path(name_or_dir: str | os.PathLike | None = None) -> Path:
+    """Where a dataset lives.
+
+    Order: an existing directory path; ``$CVS_TF_DATA/<name>``; an embedded set
+    (``cvs_tf/datasets/<name>``). ``None`` means the default embedded set (Tux-12).
+    """
+    spec = str(name_or_dir) if name_or_dir is not None else DEFAULT_DATASET
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return p
+    root = os.environ.get(DATA_ENV)
+    if root and (Path(root) / spec).is_dir():
+        return Path(root) / spec
+    if (EMBEDDED_ROOT / spec).is_dir():
+        return EMBEDDED_ROOT / spec
+    hint = ""
+    if spec in SYNTH_NAMES:
+        hint = (f"; make a synthetic stand-in with `python -m cvs_tf.data synth {spec} --out DIR`"
+                f" or convert the real files with `python -m cvs_tf.data convert {spec} SRC --out DIR`")
+    known = ", ".join(embedded_datasets()) or "none"
+    raise FeatureSetError(
+        f"{spec}: no such dataset directory, not under ${DATA_ENV}, and not an embedded set ({known}){hint}"
+    )
+
+
+def load_dataset(name_or_dir: str | os.PathLike | None = None, **kwargs) -> FeatureSet:
+    """Load a dataset by name or directory (see :func:`dataset_path`)."""
+    return load_feature_set(dataset_path(name_or_dir), **kwargs)

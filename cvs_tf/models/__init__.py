@@ -1,0 +1,1 @@
+"""models of cvs_tf."""
