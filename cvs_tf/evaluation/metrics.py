@@ -1,0 +1,367 @@
+"""Retrieval metrics: exact, vectorised mAP@K / mAP@all (thesis eq. 4.2.1) and its chance level.
+
+Definitions (design.md §5, docs/evaluation.md):
+
+* Each query ranks the whole retrieval set by cosine similarity, largest first. Equal scores
+  are broken by **lower retrieval index first**, so every result is deterministic.
+* ``AP@K = (1/R_K) * sum_{r<=K} P(r) * rel(r)``, where ``P(r)`` is the precision of the top ``r``,
+  ``rel(r)`` is 1 when the item at rank ``r`` is relevant and ``R_K`` is the number of relevant
+  items in the top ``K``. ``AP@K = 0`` when ``R_K = 0``. ``K`` larger than the retrieval set is
+  clipped to it; ``k=None`` (or ``"all"``) ranks everything, which is standard AP.
+* Relevant means the same label for single-label data (labels of shape ``(N,)``, integers) and
+  sharing at least one label for multi-hot data (shape ``(N, C)``, 0/1).
+* mAP is the mean AP over queries (queries with no relevant item count as 0).
+
+There is one implementation of the ranking and AP (``_ap_chunk``); :func:`map_at_k` computes the
+cosine scores of a block of queries and hands them to it, :func:`map_at_k_from_scores` hands it
+blocks of a score matrix that a protocol (``cvs_tf.evaluation.protocols``) produced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln
+
+__all__ = [
+    "map_at_k",
+    "map_at_k_from_scores",
+    "chance_map_at_k",
+    "top_k_indices",
+    "relevance_counts",
+    "normalize_k",
+    "DEFAULT_CHUNK_ENTRIES",
+]
+
+#: Default number of (query, retrieval) entries held per block: chunk = max(1, this // N_r).
+#: At about 40 bytes per entry (float64 scores, int64 order, gathered labels, masks) a block
+#: stays under ~80 MiB whatever the gallery size.
+DEFAULT_CHUNK_ENTRIES = 1 << 21
+
+# Scores are ranked in float64: the tie rule relies on exact comparisons of the values ranked.
+_F = np.float64
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def normalize_k(k, n_retrieval: int | None = None) -> int | None:
+    """Validate ``k`` (a positive int, ``None`` or ``"all"``); return it clipped to ``n_retrieval``.
+
+    Returns ``None`` for "all" when ``n_retrieval`` is not given.
+    """
+    if k is None or (isinstance(k, str) and k.strip().lower() == "all"):
+        return n_retrieval
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be a positive integer, None or 'all', got {k!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return int(k) if n_retrieval is None else min(int(k), int(n_retrieval))
+
+
+def _check_labels(labels, n: int, what: str) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim == 1:
+        if y.shape[0] != n:
+            raise ValueError(f"{what} has {y.shape[0]} labels for {n} items")
+        if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
+            if np.issubdtype(y.dtype, np.floating) and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+                return y.astype(np.int64)
+            raise ValueError(f"{what}: single-label data needs integer labels of shape (N,), got dtype {y.dtype}")
+        return y
+    if y.ndim == 2:
+        if y.shape[0] != n:
+            raise ValueError(f"{what} has {y.shape[0]} label rows for {n} items")
+        if y.size and not np.isin(y, (0, 1)).all():
+            raise ValueError(
+                f"{what}: 2-D labels must be multi-hot 0/1 of shape (N, C) "
+                "(class ids belong in a 1-D array of shape (N,))"
+            )
+        return y.astype(np.float32)
+    raise ValueError(f"{what} must have shape (N,) (class ids) or (N, C) (multi-hot), got {y.shape}")
+
+
+def _check_label_pair(query_labels, retrieval_labels, nq: int, nr: int):
+    yq = _check_labels(query_labels, nq, "query_labels")
+    yr = _check_labels(retrieval_labels, nr, "retrieval_labels")
+    if yq.ndim != yr.ndim:
+        raise ValueError(
+            f"query_labels {yq.shape} and retrieval_labels {yr.shape} must both be single-label (N,) "
+            "or both multi-hot (N, C)"
+        )
+    if yq.ndim == 2 and yq.shape[1] != yr.shape[1]:
+        raise ValueError(f"multi-hot labels have {yq.shape[1]} (query) vs {yr.shape[1]} (retrieval) classes")
+    return yq, yr
+
+
+def _check_embeddings(x, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (N, D), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is empty (no items): cannot rank or score retrieval")
+    if x.shape[1] == 0:
+        raise ValueError(f"{what} has dimension 0")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{what} contains NaN or Inf")
+    return x
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float64; an all-zero row stays zero (cosine 0 to everything)."""
+    x = np.asarray(x, dtype=_F)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    return x / np.where(norms > 0, norms, 1.0)[:, None]
+
+
+def _chunk_rows(chunk_size, n_retrieval: int) -> int:
+    if chunk_size is None:
+        return max(1, DEFAULT_CHUNK_ENTRIES // max(1, n_retrieval))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    return int(chunk_size)
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def _stable_order(scores: np.ndarray) -> np.ndarray:
+    """Full ranking, largest first, ties by lower index: a stable sort on the negated scores."""
+    return np.argsort(-scores, axis=1, kind="stable")
+
+
+def top_k_indices(scores, k: int) -> np.ndarray:
+    """Indices of the ``k`` best items per row, in rank order (largest first, ties by lower index).
+
+    ``scores`` is (Q, N) and finite; ``1 <= k <= N``. Cost O(Q·N) (``argpartition``) plus
+    O(Q·k log k); rows whose k-th score is tied with an item outside the top k are redone
+    with a stable full sort, so the chosen set is the lowest-index one.
+    """
+    s = np.asarray(scores, dtype=_F)
+    q, n = s.shape
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], got {k}")
+    if k == n:
+        return _full_order(s)
+    part = np.argpartition(s, n - k, axis=1)[:, n - k:]          # the top k, unordered
+    top = np.take_along_axis(s, part, axis=1)
+    kth = top.min(axis=1)                                         # the k-th largest score
+    boundary_tie = np.count_nonzero(s >= kth[:, None], axis=1) > k
+    # rank order inside the top k: by score descending, then by index ascending (exact)
+    order = np.lexsort((part, -top), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    if boundary_tie.any():
+        rows = np.flatnonzero(boundary_tie)
+        idx[rows] = _stable_order(s[rows])[:, :k]
+    return idx
+
+
+def _full_order(s: np.ndarray) -> np.ndarray:
+    """Full ranking of every row; the fast unstable sort, with tied rows redone stably."""
+    order = np.argsort(s, axis=1)[:, ::-1]
+    srt = np.take_along_axis(s, order, axis=1)
+    tied = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+    if tied.any():
+        rows = np.flatnonzero(tied)
+        order = np.ascontiguousarray(order)
+        order[rows] = _stable_order(s[rows])
+    return order
+
+
+def _relevance(yq: np.ndarray, yr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Boolean (Q, K): is retrieval item ``idx[i, j]`` relevant to query ``i``."""
+    if yq.ndim == 1:
+        return yr[idx] == yq[:, None]
+    shared = (yq @ yr.T) > 0                       # (Q, N_r): share at least one label
+    return np.take_along_axis(shared, idx, axis=1)
+
+
+def _ap_from_relevance(rel: np.ndarray) -> np.ndarray:
+    """AP per row of a ranked boolean relevance matrix (Q, K): (1/R_K) Σ P(r)·rel(r), 0 if R_K=0.
+
+    Works on the relevant positions only: the m-th relevant item at rank r adds m / r.
+    """
+    q = rel.shape[0]
+    rows, cols = np.nonzero(rel)                   # row-major: ranks ascend within each row
+    r_k = np.bincount(rows, minlength=q)
+    starts = np.concatenate(([0], np.cumsum(r_k)[:-1]))
+    m = np.arange(rows.size) - starts[rows] + 1    # ordinal of the hit among the row's hits
+    total = np.bincount(rows, weights=m / (cols + 1.0), minlength=q)
+    return np.divide(total, r_k, out=np.zeros(q, dtype=_F), where=r_k > 0)
+
+
+def _full_ranking_ap(s: np.ndarray, yq: np.ndarray, yr: np.ndarray) -> np.ndarray:
+    """AP@all for a block: the fast unstable sort, and a stable re-sort only where a tie matters.
+
+    A tie changes AP only when a run of equal scores mixes relevant and non-relevant items; such
+    a run puts a relevant item next to an equal score in the sorted row, which is checked at the
+    relevant positions only (O(#relevant)). Those rows are re-ranked with the stable sort.
+    """
+    order = np.argsort(s, axis=1)[:, ::-1]
+    rel = _relevance(yq, yr, order)
+    rows, cols = np.nonzero(rel)
+    n = s.shape[1]
+    own = s[rows, order[rows, cols]]
+    tied = np.zeros(s.shape[0], dtype=bool)
+    for step in (-1, 1):
+        nb = cols + step
+        ok = (nb >= 0) & (nb < n)
+        hit = own[ok] == s[rows[ok], order[rows[ok], nb[ok]]]
+        tied[rows[ok][hit]] = True
+    if tied.any():
+        redo = np.flatnonzero(tied)
+        rel = np.ascontiguousarray(rel)
+        rel[redo] = _relevance(yq[redo], yr, _stable_order(s[redo]))
+    return _ap_from_relevance(rel)
+
+
+def _ap_chunk(s: np.ndarray, yq: np.ndarray, yr: np.ndarray, k: int) -> np.ndarray:
+    """AP@k of every row of a (Q, N) float64 score block (the one ranking/AP implementation)."""
+    if k >= s.shape[1]:
+        return _full_ranking_ap(s, yq, yr)
+    return _ap_from_relevance(_relevance(yq, yr, top_k_indices(s, k)))
+
+
+# --------------------------------------------------------------------------- public metrics
+
+
+def map_at_k(
+    query_emb,
+    retrieval_emb,
+    query_labels,
+    retrieval_labels,
+    k=50,
+    *,
+    return_per_query: bool = False,
+    chunk_size: int | None = None,
+):
+    """mAP@K of cosine-similarity retrieval from a query set into a separate retrieval set.
+
+    Args:
+      query_emb: (N_q, D) query embeddings (any real dtype; computed in float64).
+      retrieval_emb: (N_r, D) retrieval-set embeddings.
+      query_labels, retrieval_labels: (N,) integer class ids, or (N, C) multi-hot 0/1 (both the
+        same kind). Relevant = same class / at least one shared class.
+      k: cut-off K (clipped to N_r); ``None`` or ``"all"`` = standard AP over the whole ranking.
+      return_per_query: also return the (N_q,) float64 array of AP values.
+      chunk_size: queries per block; default ``max(1, 2**21 // N_r)``.
+
+    Returns:
+      mAP as a float, or ``(mAP, per_query_ap)`` with ``return_per_query=True``.
+
+    Memory: besides the two float64 normalised copies (O((N_q + N_r)·D)), one block holds
+    O(chunk·N_r) values, about 40 bytes per entry (scores, ordering, gathered labels, masks),
+    so ~80 MiB with the default chunk whatever N_q is; multi-hot labels add O(C·(N_q + N_r)).
+    Time: one float64 matmul, then per query row an ``argpartition`` (K < N_r) or a sort
+    (K = all), all vectorised over the block.
+
+    Raises:
+      ValueError: mismatched dimensions or label counts, empty sets, bad label shapes, NaN/Inf,
+        or an invalid ``k``.
+    """
+    q = _check_embeddings(query_emb, "query_emb")
+    r = _check_embeddings(retrieval_emb, "retrieval_emb")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"query_emb has dimension {q.shape[1]} but retrieval_emb has {r.shape[1]}")
+    yq, yr = _check_label_pair(query_labels, retrieval_labels, q.shape[0], r.shape[0])
+    kk = normalize_k(k, r.shape[0])
+    qn, rnT = _l2_normalize(q), np.ascontiguousarray(_l2_normalize(r).T)
+    step = _chunk_rows(chunk_size, r.shape[0])
+    ap = np.empty(q.shape[0], dtype=_F)
+    for a in range(0, q.shape[0], step):
+        b = min(a + step, q.shape[0])
+        ap[a:b] = _ap_chunk(qn[a:b] @ rnT, yq[a:b], yr, kk)
+    return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
+
+
+def map_at_k_from_scores(
+    scores,
+    query_labels,
+    retrieval_labels,
+    k=50,
+    *,
+    return_per_query: bool = False,
+    chunk_size: int | None = None,
+):
+    """mAP@K from a precomputed (N_q, N_r) similarity matrix (larger = more similar).
+
+    Same ranking, tie rule, AP definition, label rules and errors as :func:`map_at_k`, which is
+    this function applied to cosine similarities. Scores are ranked in float64; memory beyond
+    the given matrix is O(chunk·N_r) per block.
+    """
+    s = np.asarray(scores)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be a 2-D (N_q, N_r) matrix, got shape {s.shape}")
+    if s.shape[0] == 0 or s.shape[1] == 0:
+        raise ValueError(f"scores {s.shape} has an empty query or retrieval set")
+    if not np.issubdtype(s.dtype, np.number) or np.iscomplexobj(s):
+        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}")
+    yq, yr = _check_label_pair(query_labels, retrieval_labels, s.shape[0], s.shape[1])
+    kk = normalize_k(k, s.shape[1])
+    step = _chunk_rows(chunk_size, s.shape[1])
+    ap = np.empty(s.shape[0], dtype=_F)
+    for a in range(0, s.shape[0], step):
+        b = min(a + step, s.shape[0])
+        block = np.asarray(s[a:b], dtype=_F)
+        if not np.isfinite(block).all():
+            raise ValueError("scores contain NaN or Inf")
+        ap[a:b] = _ap_chunk(block, yq[a:b], yr, kk)
+    return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
+
+
+def relevance_counts(query_labels, retrieval_labels) -> np.ndarray:
+    """Number of relevant retrieval items for every query, (N_q,) int64."""
+    yq = np.asarray(query_labels)
+    yr = np.asarray(retrieval_labels)
+    nq = yq.shape[0] if yq.ndim else 0
+    nr = yr.shape[0] if yr.ndim else 0
+    if nq == 0 or nr == 0:
+        raise ValueError("relevance needs non-empty query and retrieval label sets")
+    yq, yr = _check_label_pair(yq, yr, nq, nr)
+    if yq.ndim == 1:
+        classes, counts = np.unique(yr, return_counts=True)
+        pos = np.searchsorted(classes, yq)
+        pos_c = np.minimum(pos, classes.size - 1)
+        return np.where(classes[pos_c] == yq, counts[pos_c], 0).astype(np.int64)
+    return np.count_nonzero((yq @ yr.T) > 0, axis=1).astype(np.int64)
+
+
+def _harmonic(n: np.ndarray) -> np.ndarray:
+    """H_n = Σ_{i<=n} 1/i for an integer array (exact cumulative sum up to max n)."""
+    n = np.asarray(n, dtype=np.int64)
+    table = np.concatenate(([0.0], np.cumsum(1.0 / np.arange(1, int(n.max()) + 1))))
+    return table[n]
+
+
+def chance_map_at_k(query_labels, retrieval_labels, k=50, *, return_per_query: bool = False):
+    """Expected mAP@K of a uniformly random ranking (exact, no sampling).
+
+    For a query with R relevant items among N (K clipped to N), the number of relevant items
+    in the top K, m, is hypergeometric; given m their ranks are a uniform m-subset of 1..K, so
+
+        E[AP@K | m] = (1/K)·(H_K + (m-1)(K-H_K)/(K-1))    (m >= 1; H_K the K-th harmonic number)
+
+    which is linear in m. Hence, with P0 = P(m = 0) = C(N-R, K)/C(N, K) and E[m] = K·R/N,
+
+        E[AP@K] = (1/K)·[(1-P0)·(H_K - (K-H_K)/(K-1)) + (K·R/N)·(K-H_K)/(K-1)],
+
+    and E[AP@1] = R/N. For K = N (mAP@all) this is (1/N)·(H_N + (R-1)(N-H_N)/(N-1)).
+    The result is the mean over queries (same label rules as :func:`map_at_k`).
+    """
+    r = relevance_counts(query_labels, retrieval_labels).astype(np.float64)
+    n = int(np.asarray(retrieval_labels).shape[0])
+    kk = normalize_k(k, n)
+    if kk == 1:
+        ap = r / n
+    else:
+        h = float(_harmonic(np.array([kk]))[0])
+        # log C(N-R, K) - log C(N, K); zero probability when N - R < K
+        nr = n - r
+        with np.errstate(invalid="ignore"):
+            log_p0 = (gammaln(nr + 1) - gammaln(nr - kk + 1) - gammaln(n + 1) + gammaln(n - kk + 1))
+        p0 = np.where(nr >= kk, np.exp(np.where(nr >= kk, log_p0, 0.0)), 0.0)
+        c = (kk - h) / (kk - 1)
+        ap = ((1.0 - p0) * (h - c) + (kk * r / n) * c) / kk
+        ap = np.where(r > 0, ap, 0.0)
+    return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
