@@ -94,6 +94,9 @@ def test_tie_rule_is_lower_index_first():
     yr = np.array([0, 0, 1])
     assert map_at_k_from_scores(scores, np.array([1]), yr, None) == pytest.approx(1 / 3)
     assert map_at_k_from_scores(scores, np.array([1]), yr, 2) == 0.0
+    # the relevant item first in index order wins the tie, whichever end of the run it is at
+    assert map_at_k_from_scores(scores, np.array([1]), np.array([1, 0, 0]), None) == 1.0
+    assert map_at_k_from_scores(scores, np.array([1]), np.array([0, 1, 0]), None) == 0.5
     np.testing.assert_array_equal(top_k_indices(scores, 2), [[0, 1]])
     # boundary tie: k-th score tied with an item outside -> the lower indices are kept
     s = np.array([[0.1, 0.9, 0.5, 0.5, 0.5, 0.5]])
@@ -142,6 +145,12 @@ def test_from_scores_matches_naive_and_map_at_k():
     s = rng.integers(-3, 4, size=(15, 20)).astype(np.float32)       # integer scores: many ties
     yq, yr = rng.integers(0, 3, 15), rng.integers(0, 3, 20)
     for k in (1, 5, 19, 20, None):
+        _, per = map_at_k_from_scores(s, yq, yr, k, return_per_query=True)
+        np.testing.assert_allclose(per, naive_ap_from_scores(s, yq, yr, k), rtol=0, atol=1e-12)
+    # wide rows (past any small-array sort path) with heavy ties
+    s = rng.integers(-4, 5, size=(12, 300)).astype(np.float64)
+    yq, yr = rng.integers(0, 4, 12), rng.integers(0, 4, 300)
+    for k in (50, None):
         _, per = map_at_k_from_scores(s, yq, yr, k, return_per_query=True)
         np.testing.assert_allclose(per, naive_ap_from_scores(s, yq, yr, k), rtol=0, atol=1e-12)
     q, r = rng.normal(size=(8, 3)), rng.normal(size=(11, 3))
