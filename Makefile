@@ -50,7 +50,8 @@ $(ORACLE_VENV)/.installed: requirements-oracle.txt
 	@touch $@
 
 test-oracle: $(ORACLE_VENV)/.installed ## Check our semi-hard triplet loss against tensorflow-addons (TF 2.15 lane)
-	cd tests/oracle && ../../$(ORACLE_VENV)/bin/python -m pytest -q -p no:cacheprovider -c /dev/null -m oracle .
+	cd tests/oracle && ../../$(ORACLE_VENV)/bin/python -m pytest -q -p no:cacheprovider -c /dev/null \
+		--rootdir=. --confcutdir=. -o "markers=oracle: needs tensorflow-addons on TF 2.15" -m oracle .
 
 lint: $(STAMP) ## Run ruff over the code
 	$(VENV)/bin/ruff check cvs_tf data_prep experiments bench tests

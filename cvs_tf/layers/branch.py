@@ -1,0 +1,86 @@
+"""The per-modality branch: two dense layers that map a modality's features into the common dimension."""
+
+import keras
+
+__all__ = ["ModalityBranch"]
+
+
+@keras.saving.register_keras_serializable(package="cvs_tf")
+class ModalityBranch(keras.layers.Layer):
+    """Maps one modality's feature vector x_m (B, d_m) to g_m (B, dim) (thesis §3.1, Fig. 10).
+
+    ``g_m = Dense(dim)( [Dropout]( [BatchNorm]( relu(x_m W_1 + b_1) ) ) )``, i.e. the thesis's
+    two fully connected layers of 512 units: ``Dense(hidden_dim, relu) -> Dense(dim)``, both
+    randomly initialised. Batch norm (after the ReLU) and dropout (before the projection) are
+    optional and off by default (design §2). The output is not normalised: the model L2-normalises
+    it, after attention when attention is on.
+
+    Args:
+      dim: output dimension D of the common space (512 in the thesis).
+      hidden_dim: units of the first layer; ``None`` means ``dim``.
+      dropout: dropout rate in [0, 1); 0 switches the dropout layer off (no layer is created).
+      use_batchnorm: insert ``BatchNormalization`` after the hidden layer.
+
+    Shapes: input (B, d_m) with a known d_m; output (B, dim).
+
+    Sublayers are the attributes ``hidden`` (Dense + ReLU), ``batchnorm`` (or None),
+    ``drop`` (or None) and ``proj`` (Dense).
+    """
+
+    def __init__(self, dim=512, hidden_dim=None, dropout=0.0, use_batchnorm=False, **kwargs):
+        super().__init__(**kwargs)
+        if int(dim) <= 0:
+            raise ValueError(f"dim must be a positive integer; got {dim!r}")
+        if hidden_dim is not None and int(hidden_dim) <= 0:
+            raise ValueError(f"hidden_dim must be a positive integer or None; got {hidden_dim!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+        self.dim = int(dim)
+        self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
+        self.dropout = float(dropout)
+        self.use_batchnorm = bool(use_batchnorm)
+        units = self.hidden_dim if self.hidden_dim is not None else self.dim
+        self.hidden = keras.layers.Dense(units, activation="relu", name="hidden", dtype=self.dtype_policy)
+        self.batchnorm = (
+            keras.layers.BatchNormalization(name="batchnorm", dtype=self.dtype_policy)
+            if self.use_batchnorm else None
+        )
+        self.drop = (
+            keras.layers.Dropout(self.dropout, name="dropout", dtype=self.dtype_policy)
+            if self.dropout > 0.0 else None
+        )
+        self.proj = keras.layers.Dense(self.dim, name="proj", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"{self.name}: ModalityBranch expects inputs of shape (B, d) with a known d; "
+                f"got shape {input_shape}"
+            )
+        self.hidden.build(input_shape)
+        shape = (input_shape[0], self.hidden.units)
+        if self.batchnorm is not None:
+            self.batchnorm.build(shape)
+        self.proj.build(shape)
+
+    def call(self, x, training=None):
+        h = self.hidden(x)
+        if self.batchnorm is not None:
+            h = self.batchnorm(h, training=training)
+        if self.drop is not None:
+            h = self.drop(h, training=training)
+        return self.proj(h)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dim=self.dim,
+            hidden_dim=self.hidden_dim,
+            dropout=self.dropout,
+            use_batchnorm=self.use_batchnorm,
+        )
+        return config

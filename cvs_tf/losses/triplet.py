@@ -1,0 +1,217 @@
+"""Semi-hard triplet losses (within one set, across two sets, and the eq. 3.1.6 pair combination) as pure TF functions.
+
+This module imports only ``tensorflow`` (no ``keras``, no other ``cvs_tf`` module) so that it runs
+unchanged on TF 2.15 and TF 2.21: the TF-Addons oracle lane (``make test-oracle``) loads this
+file by path inside a TF 2.15 virtualenv and compares :func:`semi_hard_triplet_loss` with
+``tfa.losses.TripletSemiHardLoss(margin=1.0, distance_metric="squared-L2")``.
+
+Labels
+    Every function accepts labels either as integer class ids of shape ``(N,)`` (a ``(N, 1)``
+    column is squeezed to ``(N,)``) or as multi-hot rows of shape ``(N, C)`` with ``C >= 2``.
+    Two items are "the same class" when their ids are equal, or, for multi-hot, when they share
+    at least one label. An all-zero multi-hot row shares a class with nothing, not even itself.
+
+Mining rule (thesis §3.1.A, design §3), for one (anchor ``i``, positive ``k``) pair
+    * ``d_ap = d(i, k)``, squared Euclidean;
+    * semi-hard negative: the closest negative ``j`` with ``d(i, j) > d_ap`` (strictly);
+    * fallback when no negative is farther than the positive: the farthest negative of ``i``;
+    * when the anchor has no negative at all: ``d_an = 0`` (TF-Addons' convention: its masked
+      maximum over an empty set returns the row minimum, the zero self-distance), so that pair
+      contributes ``d_ap + margin``;
+    * the pair's loss is ``max(d_ap - d_an + margin, 0)``; the result is the mean over all
+      (anchor, positive) pairs (the anchor itself excluded); with no such pair it is ``0``
+      (TF-Addons returns NaN there: this is the one documented difference).
+
+Cost: the mining builds an (anchors × positives × negatives) boolean tensor, O(N² · M) memory,
+like TF-Addons' tiled mask; fine for training batches (N = 128: 2 M entries).
+"""
+
+import tensorflow as tf
+
+__all__ = [
+    "pairwise_squared_distances",
+    "same_class_matrix",
+    "semi_hard_triplet_loss",
+    "cross_triplet_loss",
+    "pair_triplet_loss",
+]
+
+
+def _as_float(x):
+    """Converts to a float tensor, promoting half precision to float32 (as TF-Addons does)."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype in (tf.float16, tf.bfloat16) or not x.dtype.is_floating:
+        x = tf.cast(x, tf.float32)
+    return x
+
+
+def _check_embeddings(emb, name):
+    emb = _as_float(emb)
+    if emb.shape.rank is not None and emb.shape.rank != 2:
+        raise ValueError(f"{name} must have shape (N, D); got shape {emb.shape}")
+    return emb
+
+
+def _normalise_labels(labels, name):
+    """Returns labels as (N,) ids or (N, C) multi-hot float rows; a (N, 1) column is squeezed."""
+    labels = tf.convert_to_tensor(labels)
+    rank = labels.shape.rank
+    if rank is None:
+        raise ValueError(f"{name} must have a known rank, (N,) or (N, C)")
+    if rank == 2 and labels.shape[-1] == 1:
+        labels = tf.squeeze(labels, axis=-1)
+        rank = 1
+    if rank == 1:
+        return labels
+    if rank == 2:
+        return tf.cast(labels, tf.float32)
+    raise ValueError(f"{name} must have shape (N,) or (N, C); got shape {labels.shape}")
+
+
+def same_class_matrix(labels_a, labels_b):
+    """Boolean (Na, Nb) matrix: True where item i of a and item j of b share a class.
+
+    Integer ids: equal ids. Multi-hot (N, C) rows: at least one common label. Both arguments
+    must use the same form.
+    """
+    la = _normalise_labels(labels_a, "labels_a")
+    lb = _normalise_labels(labels_b, "labels_b")
+    if la.shape.rank != lb.shape.rank:
+        raise ValueError(
+            "labels_a and labels_b must both be class ids (N,) or both multi-hot (N, C); "
+            f"got shapes {la.shape} and {lb.shape}"
+        )
+    if la.shape.rank == 1:
+        if la.dtype != lb.dtype:
+            lb = tf.cast(lb, la.dtype)
+        return tf.equal(la[:, None], lb[None, :])
+    if la.shape[-1] is not None and lb.shape[-1] is not None and la.shape[-1] != lb.shape[-1]:
+        raise ValueError(
+            f"multi-hot labels must have the same number of classes; got {la.shape[-1]} and {lb.shape[-1]}"
+        )
+    return tf.matmul(la, lb, transpose_b=True) > 0.0
+
+
+def pairwise_squared_distances(a, b):
+    """Squared Euclidean distances between the rows of ``a`` (Na, D) and ``b`` (Nb, D).
+
+    Computed as ``|a|² + |b|² - 2 a·bᵀ`` (the TF-Addons formula) and clamped at 0 against
+    rounding. Returns a float (Na, Nb) tensor.
+    """
+    a = _check_embeddings(a, "a")
+    b = _check_embeddings(b, "b")
+    if a.dtype != b.dtype:
+        b = tf.cast(b, a.dtype)
+    sq_a = tf.reduce_sum(tf.square(a), axis=1, keepdims=True)
+    sq_b = tf.reduce_sum(tf.square(b), axis=1, keepdims=True)
+    d = sq_a + tf.transpose(sq_b) - 2.0 * tf.matmul(a, b, transpose_b=True)
+    return tf.maximum(d, 0.0)
+
+
+def _semi_hard_from_masks(dist, positives, negatives, margin):
+    """Mean semi-hard hinge over the (anchor, positive) pairs given by the boolean masks.
+
+    ``dist`` (Na, Nb) holds anchor-to-candidate distances; ``positives``/``negatives`` (Na, Nb)
+    say which candidates are positives/negatives of each anchor.
+    """
+    margin = tf.cast(margin, dist.dtype)
+    # cond[i, k, j]: candidate j is a negative of anchor i and farther than positive k.
+    farther = dist[:, None, :] > dist[:, :, None]
+    cond = tf.logical_and(negatives[:, None, :], farther)
+    has_outside = tf.reduce_any(cond, axis=2)
+    row_max = tf.reduce_max(dist, axis=1, keepdims=True)
+    # Fill masked-out entries with the row maximum (never below a valid candidate), then take the min.
+    fill_max = tf.broadcast_to(row_max[:, :, None], tf.shape(cond))
+    outside = tf.reduce_min(
+        tf.where(cond, tf.broadcast_to(dist[:, None, :], tf.shape(cond)), fill_max), axis=2
+    )
+    # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
+    has_negative = tf.reduce_any(negatives, axis=1, keepdims=True)
+    inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=1, keepdims=True)
+    inside = tf.where(has_negative, inside, tf.zeros_like(inside))
+    d_an = tf.where(has_outside, outside, tf.broadcast_to(inside, tf.shape(dist)))
+    hinge = tf.maximum(dist - d_an + margin, 0.0)
+    hinge = tf.where(positives, hinge, tf.zeros_like(hinge))
+    num_pairs = tf.reduce_sum(tf.cast(positives, dist.dtype))
+    return tf.math.divide_no_nan(tf.reduce_sum(hinge), num_pairs)
+
+
+def semi_hard_triplet_loss(labels, embeddings, margin=1.0):
+    """Semi-hard triplet loss within one set of embeddings (the intra-modal term of eq. 3.1.6).
+
+    Args:
+      labels: (N,) class ids, a (N, 1) column, or (N, C) multi-hot rows.
+      embeddings: (N, D) float embeddings; they need not be normalised.
+      margin: the hinge margin (default 1.0).
+
+    Returns:
+      A float32 scalar: the mean over (anchor, positive) pairs, anchor != positive, of
+      ``max(d_ap - d_an + margin, 0)`` with ``d_an`` the semi-hard negative (module docstring).
+      Equals ``tfa.losses.TripletSemiHardLoss(margin, distance_metric="squared-L2")``.
+
+    Edge cases (each returns a finite value):
+      * anchors without a positive contribute nothing (they are not pairs);
+      * no (anchor, positive) pair at all — batch of size 0 or 1, or every label distinct — → 0
+        (TF-Addons: NaN);
+      * an anchor without a negative (e.g. a single-class batch) uses ``d_an = 0``, i.e.
+        ``d_ap + margin`` per pair, as TF-Addons does;
+      * anchors with positives but no negative farther than the positive fall back to their
+        farthest negative.
+    """
+    emb = _check_embeddings(embeddings, "embeddings")
+    same = same_class_matrix(labels, labels)
+    dist = pairwise_squared_distances(emb, emb)
+    n = tf.shape(dist)[0]
+    off_diag = tf.logical_not(tf.cast(tf.eye(n), tf.bool))
+    # Explicit zero self-distance (as TF-Addons), whatever the rounding of |a|² + |a|² - 2a·a.
+    dist = tf.where(off_diag, dist, tf.zeros_like(dist))
+    positives = tf.logical_and(same, off_diag)
+    negatives = tf.logical_and(tf.logical_not(same), off_diag)
+    return _semi_hard_from_masks(dist, positives, negatives, margin)
+
+
+def cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_emb, margin=1.0):
+    """Semi-hard triplet loss with anchors from one set and positives and negatives from another.
+
+    This is the inter-modal term ``inter(x -> y)`` of eq. 3.1.6: anchors are the rows of
+    ``anchor_emb`` (modality x); positives and negatives are rows of ``other_emb`` (modality y),
+    mined with the same rule as :func:`semi_hard_triplet_loss`. Every (anchor, same-class item
+    of y) pair counts, including an item paired with the anchor by instance.
+
+    Returns a float32 scalar; with no (anchor, positive) pair (no class in common, an empty set)
+    it is 0; an anchor without a negative in y uses ``d_an = 0`` (``d_ap + margin`` per pair).
+    """
+    ax = _check_embeddings(anchor_emb, "anchor_emb")
+    oy = _check_embeddings(other_emb, "other_emb")
+    if ax.shape[-1] is not None and oy.shape[-1] is not None and ax.shape[-1] != oy.shape[-1]:
+        raise ValueError(
+            f"anchor_emb and other_emb must have the same dimension; got {ax.shape[-1]} and {oy.shape[-1]}"
+        )
+    same = same_class_matrix(anchor_labels, other_labels)
+    dist = pairwise_squared_distances(ax, oy)
+    return _semi_hard_from_masks(dist, same, tf.logical_not(same), margin)
+
+
+def pair_triplet_loss(labels_x, emb_x, labels_y, emb_y, gammas=(0.25, 0.25, 0.5),
+                      margins=(1.0, 1.0, 1.0), symmetric=False):
+    """The eq. 3.1.6 triplet loss for one modality pair (x, y).
+
+    ``total = γ1 · intra(x) + γ2 · intra(y) + γ3 · inter``, where intra is
+    :func:`semi_hard_triplet_loss` with margins α1/α2 and ``inter`` is
+    :func:`cross_triplet_loss` (x -> y) with margin α3. With ``symmetric=True``, ``inter`` is the
+    **average** of x -> y and y -> x, so γ3 keeps its meaning and the scale of the total is the
+    same as in the one-way form.
+
+    Returns a dict of float32 scalars: ``intra_x``, ``intra_y``, ``inter``, ``total``.
+    """
+    if len(gammas) != 3 or len(margins) != 3:
+        raise ValueError(f"gammas and margins need 3 values each; got {gammas!r} and {margins!r}")
+    g1, g2, g3 = gammas
+    m1, m2, m3 = margins
+    intra_x = semi_hard_triplet_loss(labels_x, emb_x, m1)
+    intra_y = semi_hard_triplet_loss(labels_y, emb_y, m2)
+    inter = cross_triplet_loss(labels_x, emb_x, labels_y, emb_y, m3)
+    if symmetric:
+        inter = 0.5 * (inter + cross_triplet_loss(labels_y, emb_y, labels_x, emb_x, m3))
+    total = g1 * intra_x + g2 * intra_y + g3 * inter
+    return {"intra_x": intra_x, "intra_y": intra_y, "inter": inter, "total": total}
