@@ -1,0 +1,147 @@
+"""``python -m cvs_tf.data``: inspect feature sets, write synthetic stand-ins, convert official feature files.
+
+Subcommands::
+
+    inspect DIR|NAME                      summary table of a feature set (validates it fully)
+    synth NAME --out DIR [--scale S] [--seed N] [--multi-label] [--val-fraction F]
+    convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V]
+
+Bad input prints one ``error: ...`` line on stderr and exits with status 2; a failed ``synth``
+or ``convert`` leaves no output directory behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.data.registry import dataset_path
+from cvs_tf.data.store import SPLITS, FeatureSet, load_feature_set
+from cvs_tf.data.synthetic import NAMES as SYNTH_NAMES
+from data_prep import CONVERTERS
+
+CONVERT_NAMES = tuple(CONVERTERS)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"--val-fraction: not a number: {text!r}") from None
+    if not 0 <= value < 1:
+        raise CliError(f"--val-fraction: must be in [0, 1), got {text}")
+    return value
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"--scale: not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise CliError(f"--scale: must be in (0, 1], got {text}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m cvs_tf.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    p = sub.add_parser("inspect", help="print a summary table of a feature set")
+    p.add_argument("dataset", help="feature-set directory, or a name under $CVS_TF_DATA / an embedded set")
+    p.add_argument("--no-verify", action="store_true", help="skip the sha256 check of every array")
+
+    p = sub.add_parser("synth", help="write a synthetic stand-in with a dataset's published shapes")
+    p.add_argument("name", choices=SYNTH_NAMES)
+    p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
+    p.add_argument("--scale", type=_scale, default=1.0, help="shrink every count by this factor (0, 1]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=_fraction, default=0.1)
+    p.add_argument("--multi-label", action="store_true", help="nuswide only: multi-hot labels")
+
+    p = sub.add_parser("convert", help="convert official feature files to a feature set")
+    p.add_argument("name", choices=CONVERT_NAMES)
+    p.add_argument("src", type=Path, help="the official file or directory (layouts: docs/data.md)")
+    p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
+    p.add_argument("--multi-label", action="store_true", help="nuswide only: (N, C) multi-hot label files")
+    p.add_argument("--variant", choices=("auto", "full", "doc2vec"), default="auto",
+                   help="xmedianet only: full file or the image-text Doc2Vec file (auto: from the file name)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    args = build_parser().parse_args(argv)
+    if getattr(args, "multi_label", False) and args.name != "nuswide":
+        raise CliError(f"--multi-label: only nuswide has a multi-label option, not {args.name}")
+    if args.command == "convert" and args.variant != "auto" and args.name != "xmedianet":
+        raise CliError(f"--variant: only xmedianet has variants, not {args.name}")
+    return args
+
+
+def format_summary(fs: FeatureSet) -> str:
+    """The ``inspect`` table: header lines, then one row per modality with dim and counts per split."""
+    m = fs.manifest
+    val = m.get("validation", {})
+    val_text = (f"{val['fraction']:.0%} of train, stratified, seed {val.get('seed')}"
+                if isinstance(val.get("fraction"), (int, float)) else str(val.get("note", "provided by the source")))
+    prov = m["provenance"]
+    source = prov.get("generator") or prov.get("converter") or "unknown"
+    lines = [
+        f"dataset     {fs.name}  [{fs.data_label}]",
+        f"path        {fs.path}",
+        f"classes     {fs.num_classes} ({'multi-hot' if fs.label_kind == 'multi' else 'single-label'})",
+        f"pairing     {'instance-paired' if fs.paired else 'class-aligned (paired by class only)'}",
+        f"validation  {val_text}",
+        f"source      {source}" + (f" (seed {prov['seed']}, scale {prov['scale']})" if prov.get("synthetic") and "seed" in prov else ""),
+    ]
+    if "zero_shot" in m:
+        zs = m["zero_shot"]
+        lines.append(f"zero-shot   {len(zs['seen'])} seen classes (train/val) / {len(zs['unseen'])} unseen (test)")
+    rows = fs.summary_rows()
+    header = ["modality", "dim", *SPLITS]
+    table = [header] + [[str(r[h]) for h in header] for r in rows]
+    table.append(["total", "", *(str(sum(r[s] for r in rows)) for s in SPLITS)])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines.append(f"modalities  {len(rows)}")
+    for row in table:
+        lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)
+
+
+def _inspect(args) -> int:
+    fs = load_feature_set(dataset_path(args.dataset), verify=not args.no_verify)
+    print(format_summary(fs))
+    return 0
+
+
+def _synth(args) -> int:
+    from cvs_tf.data.synthetic import write_synthetic
+
+    out = write_synthetic(args.name, args.out, args.scale, args.seed, multi_label=args.multi_label,
+                          val_fraction=args.val_fraction)
+    print(f"wrote synthetic stand-in {args.name} to {out}")
+    print(format_summary(load_feature_set(out)))
+    return 0
+
+
+def _convert(args) -> int:
+    import data_prep
+
+    options = {}
+    if args.name == "nuswide":
+        options["multi_label"] = args.multi_label
+    if args.name == "xmedianet":
+        options["variant"] = args.variant
+    out = data_prep.convert(args.name, args.src, args.out, val_fraction=args.val_fraction, seed=args.seed,
+                            report=print, **options)
+    print(f"wrote {args.name} to {out}")
+    print(format_summary(load_feature_set(out)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return {"inspect": _inspect, "synth": _synth, "convert": _convert}[args.command](args)

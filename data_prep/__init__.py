@@ -1,0 +1,180 @@
+"""Converters from the official feature-file layouts to the cvs_tf feature-set store (``python -m cvs_tf.data convert``).
+
+Each converter module (``xmedia``, ``xmedianet``, ``dscmr`` for Pascal Sentence and NUS-WIDE,
+``cub``, ``wikipedia``) has a ``read(src, **options) -> Conversion`` that reads and validates
+the source files and raises :class:`~cvs_tf.data.store.FeatureSetError` (``<file>: <key>: ...``)
+on bad input. :func:`convert` then carves the validation split off train (seeded, stratified,
+never from test), records provenance and writes the set atomically with
+:func:`~cvs_tf.data.store.save_feature_set`. Converters never create the output directory
+themselves, so a failed conversion leaves nothing behind. The layouts are described in
+``docs/data.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cvs_tf.data.store import FeatureSetError, carve_validation, save_feature_set, sha256_file
+
+CONVERTERS = {
+    "xmedia": "data_prep.xmedia",
+    "xmedianet": "data_prep.xmedianet",
+    "pascal": "data_prep.dscmr",
+    "nuswide": "data_prep.dscmr",
+    "cub": "data_prep.cub",
+    "wikipedia": "data_prep.wikipedia",
+}
+
+
+@dataclass
+class Conversion:
+    """What a converter read: train/test per modality plus everything the manifest needs.
+
+    ``splits`` maps modality -> {"train": (x, y), "test": (x, y)} with 0-based labels.
+    ``row_ids`` (instance-paired sets only) maps a name to one id per source row, as
+    {"train": [...], "test": [...]}; they are split like the features and stored in the manifest.
+    """
+
+    name: str
+    splits: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
+    classes: list[str]
+    pairing: str
+    converter: str
+    version: str
+    sources: list[Path]
+    source_format: str
+    label_kind: str = "single"
+    label_base: int | None = None
+    notes: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    row_ids: dict[str, dict[str, list]] = field(default_factory=dict)
+    source_root: Path | None = None
+
+    def source_names(self) -> list[str]:
+        """Source files relative to ``source_root`` (or bare names): never absolute paths."""
+        root = self.source_root
+        return [p.relative_to(root).as_posix() if root and p.is_relative_to(root) else p.name for p in self.sources]
+
+
+def resolve_file(src: str | Path, default_name: str, key: str = "file") -> Path:
+    """``src`` itself if it is a file, else ``src/default_name``; error naming the file if absent."""
+    src = Path(src)
+    path = src / default_name if src.is_dir() else src
+    if not path.is_file():
+        raise FeatureSetError(f"{path}: {key}: file not found")
+    return path
+
+
+def class_names(n: int, base: int = 0) -> list[str]:
+    """Generic class names that keep the source's label value: ``class01`` is label 1 in a 1-based file."""
+    width = len(str(n - 1 + base))
+    return [f"class{c + base:0{max(2, width)}d}" for c in range(n)]
+
+
+def count_notes(found: Mapping[str, dict], expected: Mapping[str, tuple[int, int]], table: str) -> list[str]:
+    """One note per modality (counts and dim) plus one per count that differs from the reference table."""
+    notes = []
+    for m, splits in found.items():
+        ntr, nte = len(splits["train"][0]), len(splits["test"][0])
+        notes.append(f"{m}: {ntr} train / {nte} test items, dim {splits['train'][0].shape[1]}")
+        if m in expected:
+            for split, n, want in (("train", ntr, expected[m][0]), ("test", nte, expected[m][1])):
+                if n != want:
+                    notes.append(f"{m} {split}: the file holds {n} items; {table} says {want}")
+    return notes
+
+
+def dim_notes(found: Mapping[str, dict], expected: Mapping[str, int], what: str) -> list[str]:
+    """Notes for feature dimensions that differ from the documented ones (the file's dims are used)."""
+    return [
+        f"{m}: dim {splits['train'][0].shape[1]} differs from the {what} {expected[m]} (using the file's)"
+        for m, splits in found.items()
+        if m in expected and splits["train"][0].shape[1] != expected[m]
+    ]
+
+
+def class_coverage_notes(splits: Mapping[str, dict], n_classes: int) -> list[str]:
+    """Notes for classes a modality's train or test split never shows (single-label only)."""
+    notes = []
+    for m, per in splits.items():
+        for s in ("train", "test"):
+            y = per[s][1]
+            if y.ndim == 1 and len(y):
+                missing = n_classes - len(np.unique(y))
+                if missing:
+                    notes.append(f"{m} {s}: {missing} of {n_classes} classes have no items")
+    return notes
+
+
+ROWS = "\0rows"  # pseudo-modality carrying source row indices through the validation carve-out
+
+
+def write(conv: Conversion, out: str | Path, *, val_fraction: float = 0.1, seed: int = 0) -> Path:
+    """Carve validation, record provenance and write ``conv`` atomically at ``out``."""
+    paired = conv.pairing == "instance"
+    splits = dict(conv.splits)
+    if paired and conv.row_ids:
+        # Instance-paired carving takes the same rows from every modality, so a column of row
+        # indices carved in the same call says which source rows went to train and to val.
+        first = next(iter(conv.splits.values()))
+        splits[ROWS] = {s: (np.arange(len(first[s][0]))[:, None], first[s][1]) for s in ("train", "test")}
+    data = carve_validation(splits, val_fraction, seed, paired=paired)
+    extra = dict(conv.extra)
+    rows = data.pop(ROWS, None)
+    if rows is not None:
+        extra["item_ids"] = {
+            name: {
+                s: [ids["test" if s == "test" else "train"][int(i)] for i in rows[s][0][:, 0]]
+                for s in ("train", "val", "test")
+            }
+            for name, ids in conv.row_ids.items()
+        }
+    provenance = {
+        "synthetic": False,
+        "converter": conv.converter,
+        "converter_version": conv.version,
+        "source_files": conv.source_names(),
+        "source_sha256": {n: sha256_file(p) for n, p in zip(conv.source_names(), conv.sources)},
+        "source_format": conv.source_format,
+        "label_base": conv.label_base,
+        "notes": list(conv.notes),
+    }
+    validation = {"fraction": val_fraction, "seed": seed, "stratified": True, "carved_from": "train"}
+    return save_feature_set(
+        out, conv.name, data, conv.classes, label_kind=conv.label_kind, pairing=conv.pairing,
+        provenance=provenance, validation=validation, feature_dtype="float32", extra=extra,
+    )
+
+
+def read(name: str, src: str | Path, **options) -> Conversion:
+    """Read and validate the official files of dataset ``name`` (see :data:`CONVERTERS`)."""
+    if name not in CONVERTERS:
+        raise FeatureSetError(f"{name}: unknown dataset (choose from {', '.join(CONVERTERS)})")
+    module = importlib.import_module(CONVERTERS[name])
+    return module.read(src, name=name, **options)
+
+
+def convert(
+    name: str,
+    src: str | Path,
+    out: str | Path,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    report: Callable[[str], None] | None = print,
+    **options,
+) -> Path:
+    """Read, validate and write one dataset; ``report`` receives one line per finding."""
+    out = Path(out)
+    if out.exists():
+        raise FeatureSetError(f"{out}: output directory already exists (remove it first)")
+    conv = read(name, src, **options)
+    if report is not None:
+        for note in conv.notes:
+            report(f"{name}: {note}")
+    return write(conv, out, val_fraction=val_fraction, seed=seed)

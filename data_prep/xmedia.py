@@ -1,0 +1,66 @@
+"""Convert XMedia's ``XMediaFeatures.mat`` (5 modalities, 20 classes, class-aligned, 1-based labels) to a feature set.
+
+Expected keys (MATLAB v5 or v7.3), each features matrix ``(N, d)`` and each label vector
+``(N, 1)`` of 1-based class ids::
+
+    image  I_tr_CNN / I_te_CNN   trImgCat / teImgCat
+    text   T_tr_BOW / T_te_BOW   trTxtCat / teTxtCat
+    audio  A_tr     / A_te       trAudCat / teAudCat
+    video  V_tr_CNN / V_te_CNN   trVidCat / teVidCat
+    3d     d3_tr    / d3_te      tr3dCat  / te3dCat
+
+Feature dimensions are read from the file; the documented ones (4096/3000/29/4096/4700) and the
+thesis Table 1 counts are only compared against, and differences are reported. The number of
+classes is the largest label found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data_prep import Conversion, class_coverage_notes, class_names, count_notes, dim_notes, resolve_file
+from data_prep.matfile import MatFile
+
+VERSION = "1"
+FILE = "XMediaFeatures.mat"
+LABEL_BASE = 1
+LAYOUT = {  # modality: (train features, test features, train labels, test labels)
+    "image": ("I_tr_CNN", "I_te_CNN", "trImgCat", "teImgCat"),
+    "text": ("T_tr_BOW", "T_te_BOW", "trTxtCat", "teTxtCat"),
+    "audio": ("A_tr", "A_te", "trAudCat", "teAudCat"),
+    "video": ("V_tr_CNN", "V_te_CNN", "trVidCat", "teVidCat"),
+    "3d": ("d3_tr", "d3_te", "tr3dCat", "te3dCat"),
+}
+EXPECTED_COUNTS = {  # thesis Table 1 (train, test)
+    "image": (4000, 1000), "text": (4000, 1000), "audio": (800, 200), "video": (400, 100), "3d": (400, 100),
+}
+EXPECTED_DIMS = {"image": 4096, "text": 3000, "audio": 29, "video": 4096, "3d": 4700}
+EXPECTED_CLASSES = 20
+
+
+def read_modality(mat: MatFile, x_tr: str, x_te: str, y_tr: str, y_te: str, base: int) -> dict:
+    """Train and test (features, 0-based labels) of one modality stored under four keys."""
+    xtr = mat.features(x_tr)
+    xte = mat.features(x_te, dim=xtr.shape[1])
+    ytr = mat.labels(y_tr, base=base, rows=len(xtr), rows_from=x_tr)
+    yte = mat.labels(y_te, base=base, rows=len(xte), rows_from=x_te)
+    return {"train": (xtr, ytr), "test": (xte, yte)}
+
+
+def read(src: str | Path, *, name: str = "xmedia", **_options) -> Conversion:
+    """Read and validate ``src`` (the .mat file, or a directory holding ``XMediaFeatures.mat``)."""
+    path = resolve_file(src, FILE)
+    mat = MatFile(path)
+    splits = {m: read_modality(mat, *keys, base=LABEL_BASE) for m, keys in LAYOUT.items()}
+    n_classes = 1 + max((int(y.max()) for per in splits.values() for _, y in per.values() if len(y)), default=0)
+    notes = [f"read {path.name} ({mat.version})"]
+    notes += count_notes(splits, EXPECTED_COUNTS, "thesis Table 1")
+    notes += dim_notes(splits, EXPECTED_DIMS, "documented dim")
+    if n_classes != EXPECTED_CLASSES:
+        notes.append(f"{n_classes} classes (largest label); XMedia has {EXPECTED_CLASSES}")
+    notes += class_coverage_notes(splits, n_classes)
+    return Conversion(
+        name=name, splits=splits, classes=class_names(n_classes, LABEL_BASE), pairing="class",
+        converter=__name__, version=VERSION, sources=[path], source_format=mat.version,
+        label_base=LABEL_BASE, notes=notes,
+    )
