@@ -1,0 +1,105 @@
+"""`python -m cvs_tf.train`: train a CVS, M-CVS or RVS space into a run directory (see docs/training.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.config import REFERENCES, SPACES, ConfigError, RunConfig
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m cvs_tf.train",
+        description="Train a cross-modal space (CVS, M-CVS or RVS) on a feature set. "
+        "Defaults follow the thesis: D=512, batch 128, Adam 1e-3, margins 1.0, gammas (0.25, 0.25, 0.5).",
+    )
+    p.add_argument("--space", choices=SPACES, help="cvs (joint), mcvs (stage-wise, frozen), rvs (reference) [cvs]")
+    p.add_argument("--reference", choices=REFERENCES, help="RVS reference modality [image]")
+    p.add_argument("--dataset", help="dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory [tux12]")
+    p.add_argument("--modalities", nargs="+", metavar="M", help="modalities to use, in stage order [all]")
+    p.add_argument("--stages", nargs="+", metavar="M[,M]",
+                   help="M-CVS/RVS stage plan, one comma-separated group per stage, e.g. image,text video audio")
+    p.add_argument("--no-attention", dest="attention", action="store_false", default=None,
+                   help="baseline space without attention blocks")
+    p.add_argument("--epochs", type=int, help="max epochs per stage [30]")
+    p.add_argument("--batch-size", type=int, help="batch size B [128]")
+    p.add_argument("--lr", type=float, help="Adam learning rate [1e-3]")
+    p.add_argument("--seed", type=int, help="seed for initialisation and batch sampling [0]")
+    p.add_argument("--steps-per-epoch", type=int, help="steps per epoch [one pass over the largest modality]")
+    p.add_argument("--early-stopping", choices=("val_loss", "val_map", "none"),
+                   help="model selection on the validation split [val_loss]")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs [5]")
+    p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA-compile the train step [on]")
+    p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
+    p.add_argument("--mixed-precision", action="store_true", default=None,
+                   help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
+    p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory [runs/<space>-<dataset>-<time>]")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last completed epoch")
+    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def config_from_args(args) -> RunConfig:
+    """Defaults, then --config, then explicit flags."""
+    cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
+    m, t = cfg.model, cfg.train
+    for src, obj, attr in [
+        ("space", m, "space"), ("reference", m, "reference"), ("attention", m, "attention"),
+        ("dataset", t, "dataset"), ("epochs", t, "epochs"), ("batch_size", t, "batch_size"), ("lr", t, "lr"),
+        ("seed", t, "seed"), ("steps_per_epoch", t, "steps_per_epoch"), ("early_stopping", t, "early_stopping"),
+        ("patience", t, "patience"), ("jit", t, "jit"), ("mixed_precision", t, "mixed_precision"),
+    ]:
+        value = getattr(args, src)
+        if value is not None:
+            setattr(obj, attr, value)
+    if args.modalities:
+        m.modalities = [x.lower() for x in args.modalities]
+    if args.stages:
+        m.stages = [[x.strip().lower() for x in g.split(",") if x.strip()] for g in args.stages]
+    if m.stages and m.space == "cvs":
+        raise ConfigError("--stages needs --space mcvs or rvs")
+    return cfg.validate()
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    ds = Path(cfg.train.dataset).name if cfg.train.dataset else "tux12"
+    ref = f"-{cfg.model.reference}" if cfg.model.space == "rvs" else ""
+    att = "" if cfg.model.attention else "-noatt"
+    return Path("runs") / f"{cfg.model.space}{ref}{att}-{ds}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
+    args = parse_args(argv)
+    if args.resume:
+        if not args.out:
+            raise CliError("--resume needs --out RUN_DIR")
+        cfg_path = Path(args.out) / "config.json"
+        if not cfg_path.is_file():
+            raise CliError(f"{cfg_path}: no run to resume (missing config.json)")
+        data = json.loads(cfg_path.read_text())
+        data.pop("resolved", None)
+        cfg = RunConfig.from_dict(data).validate()
+        out = Path(args.out)
+    else:
+        cfg = config_from_args(args)
+        out = Path(args.out) if args.out else default_run_dir(cfg)
+
+    from cvs_tf.training.trainer import Trainer
+
+    trainer = Trainer(cfg, out, verbose=0 if args.quiet else "auto", callbacks=callbacks)
+    metrics = trainer.run(resume=args.resume)
+    from cvs_tf.evaluation.table import format_table_dict
+
+    print(f"\nrun directory: {out}")
+    for split in ("val", "test"):
+        print(f"\n{format_table_dict(metrics[split], title=f'{split} mAP@{metrics['k']} ({metrics['protocol']} protocol, {metrics['data_label']}: {metrics['dataset']})')}")
+    return 0

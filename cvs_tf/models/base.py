@@ -1,0 +1,369 @@
+"""CrossModalModel: the shared custom-train_step model behind CVS, M-CVS and RVS (stages, freezing, losses).
+
+A space is described by a *stage plan*: stage ``k`` adds some modalities (a branch each) and
+some attention blocks, and trains a list of modality pairs. Everything trained in an earlier
+stage is frozen (``trainable=False``, then the train function is rebuilt by recompiling).
+The subclasses only differ in their plan and block type:
+
+* ``CVSModel``: one stage, every modality, one ``AlignedAttention`` per pair (C(n,2)).
+* ``MCVSModel``: stage 1 = two modalities; each later stage adds one modality with one
+  ``AlignedAttention`` to every existing modality.
+* ``RVSModel``: stage 1 = reference + one modality; each later stage adds one modality with an
+  ``RVSAttention`` to the reference only; the reference branch, the shared ``w_r``/``w_ie``
+  (``RVSReference``) and the classifier are frozen after stage 1.
+
+Loss (design.md §3), for a batch of the current stage's modalities ``M`` and trained pairs ``P``:
+
+    L = alpha * mean_{m in M_new} CE(classifier(e_m), y_m)
+      + beta  * mean_{(x,y) in P} [g1*intra(x) + g2*intra(y) + g3*inter(x->y)]
+      (+ w_rec * mean_m ||dec_m(e_m) - x_m||^2 when reconstruction is on)
+
+where ``e_m = l2(branch_m(x_m))`` (the test-time ``independent`` embedding) and the triplet terms of
+a pair use the attended embeddings ``l2(g_x'), l2(g_y')`` of that pair's block when attention is
+on (else ``e_x, e_y``). ``M_new`` are the modalities whose branch is trainable in this stage (the
+classifier supervises every branch being trained). Averaging over pairs keeps the alpha/beta
+balance independent of the number of modalities. ``train_step`` and ``test_step`` both call
+:meth:`compute_losses`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cvs_tf.data.store import order_modalities
+from cvs_tf.layers import AlignedAttention, ModalityBranch, RVSAttention, RVSReference
+from cvs_tf.losses import classification_loss, pair_triplet_loss, reconstruction_loss
+
+
+def pair_key(a: str, b: str) -> str:
+    """Name of the block / metric for the ordered pair (a, b)."""
+    return f"{a}__{b}"
+
+
+def l2n(x):
+    return tf.math.l2_normalize(tf.cast(x, tf.float32), axis=-1)
+
+
+class CrossModalModel(keras.Model):
+    """Base of the three spaces; see the module docstring. Subclasses define :meth:`make_plan`."""
+
+    block_type = "aligned"
+
+    def __init__(
+        self,
+        modality_dims: dict,
+        num_classes: int,
+        stages: list | None = None,
+        reference: str | None = None,
+        attention: bool = True,
+        dim: int = 512,
+        dropout: float = 0.0,
+        use_batchnorm: bool = False,
+        use_w_a: bool = True,
+        use_w_b: bool = True,
+        use_w_ab: bool = True,
+        loss_weights: dict | None = None,
+        multi_label: bool = False,
+        current_stage: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if len(modality_dims) < 2:
+            raise ValueError(f"a cross-modal space needs >= 2 modalities, got {list(modality_dims)}")
+        self.modality_dims = {m: int(d) for m, d in modality_dims.items()}
+        self.num_classes = int(num_classes)
+        self.reference = reference
+        self.attention = bool(attention)
+        self.dim = int(dim)
+        self.dropout = float(dropout)
+        self.use_batchnorm = bool(use_batchnorm)
+        self.switches = dict(use_w_a=use_w_a, use_w_b=use_w_b, use_w_ab=use_w_ab)
+        self.loss_weights = {
+            "alpha": 1.0, "beta": 1.0, "gammas": (0.25, 0.25, 0.5), "margins": (1.0, 1.0, 1.0),
+            "symmetric_inter": False, "reconstruction_weight": 0.0, **(loss_weights or {}),
+        }
+        self.multi_label = bool(multi_label)
+        self.stages = [list(s) for s in (stages or self.default_stages())]
+        self.plan = self.make_plan(self.stages)
+        self.current_stage = int(current_stage)
+
+        self.branches = {
+            m: ModalityBranch(dim=self.dim, dropout=self.dropout, use_batchnorm=self.use_batchnorm,
+                              name=f"branch_{m}")
+            for m in self.all_modalities
+        }
+        # Under a mixed-precision policy only the branches run in low precision; blocks (softmax),
+        # classifier and losses stay float32.
+        self.classifier = keras.layers.Dense(self.num_classes, name="classifier", dtype="float32")
+        self.shared_reference = RVSReference(name="rvs_reference", dtype="float32") if self.block_type == "rvs" and self.attention else None
+        self.blocks = {}
+        if self.attention:
+            for stage in self.plan:
+                for a, b in stage["blocks"]:
+                    if self.block_type == "rvs":
+                        blk = RVSAttention(reference=self.shared_reference, name=f"rvs_{pair_key(a, b)}",
+                                           use_w_r=use_w_a, use_w_s=use_w_b, use_w_rs=use_w_ab,
+                                           dtype="float32")
+                    else:
+                        blk = AlignedAttention(name=f"att_{pair_key(a, b)}", dtype="float32", **self.switches)
+                    self.blocks[pair_key(a, b)] = blk
+        self.decoders = {}
+        if self.loss_weights["reconstruction_weight"] > 0:
+            self.decoders = {m: keras.layers.Dense(d, name=f"decoder_{m}", dtype="float32") for m, d in self.modality_dims.items()}
+        self._build_all()
+        self._make_trackers()
+        self.set_stage(self.current_stage, recompile=False)
+
+    # ------------------------------------------------------------------ plan
+    def default_stages(self) -> list[list[str]]:
+        return [list(self.modality_dims)]
+
+    def make_plan(self, stages):
+        raise NotImplementedError
+
+    @property
+    def all_modalities(self) -> list[str]:
+        return [m for s in self.stages for m in s]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities trained so far (up to and including the current stage)."""
+        return [m for s in self.stages[: self.current_stage + 1] for m in s]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    def stage_name(self, k: int) -> str:
+        added = "+".join(self.stages[k]) if k else "_".join(self.stages[0])
+        return f"{k + 1}-{added}"
+
+    def active_pairs(self, k: int | None = None) -> list[tuple[str, str]]:
+        return list(self.plan[self.current_stage if k is None else k]["pairs"])
+
+    def attention_block(self, mod_a: str, mod_b: str):
+        """``(layer, swapped)`` for the block linking two modalities, or ``None``."""
+        if pair_key(mod_a, mod_b) in self.blocks:
+            return self.blocks[pair_key(mod_a, mod_b)], False
+        if pair_key(mod_b, mod_a) in self.blocks:
+            return self.blocks[pair_key(mod_b, mod_a)], True
+        return None
+
+    # ------------------------------------------------------------------ build / freeze
+    def _build_all(self):
+        for m, layer in self.branches.items():
+            layer.build((None, self.modality_dims[m]))
+        self.classifier.build((None, self.dim))
+        if self.shared_reference is not None:
+            self.shared_reference.build((None, self.dim))
+        for blk in self.blocks.values():
+            blk.build([(None, self.dim), (None, self.dim)])
+        for m, dec in self.decoders.items():
+            dec.build((None, self.dim))
+        self.built = True
+
+    def build(self, input_shape=None):  # everything is built in __init__
+        self.built = True
+
+    def stage_components(self, k: int) -> list:
+        """Layers first trained in stage k."""
+        comps = [self.branches[m] for m in self.stages[k]] + [self.blocks[pair_key(a, b)] for a, b in self.plan[k]["blocks"] if pair_key(a, b) in self.blocks]
+        comps += [self.decoders[m] for m in self.stages[k] if m in self.decoders]
+        if k == 0:
+            comps.append(self.classifier)
+            if self.shared_reference is not None:
+                comps.append(self.shared_reference)
+        return comps
+
+    def set_stage(self, k: int, recompile: bool = True):
+        """Make stage k current: its new components trainable, everything else frozen; rebuild train fn."""
+        if not 0 <= k < self.num_stages:
+            raise ValueError(f"stage {k} out of range (model has {self.num_stages})")
+        self.current_stage = int(k)
+        for j in range(self.num_stages):
+            for layer in self.stage_components(j):
+                layer.trainable = j == k
+        # shared reference objects are tracked inside every RVS block: freeze them again explicitly
+        if self.shared_reference is not None:
+            self.shared_reference.trainable = k == 0
+        self._make_trackers()
+        if recompile and getattr(self, "optimizer", None) is not None and self.compiled:
+            self.compile(optimizer=type(self.optimizer).from_config(self.optimizer.get_config()),
+                         jit_compile=self._jit_setting)
+
+    def trainable_modalities(self) -> list[str]:
+        return [m for m in self.modalities if self.branches[m].trainable]
+
+    def parameter_report(self) -> dict:
+        """Attention-block count and trainable/frozen parameter counts of the current stage (thesis Fig. 26)."""
+        used = set()
+        layers = [self.branches[m] for m in self.modalities] + [self.classifier]
+        layers += [self.blocks[pair_key(a, b)] for s in self.plan[: self.current_stage + 1] for a, b in s["blocks"] if pair_key(a, b) in self.blocks]
+        layers += [self.decoders[m] for m in self.modalities if m in self.decoders]
+        if self.shared_reference is not None:
+            layers.append(self.shared_reference)
+        trainable = frozen = 0
+        for layer in layers:
+            for v in layer.weights:
+                if id(v) in used:
+                    continue
+                used.add(id(v))
+                n = int(np.prod(v.shape))
+                if v.trainable:
+                    trainable += n
+                else:
+                    frozen += n
+        blocks = sum(len(s["blocks"]) for s in self.plan[: self.current_stage + 1]) if self.attention else 0
+        return {
+            "stage": self.current_stage + 1,
+            "modalities": self.modalities,
+            "attention_blocks": blocks,
+            "trainable_params": trainable,
+            "frozen_params": frozen,
+        }
+
+    # ------------------------------------------------------------------ forward
+    def branch_output(self, modality: str, features, training=False):
+        """Un-normalised branch output g_m (N, D)."""
+        return tf.cast(self.branches[modality](tf.cast(features, self.compute_dtype), training=training), tf.float32)
+
+    def embed(self, modality: str, features, batch_size: int = 4096):
+        """L2-normalised common embedding (the ``independent`` protocol), as a float32 tensor."""
+        if modality not in self.branches:
+            raise ValueError(f"model has no modality {modality!r} (has {', '.join(self.branches)})")
+        features = np.asarray(features, dtype=np.float32)
+        outs = [l2n(self.branch_output(modality, features[i : i + batch_size])) for i in range(0, len(features), batch_size)]
+        return tf.concat(outs, 0) if outs else tf.zeros((0, self.dim))
+
+    def call(self, inputs, training=False):
+        return {m: l2n(self.branch_output(m, x, training=training)) for m, x in inputs.items()}
+
+    # ------------------------------------------------------------------ losses
+    def _make_trackers(self):
+        names = ["loss", "classification", "triplet"]
+        for a, b in self.active_pairs():
+            k = pair_key(a, b)
+            names += [f"{k}.intra_{a}", f"{k}.intra_{b}", f"{k}.inter"]
+        if self.decoders:
+            names.append("reconstruction")
+        self._tracker_names = names
+        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compute_losses(self, x: dict, y: dict, training: bool = False) -> dict:
+        """Every loss component for one batch; shared by train_step and test_step."""
+        lw = self.loss_weights
+        needed = sorted({m for p in self.active_pairs() for m in p}, key=self.all_modalities.index)
+        g = {m: self.branch_output(m, x[m], training=training) for m in needed}
+        e = {m: l2n(g[m]) for m in needed}
+        out = {}
+        cls_mods = [m for m in needed if self.branches[m].trainable] or needed
+        out["classification"] = tf.add_n([
+            classification_loss(y[m], tf.cast(self.classifier(e[m]), tf.float32)) for m in cls_mods
+        ]) / len(cls_mods)
+        totals = []
+        for a, b in self.active_pairs():
+            k = pair_key(a, b)
+            ea, eb = e[a], e[b]
+            if self.attention and k in self.blocks:
+                ga, gb = self.blocks[k]((g[a], g[b]), training=training)[:2]
+                ea, eb = l2n(ga), l2n(gb)
+            parts = pair_triplet_loss(y[a], ea, y[b], eb, gammas=lw["gammas"], margins=lw["margins"],
+                                      symmetric=lw["symmetric_inter"])
+            out[f"{k}.intra_{a}"] = parts["intra_x"]
+            out[f"{k}.intra_{b}"] = parts["intra_y"]
+            out[f"{k}.inter"] = parts["inter"]
+            totals.append(parts["total"])
+        out["triplet"] = tf.add_n(totals) / len(totals)
+        loss = lw["alpha"] * out["classification"] + lw["beta"] * out["triplet"]
+        if self.decoders:
+            rec = [reconstruction_loss(tf.cast(x[m], tf.float32), tf.cast(self.decoders[m](e[m]), tf.float32))
+                   for m in cls_mods if m in self.decoders]
+            out["reconstruction"] = tf.add_n(rec) / len(rec)
+            loss = loss + lw["reconstruction_weight"] * out["reconstruction"]
+        out["loss"] = loss
+        return out
+
+    def _unpack(self, data):
+        """Batches are (features, labels) dicts, or index dicts gathered from an attached FeatureBank."""
+        if isinstance(data, tuple) and len(data) == 2:
+            return data
+        return self.bank.gather(data)
+
+    def attach_bank(self, bank):
+        """Attach the device-resident FeatureBank used to gather index batches."""
+        object.__setattr__(self, "_bank", bank)
+
+    @property
+    def bank(self):
+        bank = getattr(self, "_bank", None)
+        if bank is None:
+            raise RuntimeError("index batches need a FeatureBank: call model.attach_bank(bank) first")
+        return bank
+
+    def _update(self, losses):
+        for n, t in self._trackers.items():
+            t.update_state(losses[n])
+        return {n: t.result() for n, t in self._trackers.items()}
+
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        with tf.GradientTape() as tape:
+            losses = self.compute_losses(x, y, training=True)
+            scaled = losses["loss"]
+            if hasattr(self.optimizer, "scale_loss"):
+                scaled = self.optimizer.scale_loss(scaled)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        # None gradients (parts unused by this stage's losses) are skipped by the optimizer, which is
+        # still built over every trainable variable, so its state layout is stable for --resume.
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self._update(losses)
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        return self._update(self.compute_losses(x, y, training=False))
+
+    def compile(self, optimizer="adam", jit_compile=True, **kwargs):
+        self._jit_setting = jit_compile
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            modality_dims=self.modality_dims,
+            num_classes=self.num_classes,
+            stages=self.stages,
+            reference=self.reference,
+            attention=self.attention,
+            dim=self.dim,
+            dropout=self.dropout,
+            use_batchnorm=self.use_batchnorm,
+            loss_weights={k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()},
+            multi_label=self.multi_label,
+            current_stage=self.current_stage,
+            **self.switches,
+        )
+        return config
+
+
+def aligned_plan(stages):
+    """M-CVS/CVS plan: stage k adds its modalities, a block to every earlier and same-stage modality."""
+    plan, seen = [], []
+    for s in stages:
+        new_pairs = [p for p in itertools.combinations(s, 2)]
+        new_pairs += [(o, m) for m in s for o in seen]
+        plan.append({"blocks": new_pairs, "pairs": new_pairs})
+        seen += list(s)
+    return plan
+
+
+__all__ = ["CrossModalModel", "aligned_plan", "l2n", "order_modalities", "pair_key"]

@@ -1,0 +1,5 @@
+"""Training: the stage-wise Trainer with checkpoints, early stopping, TensorBoard and run records."""
+
+from cvs_tf.training.trainer import Trainer
+
+__all__ = ["Trainer"]
