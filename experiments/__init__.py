@@ -1,0 +1,1 @@
+"""Experiments: the classical baselines and the runner that reproduces the thesis tables and figures."""

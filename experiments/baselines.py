@@ -1,0 +1,320 @@
+"""Classical cross-modal baselines (regularised CCA, label-space logistic regression, chance) as mAP@50 tables.
+
+``python -m experiments.baselines --dataset tux12|digits10|DIR`` prints, for the test split,
+the full query x retrieval mAP@50 table of each baseline and writes it (Markdown, CSV, JSON)
+under ``results/baselines/<dataset>/`` and into the ``<!-- baselines -->`` section of
+``docs/results.md``. Hyper-parameters are chosen on the ``val`` split (carved from train);
+the test split is touched only for the final numbers.
+
+* ``cca`` -- closed-form regularised CCA for each modality pair, fit on train. With centred
+  features, ``C_aa + lambda * (tr(C_aa)/d_a) * I`` (the ridge is relative to the mean variance,
+  so it is scale-free), whitening ``W_a = C_aa^{-1/2}``, SVD of ``W_a C_ab W_b = U S V^T``;
+  the projections are ``W_a U_k`` and ``W_b V_k``, and each projected item is weighted by the
+  canonical correlations ``S_k`` before cosine retrieval. ``lambda`` and ``k`` are chosen per
+  pair on the val split (mean of both directions). Instance-paired sets use the true pairs.
+  Class-paired sets (Digits-10) have none: there each class's items of the two modalities are
+  paired by class-aligned sampling (every item of the larger side once, the smaller side
+  cycled in a seeded random order), the same thing the models' class-aligned batches do.
+  Both directions of a pair (a->b and b->a) use the same CCA.
+* ``label`` -- label-space baseline: per modality, standardise, multinomial logistic
+  regression with ``C`` chosen on val accuracy (ties: val log-loss), fit on train; items are
+  retrieved by the cosine of their predicted class distributions.
+* ``chance`` -- the exact expected mAP@50 of a uniformly random ranking
+  (:func:`cvs_tf.evaluation.metrics.chance_map_at_k`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
+from cvs_tf.data.registry import load_dataset
+from cvs_tf.data.store import FeatureSet
+from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k
+from cvs_tf.evaluation.table import (
+    _assemble,
+    cross_modal_table,
+    format_table,
+    to_markdown,
+    write_table,
+)
+
+K = 50
+BASELINES = ("cca", "label", "chance")
+CCA_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0)
+CCA_DIMS = (8, 16, 32, 64, 128)
+LR_CS = (0.01, 0.1, 1.0, 10.0)
+SECTION = ("<!-- baselines -->", "<!-- /baselines -->")
+DEFAULT_RESULTS = "docs/results.md"
+DEFAULT_OUT_DIR = "results/baselines"
+
+
+# --------------------------------------------------------------------------- CCA
+
+
+class View:
+    """One modality's training statistics: mean and eigendecomposition of the covariance."""
+
+    def __init__(self, x: np.ndarray):
+        x = np.asarray(x, np.float64)
+        self.mu = x.mean(0)
+        c = np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+        self.w, self.v = np.linalg.eigh(c)
+        self.scale = float(np.trace(c)) / len(c) + 1e-12
+
+    def inv_sqrt(self, lam: float) -> np.ndarray:
+        """``(C + lam * mean_variance * I)^{-1/2}``."""
+        return (self.v / np.sqrt(np.maximum(self.w, 0.0) + lam * self.scale)) @ self.v.T
+
+
+class PairCCA:
+    """Regularised CCA between two views for one ridge ``lam``; ``project`` keeps the top ``k``."""
+
+    def __init__(self, va: View, vb: View, pa: np.ndarray, pb: np.ndarray, lam: float):
+        """``va``/``vb``: each view's own training statistics; ``pa``/``pb``: the paired rows."""
+        self.mu_a, self.mu_b = va.mu, vb.mu
+        za = np.asarray(pa, np.float64) - va.mu
+        zb = np.asarray(pb, np.float64) - vb.mu
+        cab = za.T @ zb / max(1, len(za) - 1)
+        wa, wb = va.inv_sqrt(lam), vb.inv_sqrt(lam)
+        u, s, vt = np.linalg.svd(wa @ cab @ wb, full_matrices=False)
+        self.proj_a, self.proj_b, self.corr = wa @ u, wb @ vt.T, s
+
+    def project(self, x: np.ndarray, side: str, k: int) -> np.ndarray:
+        k = min(k, len(self.corr))
+        mu, p = (self.mu_a, self.proj_a) if side == "a" else (self.mu_b, self.proj_b)
+        return ((np.asarray(x, np.float64) - mu) @ p[:, :k]) * self.corr[:k]
+
+
+def class_aligned_pairs(ya: np.ndarray, yb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (ia, ib) pairing items of the same class: each item of the larger side once,
+    the smaller side cycled in a seeded random order. Classes missing on either side are skipped."""
+    rng = np.random.default_rng(seed)
+    ia, ib = [], []
+    for c in np.intersect1d(ya, yb):
+        a, b = np.flatnonzero(ya == c), np.flatnonzero(yb == c)
+        n = max(len(a), len(b))
+        a = np.resize(rng.permutation(a), n) if len(a) < n else a
+        b = np.resize(rng.permutation(b), n) if len(b) < n else b
+        ia.append(a)
+        ib.append(b)
+    return np.concatenate(ia), np.concatenate(ib)
+
+
+def _pairs(fs: FeatureSet, a: str, b: str, seed: int):
+    """Paired training rows of modalities a and b: the true pairs, or class-aligned pseudo-pairs."""
+    xa, xb = np.asarray(fs.x(a, "train"), np.float64), np.asarray(fs.x(b, "train"), np.float64)
+    if fs.paired:
+        return xa, xb
+    ia, ib = class_aligned_pairs(np.asarray(fs.y(a, "train")), np.asarray(fs.y(b, "train")), seed)
+    return xa[ia], xb[ib]
+
+
+def _both_directions(cca: PairCCA, fs: FeatureSet, a: str, b: str, split: str, k: int) -> tuple[float, float]:
+    za, zb = cca.project(fs.x(a, split), "a", k), cca.project(fs.x(b, split), "b", k)
+    ya, yb = fs.y(a, split), fs.y(b, split)
+    return map_at_k(za, zb, ya, yb, K), map_at_k(zb, za, yb, ya, K)
+
+
+def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log=print):
+    """CCA mAP@50 on test for every ordered pair; (table, chosen hyper-parameters per pair)."""
+    idx = {m: i for i, m in enumerate(modalities)}
+    values = np.full((len(modalities), len(modalities)), np.nan)
+    chosen = {}
+    views = {m: View(fs.x(m, "train")) for m in modalities}
+    for a, b in combinations(modalities, 2):
+        pa, pb = _pairs(fs, a, b, seed)
+        best = None
+        for lam in CCA_LAMBDAS:
+            cca = PairCCA(views[a], views[b], pa, pb, lam)
+            for k in CCA_DIMS:
+                if k > len(cca.corr) and k != CCA_DIMS[0]:
+                    continue
+                val = float(np.mean(_both_directions(cca, fs, a, b, "val", k)))
+                if best is None or val > best[0] + 1e-12:
+                    best = (val, lam, k, cca)
+        val, lam, k, cca = best
+        ab, ba = _both_directions(cca, fs, a, b, "test", k)
+        values[idx[a], idx[b]], values[idx[b], idx[a]] = ab, ba
+        chosen[f"{a}-{b}"] = {"lambda": lam, "k": min(k, len(cca.corr)), "val_map": round(val, 4)}
+        log(f"  cca {a}-{b}: lambda={lam:g} k={min(k, len(cca.corr))} (val mAP@50 {val:.3f})")
+    return _table(values, modalities, fs, "CCA"), chosen
+
+
+# --------------------------------------------------------------------------- label space
+
+
+def label_embeddings(fs: FeatureSet, modalities: list[str], log=print):
+    """Per modality: predicted class distributions on test, and the chosen C."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import StandardScaler
+
+    out, chosen = {}, {}
+    classes = np.arange(fs.num_classes)
+    for m in modalities:
+        xtr, ytr = np.asarray(fs.x(m, "train"), np.float64), np.asarray(fs.y(m, "train"))
+        scaler = StandardScaler().fit(xtr)
+        xtr = scaler.transform(xtr)
+        xva, yva = scaler.transform(np.asarray(fs.x(m, "val"), np.float64)), np.asarray(fs.y(m, "val"))
+        best = None
+        for c in LR_CS:
+            clf = LogisticRegression(C=c, max_iter=3000).fit(xtr, ytr)
+            if len(yva):
+                p = _full_proba(clf, xva, classes)
+                key = (float(np.mean(p.argmax(1) == yva)), -log_loss(yva, p, labels=classes))
+            else:
+                key = (0.0, 0.0)
+            if best is None or key > best[0]:
+                best = (key, c, clf)
+        (acc, nll), c, clf = best
+        xte = scaler.transform(np.asarray(fs.x(m, "test"), np.float64))
+        out[m] = (_full_proba(clf, xte, classes), np.asarray(fs.y(m, "test")))
+        chosen[m] = {"C": c, "val_accuracy": round(acc, 4), "val_log_loss": round(-nll, 4)}
+        log(f"  label {m}: C={c:g} (val accuracy {acc:.3f})")
+    return out, chosen
+
+
+def _full_proba(clf, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Class probabilities over every class (a class absent from train gets probability 0)."""
+    p = np.zeros((len(x), len(classes)))
+    p[:, clf.classes_] = clf.predict_proba(x)
+    return p
+
+
+def label_table(fs: FeatureSet, modalities: list[str], log=print):
+    emb, chosen = label_embeddings(fs, modalities, log)
+    df = cross_modal_table(emb, "test", K, modalities=modalities, data_label=fs.data_label)
+    df.attrs["title"] = f"Label-space baseline (logistic regression) — {df.attrs['title']}"
+    return df, chosen
+
+
+# --------------------------------------------------------------------------- chance
+
+
+def chance_table(fs: FeatureSet, modalities: list[str]):
+    values = np.full((len(modalities), len(modalities)), np.nan)
+    for i, q in enumerate(modalities):
+        for j, r in enumerate(modalities):
+            if i != j:
+                values[i, j] = chance_map_at_k(fs.y(q, "test"), fs.y(r, "test"), K)
+    return _table(values, modalities, fs, "Chance (expected under random ranking)")
+
+
+def _table(values: np.ndarray, modalities: list[str], fs: FeatureSet, name: str):
+    df = _assemble(values, list(modalities), proto="independent", split="test", k=K,
+                   data_label=fs.data_label, fallback=[])
+    df.attrs["title"] = f"{name} — {df.attrs['title']}"
+    return df
+
+
+# --------------------------------------------------------------------------- docs/results.md
+
+
+def update_results(path: Path, key: str, body: str) -> None:
+    """Replace (or add) the ``<!-- baselines:key -->`` block inside the delimited baselines section."""
+    start, end = SECTION
+    text = path.read_text() if path.exists() else "# Results\n"
+    if start not in text or end not in text:
+        text = text.rstrip("\n") + f"\n\n{start}\n## Baselines\n\n{end}\n"
+    head, rest = text.split(start, 1)
+    section, tail = rest.split(end, 1)
+    b0, b1 = f"<!-- baselines:{key} -->", f"<!-- /baselines:{key} -->"
+    block = f"{b0}\n{body.strip()}\n{b1}"
+    if b0 in section and b1 in section:
+        section = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, section, flags=re.S)
+    else:
+        section = section.rstrip("\n") + f"\n\n{block}\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(head + start + section.rstrip("\n") + "\n" + end + tail)
+    tmp.replace(path)
+
+
+def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, command: str) -> str:
+    counts = ", ".join(f"{m} {fs.count(m, 'train')}/{fs.count(m, 'val')}/{fs.count(m, 'test')}"
+                       for m in fs.modalities)
+    lines = [f"### {name}: baselines ({fs.data_label})", "",
+             f"Command: `{command}`. Dataset `{fs.name}`, {fs.num_classes} classes, pairing "
+             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. mAP@50 on the test split; "
+             "hyper-parameters chosen on val.", ""]
+    for b, df in tables.items():
+        lines.append(to_markdown(df).replace("### ", "#### ", 1))
+        if chosen.get(b):
+            picks = "; ".join(f"{k}: " + ", ".join(f"{kk}={vv}" for kk, vv in v.items())
+                              for k, v in chosen[b].items())
+            lines.append(f"- chosen on val: {picks}\n")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def run(dataset: str, baselines: Sequence[str] = BASELINES, *, modalities=None, seed: int = 0,
+        log=print) -> tuple[FeatureSet, dict, dict]:
+    """Compute the requested baseline tables; returns (feature set, tables, chosen hyper-parameters)."""
+    fs = load_dataset(dataset)
+    mods = list(modalities) if modalities else fs.modalities
+    for m in mods:
+        if m not in fs.modalities:
+            raise CliError(f"{fs.name}: no modality {m!r} (has {', '.join(fs.modalities)})")
+    if len(mods) < 2:
+        raise CliError("baselines need at least two modalities")
+    if fs.label_kind != "single":
+        raise CliError(f"{fs.name}: the baselines support single-label data only")
+    for m in mods:
+        if fs.count(m, "val") == 0:
+            raise CliError(f"{fs.name}: modality {m!r} has no val items to choose hyper-parameters on")
+    tables, chosen = {}, {}
+    for b in baselines:
+        log(f"{fs.name}: {b}")
+        if b == "cca":
+            tables[b], chosen[b] = cca_table(fs, mods, seed, log)
+        elif b == "label":
+            tables[b], chosen[b] = label_table(fs, mods, log)
+        else:
+            tables[b], chosen[b] = chance_table(fs, mods), {}
+    return fs, tables, chosen
+
+
+def parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments.baselines", description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="tux12", help="embedded name (tux12, digits10) or feature-set directory")
+    p.add_argument("--baselines", default=",".join(BASELINES), help=f"comma-separated subset of {','.join(BASELINES)}")
+    p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the class-aligned CCA pairing (default 0)")
+    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"Markdown file to update (default {DEFAULT_RESULTS})")
+    p.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help=f"where the .md/.csv/.json tables go (default {DEFAULT_OUT_DIR})")
+    p.add_argument("--no-write", action="store_true", help="print only; write no file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    wanted = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    bad = [b for b in wanted if b not in BASELINES]
+    if bad or not wanted:
+        raise CliError(f"--baselines: unknown {bad or 'empty'} (choose from {', '.join(BASELINES)})")
+    mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
+    fs, tables, chosen = run(args.dataset, wanted, modalities=mods, seed=args.seed,
+                             log=lambda s: print(s, file=sys.stderr, flush=True))
+    for df in tables.values():
+        print(format_table(df))
+        print()
+    if not args.no_write:
+        for b, df in tables.items():
+            write_table(df, Path(args.out_dir) / fs.name / b)
+        command = "python -m experiments.baselines --dataset " + (args.dataset if args.dataset == fs.name else fs.name)
+        update_results(Path(args.results), fs.name, _markdown_block(fs, fs.name, tables, chosen, command))
+        print(f"wrote {args.results} and {Path(args.out_dir) / fs.name}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
