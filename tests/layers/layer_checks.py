@@ -16,6 +16,21 @@ def as_np(x):
     return None if x is None else np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64)
 
 
+def pair_inputs(seed=0, batch=5, dim=8):
+    """Two seeded (batch, dim) float32 arrays, the inputs of an attention block."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(batch, dim)).astype("float32"),
+            rng.normal(size=(batch, dim)).astype("float32"))
+
+
+def assert_pairwise_distinct(variables):
+    """No two of the variables hold (nearly) the same values."""
+    values = [np.asarray(v.numpy()) for v in variables]
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            assert not np.allclose(values[i], values[j]), f"{variables[i].path} == {variables[j].path}"
+
+
 def param_count(weights):
     """Total number of scalars in a list of variables."""
     return int(sum(np.prod(w.shape) for w in weights))

@@ -7,7 +7,9 @@ import pytest
 from cvs_tf.layers import AlignedAttention
 from tests.layers.layer_checks import (
     as_np,
+    assert_pairwise_distinct,
     numpy_softmax,
+    pair_inputs,
     param_count,
     run_fit_step_test,
     run_model_saving_test,
@@ -15,12 +17,6 @@ from tests.layers.layer_checks import (
 )
 
 D = 8
-
-
-def _inputs(seed=0, batch=5, dim=D):
-    rng = np.random.default_rng(seed)
-    return (rng.normal(size=(batch, dim)).astype("float32"),
-            rng.normal(size=(batch, dim)).astype("float32"))
 
 
 def numpy_aligned_attention(g_a, g_b, w_a, w_b, w_ab, w_e):
@@ -69,7 +65,7 @@ class TestAlignedAttention:
         """The layer equals eqs. 3.1.11-3.1.14 computed in numpy from its exposed kernels (1e-5)."""
         use_a, use_b, use_ab = switches
         layer = AlignedAttention(use_w_a=use_a, use_w_b=use_b, use_w_ab=use_ab, return_attention=True)
-        g_a, g_b = _inputs(1)
+        g_a, g_b = pair_inputs(1)
         out_a, out_b, alpha = layer((g_a, g_b))
         ref_a, ref_b, ref_alpha = numpy_aligned_attention(
             g_a, g_b, as_np(layer.w_a), as_np(layer.w_b), as_np(layer.w_ab), as_np(layer.w_e))
@@ -81,7 +77,7 @@ class TestAlignedAttention:
     def test_residual_with_zero_w_e_is_exactly_g_times_one_plus_one_over_d(self):
         """W_e = 0 → e = 0 → α = 1/D everywhere; with D = 8 (a power of 2) g(1 + 1/8) is exact."""
         layer = AlignedAttention(return_attention=True)
-        g_a, g_b = _inputs(2)
+        g_a, g_b = pair_inputs(2)
         layer((g_a, g_b))
         layer.w_e.assign(np.zeros((D, D), "float32"))
         out_a, out_b, alpha = layer((g_a, g_b))
@@ -92,8 +88,8 @@ class TestAlignedAttention:
     def test_attention_from_terms_broadcasts_like_per_pair_calls(self):
         """α for every (query, candidate) pair from (Nq,1,D) and (1,Nc,D) equals calling the layer per pair."""
         layer = AlignedAttention(return_attention=True)
-        q, _ = _inputs(3, batch=3)
-        c, _ = _inputs(4, batch=4)
+        q, _ = pair_inputs(3, batch=3)
+        c, _ = pair_inputs(4, batch=4)
         layer((q, q))
         pa = keras.ops.matmul(q, layer.w_a)[:, None, :]
         pb = keras.ops.matmul(c, layer.w_b)[None, :, :]
@@ -107,13 +103,13 @@ class TestAlignedAttention:
     def test_attention_from_terms_accepts_dropped_terms(self):
         """pa = 0 and pb = None are accepted when the layer has no W_a/W_b."""
         layer = AlignedAttention(use_w_a=False, use_w_b=False, return_attention=True)
-        g_a, g_b = _inputs(5)
+        g_a, g_b = pair_inputs(5)
         _, _, alpha = layer((g_a, g_b))
         np.testing.assert_allclose(layer.attention_from_terms(0, None, g_a, g_b), alpha, atol=1e-7)
 
     def test_ablation_removes_exactly_d_squared_per_term(self):
         """Each dropped term removes one (D, D) variable: D² trainable parameters, no zero placeholder."""
-        g = _inputs(6)
+        g = pair_inputs(6)
         full = AlignedAttention()
         full(g)
         assert param_count(full.trainable_weights) == 4 * D * D
@@ -130,7 +126,7 @@ class TestAlignedAttention:
 
     def test_no_bias_variables(self):
         layer = AlignedAttention()
-        layer(_inputs(7))
+        layer(pair_inputs(7))
         assert sorted(v.name for v in layer.weights) == ["w_a", "w_ab", "w_b", "w_e"]
         assert all(tuple(v.shape) == (D, D) for v in layer.weights)
 
@@ -146,7 +142,7 @@ class TestAlignedAttention:
 
     def test_call_rejects_non_pair_and_other_dimension(self):
         layer = AlignedAttention()
-        g_a, g_b = _inputs(8)
+        g_a, g_b = pair_inputs(8)
         layer((g_a, g_b))
         with pytest.raises(ValueError, match="pair"):
             layer(g_a)
@@ -157,7 +153,7 @@ class TestAlignedAttention:
 
     def test_attention_from_terms_needs_a_built_layer(self):
         with pytest.raises(ValueError, match="build"):
-            AlignedAttention().attention_from_terms(None, None, *_inputs(0))
+            AlignedAttention().attention_from_terms(None, None, *pair_inputs(0))
 
     def test_config_round_trip(self):
         layer = AlignedAttention(use_w_ab=False, return_attention=True,
@@ -168,18 +164,15 @@ class TestAlignedAttention:
     def test_default_kernels_start_distinct(self):
         """Each kernel gets its own initializer draw (a Keras 3 initializer repeats its values)."""
         layer = AlignedAttention()
-        layer(_inputs(0))
-        kernels = [k.numpy() for k in (layer.w_a, layer.w_b, layer.w_ab, layer.w_e)]
-        for i in range(4):
-            for j in range(i + 1, 4):
-                assert not np.allclose(kernels[i], kernels[j])
+        layer(pair_inputs(0))
+        assert_pairwise_distinct([layer.w_a, layer.w_b, layer.w_ab, layer.w_e])
 
     def test_seeded_initializer_gives_distinct_kernels(self):
         layer = AlignedAttention(kernel_initializer=keras.initializers.GlorotUniform(seed=1))
-        layer(_inputs(0))
+        layer(pair_inputs(0))
         assert not np.array_equal(layer.w_a.numpy(), layer.w_b.numpy())
         again = AlignedAttention(kernel_initializer=keras.initializers.GlorotUniform(seed=1))
-        again(_inputs(0))
+        again(pair_inputs(0))
         np.testing.assert_array_equal(layer.w_e.numpy(), again.w_e.numpy())
 
     def _model(self, **kwargs):
@@ -190,12 +183,12 @@ class TestAlignedAttention:
 
     def test_functional_model_saves_and_reloads(self, tmp_path):
         model = self._model(use_w_b=False, return_attention=True)
-        g_a, g_b = _inputs(9)
+        g_a, g_b = pair_inputs(9)
         reloaded = run_model_saving_test(model, [g_a, g_b], tmp_path / "att.keras")
         layer = reloaded.get_layer("att")
         assert isinstance(layer, AlignedAttention) and layer.w_b is None and layer.return_attention
 
     def test_one_fit_step(self):
         model = self._model()
-        g_a, g_b = _inputs(10, batch=6)
+        g_a, g_b = pair_inputs(10, batch=6)
         run_fit_step_test(model, [g_a, g_b], [g_a * 2, g_b * 2])

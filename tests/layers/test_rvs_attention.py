@@ -8,7 +8,9 @@ import tensorflow as tf
 from cvs_tf.layers import RVSAttention, RVSReference
 from tests.layers.layer_checks import (
     as_np,
+    assert_pairwise_distinct,
     numpy_softmax,
+    pair_inputs,
     param_count,
     run_fit_step_test,
     run_model_saving_test,
@@ -16,12 +18,6 @@ from tests.layers.layer_checks import (
 )
 
 D = 8
-
-
-def _inputs(seed=0, batch=5, dim=D):
-    rng = np.random.default_rng(seed)
-    return (rng.normal(size=(batch, dim)).astype("float32"),
-            rng.normal(size=(batch, dim)).astype("float32"))
 
 
 def numpy_rvs_attention(g_r, g_s, w_r, w_s, w_rs, w_ie, w_se):
@@ -76,7 +72,7 @@ class TestRVSAttention:
         """The block equals eqs. 3.3.1-3.3.6 computed in numpy from its exposed kernels (1e-5)."""
         use_r, use_s, use_rs = switches
         block = RVSAttention(use_w_r=use_r, use_w_s=use_s, use_w_rs=use_rs, return_attention=True)
-        g_r, g_s = _inputs(1)
+        g_r, g_s = pair_inputs(1)
         got = block((g_r, g_s))
         ref = numpy_rvs_attention(g_r, g_s, *_kernels(block))
         for g, r in zip(got, ref):
@@ -85,7 +81,7 @@ class TestRVSAttention:
     def test_matches_numpy_reference_with_shared_reference(self):
         ref = RVSReference()
         b1, b2 = RVSAttention(reference=ref, return_attention=True), RVSAttention(reference=ref, return_attention=True)
-        g_r, g_s = _inputs(2)
+        g_r, g_s = pair_inputs(2)
         b1((g_r, g_s))
         got = b2((g_r, g_s))
         for g, r in zip(got, numpy_rvs_attention(g_r, g_s, *_kernels(b2))):
@@ -94,7 +90,7 @@ class TestRVSAttention:
     def test_residual_with_zero_output_projections(self):
         """W_ie = W_se = 0 → α_ie = α_se = 1/D; with D = 8 the outputs are exactly g(1 + 1/8)."""
         block = RVSAttention(return_attention=True)
-        g_r, g_s = _inputs(3)
+        g_r, g_s = pair_inputs(3)
         block((g_r, g_s))
         block.w_ie.assign(np.zeros((D, D), "float32"))
         block.w_se.assign(np.zeros((D, D), "float32"))
@@ -106,8 +102,8 @@ class TestRVSAttention:
 
     def test_attention_from_terms_broadcasts_like_per_pair_calls(self):
         block = RVSAttention(return_attention=True)
-        r, _ = _inputs(4, batch=3)
-        s, _ = _inputs(5, batch=4)
+        r, _ = pair_inputs(4, batch=3)
+        s, _ = pair_inputs(5, batch=4)
         block((r, r))
         pr = keras.ops.matmul(r, block.w_r)[:, None, :]
         ps = keras.ops.matmul(s, block.w_s)[None, :, :]
@@ -121,7 +117,7 @@ class TestRVSAttention:
 
     def test_ablation_removes_exactly_d_squared_per_term(self):
         """Standalone block: 5 kernels; each switch drops one (D, D) variable (use_w_r drops the owned W_r)."""
-        g = _inputs(6)
+        g = pair_inputs(6)
         full = RVSAttention()
         full(g)
         assert param_count(full.trainable_weights) == 5 * D * D
@@ -137,8 +133,8 @@ class TestRVSAttention:
         """Blocks built with one RVSReference use its W_r/W_ie; W_s, W_rs, W_se are per block."""
         ref = RVSReference()
         b1, b2 = RVSAttention(reference=ref), RVSAttention(reference=ref)
-        b1(_inputs(7))
-        b2(_inputs(8))
+        b1(pair_inputs(7))
+        b2(pair_inputs(8))
         assert b1.w_r is b2.w_r is ref.w_r
         assert b1.w_ie is b2.w_ie is ref.w_ie
         for name in ("w_s", "w_rs", "w_se"):
@@ -150,7 +146,7 @@ class TestRVSAttention:
         """d/dW_r through block 1 alone and block 2 alone are non-zero, and the joint loss's gradient is their sum."""
         ref = RVSReference()
         b1, b2 = RVSAttention(reference=ref), RVSAttention(reference=ref)
-        x1, x2 = _inputs(9), _inputs(10)
+        x1, x2 = pair_inputs(9), pair_inputs(10)
         b1(x1)
         b2(x2)
 
@@ -186,7 +182,7 @@ class TestRVSAttention:
         assert {id(v) for v in b2.trainable_weights} == {id(b2.w_s), id(b2.w_rs), id(b2.w_se)}
         assert not shared & {id(v) for v in model.trainable_weights}
         frozen = [v.numpy().copy() for v in (ref.w_r, ref.w_ie, b1.w_s, b1.w_rs, b1.w_se)]
-        xs = [*_inputs(11, batch=6), *_inputs(12, batch=6)]
+        xs = [*pair_inputs(11, batch=6), *pair_inputs(12, batch=6)]
         run_fit_step_test(model, xs, [x * 2 for x in xs])
         for before, v in zip(frozen, (ref.w_r, ref.w_ie, b1.w_s, b1.w_rs, b1.w_se)):
             np.testing.assert_array_equal(v.numpy(), before)
@@ -203,7 +199,7 @@ class TestRVSAttention:
         b1 = RVSAttention(reference=ref, name="b1")
         b2 = RVSAttention(reference=ref, name="b2", use_w_rs=False)
         model = self._two_block_model(ref, b1, b2)
-        xs = [*_inputs(13), *_inputs(14)]
+        xs = [*pair_inputs(13), *pair_inputs(14)]
         reloaded = run_model_saving_test(model, xs, tmp_path / "rvs_shared.keras")
         n1, n2 = reloaded.get_layer("b1"), reloaded.get_layer("b2")
         assert n1.reference is n2.reference
@@ -215,24 +211,21 @@ class TestRVSAttention:
         r, s = keras.Input((D,)), keras.Input((D,))
         outs = RVSAttention(name="rvs", use_w_s=False, return_attention=True)((r, s))
         model = keras.Model([r, s], list(outs))
-        reloaded = run_model_saving_test(model, list(_inputs(15)), tmp_path / "rvs.keras")
+        reloaded = run_model_saving_test(model, list(pair_inputs(15)), tmp_path / "rvs.keras")
         block = reloaded.get_layer("rvs")
         assert block.owns_reference and block.w_s is None and block.return_attention
 
     def test_one_fit_step(self):
         r, s = keras.Input((D,)), keras.Input((D,))
         model = keras.Model([r, s], list(RVSAttention()((r, s))))
-        xs = list(_inputs(16, batch=6))
+        xs = list(pair_inputs(16, batch=6))
         run_fit_step_test(model, xs, [x * 2 for x in xs])
 
     def test_default_kernels_start_distinct(self):
         """Each kernel gets its own initializer draw (a Keras 3 initializer repeats its values)."""
         block = RVSAttention()
-        block(_inputs(0))
-        kernels = [k.numpy() for k in (block.w_r, block.w_s, block.w_rs, block.w_ie, block.w_se)]
-        for i in range(5):
-            for j in range(i + 1, 5):
-                assert not np.allclose(kernels[i], kernels[j])
+        block(pair_inputs(0))
+        assert_pairwise_distinct([block.w_r, block.w_s, block.w_rs, block.w_ie, block.w_se])
 
     def test_config_round_trip(self):
         block = RVSAttention(use_w_rs=False, return_attention=True, name="blk")
@@ -256,14 +249,14 @@ class TestRVSAttention:
 
     def test_shared_reference_dimension_and_w_r_are_checked(self):
         ref = RVSReference()
-        RVSAttention(reference=ref)(_inputs(0))
+        RVSAttention(reference=ref)(pair_inputs(0))
         with pytest.raises(ValueError, match="D=8 but the inputs have D=4"):
-            RVSAttention(reference=ref)(_inputs(0, dim=4))
+            RVSAttention(reference=ref)(pair_inputs(0, dim=4))
         with pytest.raises(ValueError, match="has no w_r"):
-            RVSAttention(reference=RVSReference(use_w_r=False))(_inputs(0))
+            RVSAttention(reference=RVSReference(use_w_r=False))(pair_inputs(0))
         # A block that drops the reference term may share a reference that has one.
         block = RVSAttention(reference=ref, use_w_r=False)
-        block(_inputs(0))
+        block(pair_inputs(0))
         assert block.w_r is None and ref.w_r is not None
         with pytest.raises(ValueError, match="RVSReference"):
             RVSAttention(reference="not a reference")
