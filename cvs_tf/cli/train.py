@@ -96,10 +96,10 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
     from cvs_tf.training.trainer import Trainer
 
     trainer = Trainer(cfg, out, verbose=0 if args.quiet else "auto", callbacks=callbacks)
-    metrics = trainer.run(resume=args.resume)
-    from cvs_tf.evaluation.table import format_table_dict
+    trainer.run(resume=args.resume)
+    from cvs_tf.evaluation.table import format_table
 
     print(f"\nrun directory: {out}")
     for split in ("val", "test"):
-        print(f"\n{format_table_dict(metrics[split], title=f'{split} mAP@{metrics['k']} ({metrics['protocol']} protocol, {metrics['data_label']}: {metrics['dataset']})')}")
+        print("\n" + format_table(trainer.tables[split]))
     return 0

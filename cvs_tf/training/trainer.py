@@ -332,13 +332,17 @@ class Trainer:
         return end.best_weights
 
     def final_metrics(self, reports) -> dict:
-        """Validation and test mAP@k tables of the final model (independent protocol)."""
-        from cvs_tf.evaluation.table import cross_modal_table, table_to_dict
+        """Validation and test mAP@k tables of the final model (independent protocol), also written
+        as Markdown/CSV/JSON under RUN_DIR/eval/."""
+        from cvs_tf.evaluation.table import _json_record, cross_modal_table, write_table
 
-        out = {"protocol": "independent", "k": self.config.train.eval_k, "data_label": self.fs.data_label,
+        k = self.config.train.eval_k
+        out = {"protocol": "independent", "k": k, "data_label": self.fs.data_label,
                "dataset": self.fs.name, "stages": reports}
+        self.tables = {}
         for split in ("val", "test"):
-            df = cross_modal_table(self.model, split=split, k=self.config.train.eval_k, dataset=self.fs,
-                                   modalities=self.model.modalities)
-            out[split] = table_to_dict(df)
+            df = cross_modal_table(self.model, split=split, k=k, dataset=self.fs, modalities=self.model.modalities)
+            write_table(df, self.run_dir / "eval" / f"{split}-independent-k{k}")
+            self.tables[split] = df
+            out[split] = _json_record(df)
         return out
