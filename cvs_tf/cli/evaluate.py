@@ -1,0 +1,64 @@
+"""`python -m cvs_tf.evaluate RUN_DIR`: the cross-modal mAP table of a trained run under a test-time protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cvs_tf.cli.errors import ArgumentParser, CliError
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m cvs_tf.evaluate",
+        description="Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11). "
+        "Labels are used only for scoring, never to embed or pair items.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m cvs_tf.train")
+    p.add_argument("--protocol", default="independent",
+                   help="independent (default), pairwise, or rerank@K (e.g. rerank@50)")
+    p.add_argument("--k", default="50", help="cut-off K, or 'all' for mAP@all [50]")
+    p.add_argument("--split", choices=("val", "test"), default="test", help="split to evaluate [test]")
+    p.add_argument("--stage", type=int, help="evaluate the model of this (1-based) stage [last]")
+    p.add_argument("--out", metavar="FILE",
+                   help="output stem for .md/.csv/.json [RUN_DIR/eval/<split>-<protocol>-k<K>]")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def _parse_k(text: str):
+    if text.lower() == "all":
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        raise CliError(f"--k must be a positive integer or 'all', got {text!r}") from None
+    if k < 1:
+        raise CliError(f"--k must be >= 1, got {k}")
+    return k
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from cvs_tf.evaluation.protocols import parse_protocol
+    from cvs_tf.evaluation.table import cross_modal_table, format_table, write_table
+    from cvs_tf.training.run_dir import RunDirError, load_run
+
+    k = _parse_k(args.k)
+    protocol = parse_protocol(args.protocol)
+    try:
+        model, fs, _ = load_run(args.run_dir, stage=args.stage)
+    except RunDirError as exc:
+        raise CliError(str(exc)) from None
+    df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=model.modalities)
+    klabel = "all" if k is None else k
+    stem = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
+    if stem.suffix in (".md", ".csv", ".json"):
+        stem = stem.with_suffix("")
+    paths = write_table(df, stem)
+    print(format_table(df))
+    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
