@@ -64,6 +64,8 @@ class Conversion:
 def resolve_file(src: str | Path, default_name: str, key: str = "file") -> Path:
     """``src`` itself if it is a file, else ``src/default_name``; error naming the file if absent."""
     src = Path(src)
+    if not src.exists():
+        raise FeatureSetError(f"{src}: {key}: not found (give {default_name} or the directory holding it)")
     path = src / default_name if src.is_dir() else src
     if not path.is_file():
         raise FeatureSetError(f"{path}: {key}: file not found")
@@ -109,6 +111,23 @@ def class_coverage_notes(splits: Mapping[str, dict], n_classes: int) -> list[str
                 if missing:
                     notes.append(f"{m} {s}: {missing} of {n_classes} classes have no items")
     return notes
+
+
+def num_classes(labels) -> int:
+    """Class count of 0-based single labels: the largest label + 1 (1 when there are none)."""
+    return 1 + max((int(y.max()) for y in labels if len(y)), default=0)
+
+
+def found_notes(splits: Mapping[str, dict], n_classes: int, *, counts: Mapping, table: str, dims: Mapping,
+                dim_source: str, expected_classes: int | None, dataset: str, paired: bool = False) -> list[str]:
+    """The standard report: counts and dims per modality, differences from the reference
+    tables, the class count if unexpected, and classes missing from a split (checked on the
+    first modality only when ``paired``: they all share its labels)."""
+    notes = count_notes(splits, counts, table) + dim_notes(splits, dims, dim_source)
+    if expected_classes and n_classes != expected_classes:
+        notes.append(f"{n_classes} classes found; {dataset} has {expected_classes}")
+    first = next(iter(splits))
+    return notes + class_coverage_notes({first: splits[first]} if paired else splits, n_classes)
 
 
 ROWS = "\0rows"  # pseudo-modality carrying source row indices through the validation carve-out

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, class_coverage_notes, class_names, count_notes, dim_notes
+from data_prep import Conversion, class_names, found_notes, num_classes
 from data_prep.matfile import MatFile
 
 VERSION = "1"
@@ -75,22 +75,19 @@ def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, **
             )
         n_classes = ytr.shape[1]
     else:
-        n_classes = 1 + max((int(y.max()) for y in (ytr, yte) if len(y)), default=0)
+        n_classes = num_classes((ytr, yte))
     versions = ", ".join(sorted({f.version for f in files.values()}))
     notes = [f"read {len(STEMS)} DSCMR files ({versions}), instance-paired, "
              f"{'multi-hot' if multi_label else '0-based single'} labels"]
-    exp = EXPECTED.get(name, {})
-    notes += count_notes(splits, {m: exp["counts"] for m in splits} if exp else {}, "thesis Table 3")
-    notes += dim_notes(splits, EXPECTED_DIMS, "DSCMR dim")
-    if exp and n_classes != exp["classes"]:
-        notes.append(f"{n_classes} classes found; design.md lists {exp['classes']} for {name}")
+    exp = EXPECTED.get(name, {"counts": None, "classes": None})
+    notes += found_notes(splits, n_classes, counts={m: exp["counts"] for m in splits} if exp["counts"] else {},
+                         table="thesis Table 3", dims=EXPECTED_DIMS, dim_source="DSCMR dim",
+                         expected_classes=exp["classes"], dataset=f"design.md's {name}", paired=True)
     if multi_label:
         for split, y in (("train", ytr), ("test", yte)):
             empty = int((y.sum(1) == 0).sum())
             notes.append(f"{split}: {y.sum(1).mean():.2f} labels per item on average"
                          + (f", {empty} items without any label" if empty else ""))
-    else:
-        notes += class_coverage_notes({"image": splits["image"]}, n_classes)
     return Conversion(
         name=name, splits=splits, classes=class_names(n_classes, LABEL_BASE), pairing="instance",
         converter=__name__, version=VERSION, sources=[f.path for f in files.values()],

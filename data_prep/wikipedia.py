@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, class_coverage_notes, class_names, count_notes, dim_notes
+from data_prep import Conversion, class_names, found_notes, num_classes
 from data_prep.matfile import MatFile, to_class_ids
 
 VERSION = "1"
@@ -100,14 +100,12 @@ def read(src: str | Path, *, name: str = "wikipedia", **_options) -> Conversion:
         sources.append(cat_path)
         n_classes, classes = len(names), names
     else:
-        n_classes = 1 + max((int(splits["image"][s][1].max()) for s in ("train", "test") if len(splits["image"][s][1])), default=0)
+        n_classes = num_classes(splits["image"][s][1] for s in ("train", "test"))
         classes = class_names(n_classes, LABEL_BASE)
     notes = [f"read {path.name} ({mat.version}) and the two .list files, instance-paired, 1-based categories"]
-    notes += count_notes(splits, EXPECTED_COUNTS, "the published split")
-    notes += dim_notes(splits, EXPECTED_DIMS, "published dim")
-    if n_classes != EXPECTED_CLASSES:
-        notes.append(f"{n_classes} categories; the published set has {EXPECTED_CLASSES}")
-    notes += class_coverage_notes({"image": splits["image"]}, n_classes)
+    notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="the published split",
+                         dims=EXPECTED_DIMS, dim_source="published dim", expected_classes=EXPECTED_CLASSES,
+                         dataset="the published set", paired=True)
     return Conversion(
         name=name, splits=splits, classes=classes, pairing="instance", converter=__name__,
         version=VERSION, sources=sources, source_format=mat.version, label_base=LABEL_BASE,

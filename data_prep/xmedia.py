@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep import Conversion, class_coverage_notes, class_names, count_notes, dim_notes, resolve_file
+from data_prep import Conversion, class_names, found_notes, num_classes, resolve_file
 from data_prep.matfile import MatFile
 
 VERSION = "1"
@@ -52,13 +52,10 @@ def read(src: str | Path, *, name: str = "xmedia", **_options) -> Conversion:
     path = resolve_file(src, FILE)
     mat = MatFile(path)
     splits = {m: read_modality(mat, *keys, base=LABEL_BASE) for m, keys in LAYOUT.items()}
-    n_classes = 1 + max((int(y.max()) for per in splits.values() for _, y in per.values() if len(y)), default=0)
+    n_classes = num_classes(y for per in splits.values() for _, y in per.values())
     notes = [f"read {path.name} ({mat.version})"]
-    notes += count_notes(splits, EXPECTED_COUNTS, "thesis Table 1")
-    notes += dim_notes(splits, EXPECTED_DIMS, "documented dim")
-    if n_classes != EXPECTED_CLASSES:
-        notes.append(f"{n_classes} classes (largest label); XMedia has {EXPECTED_CLASSES}")
-    notes += class_coverage_notes(splits, n_classes)
+    notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1", dims=EXPECTED_DIMS,
+                         dim_source="documented dim", expected_classes=EXPECTED_CLASSES, dataset="XMedia")
     return Conversion(
         name=name, splits=splits, classes=class_names(n_classes, LABEL_BASE), pairing="class",
         converter=__name__, version=VERSION, sources=[path], source_format=mat.version,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, class_coverage_notes, class_names, count_notes, dim_notes
+from data_prep import Conversion, class_names, found_notes, num_classes
 from data_prep.matfile import MatFile
 
 VERSION = "1"
@@ -84,14 +84,12 @@ def read(src: str | Path, *, name: str = "xmedianet", variant: str = "auto", **_
     for m, (xtr, xte, labs) in raw.items():
         y = labs - base
         splits[m] = {"train": (xtr, y[: len(xtr)]), "test": (xte, y[len(xtr):])}
-    n_classes = 1 + max((int(y.max()) for _, _, y in raw.values() if len(y)), default=base) - base
+    n_classes = num_classes(y for per in splits.values() for _, y in per.values())
     notes = [f"read {path.name} ({mat.version}), variant {variant}, labels {base}-based "
              f"(P_labs split at the row count of P_tr)"]
-    notes += count_notes(splits, EXPECTED_COUNTS, "thesis Table 1")
-    notes += dim_notes(splits, EXPECTED_DIMS[variant], "documented dim")
-    if n_classes != EXPECTED_CLASSES:
-        notes.append(f"{n_classes} classes (largest label); XMediaNet has {EXPECTED_CLASSES}")
-    notes += class_coverage_notes(splits, n_classes)
+    notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1",
+                         dims=EXPECTED_DIMS[variant], dim_source="documented dim",
+                         expected_classes=EXPECTED_CLASSES, dataset="XMediaNet")
     return Conversion(
         name=name, splits=splits, classes=class_names(n_classes, base), pairing="class",
         converter=__name__, version=VERSION, sources=[path], source_format=mat.version,

@@ -65,12 +65,17 @@ def check_converted(out: Path, layout, name: str):
     return fs
 
 
+def convert_ok(capsys, tmp_path, name, layout, *options, src=None):
+    """Convert through the CLI in-process; it must succeed silently on stderr and hold the layout's data."""
+    code, out, err = cli(["convert", name, src or layout.src, "--out", tmp_path / "out", *options], capsys)
+    assert (code, err) == (0, "")
+    return check_converted(tmp_path / "out", layout, name), out
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_xmedia(tmp_path, capsys, version):
     lay = layouts.xmedia(tmp_path / "src", version)
-    code, out, err = cli(["convert", "xmedia", lay.src, "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "xmedia")
+    fs, out = convert_ok(capsys, tmp_path, "xmedia", lay)
     assert fs.modalities == ["image", "text", "audio", "video", "3d"]
     assert fs.classes == ["class01", "class02", "class03", "class04"]  # keeps the 1-based source label
     assert fs.manifest["provenance"]["label_base"] == 1
@@ -82,10 +87,7 @@ def test_xmedia(tmp_path, capsys, version):
 
 def test_xmedia_directory_source_and_validation_options(tmp_path, capsys):
     lay = layouts.xmedia(tmp_path / "src")
-    code, _, err = cli(["convert", "xmedia", tmp_path / "src", "--out", tmp_path / "out",
-                        "--val-fraction", "0.25", "--seed", "3"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "xmedia")
+    fs, _ = convert_ok(capsys, tmp_path, "xmedia", lay, "--val-fraction", "0.25", "--seed", "3", src=tmp_path / "src")
     assert fs.manifest["validation"]["fraction"] == 0.25 and fs.manifest["validation"]["seed"] == 3
     # image: 12 train items, 3 per class -> round(0.75) = 1 per class held out
     assert (fs.count("image", "train"), fs.count("image", "val")) == (8, 4)
@@ -94,9 +96,7 @@ def test_xmedia_directory_source_and_validation_options(tmp_path, capsys):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_xmedianet_labels_split_at_train_row_count(tmp_path, capsys, version):
     lay = layouts.xmedianet(tmp_path / "src", version)
-    code, out, err = cli(["convert", "xmedianet", lay.src, "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "xmedianet")
+    fs, out = convert_ok(capsys, tmp_path, "xmedianet", lay)
     assert fs.modalities == ["image", "text", "audio", "video", "3d"]
     assert fs.manifest["variant"] == "full" and fs.manifest["provenance"]["label_base"] == 1
     assert "variant full, labels 1-based" in out
@@ -106,9 +106,7 @@ def test_xmedianet_labels_split_at_train_row_count(tmp_path, capsys, version):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_xmedianet_doc2vec_variant_detected_from_file_name(tmp_path, capsys, version):
     lay = layouts.xmedianet(tmp_path / "src", version, doc2vec=True)
-    code, out, err = cli(["convert", "xmedianet", tmp_path / "src", "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "xmedianet")
+    fs, out = convert_ok(capsys, tmp_path, "xmedianet", lay, src=tmp_path / "src")
     assert fs.modalities == ["image", "text"] and fs.dim("text") == 30
     assert fs.manifest["variant"] == "doc2vec"
     assert fs.manifest["provenance"]["source_files"] == ["XMediaNet5View_Doc2Vec.mat"]
@@ -124,9 +122,7 @@ def test_xmedianet_zero_based_labels_and_explicit_variant(tmp_path, capsys):
     for p in ("I", "T", "V", "A", "TD"):
         variables[f"{p}_labs"] = variables[f"{p}_labs"] - 1
     src = layouts.write_mat(tmp_path / "plain" / "features.mat", variables)
-    code, out, err = cli(["convert", "xmedianet", src, "--out", tmp_path / "out", "--variant", "full"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "xmedianet")
+    fs, out = convert_ok(capsys, tmp_path, "xmedianet", lay, "--variant", "full", src=src)
     assert fs.classes[0] == "class00" and fs.manifest["provenance"]["label_base"] == 0
     assert "labels 0-based" in out
 
@@ -144,9 +140,7 @@ def test_xmedianet_full_variant_needs_all_modalities(tmp_path, capsys):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_dscmr_layout(tmp_path, capsys, name, version):
     lay = layouts.dscmr(tmp_path / "src", version)
-    code, out, err = cli(["convert", name, lay.src, "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, name)
+    fs, out = convert_ok(capsys, tmp_path, name, lay)
     assert fs.paired and fs.modalities == ["image", "text"] and fs.classes[0] == "class00"
     assert fs.manifest["provenance"]["source_files"] == [
         "train_img.mat", "test_img.mat", "train_txt.mat", "test_txt.mat", "train_img_lab.mat", "test_img_lab.mat"]
@@ -157,9 +151,7 @@ def test_dscmr_layout(tmp_path, capsys, name, version):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_nuswide_multi_label(tmp_path, capsys, version):
     lay = layouts.dscmr(tmp_path / "src", version, multi_label=True)
-    code, out, err = cli(["convert", "nuswide", lay.src, "--out", tmp_path / "out", "--multi-label"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "nuswide")
+    fs, out = convert_ok(capsys, tmp_path, "nuswide", lay, "--multi-label")
     assert fs.label_kind == "multi" and fs.y("image", "test").shape == (5, 4)
     # train: 12 items, every third (4 items) has a second label -> 16 / 12 = 1.33 labels per item
     assert "train: 1.33 labels per item on average" in out
@@ -177,9 +169,7 @@ def test_multi_hot_labels_without_the_option_are_rejected(tmp_path, capsys):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_cub_zero_shot_split(tmp_path, capsys, version):
     lay = layouts.cub(tmp_path / "src", version)
-    code, out, err = cli(["convert", "cub", lay.src, "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "cub")
+    fs, out = convert_ok(capsys, tmp_path, "cub", lay)
     zs = fs.manifest["zero_shot"]
     assert zs == lay.extra["zero_shot"] == {"seen": [0, 2, 3, 5], "unseen": [1, 4]}
     assert fs.classes == lay.extra["names"]
@@ -193,17 +183,14 @@ def test_cub_zero_shot_split(tmp_path, capsys, version):
 
 def test_cub_class_order_without_classes_txt_is_sorted(tmp_path, capsys):
     lay = layouts.cub(tmp_path / "src", with_classes_txt=False)
-    code, _, err = cli(["convert", "cub", lay.src, "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    assert load_feature_set(tmp_path / "out").classes == sorted(lay.extra["names"])
+    fs, _ = convert_ok(capsys, tmp_path, "cub", lay)
+    assert fs.classes == sorted(lay.extra["names"])
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_wikipedia_ids_follow_their_rows(tmp_path, capsys, version):
     lay = layouts.wikipedia(tmp_path / "src", version)
-    code, out, err = cli(["convert", "wikipedia", lay.src, "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    fs = check_converted(tmp_path / "out", lay, "wikipedia")
+    fs, out = convert_ok(capsys, tmp_path, "wikipedia", lay)
     assert fs.classes == ["cat0", "cat1", "cat2"]
     ids = fs.manifest["item_ids"]
     for split in ("train", "val", "test"):
@@ -219,9 +206,8 @@ def test_wikipedia_ids_follow_their_rows(tmp_path, capsys, version):
 
 def test_wikipedia_without_categories_list(tmp_path, capsys):
     lay = layouts.wikipedia(tmp_path / "src", categories=False)
-    code, _, err = cli(["convert", "wikipedia", lay.src / "raw_features.mat", "--out", tmp_path / "out"], capsys)
-    assert (code, err) == (0, "")
-    assert check_converted(tmp_path / "out", lay, "wikipedia").classes == ["class01", "class02", "class03"]
+    fs, _ = convert_ok(capsys, tmp_path, "wikipedia", lay, src=lay.src / "raw_features.mat")
+    assert fs.classes == ["class01", "class02", "class03"]
 
 
 def test_convert_as_a_subprocess(tmp_path):

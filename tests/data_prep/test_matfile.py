@@ -112,3 +112,14 @@ def test_label_count_and_multi_hot_checks(tmp_path):
         mat.labels("lab", base=1, rows=3, rows_from="I_tr")
     with pytest.raises(FeatureSetError, match=r"mh: labels out of range: multi-hot labels must be 0/1, found 2"):
         mat.multi_hot("mh")
+
+
+def test_compressed_v7_files_read_and_truncation_is_caught(tmp_path):
+    # MATLAB's default -v7 format is the v5 container with zlib-compressed elements
+    path = tmp_path / "c.mat"
+    scipy.io.savemat(path, {"feat": X, "lab": np.array([[1.0], [2.0], [2.0], [1.0]])}, do_compression=True)
+    np.testing.assert_array_equal(MatFile(path).features("feat"), X.astype(np.float32))
+    data = path.read_bytes()
+    path.write_bytes(data[:-20])
+    with pytest.raises(FeatureSetError, match=r"c\.mat: lab: file is truncated"):
+        MatFile(path).labels("lab", base=1)
