@@ -142,8 +142,7 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         t, cfg = self.t, self.t.config.train
-        if cfg.early_stopping == "val_map" or cfg.early_stopping == "none":
-            logs["val_map"] = validation_map(self.model, t.fs, "val", cfg.eval_k)
+        logs["val_map"] = validation_map(self.model, t.fs, "val", cfg.eval_k)
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         st = self.state
         st["history"].append({"epoch": epoch + 1, **logs})
