@@ -33,9 +33,9 @@ __all__ = [
 ]
 
 #: Default number of (query, retrieval) entries held per block: chunk = max(1, this // N_r).
-#: At about 40 bytes per entry (float64 scores, int64 order, gathered labels, masks) a block
-#: stays under ~80 MiB whatever the gallery size.
-DEFAULT_CHUNK_ENTRIES = 1 << 21
+#: At most about 40 bytes per entry (float64 scores, their sorted copy, masks, index arrays),
+#: a block stays under ~40 MiB whatever the gallery size.
+DEFAULT_CHUNK_ENTRIES = 1 << 20
 
 # Scores are ranked in float64: the tie rule relies on exact comparisons of the values ranked.
 _F = np.float64
@@ -109,10 +109,11 @@ def _check_embeddings(x, what: str) -> np.ndarray:
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length in float64; an all-zero row stays zero (cosine 0 to everything)."""
-    x = np.asarray(x, dtype=_F)
+    """Rows scaled to unit length, as a new float64 array; an all-zero row stays zero (cosine 0)."""
+    x = np.array(x, dtype=_F)
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    return x / np.where(norms > 0, norms, 1.0)[:, None]
+    x /= np.where(norms > 0, norms, 1.0)[:, None]
+    return x
 
 
 def _chunk_rows(chunk_size, n_retrieval: int) -> int:
@@ -134,86 +135,112 @@ def _stable_order(scores: np.ndarray) -> np.ndarray:
 def top_k_indices(scores, k: int) -> np.ndarray:
     """Indices of the ``k`` best items per row, in rank order (largest first, ties by lower index).
 
-    ``scores`` is (Q, N) and finite; ``1 <= k <= N``. Cost O(Q·N) (``argpartition``) plus
-    O(Q·k log k); rows whose k-th score is tied with an item outside the top k are redone
-    with a stable full sort, so the chosen set is the lowest-index one.
+    ``scores`` is (Q, N) and finite; ``1 <= k <= N``. The k-th largest value of each row comes
+    from ``np.partition`` (O(N) per row); the items at or above it are exactly the top k unless
+    that value is tied across the cut, in which case the row is redone with a stable full sort
+    (so the kept items are the lowest-index ones). Ordering the k items is O(k log k) per row.
     """
     s = np.asarray(scores, dtype=_F)
     q, n = s.shape
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
     if k == n:
-        return _full_order(s)
-    part = np.argpartition(s, n - k, axis=1)[:, n - k:]          # the top k, unordered
-    top = np.take_along_axis(s, part, axis=1)
-    kth = top.min(axis=1)                                         # the k-th largest score
-    boundary_tie = np.count_nonzero(s >= kth[:, None], axis=1) > k
-    # rank order inside the top k: by score descending, then by index ascending (exact)
-    order = np.lexsort((part, -top), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    if boundary_tie.any():
-        rows = np.flatnonzero(boundary_tie)
-        idx[rows] = _stable_order(s[rows])[:, :k]
-    return idx
-
-
-def _full_order(s: np.ndarray) -> np.ndarray:
-    """Full ranking of every row; the fast unstable sort, with tied rows redone stably."""
-    order = np.argsort(s, axis=1)[:, ::-1]
-    srt = np.take_along_axis(s, order, axis=1)
-    tied = (srt[:, 1:] == srt[:, :-1]).any(axis=1)
+        return _stable_order(s)
+    kth = np.partition(s, n - k, axis=1)[:, n - k]               # the k-th largest value
+    mask = s >= kth[:, None]
+    flat = np.flatnonzero(mask)
+    counts = np.bincount(flat // n, minlength=q)
+    tied = counts > k                                            # the k-th value crosses the cut
+    idx = np.empty((q, k), dtype=np.intp)
     if tied.any():
-        rows = np.flatnonzero(tied)
-        order = np.ascontiguousarray(order)
-        order[rows] = _stable_order(s[rows])
-    return order
+        redo = np.flatnonzero(tied)
+        idx[redo] = _stable_order(s[redo])[:, :k]
+        keep = np.flatnonzero(~tied)
+        mask[redo] = False
+        cols = (np.flatnonzero(mask) % n).reshape(-1, k)        # ascending index within each row
+        vals = s[keep[:, None], cols]
+        idx[keep] = np.take_along_axis(cols, np.argsort(-vals, axis=1, kind="stable"), axis=1)
+        return idx
+    cols = (flat % n).reshape(q, k)                              # ascending index within each row
+    vals = np.take_along_axis(s, cols, axis=1)
+    return np.take_along_axis(cols, np.argsort(-vals, axis=1, kind="stable"), axis=1)
 
 
-def _relevance(yq: np.ndarray, yr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Boolean (Q, K): is retrieval item ``idx[i, j]`` relevant to query ``i``."""
+def _relevance(yq: np.ndarray, yr: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+    """Boolean (Q, K): is retrieval item ``idx[i, j]`` relevant to query ``i`` (idx None: all, in order)."""
     if yq.ndim == 1:
-        return yr[idx] == yq[:, None]
+        return (yr[None, :] if idx is None else yr[idx]) == yq[:, None]
     shared = (yq @ yr.T) > 0                       # (Q, N_r): share at least one label
-    return np.take_along_axis(shared, idx, axis=1)
+    return shared if idx is None else np.take_along_axis(shared, idx, axis=1)
+
+
+def _hits(rel: np.ndarray):
+    """Relevant positions of a (Q, K) boolean matrix: rows, columns (row-major), R_K per row and
+    each hit's 0-based index among its row's hits."""
+    q, n = rel.shape
+    rows, cols = np.divmod(np.flatnonzero(rel), n)
+    r_k = np.bincount(rows, minlength=q)
+    within = np.arange(rows.size) - (np.cumsum(r_k) - r_k)[rows]
+    return rows, cols, r_k, within
+
+
+def _ap_sum(rows, ordinal, rank, r_k) -> np.ndarray:
+    """(1/R_K) Σ ordinal/rank over each row's hits (the m-th hit at rank r adds P(r) = m/r); 0 if R_K=0."""
+    total = np.bincount(rows, weights=ordinal / rank, minlength=r_k.size)
+    return np.divide(total, r_k, out=np.zeros(r_k.size, dtype=_F), where=r_k > 0)
 
 
 def _ap_from_relevance(rel: np.ndarray) -> np.ndarray:
-    """AP per row of a ranked boolean relevance matrix (Q, K): (1/R_K) Σ P(r)·rel(r), 0 if R_K=0.
+    """AP per row of a ranked (best first) boolean relevance matrix (Q, K)."""
+    rows, cols, r_k, within = _hits(rel)
+    return _ap_sum(rows, within + 1.0, cols + 1.0, r_k)
 
-    Works on the relevant positions only: the m-th relevant item at rank r adds m / r.
+
+def _count_at_most(sorted_flat: np.ndarray, base: np.ndarray, n: int, v: np.ndarray) -> np.ndarray:
+    """For each i: how many of the n ascending values ``sorted_flat[base[i]:base[i]+n]`` are <= v[i].
+
+    A binary search for all i at once (binary lifting: add the largest powers of two that keep
+    ``sorted[count-1] <= v``), ceil(log2(n+1)) vectorised steps over len(v) items.
     """
-    q = rel.shape[0]
-    rows, cols = np.nonzero(rel)                   # row-major: ranks ascend within each row
-    r_k = np.bincount(rows, minlength=q)
-    starts = np.concatenate(([0], np.cumsum(r_k)[:-1]))
-    m = np.arange(rows.size) - starts[rows] + 1    # ordinal of the hit among the row's hits
-    total = np.bincount(rows, weights=m / (cols + 1.0), minlength=q)
-    return np.divide(total, r_k, out=np.zeros(q, dtype=_F), where=r_k > 0)
+    count = np.zeros(v.shape, dtype=np.intp)
+    step = 1 << (int(n).bit_length() - 1)
+    before, last = base - 1, base + (n - 1)
+    while step:
+        cand = count + step
+        ok = sorted_flat[np.minimum(before + cand, last)] <= v
+        ok &= cand <= n
+        count += ok * step
+        step >>= 1
+    return count
 
 
 def _full_ranking_ap(s: np.ndarray, yq: np.ndarray, yr: np.ndarray) -> np.ndarray:
-    """AP@all for a block: the fast unstable sort, and a stable re-sort only where a tie matters.
+    """AP@all for a block, from sorted score values: no index sort, no gather of the whole ranking.
 
-    A tie changes AP only when a run of equal scores mixes relevant and non-relevant items; such
-    a run puts a relevant item next to an equal score in the sorted row, which is checked at the
-    relevant positions only (O(#relevant)). Those rows are re-ranked with the stable sort.
+    AP@all only needs each relevant item's rank. With the row's values sorted, the rank of a
+    relevant item j is 1 + #{i : s_i > s_j} (a binary search); its ordinal among the relevant
+    items follows from ordering the relevant items alone. Both are exact when s_j is tied with
+    no other item; a row where a relevant item's score occurs twice is re-ranked with the
+    stable sort instead (ties: lower index first), which only such rows pay for.
     """
-    order = np.argsort(s, axis=1)[:, ::-1]
-    rel = _relevance(yq, yr, order)
-    rows, cols = np.nonzero(rel)
-    n = s.shape[1]
-    own = s[rows, order[rows, cols]]
-    tied = np.zeros(s.shape[0], dtype=bool)
-    for step in (-1, 1):
-        nb = cols + step
-        ok = (nb >= 0) & (nb < n)
-        hit = own[ok] == s[rows[ok], order[rows[ok], nb[ok]]]
-        tied[rows[ok][hit]] = True
+    q, n = s.shape
+    rows, cols, r_k, _ = _hits(_relevance(yq, yr))       # relevant items, in index order
+    v = s[rows, cols]
+    srt = np.sort(s, axis=1)
+    base = rows * n
+    at_most = _count_at_most(srt.ravel(), base, n, v)    # items with score <= v (itself included)
+    rank = n - at_most + 1
+    tied = np.zeros(q, dtype=bool)
+    second = np.maximum(at_most - 2, 0)                  # another item equal to v sits just below
+    tied[rows[(at_most >= 2) & (srt.ravel()[base + second] == v)]] = True
+    # ranks in increasing order within each row (rows are already grouped): one integer sort
+    rank = (np.sort(rows * (n + 1) + rank) - rows * (n + 1)).astype(_F)
+    within = np.arange(rows.size) - (np.cumsum(r_k) - r_k)[rows]
+    ap = _ap_sum(rows, within + 1.0, rank, r_k)
     if tied.any():
         redo = np.flatnonzero(tied)
-        rel = np.ascontiguousarray(rel)
-        rel[redo] = _relevance(yq[redo], yr, _stable_order(s[redo]))
-    return _ap_from_relevance(rel)
+        ap[redo] = _ap_from_relevance(_relevance(yq[redo], yr, _stable_order(s[redo])))
+    return ap
 
 
 def _ap_chunk(s: np.ndarray, yq: np.ndarray, yr: np.ndarray, k: int) -> np.ndarray:
@@ -245,16 +272,17 @@ def map_at_k(
         same kind). Relevant = same class / at least one shared class.
       k: cut-off K (clipped to N_r); ``None`` or ``"all"`` = standard AP over the whole ranking.
       return_per_query: also return the (N_q,) float64 array of AP values.
-      chunk_size: queries per block; default ``max(1, 2**21 // N_r)``.
+      chunk_size: queries per block; default ``max(1, 2**20 // N_r)``.
 
     Returns:
       mAP as a float, or ``(mAP, per_query_ap)`` with ``return_per_query=True``.
 
-    Memory: besides the two float64 normalised copies (O((N_q + N_r)·D)), one block holds
-    O(chunk·N_r) values, about 40 bytes per entry (scores, ordering, gathered labels, masks),
-    so ~80 MiB with the default chunk whatever N_q is; multi-hot labels add O(C·(N_q + N_r)).
-    Time: one float64 matmul, then per query row an ``argpartition`` (K < N_r) or a sort
-    (K = all), all vectorised over the block.
+    Memory: besides float64 copies of both sets (O((N_q + N_r)·D)), one block holds
+    O(chunk·N_r) values, at most ~40 bytes per entry (scores, their sorted or partitioned copy,
+    masks; index arrays for rows with ties),
+    so ~40 MiB with the default chunk whatever N_q is; multi-hot labels add O(C·(N_q + N_r)).
+    Time: one float64 matmul, then per query row a ``partition`` (K < N_r) or a sort of the
+    values (K = all), plus O(#relevant · log N_r) for the ranks; all vectorised over the block.
 
     Raises:
       ValueError: mismatched dimensions or label counts, empty sets, bad label shapes, NaN/Inf,
@@ -266,7 +294,9 @@ def map_at_k(
         raise ValueError(f"query_emb has dimension {q.shape[1]} but retrieval_emb has {r.shape[1]}")
     yq, yr = _check_label_pair(query_labels, retrieval_labels, q.shape[0], r.shape[0])
     kk = normalize_k(k, r.shape[0])
-    qn, rnT = _l2_normalize(q), np.ascontiguousarray(_l2_normalize(r).T)
+    # Only the retrieval side is normalised: dividing a query row by its norm (> 0) cannot change
+    # that row's ranking, and AP depends on the ranking only. A zero query scores 0 everywhere.
+    qn, rnT = np.asarray(q, dtype=_F), _l2_normalize(r).T
     step = _chunk_rows(chunk_size, r.shape[0])
     ap = np.empty(q.shape[0], dtype=_F)
     for a in range(0, q.shape[0], step):

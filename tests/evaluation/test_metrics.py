@@ -268,3 +268,31 @@ def _has_mixed_tie(sims, yq, yr):
             if rel.any() and not rel.all():
                 return True
     return False
+
+
+def test_tie_free_data_never_takes_the_stable_fallback(monkeypatch):
+    """The stable full sort is only for rows with ties; continuous scores must use the fast path."""
+    from cvs_tf.evaluation import metrics
+
+    def boom(s):
+        raise AssertionError("stable fallback used on tie-free data")
+
+    rng = np.random.default_rng(8)
+    q, r = rng.normal(size=(30, 8)), rng.normal(size=(200, 8))
+    yq, yr = rng.integers(0, 4, 30), rng.integers(0, 4, 200)
+    want = {k: map_at_k(q, r, yq, yr, k) for k in (10, None)}
+    monkeypatch.setattr(metrics, "_stable_order", boom)
+    for k in (10, None):
+        assert map_at_k(q, r, yq, yr, k) == want[k]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 8, 9, 16, 33])
+def test_vectorised_binary_search_matches_searchsorted(n):
+    from cvs_tf.evaluation.metrics import _count_at_most
+
+    rng = np.random.default_rng(n)
+    srt = np.sort(rng.integers(0, 5, size=(6, n)).astype(float), axis=1)       # duplicates included
+    rows = np.repeat(np.arange(6), 8)
+    v = rng.integers(-1, 6, size=rows.size).astype(float)                     # below, inside, above
+    want = [np.searchsorted(srt[r], x, side="right") for r, x in zip(rows, v)]
+    np.testing.assert_array_equal(_count_at_most(srt.ravel(), rows * n, n, v), want)
