@@ -253,6 +253,9 @@ def save_feature_set(
             "arrays": {},
         }
         if extra:
+            clash = sorted(set(extra) & set(manifest))
+            if clash:
+                raise FeatureSetError(f"{name}: extra manifest fields may not replace core fields {clash}")
             manifest.update(dict(extra))
         for m in order_modalities(data):
             splits = data[m]
@@ -300,6 +303,11 @@ def save_feature_set(
 
 
 # --------------------------------------------------------------------------- loading
+
+
+def all_finite(x: np.ndarray, rows: int = 4096) -> bool:
+    """No NaN/Inf, checked in row chunks so a memory-mapped array is never copied whole."""
+    return all(np.isfinite(x[i : i + rows]).all() for i in range(0, len(x), rows))
 
 
 def _fail(path: Path, fld: str, msg: str):
@@ -373,7 +381,7 @@ def load_feature_set(path: str | os.PathLike, *, mmap: bool = True, verify: bool
                 _fail(xpath, "count", f"{x.shape[0]} rows, manifest says {counts[s]}")
             if y.shape[0] != x.shape[0]:
                 _fail(ypath, "count", f"{y.shape[0]} labels for {x.shape[0]} feature rows")
-            if x.size and not np.isfinite(x).all():
+            if x.size and not all_finite(x):
                 _fail(xpath, "features", "contain NaN or Inf")
             if manifest["label_kind"] == "single":
                 if y.ndim != 1:
