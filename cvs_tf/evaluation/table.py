@@ -85,7 +85,7 @@ def cross_modal_table(
         a protocol that needs a model given plain embeddings, or bad metric inputs.
     """
     proto = parse_protocol(protocol)
-    normalize_k(k)
+    k = normalize_k(k)                       # validated; "all" -> None
     if isinstance(model_or_embeddings, Mapping):
         data = dict(model_or_embeddings)
         mods = list(modalities) if modalities is not None else order_modalities(data)

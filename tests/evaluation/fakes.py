@@ -83,3 +83,21 @@ def rvs_fake(dims: dict, reference: str, dim: int = 8, seed: int = 0) -> FakeMod
     others = [m for m in dims if m != reference]
     layers = rvs_blocks(others, dim, seed)
     return FakeModel(dims, {(reference, m): layer for m, layer in zip(others, layers)}, dim, seed)
+
+
+def one_pair_at_a_time(model, q_mod, q_x, r_mod, r_x):
+    """The definition: push each (query, candidate) pair through the layer, L2, cosine."""
+    layer, swapped = model.attention_block(q_mod, r_mod)
+    g_q = np.asarray(model.branch_output(q_mod, q_x))
+    g_r = np.asarray(model.branch_output(r_mod, r_x))
+    out = np.empty((len(q_x), len(r_x)))
+    for i in range(len(q_x)):
+        for j in range(len(r_x)):
+            a, b = g_q[i:i + 1], g_r[j:j + 1]
+            if swapped:
+                oc, oq = layer((tf.constant(b), tf.constant(a)))
+            else:
+                oq, oc = layer((tf.constant(a), tf.constant(b)))
+            oq, oc = np.asarray(oq)[0].astype(np.float64), np.asarray(oc)[0].astype(np.float64)
+            out[i, j] = oq @ oc / (np.linalg.norm(oq) * np.linalg.norm(oc))
+    return out

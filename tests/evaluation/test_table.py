@@ -51,6 +51,7 @@ def test_layout_values_and_means():
     assert df.attrs["data_label"] == "synthetic stand-in" and df.attrs["n_pairs"] == 6
     assert df.attrs["title"] == "mAP@5 — independent protocol, test split (synthetic stand-in)"
     assert cross_modal_table(data, "val", None).attrs["metric"] == "mAP@all"
+    assert cross_modal_table(data, "val", "all").attrs["k"] == "all"
 
 
 def test_modalities_argument_sets_order_and_subset():
