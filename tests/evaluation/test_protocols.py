@@ -4,7 +4,6 @@ import inspect
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cvs_tf.evaluation import (
     LEAK_TITLE,
