@@ -93,18 +93,27 @@ def blas_threads() -> str:
 
         infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
         if infos:
-            return ", ".join(f"{i.get('internal_api')} {i.get('num_threads')} threads" for i in infos)
+            return ", ".join(
+                f"{i.get('internal_api')} ({Path(i.get('filepath', '')).parent.name or '?'}) "
+                f"{i.get('num_threads')} thread{'s' if i.get('num_threads') != 1 else ''}"
+                for i in infos
+            )
     except ImportError:
         pass
     return "unknown"
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other processes compete for the same cores)."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
 def machine() -> dict:
     """What the figures were measured on."""
-    try:
-        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
+    load = load_average()
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -120,7 +129,8 @@ def machine() -> dict:
 
 def machine_line(m: dict | None = None) -> str:
     m = m or machine()
-    return (f"{m['cpu']}, {m['cores']} cores (load average {m['load_at_start']} at start), "
+    end = f", {m['load_at_end']} at end" if m.get("load_at_end") else ""
+    return (f"{m['cpu']}, {m['cores']} cores (load average {m['load_at_start']} at start{end}), "
             f"{m['platform']}; Python {m['python']}, numpy {m['numpy']}, scipy {m['scipy']}, "
             f"TensorFlow {m['tensorflow']}; BLAS: {m['blas']}")
 

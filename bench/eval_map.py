@@ -24,7 +24,16 @@ import datetime as _dt
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from bench import fmt_seconds, machine, machine_line, peak_memory, summary, timed, write_section
+from bench import (
+    fmt_seconds,
+    load_average,
+    machine,
+    machine_line,
+    peak_memory,
+    summary,
+    timed,
+    write_section,
+)
 from cvs_tf.evaluation.metrics import DEFAULT_CHUNK_ENTRIES, _l2_normalize, map_at_k
 
 NAME = "eval_map"
@@ -174,7 +183,13 @@ def check(res: dict) -> list[str]:
     if res["max_abs_diff"] > MAX_ABS_DIFF:
         miss.append(f"largest |ΔAP| {res['max_abs_diff']:.2g} exceeds {MAX_ABS_DIFF:g}")
     if res["size"] == "XMedia" and res["k"] == "all" and res["speedup"] < TARGET_SPEEDUP:
-        miss.append(f"speed-up {res['speedup']:.1f}× is below {TARGET_SPEEDUP:g}×")
+        bound = res["reference"]["median"] / res["unavoidable"]["median"]
+        why = (f"the reference itself costs only {bound:.1f}× the unavoidable work here, so even a "
+               "method costing exactly one float64 similarity matmul plus one argsort per row would "
+               f"be {bound:.1f}× faster, not {TARGET_SPEEDUP:g}×, on this machine" if bound < TARGET_SPEEDUP else
+               f"the reference costs {bound:.1f}× the unavoidable work, so the shortfall is our "
+               "overhead (see ours / unavoidable)")
+        miss.append(f"speed-up {res['speedup']:.1f}× is below {TARGET_SPEEDUP:g}×: {why}")
     if res["over_unavoidable"] > TARGET_OVER_UNAVOIDABLE:
         over = res["ours"]["median"] - res["unavoidable"]["median"]
         miss.append(
@@ -213,8 +228,8 @@ def markdown(results: list[dict], command: str, mach: dict, repeats: dict) -> st
         f"Repeats: {repeats}.",
         "",
         "| case | ours s | unavoidable s (matmul + sort) | reference s | speed-up | ours / unavoidable "
-        "| max \\|ΔAP\\| | peak MiB ours / reference | mean mAP | targets |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| reference / unavoidable | max \\|ΔAP\\| | peak MiB ours / reference | mean mAP | targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     notes = []
     for res in results:
@@ -223,7 +238,8 @@ def markdown(results: list[dict], command: str, mach: dict, repeats: dict) -> st
         lines.append(
             f"| {res['size']} K={res['k']} | {fmt_seconds(res['ours'])} | {fmt_seconds(res['unavoidable'])} "
             f"({res['matmul_s']:.3g} + {res['sort_s']:.3g}) | {fmt_seconds(res['reference'])} "
-            f"| {res['speedup']:.1f}× | {res['over_unavoidable']:.2f} | {res['max_abs_diff']:.1e} "
+            f"| {res['speedup']:.1f}× | {res['over_unavoidable']:.2f} "
+            f"| {res['reference']['median'] / res['unavoidable']['median']:.1f}× | {res['max_abs_diff']:.1e} "
             f"| {res['peak_ours'] / 2**20:.0f} / {res['peak_ref'] / 2**20:.0f} | {res['map']:.4f} "
             f"| {'met' if not miss else 'missed'} |"
         )
@@ -233,12 +249,17 @@ def markdown(results: list[dict], command: str, mach: dict, repeats: dict) -> st
         "float64 similarity matmul of pre-normalised embeddings plus one `argsort` (K = all) or "
         "`argpartition` (K = 50) per query row, in the same query blocks as ours, timed interleaved "
         "with ours; *reference* is the DSCMR/SDML-style loop (`cdist` cosine, `argsort`, Python loop "
-        "per query and rank); *max |ΔAP|* is the largest difference of a per-query AP between ours "
+        "per query and rank); *reference / unavoidable* is the speed-up of a method that would cost "
+        "exactly the unavoidable work; *max |ΔAP|* is the largest difference of a per-query AP between ours "
         f"and the reference (target ≤ {MAX_ABS_DIFF:g}); *peak MiB* is the tracemalloc peak of one "
         "call on the largest pair (image→text): ours is bounded by its query blocks "
         f"(about 40 bytes × {DEFAULT_CHUNK_ENTRIES:,} entries), the reference holds the whole "
         "distance matrix and its argsort (its peak does not depend on K, so it is measured with "
         "K = 1 to keep tracemalloc off its Python loop).",
+        "",
+        f"BLAS is pinned to {BLAS_THREADS} thread for ours and the unavoidable work (the reference "
+        "runs on one core). The machine is shared: absolute times move with the load of other "
+        "processes (load averages above), so compare the ratios, which come from interleaved runs.",
         "",
         f"Targets: ≥ {TARGET_SPEEDUP:g}× faster than the reference at XMedia size, K = all; ours within "
         f"{TARGET_OVER_UNAVOIDABLE:g}× of the unavoidable work; |ΔAP| ≤ {MAX_ABS_DIFF:g}.",
@@ -273,6 +294,7 @@ def _run(quick: bool, write_docs: bool | None) -> list[dict]:
             print(f"   {size} K={res['k']}: ours {fmt_seconds(res['ours'])} s, unavoidable "
                   f"{fmt_seconds(res['unavoidable'])} s, reference {fmt_seconds(res['reference'])} s, "
                   f"max|ΔAP| {res['max_abs_diff']:.1e}", flush=True)
+    mach["load_at_end"] = load_average()
     print(f"   machine: {machine_line(mach)}")
     if write_docs if write_docs is not None else not quick:
         rep_text = "; ".join(f"{s}: ours/unavoidable ×{repeats[s][0]}, reference ×{repeats[s][1]}" for s in sizes)
