@@ -34,6 +34,8 @@ __all__ = [
     "semi_hard_triplet_loss",
     "cross_triplet_loss",
     "pair_triplet_loss",
+    "batched_semi_hard_triplet_loss",
+    "batched_cross_triplet_loss",
 ]
 
 
@@ -111,29 +113,74 @@ def pairwise_squared_distances(a, b):
 def _semi_hard_from_masks(dist, positives, negatives, margin):
     """Mean semi-hard hinge over the (anchor, positive) pairs given by the boolean masks.
 
-    ``dist`` (Na, Nb) holds anchor-to-candidate distances; ``positives``/``negatives`` (Na, Nb)
-    say which candidates are positives/negatives of each anchor.
+    ``dist`` (..., Na, Nb) holds anchor-to-candidate distances; ``positives``/``negatives``
+    (..., Na, Nb) say which candidates are positives/negatives of each anchor. Leading dimensions
+    are independent problems (one loss value each); ``margin`` is a scalar or one per problem.
     """
     margin = tf.cast(margin, dist.dtype)
-    # cond[i, k, j]: candidate j is a negative of anchor i and farther than positive k.
-    farther = dist[:, None, :] > dist[:, :, None]
-    cond = tf.logical_and(negatives[:, None, :], farther)
-    has_outside = tf.reduce_any(cond, axis=2)
-    row_max = tf.reduce_max(dist, axis=1, keepdims=True)
+    if margin.shape.rank:
+        margin = margin[..., None, None]
+    # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than positive k.
+    farther = dist[..., None, :] > dist[..., :, None]
+    cond = tf.logical_and(negatives[..., :, None, :], farther)
+    has_outside = tf.reduce_any(cond, axis=-1)
+    row_max = tf.reduce_max(dist, axis=-1, keepdims=True)
     # Fill masked-out entries with the row maximum (never below a valid candidate), then take the min.
-    fill_max = tf.broadcast_to(row_max[:, :, None], tf.shape(cond))
+    fill_max = tf.broadcast_to(row_max[..., None], tf.shape(cond))
     outside = tf.reduce_min(
-        tf.where(cond, tf.broadcast_to(dist[:, None, :], tf.shape(cond)), fill_max), axis=2
+        tf.where(cond, tf.broadcast_to(dist[..., None, :], tf.shape(cond)), fill_max), axis=-1
     )
     # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
-    has_negative = tf.reduce_any(negatives, axis=1, keepdims=True)
-    inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=1, keepdims=True)
+    has_negative = tf.reduce_any(negatives, axis=-1, keepdims=True)
+    inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=-1, keepdims=True)
     inside = tf.where(has_negative, inside, tf.zeros_like(inside))
     d_an = tf.where(has_outside, outside, tf.broadcast_to(inside, tf.shape(dist)))
     hinge = tf.maximum(dist - d_an + margin, 0.0)
     hinge = tf.where(positives, hinge, tf.zeros_like(hinge))
-    num_pairs = tf.reduce_sum(tf.cast(positives, dist.dtype))
-    return tf.math.divide_no_nan(tf.reduce_sum(hinge), num_pairs)
+    num_pairs = tf.reduce_sum(tf.cast(positives, dist.dtype), axis=[-2, -1])
+    return tf.math.divide_no_nan(tf.reduce_sum(hinge, axis=[-2, -1]), num_pairs)
+
+
+def _batched_distances(a, b):
+    """(P, Na, Nb) squared Euclidean distances between (P, Na, D) and (P, Nb, D), clamped at 0."""
+    sq_a = tf.reduce_sum(tf.square(a), axis=-1)[..., :, None]
+    sq_b = tf.reduce_sum(tf.square(b), axis=-1)[..., None, :]
+    return tf.maximum(sq_a + sq_b - 2.0 * tf.matmul(a, b, transpose_b=True), 0.0)
+
+
+def _batched_same(la, lb):
+    """(P, Na, Nb) same-class masks from (P, N) ids or (P, N, C) multi-hot rows."""
+    if la.shape.rank == 2:
+        return tf.equal(la[..., :, None], tf.cast(lb, la.dtype)[..., None, :])
+    return tf.matmul(tf.cast(la, tf.float32), tf.cast(lb, tf.float32), transpose_b=True) > 0.0
+
+
+def batched_semi_hard_triplet_loss(labels, embeddings, margins=1.0):
+    """:func:`semi_hard_triplet_loss` for P independent sets at once: (P, N) or (P, N, C) labels,
+    (P, N, D) embeddings, a scalar or (P,) margins -> (P,) losses.
+
+    Exactly the per-set loss (same mining and edge cases), computed with one set of ops: a model
+    that trains many modality pairs stacks their intra terms here, which keeps the traced graph
+    small (compile time) without changing any value.
+    """
+    emb = _as_float(embeddings)
+    labels = tf.convert_to_tensor(labels)
+    same = _batched_same(labels, labels)
+    dist = _batched_distances(emb, emb)
+    n = tf.shape(dist)[-1]
+    off_diag = tf.logical_not(tf.cast(tf.eye(n), tf.bool))
+    dist = tf.where(off_diag, dist, tf.zeros_like(dist))
+    positives = tf.logical_and(same, off_diag)
+    negatives = tf.logical_and(tf.logical_not(same), off_diag)
+    return _semi_hard_from_masks(dist, positives, negatives, margins)
+
+
+def batched_cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_emb, margins=1.0):
+    """:func:`cross_triplet_loss` for P independent (anchor set, other set) problems -> (P,) losses."""
+    ax = _as_float(anchor_emb)
+    oy = tf.cast(_as_float(other_emb), ax.dtype)
+    same = _batched_same(tf.convert_to_tensor(anchor_labels), tf.convert_to_tensor(other_labels))
+    return _semi_hard_from_masks(_batched_distances(ax, oy), same, tf.logical_not(same), margins)
 
 
 def semi_hard_triplet_loss(labels, embeddings, margin=1.0):
