@@ -1,0 +1,170 @@
+"""``python -m experiments``: list, run and publish the thesis experiments (one JSON config per table or figure).
+
+Usage::
+
+    python -m experiments list
+    python -m experiments run NAME [NAME ...] [--data DIR] [--quick] [--seeds N]
+    python -m experiments publish NAME [NAME ...]     # copy results/NAME.md (+ PNG) into docs/results.md
+
+``NAME`` is a config name (``table8``, ``fig25``, ``real_tux12``, ...), ``figures`` (every
+figure) or ``all``. ``--data DIR`` (or ``$CVS_TF_DATA``) points at converted real features: a
+feature-set folder, or a folder holding them by name (``DIR/xmedia``, ``DIR/pascal``, ...);
+without them each dataset's synthetic stand-in is generated (cached under
+``data_cache/synth/``) and every title says "synthetic stand-in — not comparable to the thesis".
+Outputs: ``results/NAME.{md,csv,json}`` and ``results/NAME*.png``; run folders under
+``runs/experiments/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
+
+DOC = "docs/results.md"
+FIG_DIR = "figures"
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise CliError(f"--seeds: not an integer: {text!r}") from None
+    if n < 1:
+        raise CliError(f"--seeds: must be >= 1, got {n}")
+    return n
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m experiments", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    sub.add_parser("list", help="list the experiments, their kind and title")
+    r = sub.add_parser("run", help="run experiments and write results/NAME.{md,csv,json} and figures")
+    r.add_argument("names", nargs="+", metavar="NAME", help="experiment name, 'figures' or 'all'")
+    r.add_argument("--data", metavar="DIR", help="converted real features: one feature set, or a folder of them by name "
+                   "[$CVS_TF_DATA; else the synthetic stand-in]")
+    r.add_argument("--quick", action="store_true", help="scaled data, few epochs, one seed: minutes on 2 cores")
+    r.add_argument("--seeds", type=_positive, metavar="N", help="train seeds 0..N-1 [the config's seeds]")
+    r.add_argument("--results", default="results", metavar="DIR", help="where NAME.{md,csv,json,png} go [results]")
+    r.add_argument("--runs", default=os.path.join("runs", "experiments"), metavar="DIR",
+                   help="where the run folders go [runs/experiments]")
+    r.add_argument("--cache", default=os.path.join("data_cache", "synth"), metavar="DIR",
+                   help="synthetic stand-in cache [data_cache/synth]")
+    r.add_argument("--keep-models", action="store_true", help="keep each run's stages/*/model.keras")
+    u = sub.add_parser("publish", help="copy results/NAME.md and its figures into docs/results.md")
+    u.add_argument("names", nargs="+", metavar="NAME")
+    u.add_argument("--results", default="results", metavar="DIR")
+    u.add_argument("--doc", default=DOC, metavar="FILE", help=f"the results page [{DOC}]")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def _list() -> int:
+    from experiments.runner import missing_real_data
+    from experiments.spec import GROUPS, available, load
+
+    for name in available():
+        exp = load(name)
+        missing = missing_real_data(exp, None)
+        note = f"  [needs real data: {missing.split(' (')[0]}]" if missing else ""
+        print(f"{name:22s} {exp.kind:12s} {exp.title}{note}")
+    for g, members in GROUPS.items():
+        print(f"{g:22s} {'group':12s} {', '.join(members)}")
+    print(f"{'all':22s} {'group':12s} every experiment above")
+    return 0
+
+
+def _run(args, argv) -> int:
+    from experiments.runner import Context, ExperimentError, missing_real_data, run_experiment
+    from experiments.spec import expand, load
+
+    names = expand(args.names)
+    command = "python -m experiments " + " ".join(shlex.quote(a) for a in argv)
+    if args.data is not None and not Path(args.data).is_dir():
+        raise CliError(f"--data {args.data}: no such directory")
+    written = []
+    for name in names:
+        exp = load(name)
+        if len(names) > 1:
+            missing = missing_real_data(exp, args.data)
+            if missing:
+                print(f"[{name}] skipped: {missing}", flush=True)
+                continue
+        ctx = Context(exp=exp, quick=args.quick, seeds=exp.seeds_for(args.quick, args.seeds), data=args.data,
+                      results=Path(args.results), runs=Path(args.runs), cache=Path(args.cache),
+                      keep_models=args.keep_models, command=command,
+                      log=lambda m: print(m, flush=True))
+        try:
+            paths = run_experiment(ctx)
+        except ExperimentError as exc:
+            raise CliError(str(exc)) from None
+        written.append(paths)
+        print("\n" + paths["md"].read_text(), flush=True)
+        print(f"[{name}] wrote {', '.join(str(p) for p in paths.values())}", flush=True)
+    return 0
+
+
+BEGIN, END = "<!-- experiment:{} -->", "<!-- /experiment:{} -->"
+
+
+def publish_section(doc: Path, name: str, body: str) -> None:
+    """Replace (or append) the ``<!-- experiment:NAME -->`` block of the results page; other text is kept."""
+    text = doc.read_text() if doc.exists() else "# Results\n"
+    b0, b1 = BEGIN.format(name), END.format(name)
+    block = f"{b0}\n{body.strip()}\n{b1}"
+    if b0 in text and b1 in text:
+        text = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n{block}\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    tmp = doc.with_name(f".{doc.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(doc)
+
+
+def _publish(args) -> int:
+    from experiments.spec import expand
+
+    doc = Path(args.doc)
+    for name in expand(args.names):
+        md = Path(args.results) / f"{name}.md"
+        if not md.is_file():
+            raise CliError(f"{md}: no results yet (run `python -m experiments run {name}` first)")
+        body = md.read_text()
+        figs = doc.parent / FIG_DIR
+        for png in sorted(Path(args.results).glob(f"{name}*.png")):
+            if not re.fullmatch(re.escape(name) + r"(-[\w.-]+)?\.png", png.name):
+                continue
+            figs.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png, figs / png.name)
+            body = body.replace(f"]({png.name})", f"]({FIG_DIR}/{png.name})")
+        body = re.sub(r"^## ", "### ", re.sub(r"^### ", "#### ", re.sub(r"^#### ", "##### ", body, flags=re.M),
+                                             flags=re.M), flags=re.M)
+        publish_section(doc, name, body)
+        print(f"published {md} into {doc}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*shuffle=True.* was passed")  # Keras, for tf.data input
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.command == "list":
+        return _list()
+    if args.command == "publish":
+        return _publish(args)
+    return _run(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
