@@ -100,9 +100,9 @@ reproduce-table10: $(STAMP) ## Table 10: M-CVS on XMediaNet, 2 stages
 	$(VPY) -m experiments run table10 $(if $(QUICK),--quick,)
 reproduce-table11: $(STAMP) ## Table 11: RVS, image vs text reference
 	$(VPY) -m experiments run table11 $(if $(QUICK),--quick,)
-reproduce-table12: $(STAMP) ## Table 12: class-incremental stage-wise learning (Pascal, CUB zero-shot)
+reproduce-table12: $(STAMP) ## Table 12: the class-incremental stage plan and evaluation sets (Pascal, CUB zero-shot; no training)
 	$(VPY) -m experiments run table12 $(if $(QUICK),--quick,)
-reproduce-table13: $(STAMP) ## Table 13: stage-wise results vs a CVS on all classes
+reproduce-table13: $(STAMP) ## Table 13: stage-wise class-incremental runs (Pascal, CUB zero-shot) vs a CVS on all classes
 	$(VPY) -m experiments run table13 $(if $(QUICK),--quick,)
 reproduce-figures: $(STAMP) ## Figures 9, 22-27
 	$(VPY) -m experiments run figures $(if $(QUICK),--quick,)
