@@ -252,8 +252,8 @@ def markdown(results: list[dict], command: str, mach: dict, repeats: dict) -> st
         "per query and rank); *reference / unavoidable* is the speed-up of a method that would cost "
         "exactly the unavoidable work; *max |ΔAP|* is the largest difference of a per-query AP between ours "
         f"and the reference (target ≤ {MAX_ABS_DIFF:g}); *peak MiB* is the tracemalloc peak of one "
-        "call on the largest pair (image→text): ours is bounded by its query blocks "
-        f"(about 40 bytes × {DEFAULT_CHUNK_ENTRIES:,} entries), the reference holds the whole "
+        "call on the largest pair (image→text): ours holds float64 copies of the two embedding "
+        f"sets plus one query block (at most about 40 bytes × {DEFAULT_CHUNK_ENTRIES:,} entries), the reference holds the whole "
         "distance matrix and its argsort (its peak does not depend on K, so it is measured with "
         "K = 1 to keep tracemalloc off its Python loop).",
         "",
