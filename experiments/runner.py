@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cvs_tf.data.registry import DATA_ENV, dataset_path
-from cvs_tf.data.store import FeatureSet, FeatureSetError, load_feature_set
+from cvs_tf.data.store import FeatureSet, FeatureSetError, load_feature_set, order_modalities
 from cvs_tf.training.trainer import Checkpoint, Trainer, write_json
 from experiments.spec import DataSpec, ExperimentSpec, SpecError, VariantSpec
 
@@ -266,11 +266,12 @@ class Context:
         from cvs_tf.evaluation.table import cross_modal_table
 
         fs = featureset or trainer.fs
-        mods = list(modalities or trainer.model.modalities)
+        mods = list(modalities or order_modalities(trainer.model.modalities))  # thesis order: I, T, A, V, 3D
         out = {}
         for p in self.exp.protocols:
-            if (p == "independent" and featureset is None and modalities is None
-                    and self.exp.k == trainer.config.train.eval_k):
+            own = trainer.tables["test"]
+            if (p == "independent" and featureset is None and self.exp.k == trainer.config.train.eval_k
+                    and list(own.attrs["modalities"]) == mods):
                 out[p] = trainer.tables["test"]  # the Trainer's own final table: same numbers
             else:
                 out[p] = cross_modal_table(trainer.model, split="test", k=self.exp.k, protocol=p,
@@ -284,10 +285,12 @@ class Context:
         d = TrainConfig()
         get = lambda k: t.get(k, getattr(d, k))  # noqa: E731
         steps = f"{get('steps_per_epoch')} steps" if get("steps_per_epoch") else "one pass over the data"
+        stop = ("no early stopping (every epoch runs; the epoch with the best validation mAP is kept)"
+                if get("early_stopping") == "none" else
+                f"early stopping on `{get('early_stopping')}` of the validation split (patience {get('patience')}), "
+                "best validation epoch kept")
         return (f"training: up to {get('epochs')} epochs per stage ({steps} each), batch {get('batch_size')}, "
-                f"Adam lr {get('lr')}, early stopping on `{get('early_stopping')}` of the validation split "
-                f"(patience {get('patience')}), best validation epoch kept; the test split is used only for "
-                f"the numbers below")
+                f"Adam lr {get('lr')}, {stop}; the test split is used only for the numbers below")
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -458,17 +461,17 @@ def check_claims(ctx: Context, overall: dict[str, list[float]], data: ResolvedDa
         a, b = np.asarray(overall[c.a]), np.asarray(overall[c.b])
         ma, mb = float(a.mean()), float(b.mean())
         diff = a - b
-        sd = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
+        sd = f" ± {diff.std(ddof=1):.3f}" if len(diff) > 1 else ""
         if c.kind == "greater":
             holds = ma > mb
             wins = int((diff > 0).sum())
-            detail = (f"{c.a} {ma:.3f} vs {c.b} {mb:.3f}: difference {fmt_signed(ma - mb)} ± {fmt(sd)} "
+            detail = (f"{c.a} {ma:.3f} vs {c.b} {mb:.3f}: difference {fmt_signed(ma - mb)}{sd} "
                       f"(paired over seeds); {c.a} is higher in {wins}/{len(diff)} seeds")
         else:
             gap = abs(ma - mb) / mb if mb else float("inf")
             holds = gap <= c.tolerance
             detail = (f"{c.a} {ma:.3f} vs {c.b} {mb:.3f}: gap {100 * gap:.1f}% of {c.b} "
-                      f"(rule: within {100 * c.tolerance:.0f}%); difference {fmt_signed(ma - mb)} ± {fmt(sd)}")
+                      f"(rule: within {100 * c.tolerance:.0f}%); difference {fmt_signed(ma - mb)}{sd}")
         verdict = "**holds**" if holds else "**does not hold**"
         where = " (on a synthetic stand-in: says nothing about the thesis)" if data.synthetic else ""
         lines.append(f"- {c.text}: {verdict} on {data.spec.label}{where} — {detail}.")
