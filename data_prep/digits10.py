@@ -188,7 +188,7 @@ class Extractors:
         return enc.encode([w.text for w in words])
 
     def speech_and_audio(self, clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.ex.SpeechEncoder(self.cache, self.threads)
+        enc = self.ex.SpeechEncoder(self.cache)
         self.info["speech"] = enc.info
         waves = [self.ex.load_audio(c.path) for c in clips]
         speech = []
@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None, *,
 
     ok, report = True, []
     if args.compare:
-        ok, report = common.compare_feature_sets(data, args.compare)
+        ok, report = common.compare_feature_sets(data, args.compare, subset=args.limit is not None)
     item_ids = data.pop("item_ids")
     provenance = {
         "synthetic": False,
@@ -302,6 +302,7 @@ def main(argv: Sequence[str] | None = None, *,
         "split": {"test_fraction": TEST_FRACTION, "seed": args.seed, "stratified": True,
                   "per_source_seed_offset": SOURCE_SEED, "speech_and_audio": "same clips, same split"},
         "feature_dtype": "float16",
+        "torch_threads": args.threads,
     }
     validation = {"fraction": VAL_FRACTION, "seed": args.seed, "stratified": True, "carved_from": "train",
                   "paired": False}

@@ -140,7 +140,7 @@ class Extractors:
         return enc.encode([s.caption for s in stamps])
 
     def speech_and_audio(self, stamps: Sequence[Stamp]) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.ex.SpeechEncoder(self.cache, self.threads)
+        enc = self.ex.SpeechEncoder(self.cache)
         self.info["speech"] = enc.info
         speech, audio = [], []
         step = 48
@@ -235,7 +235,7 @@ def main(argv: Sequence[str] | None = None, *,
 
     ok, report = True, []
     if args.compare:
-        ok, report = common.compare_feature_sets(data, args.compare)
+        ok, report = common.compare_feature_sets(data, args.compare, subset=args.limit is not None)
     item_ids = data.pop("item_ids")
     from data_prep import extractors as ex
 
@@ -259,6 +259,7 @@ def main(argv: Sequence[str] | None = None, *,
         },
         "split": {"test_fraction": TEST_FRACTION, "seed": args.seed, "stratified": True},
         "feature_dtype": "float16",
+        "torch_threads": args.threads,
     }
     validation = {"fraction": VAL_FRACTION, "seed": args.seed, "stratified": True, "carved_from": "train",
                   "paired": True}

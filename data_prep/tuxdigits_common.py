@@ -14,7 +14,6 @@ argument) is raised as :class:`cvs_tf.cli.errors.CliError`, which the scripts pr
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import subprocess
@@ -215,41 +214,60 @@ def float16_ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(ordered(a) - ordered(b))
 
 
-def compare_feature_sets(new: Mapping, ref_dir: str | Path, *, id_key: str = "item_ids",
-                         max_ulp: int = 1) -> tuple[bool, list[str]]:
-    """Compare freshly built splits ``new`` (modality -> split -> (x, y), plus ``new[id_key]``)
-    with the feature set at ``ref_dir``.
+def _ids_of(ids: Mapping, modality: str) -> Mapping[str, list]:
+    """The item ids of one modality: its own entry (class-paired sets) or the single shared one."""
+    if modality in ids:
+        return ids[modality]
+    if len(ids) == 1:
+        return next(iter(ids.values()))
+    raise KeyError(f"no item ids for modality {modality!r}")
 
-    Labels and item ids must be identical; features, cast to float16, may differ by at most
-    ``max_ulp`` float16 ulps (rounding of values that sit next to a rounding boundary).
-    Returns (ok, report lines).
+
+def compare_feature_sets(new: Mapping, ref_dir: str | Path, *, subset: bool = False,
+                         max_ulp: int = 1) -> tuple[bool, list[str]]:
+    """Compare freshly built data ``new`` (modality -> split -> (x, y), plus ``new["item_ids"]``)
+    with the feature set at ``ref_dir``, item by item (rows matched by item id).
+
+    Every new item must exist in the reference with the same class name, and its features, cast
+    to float16, may differ by at most ``max_ulp`` float16 ulps (a value next to a rounding
+    boundary). Unless ``subset`` (a ``--limit`` build), the split assignment and row order must
+    be identical too. Returns (ok, report lines).
     """
     ref = load_feature_set(ref_dir, mmap=False)
-    lines: list[str] = []
-    ok = True
-    ref_ids = ref.manifest.get(id_key)
-    if ref_ids != json.loads(json.dumps(new.get(id_key))):
-        ok = False
-        lines.append(f"{id_key}: differ from {ref_dir}")
-    mods = [m for m in new if m != id_key]
+    ok, lines = True, []
+    mods = [m for m in new if m != "item_ids"]
     if sorted(mods) != sorted(ref.modalities):
-        return False, lines + [f"modalities {sorted(mods)} differ from {sorted(ref.modalities)}"]
+        return False, [f"modalities {sorted(mods)} differ from {sorted(ref.modalities)}"]
+    ref_ids, new_ids = ref.manifest.get("item_ids", {}), new["item_ids"]
     for m in mods:
+        rid, nid = _ids_of(ref_ids, m), _ids_of(new_ids, m)
+        where = {i: (s, r) for s in SPLITS for r, i in enumerate(rid[s])}
+        if not subset and any(list(rid[s]) != list(nid[s]) for s in SPLITS):
+            ok = False
+            lines.append(f"{m}: split assignment or row order differs from {ref_dir}")
+        worst, n_diff, n_vals, max_abs, missing, bad_label = 0, 0, 0, 0.0, 0, 0
         for s in SPLITS:
             x, y = new[m][s]
-            rx, ry = ref.x(m, s), ref.y(m, s)
-            if x.shape != rx.shape or not np.array_equal(np.asarray(y), ry):
-                ok = False
-                lines.append(f"{m}/{s}: shape {x.shape} vs {rx.shape} or labels differ")
-                continue
-            d = float16_ulp_distance(np.asarray(x, dtype=np.float16), rx)
-            worst = int(d.max()) if d.size else 0
-            n_diff = int(np.count_nonzero(d))
-            status = "ok" if worst <= max_ulp else "MISMATCH"
-            ok &= worst <= max_ulp
-            lines.append(f"{m}/{s}: {x.shape[0]}x{x.shape[1]}, {n_diff} values differ, "
-                         f"max {worst} float16 ulp, max |diff| "
-                         f"{float(np.abs(np.asarray(x, np.float32) - rx.astype(np.float32)).max(initial=0)):.3g} {status}")
+            for row, item in enumerate(nid[s]):
+                if item not in where:
+                    missing += 1
+                    continue
+                rs, rr = where[item]
+                if ref.classes[int(ref.y(m, rs)[rr])] != ref.classes[int(y[row])]:
+                    bad_label += 1
+                a = np.asarray(x[row], dtype=np.float16)
+                b = ref.x(m, rs)[rr]
+                d = float16_ulp_distance(a, b)
+                worst = max(worst, int(d.max()))
+                n_diff += int(np.count_nonzero(d))
+                n_vals += d.size
+                max_abs = max(max_abs, float(np.abs(a.astype(np.float32) - b.astype(np.float32)).max()))
+        good = worst <= max_ulp and not missing and not bad_label
+        ok &= good
+        n_items = sum(len(nid[s]) for s in SPLITS)
+        lines.append(f"{m}: {n_items} items, {n_diff}/{n_vals} values differ, max {worst} float16 ulp, "
+                     f"max |diff| {max_abs:.3g}, {missing} missing, {bad_label} relabelled: "
+                     f"{'ok' if good else 'MISMATCH'}")
     return ok, lines
 
 
@@ -270,7 +288,8 @@ def base_parser(prog: str, description: str, default_out: str) -> ArgumentParser
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the extractors (default 2)")
     p.add_argument("--compare", default=None, metavar="DIR",
-                   help="after building, compare with the feature set at DIR (exit 1 if beyond float16 rounding)")
+                   help="after building, compare with the feature set at DIR item by item (exit 1 if beyond float16 "
+                        "rounding); with --limit, each rebuilt item is checked against the same item in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 

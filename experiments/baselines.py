@@ -50,9 +50,9 @@ from cvs_tf.evaluation.table import (
 
 K = 50
 BASELINES = ("cca", "label", "chance")
-CCA_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0)
-CCA_DIMS = (8, 16, 32, 64, 128)
-LR_CS = (0.001, 0.01, 0.1, 1.0)
+CCA_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+CCA_DIMS = (4, 8, 16, 32, 64, 128)
+LR_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 LR_MAX_ITER = 1000
 SECTION = ("<!-- baselines -->", "<!-- /baselines -->")
 DEFAULT_RESULTS = "docs/results.md"

@@ -140,6 +140,14 @@ def test_compare_accepts_a_rebuild_and_rejects_a_changed_one(tmp_path, capsys):
     shifted = lambda *a: StubExtractors(*a, shift=0.01)  # noqa: E731
     assert _build(tmp_path, tmp_path / "c", ["--compare", str(tmp_path / "a")], factory=shifted) == 1
     assert "MISMATCH" in capsys.readouterr().out
+    # a --limit build is checked item by item against the same stamps of the full set
+    assert _build(tmp_path, tmp_path / "d", ["--limit", "4", "--compare", str(tmp_path / "a")]) == 0
+    assert "equal within float16 rounding" in capsys.readouterr().out
+    # the same limited build against a different split of the same stamps: still item by item
+    assert _build(tmp_path, tmp_path / "e", ["--limit", "4", "--seed", "3", "--compare", str(tmp_path / "a")]) == 0
+    # but a full build with another seed puts stamps in other splits: not the shipped arrays
+    assert _build(tmp_path, tmp_path / "f", ["--seed", "3", "--compare", str(tmp_path / "a")]) == 1
+    assert "split assignment or row order differs" in capsys.readouterr().out
 
 
 def test_limit_and_existing_output(tmp_path, capsys):

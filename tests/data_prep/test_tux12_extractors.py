@@ -79,13 +79,14 @@ def test_mfcc_of_a_tone_peaks_in_the_filter_of_its_frequency():
     assert ex.mfcc_stats(np.ones(50)).shape == (60,)   # shorter than one frame: still a feature
 
 
-def test_pool_states_covers_only_the_clip():
-    states = np.arange(1500 * 2, dtype=np.float32).reshape(1500, 2)
-    # 1 s at 16 kHz -> 50 states (320 samples each)
-    out = ex.pool_states(states, 16000)
-    np.testing.assert_allclose(out, [states[:50, 0].mean(), states[:50, 1].mean(), states[49, 0], states[49, 1]])
-    assert ex.pool_states(states, 1)[2] == 0.0       # at least one state
-    assert ex.pool_states(states, 10**8)[2] == states[-1, 0]   # clipped to 30 s
+def test_pool_states_and_clip_frames():
+    states = np.arange(6, dtype=np.float32).reshape(3, 2)       # [[0, 1], [2, 3], [4, 5]]
+    np.testing.assert_allclose(ex.pool_states(states), [2.0, 3.0, 4.0, 5.0])
+    feats = np.ones((80, 7), dtype=np.float32)
+    even = ex.clip_frames(feats)                                # 7 frames -> 8, the last one zero
+    assert even.shape == (80, 8) and even[:, 7].sum() == 0 and even[:, :7].sum() == 80 * 7
+    assert ex.clip_frames(np.ones((80, 10))).shape == (80, 10)
+    assert ex.clip_frames(np.ones((80, 3333))).shape == (80, 3000)   # 30 s at most
 
 
 def test_require_names_the_missing_distribution_and_the_install_command(monkeypatch):
@@ -113,3 +114,10 @@ def test_split_rows_is_stratified_seeded_and_disjoint():
     assert np.bincount(y[a["test"]]).tolist() == [3, 6, 1]    # round(0.3 * n_c)
     assert len(np.intersect1d(a["train"], a["test"])) == 0
     assert len(a["train"]) + len(a["test"]) == len(y)
+
+
+def test_a_model_that_fails_to_load_is_one_line_with_the_reinstall_command():
+    with pytest.raises(CliError, match=r"^cannot load Whisper \(x\) from its package \(RuntimeError: bad model.bin\); "
+                                       r"run: pip install -r requirements-dataprep.txt"):
+        with ex.model_errors("Whisper (x)"):
+            raise RuntimeError("bad\nmodel.bin")
