@@ -239,6 +239,9 @@ def save_feature_set(
         raise FeatureSetError(f"{out_dir}: output directory already exists (remove it first)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the published set gets normal permissions
     try:
         manifest = {
             "format": FORMAT,
