@@ -8,7 +8,8 @@ go into ``results/NAME.{md,csv,json}`` like every table.
   train; RVS: n−1 blocks, one new) and counted from the built models' ``parameter_report``.
 * Figure 27 times training iterations with the library Trainer and a Keras callback (the
   median wall time between consecutive ``on_train_batch_end`` calls, after the first epoch of
-  each stage, which includes tracing/compilation).
+  each stage, which includes tracing/compilation), and adds the isolated-step numbers of the
+  performance benchmark ``bench/growth.py`` as a cross-check when that module is present.
 * Figures 22–24 read the scalars the Trainer logged (``loss/<name>`` under
   ``tensorboard/stage<k>-<name>/{train,validation}``) with TensorBoard's ``EventAccumulator``.
 """
@@ -260,6 +261,8 @@ def run_timing(ctx: Context) -> dict:
         "the machine is shared (2 CPU cores, other jobs running): absolute times are noisy, compare within a row"])
     md += [markdown_table(["n", "added modality", "CVS from scratch (ms/iteration)", "M-CVS stage (ms/iteration)",
                            "M-CVS / CVS"], table), ""]
+    bench_md, bench_rows = bench_growth(ctx.quick) if o.get("bench", True) else ([], [])
+    md += bench_md
     path = figure_path(ctx)
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for key, name, color in (("cvs_ms_median", "CVS (retrained from scratch)", "#4c72b0"),
@@ -272,8 +275,27 @@ def run_timing(ctx: Context) -> dict:
     ax.legend(fontsize=8)
     _save(fig, path)
     md += [f"![{exp.name}]({path.name})", ""]
-    record = {**base_record(ctx, [data]), "rows": rows, "order": order}
+    record = {**base_record(ctx, [data]), "rows": rows, "order": order, "bench_growth": bench_rows}
     return {"markdown": "\n".join(md), "rows": rows, "record": record}
+
+
+def bench_growth(quick: bool) -> tuple[list[str], list[dict]]:
+    """The same measurement by the performance benchmark ``bench/growth.py`` (isolated train steps on a
+    constant batch, interleaved rounds), when that module is importable; a note saying why when not."""
+    try:
+        from bench.growth import measure
+    except ImportError as exc:
+        return [f"- bench/growth.py not available ({exc}): only the Trainer measurement above", ""], []
+    try:
+        m = measure(quick)
+        rows = [{"n": r["n"], "cvs_ms": 1e3 * r["cvs"]["median"], "mcvs_ms": 1e3 * r["mcvs"]["median"]}
+                for r in m["rows"]]
+    except Exception as exc:  # an optional cross-check: report it, never hide it, never fail the figure
+        return [f"- bench/growth.py failed ({type(exc).__name__}: {exc}): only the Trainer measurement above", ""], []
+    table = [[str(r["n"]), f"{r['cvs_ms']:.1f}", f"{r['mcvs_ms']:.1f}", fmt(r["mcvs_ms"] / r["cvs_ms"], 2)] for r in rows]
+    return ["Cross-check with the performance benchmark `bench/growth.py` (isolated train steps on one constant "
+            f"batch, interleaved rounds, its own settings: XLA mode `{m.get('mode')}`):", "",
+            markdown_table(["n", "CVS (ms/iteration)", "M-CVS (ms/iteration)", "M-CVS / CVS"], table), ""], rows
 
 
 # --------------------------------------------------------------------------- Figure 9
