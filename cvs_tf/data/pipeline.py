@@ -17,11 +17,18 @@ epoch ``e`` sees exactly the batches an uninterrupted run would have seen.
 A class with no training items in one of the active modalities cannot be aligned; by the
 documented rule it is dropped from sampling for that stage (``FeatureBank.dropped_classes``).
 If fewer than 2 classes remain, :class:`FeatureSetError` is raised.
+
+Memory: a bank holds one float32 copy of its rows and nothing else. :func:`host_tensor` fills
+a 64-byte-aligned buffer from the (memory-mapped) arrays in row chunks, converting float16 on
+the fly, releases the mapped file pages behind each chunk, and hands the buffer to TensorFlow
+without a copy (DLPack); with a GPU the tensor is then moved to the device and the host buffer
+freed. Peak resident memory of a training run is measured by ``bench/scale.py``.
 """
 
 from __future__ import annotations
 
 import math
+import mmap
 
 import numpy as np
 import tensorflow as tf
@@ -42,11 +49,11 @@ class FeatureBank:
         self.labels: dict[str, tf.Tensor] = {}
         self.np_labels: dict[str, np.ndarray] = {}
         for m in self.modalities:
-            x = np.asarray(fs.x(m, split), dtype=np.float32)
+            x = fs.x(m, split)
             y = np.asarray(fs.y(m, split))
             if len(x) == 0:
                 raise FeatureSetError(f"{fs.name}: modality {m!r} has no {split} items")
-            self.features[m] = tf.constant(x)
+            self.features[m] = host_tensor(x)
             self.labels[m] = tf.constant(y.astype(np.float32 if self.multi_label else np.int32))
             self.np_labels[m] = y
         self.counts = {m: int(self.features[m].shape[0]) for m in self.modalities}
@@ -86,6 +93,83 @@ class FeatureBank:
         x = {m: tf.gather(self.features[m], indices[m]) for m in indices}
         y = {m: tf.gather(self.labels[m], indices[m]) for m in indices}
         return x, y
+
+
+CHUNK_BYTES = 1 << 24   # 16 MiB of float32 rows per copy step
+_ALIGN = 64             # TF's CPU kernels need EIGEN_MAX_ALIGN_BYTES-aligned buffers
+
+
+def _aligned_empty(shape: tuple, dtype=np.float32) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data pointer is 64-byte aligned."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+    off = (-raw.ctypes.data) % _ALIGN
+    return raw[off:off + nbytes].view(dtype).reshape(shape)
+
+
+def _mapping(x: np.ndarray):
+    """The ``mmap`` object behind a memory-mapped array (or one of its views), else None."""
+    obj = x
+    while obj is not None:
+        mm = getattr(obj, "_mmap", None)
+        if isinstance(mm, mmap.mmap):
+            return mm
+        obj = getattr(obj, "base", None)
+    return None
+
+
+def release_pages(x: np.ndarray, start: int, stop: int) -> None:
+    """Drop rows ``start:stop`` of a read-only memory-mapped array from this process's resident set.
+
+    The pages stay in the OS page cache and fault back in on the next access; nothing happens
+    for an in-memory array, a writable mapping or a platform without ``madvise``.
+    """
+    mm = _mapping(x)
+    if mm is None or not hasattr(mm, "madvise") or x.flags.writeable or not x.flags.c_contiguous or stop <= start:
+        return
+    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    lo = x[start:stop].ctypes.data - base
+    hi = lo + (stop - start) * x.strides[0]
+    lo -= lo % mmap.PAGESIZE
+    try:
+        mm.madvise(mmap.MADV_DONTNEED, lo, min(hi, len(mm)) - lo)
+    except (OSError, ValueError):
+        pass
+
+
+def release_feature_set(fs: FeatureSet) -> None:
+    """Drop every memory-mapped array of ``fs`` from the resident set (e.g. after the load-time
+    check read all of them); the data stay on disk and in the page cache, and fault back in when used."""
+    for x, y in fs.arrays.values():
+        for arr in (x, y):
+            if isinstance(arr, np.ndarray) and arr.ndim >= 1 and len(arr):
+                release_pages(arr, 0, len(arr))
+
+
+def host_tensor(x: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> tf.Tensor:
+    """A float32 tensor holding ``x`` (any float array, typically memory-mapped) with a single copy.
+
+    Rows are converted into an aligned float32 buffer chunk by chunk (releasing the mapped pages
+    behind them, :func:`release_pages`); the buffer becomes the tensor through DLPack, without a
+    second copy. With a GPU the tensor is placed on it and the host buffer is released.
+    """
+    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    out = _aligned_empty(x.shape, np.float32)
+    rows = max(1, chunk_bytes // max(1, x.shape[1] * 4))
+    for a in range(0, x.shape[0], rows):
+        b = min(a + rows, x.shape[0])
+        out[a:b] = x[a:b]
+        release_pages(x, a, b)
+    try:
+        t = tf.experimental.dlpack.from_dlpack(out.__dlpack__())
+    except (AttributeError, TypeError, ValueError, tf.errors.OpError):  # no zero-copy path: one TF copy
+        t = tf.constant(out)
+    if tf.config.list_physical_devices("GPU"):
+        with tf.device("/GPU:0"):
+            t = tf.identity(t)
+    return t
 
 
 def steps_per_epoch(bank: FeatureBank, batch_size: int) -> int:

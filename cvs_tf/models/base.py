@@ -36,7 +36,8 @@ import tensorflow as tf
 
 from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, ModalityBranch, RVSAttention, RVSReference
-from cvs_tf.losses import classification_loss, pair_triplet_loss, reconstruction_loss
+from cvs_tf.losses import classification_loss, reconstruction_loss
+from cvs_tf.losses.triplet import batched_cross_triplet_loss, batched_semi_hard_triplet_loss
 
 
 def pair_key(a: str, b: str) -> str:
@@ -162,7 +163,7 @@ class CrossModalModel(keras.Model):
             self.shared_reference.build((None, self.dim))
         for blk in self.blocks.values():
             blk.build([(None, self.dim), (None, self.dim)])
-        for m, dec in self.decoders.items():
+        for dec in self.decoders.values():
             dec.build((None, self.dim))
         self.built = True
 
@@ -235,8 +236,11 @@ class CrossModalModel(keras.Model):
         """L2-normalised common embedding (the ``independent`` protocol), as a float32 tensor."""
         if modality not in self.branches:
             raise ValueError(f"model has no modality {modality!r} (has {', '.join(self.branches)})")
-        features = np.asarray(features, dtype=np.float32)
-        outs = [l2n(self.branch_output(modality, features[i : i + batch_size])) for i in range(0, len(features), batch_size)]
+        if not isinstance(features, (np.ndarray, tf.Tensor)):
+            features = np.asarray(features, dtype=np.float32)
+        # converted batch by batch: a memory-mapped (float16) split is never copied whole
+        outs = [l2n(self.branch_output(modality, np.asarray(features[i : i + batch_size], dtype=np.float32)))
+                for i in range(0, len(features), batch_size)]
         return tf.concat(outs, 0) if outs else tf.zeros((0, self.dim))
 
     def call(self, inputs, training=False):
@@ -258,37 +262,80 @@ class CrossModalModel(keras.Model):
         return list(self._trackers.values())
 
     def compute_losses(self, x: dict, y: dict, training: bool = False) -> dict:
-        """Every loss component for one batch; shared by train_step and test_step."""
-        lw = self.loss_weights
+        """Every loss component for one batch; shared by train_step and test_step.
+
+        The model part (branches, classifier, attention blocks) is :meth:`loss_inputs`; the label
+        part (cross-entropy and the semi-hard triplet mining, O(B³) elementwise work per term) is
+        :meth:`loss_terms`, XLA-compiled on its own when the model was compiled with
+        ``jit_compile="loss"`` (the CPU default, see :meth:`compile`); the optional reconstruction
+        term is added here.
+        """
+        labels, logits, pair_emb, e = self.loss_inputs(x, y, training=training)
+        fn = self._xla_loss_terms if getattr(self, "_loss_xla", False) else self.loss_terms
+        out = dict(fn(labels, logits, pair_emb))
+        loss = out["loss"]
+        if self.decoders:
+            rec = [reconstruction_loss(tf.cast(x[m], tf.float32), tf.cast(self.decoders[m](e[m]), tf.float32))
+                   for m in logits if m in self.decoders]
+            out["reconstruction"] = tf.add_n(rec) / len(rec)
+            loss = loss + self.loss_weights["reconstruction_weight"] * out["reconstruction"]
+        out["loss"] = loss
+        return out
+
+    def loss_inputs(self, x: dict, y: dict, training: bool = False):
+        """The model part of the losses: ``(labels, logits, pair_emb, e)`` for :meth:`loss_terms`.
+
+        ``e`` maps each modality in use to its independent embedding ``l2(g_m)``; ``logits`` covers
+        the modalities the classifier supervises (the trainable branches, or all if none is).
+        """
         needed = sorted({m for p in self.active_pairs() for m in p}, key=self.all_modalities.index)
         g = {m: self.branch_output(m, x[m], training=training) for m in needed}
         e = {m: l2n(g[m]) for m in needed}
-        out = {}
         cls_mods = [m for m in needed if self.branches[m].trainable] or needed
-        out["classification"] = tf.add_n([
-            classification_loss(y[m], tf.cast(self.classifier(e[m]), tf.float32)) for m in cls_mods
-        ]) / len(cls_mods)
-        totals = []
+        logits = {m: tf.cast(self.classifier(e[m]), tf.float32) for m in cls_mods}
+        pair_emb = {}
         for a, b in self.active_pairs():
             k = pair_key(a, b)
             ea, eb = e[a], e[b]
             if self.attention and k in self.blocks:
                 ga, gb = self.blocks[k]((g[a], g[b]), training=training)[:2]
                 ea, eb = l2n(ga), l2n(gb)
-            parts = pair_triplet_loss(y[a], ea, y[b], eb, gammas=lw["gammas"], margins=lw["margins"],
-                                      symmetric=lw["symmetric_inter"])
-            out[f"{k}.intra_{a}"] = parts["intra_x"]
-            out[f"{k}.intra_{b}"] = parts["intra_y"]
-            out[f"{k}.inter"] = parts["inter"]
-            totals.append(parts["total"])
-        out["triplet"] = tf.add_n(totals) / len(totals)
-        loss = lw["alpha"] * out["classification"] + lw["beta"] * out["triplet"]
-        if self.decoders:
-            rec = [reconstruction_loss(tf.cast(x[m], tf.float32), tf.cast(self.decoders[m](e[m]), tf.float32))
-                   for m in cls_mods if m in self.decoders]
-            out["reconstruction"] = tf.add_n(rec) / len(rec)
-            loss = loss + lw["reconstruction_weight"] * out["reconstruction"]
-        out["loss"] = loss
+            pair_emb[k] = (ea, eb)
+        return {m: y[m] for m in needed}, logits, pair_emb, e
+
+    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict) -> dict:
+        """Classification and triplet terms from labels, classifier logits and per-pair embeddings.
+
+        ``logits`` maps each classified modality to its (B, C) logits; ``pair_emb`` maps each
+        active pair key ``a__b`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``.
+        Returns the tracked components and ``loss = alpha * classification + beta * triplet``
+        (without reconstruction). A pure function of its arguments, so it can be XLA-compiled.
+        """
+        lw = self.loss_weights
+        out = {}
+        out["classification"] = tf.add_n([classification_loss(labels[m], lg) for m, lg in logits.items()]) / len(logits)
+        # eq. 3.1.6 for every active pair, with the pairs stacked so that each kind of term is one
+        # batched op (the per-pair form traced ~1000 ops per pair; the values are identical).
+        pairs = self.active_pairs()
+        keys = [pair_key(a, b) for a, b in pairs]
+        (g1, g2, g3), (m1, m2, m3) = lw["gammas"], lw["margins"]
+        ex = tf.stack([pair_emb[k][0] for k in keys])
+        ey = tf.stack([pair_emb[k][1] for k in keys])
+        yx = tf.stack([labels[a] for a, _ in pairs])
+        yy = tf.stack([labels[b] for _, b in pairs])
+        n = len(pairs)
+        intra = batched_semi_hard_triplet_loss(tf.concat([yx, yy], 0), tf.concat([ex, ey], 0),
+                                               tf.constant([m1] * n + [m2] * n))
+        inter = batched_cross_triplet_loss(yx, ex, yy, ey, m3)
+        if lw["symmetric_inter"]:
+            inter = 0.5 * (inter + batched_cross_triplet_loss(yy, ey, yx, ex, m3))
+        for i, ((a, b), k) in enumerate(zip(pairs, keys)):
+            out[f"{k}.intra_{a}"] = intra[i]
+            out[f"{k}.intra_{b}"] = intra[n + i]
+            out[f"{k}.inter"] = inter[i]
+        totals = g1 * intra[:n] + g2 * intra[n:] + g3 * inter
+        out["triplet"] = tf.reduce_mean(totals)
+        out["loss"] = lw["alpha"] * out["classification"] + lw["beta"] * out["triplet"]
         return out
 
     def _unpack(self, data):
@@ -332,8 +379,28 @@ class CrossModalModel(keras.Model):
         return self._update(self.compute_losses(x, y, training=False))
 
     def compile(self, optimizer="adam", jit_compile=True, **kwargs):
+        """Keras ``compile``; ``jit_compile`` says where XLA is used (measured in docs/performance.md).
+
+        * ``"full"``: the whole train/test step is one XLA cluster (Keras ``jit_compile=True``);
+        * ``"loss"``: the step runs as a TF graph (oneDNN matmuls), only :meth:`loss_terms` (the
+          cross-entropy and the O(B³) semi-hard mining) is XLA-compiled, forward and backward;
+        * ``False``: no XLA;
+        * ``True`` (default): ``"full"`` when a GPU is visible, else ``"loss"``. On CPU, XLA's
+          matmuls are slower than TF's oneDNN ones while XLA's fusion of the mining is much
+          faster, so the split wins there (bench/train_step.py).
+        """
+        mode = resolve_jit(jit_compile)
         self._jit_setting = jit_compile
-        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        object.__setattr__(self, "_loss_xla", mode == "loss")
+        object.__setattr__(self, "_xla_loss_terms", tf.function(self.loss_terms, jit_compile=True, reduce_retracing=True))
+        super().compile(optimizer=optimizer, jit_compile=mode == "full", **kwargs)
+
+    @property
+    def jit_mode(self) -> str:
+        """Where XLA runs in the compiled step: ``"full"``, ``"loss"`` or ``"off"``."""
+        if getattr(self, "_loss_xla", False):
+            return "loss"
+        return "full" if getattr(self, "jit_compile", False) else "off"
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -355,6 +422,23 @@ class CrossModalModel(keras.Model):
         return config
 
 
+JIT_MODES = ("full", "loss", "off")
+
+
+def resolve_jit(jit_compile) -> str:
+    """``True``/``False``/``"auto"``/``"full"``/``"loss"``/``"off"`` -> ``"full"``, ``"loss"`` or ``"off"``.
+
+    ``True`` and ``"auto"`` pick ``"full"`` when TensorFlow sees a GPU and ``"loss"`` on CPU.
+    """
+    if jit_compile is True or jit_compile == "auto":
+        return "full" if tf.config.list_physical_devices("GPU") else "loss"
+    if jit_compile is False or jit_compile is None:
+        return "off"
+    if jit_compile in JIT_MODES:
+        return jit_compile
+    raise ValueError(f"jit_compile must be True, False, 'auto', 'full', 'loss' or 'off'; got {jit_compile!r}")
+
+
 def aligned_plan(stages):
     """M-CVS/CVS plan: stage k adds its modalities, a block to every earlier and same-stage modality."""
     plan, seen = [], []
@@ -366,4 +450,4 @@ def aligned_plan(stages):
     return plan
 
 
-__all__ = ["CrossModalModel", "aligned_plan", "l2n", "order_modalities", "pair_key"]
+__all__ = ["CrossModalModel", "JIT_MODES", "aligned_plan", "l2n", "order_modalities", "pair_key", "resolve_jit"]

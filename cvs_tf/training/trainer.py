@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import cvs_tf
 from cvs_tf.config import RunConfig
-from cvs_tf.data.pipeline import FeatureBank, index_dataset, steps_per_epoch
+from cvs_tf.data.pipeline import FeatureBank, index_dataset, release_feature_set, steps_per_epoch
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
@@ -193,6 +193,9 @@ class Trainer:
     def _load_data(self):
         path = dataset_path(self.config.train.dataset)
         self.fs = load_feature_set(path)
+        # the load-time checks mapped every array in; the banks copy what training needs, the
+        # rest is read again batch by batch (validation mAP, final tables)
+        release_feature_set(self.fs)
         self.dataset_dir = path
 
     def resolved_config(self) -> dict:
@@ -304,6 +307,10 @@ class Trainer:
         cfg = self.config.train
         model = self.model
         needed = sorted({m for p in model.active_pairs() for m in p}, key=model.all_modalities.index)
+        # drop the previous stage's bank (and, via compile, the train function capturing it)
+        # before building this stage's: the two never coexist in memory
+        model.attach_bank(None)
+        gc.collect()
         bank = FeatureBank(self.fs, needed, "train")
         if bank.dropped_classes:
             names = [self.fs.classes[c] for c in bank.dropped_classes]
