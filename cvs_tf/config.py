@@ -57,13 +57,13 @@ class TrainConfig:
     """Optimisation, sampling and model-selection settings (design.md §4, §6)."""
 
     dataset: str | None = None  # name or directory; None = embedded default (Tux-12)
-    epochs: int = 30
+    epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
     steps_per_epoch: int | None = None  # None: ceil(largest train count / batch_size)
-    early_stopping: str = "val_loss"  # val_loss | val_map | none
-    patience: int = 5
+    early_stopping: str = "val_map"  # val_map | val_loss | none (validation split only)
+    patience: int = 10
     jit: bool = True
     mixed_precision: bool = False
     eval_k: int = 50

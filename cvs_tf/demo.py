@@ -15,7 +15,7 @@ from cvs_tf.cli.errors import ArgumentParser, run_cli
 def parse_args(argv: Sequence[str] | None = None):
     p = ArgumentParser(prog="python -m cvs_tf.demo", description=__doc__)
     p.add_argument("--dataset", default="tux12", help="dataset name or directory [tux12]")
-    p.add_argument("--epochs", type=int, default=30, help="max epochs (early stopping on validation loss) [30]")
+    p.add_argument("--epochs", type=int, default=100, help="max epochs (early stopping on validation mAP@50) [100]")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory [runs/demo-<time>]")
     return p.parse_args(argv)

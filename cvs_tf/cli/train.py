@@ -25,14 +25,14 @@ def build_parser() -> ArgumentParser:
                    help="M-CVS/RVS stage plan, one comma-separated group per stage, e.g. image,text video audio")
     p.add_argument("--no-attention", dest="attention", action="store_false", default=None,
                    help="baseline space without attention blocks")
-    p.add_argument("--epochs", type=int, help="max epochs per stage [30]")
+    p.add_argument("--epochs", type=int, help="max epochs per stage [100]")
     p.add_argument("--batch-size", type=int, help="batch size B [128]")
     p.add_argument("--lr", type=float, help="Adam learning rate [1e-3]")
     p.add_argument("--seed", type=int, help="seed for initialisation and batch sampling [0]")
     p.add_argument("--steps-per-epoch", type=int, help="steps per epoch [one pass over the largest modality]")
     p.add_argument("--early-stopping", choices=("val_loss", "val_map", "none"),
-                   help="model selection on the validation split [val_loss]")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs [5]")
+                   help="model selection on the validation split: mAP@50 or loss [val_map]")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs [10]")
     p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA-compile the train step [on]")
     p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
     p.add_argument("--mixed-precision", action="store_true", default=None,
