@@ -22,8 +22,9 @@ Mining rule (thesis §3.1.A, design §3), for one (anchor ``i``, positive ``k``)
       (anchor, positive) pairs (the anchor itself excluded); with no such pair it is ``0``
       (TF-Addons returns NaN there: this is the one documented difference).
 
-Cost: the mining builds an (anchors × positives × negatives) boolean tensor, O(N² · M) memory,
-like TF-Addons' tiled mask; fine for training batches (N = 128: 2 M entries).
+Cost: the mining compares through an (anchors × positives × negatives) boolean tensor, O(N² · M)
+work like TF-Addons' tiled mask (N = 128: 2 M entries), but selects the negative without gradient,
+so the backward pass and the memory kept for it are O(N · M) (docs/performance.md).
 """
 
 import tensorflow as tf
@@ -120,16 +121,20 @@ def _semi_hard_from_masks(dist, positives, negatives, margin):
     margin = tf.cast(margin, dist.dtype)
     if margin.shape.rank:
         margin = margin[..., None, None]
+    # The negative is *selected* without gradient, then its distance is gathered: the O(Na·Nb²)
+    # selection keeps nothing for the backward pass but an (Na, Nb) index (a masked min over the
+    # cube would keep cube-sized residuals and take a cube-sized backward). Same values; with
+    # exactly equal distances the gradient goes to the first such negative instead of being split.
+    d = tf.stop_gradient(dist)
     # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than positive k.
-    farther = dist[..., None, :] > dist[..., :, None]
-    cond = tf.logical_and(negatives[..., :, None, :], farther)
+    cond = tf.logical_and(negatives[..., :, None, :], d[..., None, :] > d[..., :, None])
     has_outside = tf.reduce_any(cond, axis=-1)
-    row_max = tf.reduce_max(dist, axis=-1, keepdims=True)
-    # Fill masked-out entries with the row maximum (never below a valid candidate), then take the min.
-    fill_max = tf.broadcast_to(row_max[..., None], tf.shape(cond))
-    outside = tf.reduce_min(
-        tf.where(cond, tf.broadcast_to(dist[..., None, :], tf.shape(cond)), fill_max), axis=-1
-    )
+    d_min = tf.reduce_min(tf.where(cond, d[..., None, :], tf.constant(float("inf"), d.dtype)), axis=-1)
+    n = tf.shape(d)[-1]
+    hit = tf.logical_and(cond, tf.equal(d[..., None, :], d_min[..., None]))
+    first = tf.reduce_min(tf.where(hit, tf.range(n), n), axis=-1)        # first semi-hard negative
+    first = tf.minimum(first, tf.maximum(n - 1, 0))                      # (unused where none exists)
+    outside = tf.gather(dist, first, batch_dims=dist.shape.rank - 1)
     # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
     has_negative = tf.reduce_any(negatives, axis=-1, keepdims=True)
     inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=-1, keepdims=True)
