@@ -80,9 +80,9 @@ def _run(cmd: Sequence[str], *, cwd=None, timeout: float) -> subprocess.Complete
                           stdin=subprocess.DEVNULL, check=False)
 
 
-def install_hint(names: Sequence[str]) -> str:
+def install_hint(names: Sequence[str], deb_dir: str | Path = "data_cache/deb") -> str:
     joined = " ".join(names)
-    return f"run: apt-get update && apt-get install -y {joined} (or: cd data_cache/deb && apt-get download {joined})"
+    return f"run: apt-get update && apt-get install -y {joined} (or: cd {deb_dir} && apt-get download {joined})"
 
 
 def cached_deb(name: str, deb_dir: Path) -> Path | None:
@@ -140,17 +140,18 @@ def unpack(deb: Path, cache: Path) -> Path:
 def download(name: str, deb_dir: Path) -> Path:
     """``apt-get download name`` into ``deb_dir``; CliError naming the install command on failure."""
     if shutil.which("apt-get") is None:
-        raise CliError(f"Debian package {name} is missing and apt-get is not available; {install_hint([name])}")
+        raise CliError(f"Debian package {name} is missing and apt-get is not available; {install_hint([name], deb_dir)}")
     deb_dir.mkdir(parents=True, exist_ok=True)
     try:
         res = _run(["apt-get", "download", name], cwd=deb_dir, timeout=APT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise CliError(f"Debian package {name}: apt-get download timed out after {APT_TIMEOUT_S} s; "
-                       f"{install_hint([name])}") from None
+                       f"{install_hint([name], deb_dir)}") from None
     deb = cached_deb(name, deb_dir)
     if res.returncode != 0 or deb is None:
         why = " ".join((res.stderr or res.stdout).split())[-200:] or f"exit status {res.returncode}"
-        raise CliError(f"Debian package {name} is missing and apt-get download failed ({why}); {install_hint([name])}")
+        raise CliError(f"Debian package {name} is missing and apt-get download failed ({why}); "
+                       f"{install_hint([name], deb_dir)}")
     return deb
 
 
@@ -176,7 +177,7 @@ def ensure_packages(names: Sequence[str], cache: Path, *, allow_download: bool =
         missing.append(name)
     if missing and not allow_download:
         raise CliError(f"Debian package(s) {', '.join(missing)} not in {deb_dir} and not installed; "
-                       f"{install_hint(missing)}")
+                       f"{install_hint(missing, deb_dir)}")
     for name in missing:
         if log:
             log(f"apt-get download {name}")

