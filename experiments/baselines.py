@@ -41,9 +41,9 @@ from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import FeatureSet
 from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k
 from cvs_tf.evaluation.table import (
-    _assemble,
     cross_modal_table,
     format_table,
+    table_from_matrix,
     to_markdown,
     write_table,
 )
@@ -226,7 +226,7 @@ def chance_table(fs: FeatureSet, modalities: list[str]):
 
 
 def _table(values: np.ndarray, modalities: list[str], fs: FeatureSet, name: str):
-    df = _assemble(values, list(modalities), proto="independent", split="test", k=K,
+    df = table_from_matrix(values, list(modalities), proto="independent", split="test", k=K,
                    data_label=fs.data_label, fallback=[])
     df.attrs["title"] = f"{name} — {df.attrs['title']}"
     return df

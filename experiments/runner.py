@@ -550,9 +550,9 @@ def run_cross_modal(ctx: Context) -> dict:
 
 
 def _json_table(df: pd.DataFrame) -> dict:
-    from cvs_tf.evaluation.table import _json_record
+    from cvs_tf.evaluation.table import table_record
 
-    return _json_record(df)
+    return table_record(df)
 
 
 # --------------------------------------------------------------------------- dispatch

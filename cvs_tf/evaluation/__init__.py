@@ -21,6 +21,8 @@ from cvs_tf.evaluation.table import (
     cross_modal_table,
     format_table,
     read_table,
+    table_from_matrix,
+    table_record,
     to_markdown,
     write_table,
 )
@@ -43,5 +45,7 @@ __all__ = [
     "to_markdown",
     "write_table",
     "read_table",
+    "table_from_matrix",
+    "table_record",
     "MEAN",
 ]

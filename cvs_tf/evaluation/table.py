@@ -30,7 +30,8 @@ from cvs_tf.data.store import order_modalities
 from cvs_tf.evaluation.metrics import map_at_k, map_at_k_from_scores, normalize_k
 from cvs_tf.evaluation.protocols import ModelScorer, parse_protocol
 
-__all__ = ["cross_modal_table", "format_table", "to_markdown", "write_table", "read_table", "MEAN", "TABLE_FORMAT"]
+__all__ = ["cross_modal_table", "format_table", "to_markdown", "write_table", "read_table", "table_from_matrix",
+           "table_record", "MEAN", "TABLE_FORMAT"]
 
 MEAN = "mean"
 TABLE_FORMAT = "cvs_tf.map_table"
@@ -146,6 +147,13 @@ def cross_modal_table(
     return _assemble(values, mods, proto=str(proto), split=split, k=k, data_label=label, fallback=fallback)
 
 
+def table_from_matrix(values, mods, *, proto="independent", split="test", k=50, data_label="", fallback=()) -> pd.DataFrame:
+    """A table (same layout and attrs as :func:`cross_modal_table`) from an (n, n) matrix of pair
+    scores computed elsewhere (e.g. a baseline); the diagonal is ignored."""
+    return _assemble(np.asarray(values, dtype=float), list(mods), proto=proto, split=split, k=k,
+                     data_label=data_label, fallback=list(fallback))
+
+
 def _assemble(values, mods, *, proto, split, k, data_label, fallback) -> pd.DataFrame:
     n = len(mods)
     off = ~np.eye(n, dtype=bool)
@@ -224,7 +232,8 @@ def to_markdown(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines + [""] + [f"- {n}" for n in _notes(df)]) + "\n"
 
 
-def _json_record(df: pd.DataFrame) -> dict:
+def table_record(df: pd.DataFrame) -> dict:
+    """The JSON record of a table (what :func:`write_table` writes to ``.json``)."""
     a = df.attrs
     mods = list(a.get("modalities") or [m for m in df.index if m != MEAN])
     clean = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)  # noqa: E731
@@ -260,7 +269,7 @@ def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> dict[str, Path]:
     paths["md"].write_text(to_markdown(df))
     df.to_csv(paths["csv"], float_format="%.17g")
     with open(paths["json"], "w") as f:
-        json.dump(_json_record(df), f, indent=2, ensure_ascii=False)
+        json.dump(table_record(df), f, indent=2, ensure_ascii=False)
         f.write("\n")
     return paths
 

@@ -340,7 +340,7 @@ class Trainer:
     def final_metrics(self, reports) -> dict:
         """Validation and test mAP@k tables of the final model (independent protocol), also written
         as Markdown/CSV/JSON under RUN_DIR/eval/."""
-        from cvs_tf.evaluation.table import _json_record, cross_modal_table, write_table
+        from cvs_tf.evaluation.table import cross_modal_table, table_record, write_table
 
         k = self.config.train.eval_k
         out = {"protocol": "independent", "k": k, "data_label": self.fs.data_label,
@@ -350,5 +350,5 @@ class Trainer:
             df = cross_modal_table(self.model, split=split, k=k, dataset=self.fs, modalities=self.model.modalities)
             write_table(df, self.run_dir / "eval" / f"{split}-independent-k{k}")
             self.tables[split] = df
-            out[split] = _json_record(df)
+            out[split] = table_record(df)
         return out

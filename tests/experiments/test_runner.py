@@ -29,9 +29,9 @@ MODS = ["image", "text", "audio"]
 
 def _table(values):
     """A 3-modality mAP table in cross_modal_table's layout (NaN diagonal, row/column means)."""
-    from cvs_tf.evaluation.table import _assemble
+    from cvs_tf.evaluation.table import table_from_matrix
 
-    return _assemble(np.array(values, dtype=float), MODS, proto="independent", split="test", k=50,
+    return table_from_matrix(np.array(values, dtype=float), MODS, proto="independent", split="test", k=50,
                      data_label="x", fallback=[])
 
 
