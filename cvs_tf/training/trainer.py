@@ -334,6 +334,7 @@ class Trainer:
             validation_steps=val_steps,
             callbacks=[end, *self.extra_callbacks],
             verbose=self.verbose,
+            shuffle=False,  # batches come from the seeded index pipeline
         )
         return end.best_weights
 

@@ -40,7 +40,7 @@ def _fit_stage(model, fs, steps=8, epochs=2):
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     bank, ds = _batches(model, fs, steps * epochs)
     before = model.evaluate(ds.take(steps).map(bank.gather), verbose=0, return_dict=True)["loss"]
-    model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0)
+    model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False)
     after = model.evaluate(ds.take(steps).map(bank.gather), verbose=0, return_dict=True)["loss"]
     return before, after
 
