@@ -4,6 +4,7 @@ Usage::
 
     python -m experiments list
     python -m experiments run NAME [NAME ...] [--data DIR] [--quick] [--seeds N]
+    python -m experiments render NAME [NAME ...]      # rewrite results/NAME.* from its recorded runs
     python -m experiments publish NAME [NAME ...]     # copy results/NAME.md (+ PNG) into docs/results.md
 
 ``NAME`` is a config name (``table8``, ``fig25``, ``real_tux12``, ...), ``figures`` (every
@@ -58,6 +59,10 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--cache", default=os.path.join("data_cache", "synth"), metavar="DIR",
                    help="synthetic stand-in cache [data_cache/synth]")
     r.add_argument("--keep-models", action="store_true", help="keep each run's stages/*/model.keras")
+    d = sub.add_parser("render", help="rewrite results/NAME.{md,csv,json} of a cross-modal experiment from its "
+                       "recorded runs, without training")
+    d.add_argument("names", nargs="+", metavar="NAME")
+    d.add_argument("--results", default="results", metavar="DIR")
     u = sub.add_parser("publish", help="copy results/NAME.md and its figures into docs/results.md")
     u.add_argument("names", nargs="+", metavar="NAME")
     u.add_argument("--results", default="results", metavar="DIR")
@@ -163,6 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list()
     if args.command == "publish":
         return _publish(args)
+    if args.command == "render":
+        from experiments.runner import ExperimentError, rerender
+
+        for name in args.names:
+            try:
+                paths = rerender(name, Path(args.results))
+            except ExperimentError as exc:
+                raise CliError(str(exc)) from None
+            print(f"[{name}] re-rendered {', '.join(str(p) for p in paths.values())}")
+        return 0
     return _run(args, argv)
 
 

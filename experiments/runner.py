@@ -83,13 +83,40 @@ class ResolvedData:
         return rec
 
     def describe(self) -> str:
-        fs = self.featureset()
-        mods = self.spec.modalities or fs.modalities
-        counts = ", ".join(f"{m} {fs.count(m, 'train')}/{fs.count(m, 'val')}/{fs.count(m, 'test')}" for m in mods)
-        how = (f"synthetic stand-in of {self.spec.label} at scale {self.scale:g} (generator seed {SYNTH_DATA_SEED}), "
-               f"cached at `{_rel(self.path)}`" if self.synthetic
-               else f"real features from `{_rel(self.path)}` ({self.source})")
-        return (f"{how}; {fs.num_classes} classes, pairing `{fs.manifest['pairing']}`; items train/val/test: {counts}")
+        return describe_record(self.spec, self.record())
+
+
+@dataclass
+class StoredData:
+    """A dataset as recorded in ``results/NAME.json``: enough to re-render a table without the data."""
+
+    spec: DataSpec
+    rec: dict
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.rec["synthetic"])
+
+    @property
+    def label(self) -> str:
+        return self.rec["data_label"]
+
+    def record(self) -> dict:
+        return self.rec
+
+    def describe(self) -> str:
+        return describe_record(self.spec, self.rec)
+
+
+def describe_record(spec: DataSpec, rec: dict) -> str:
+    """One line on where a dataset came from and its sizes, from its record."""
+    counts = rec["counts"]
+    mods = [m for m in (spec.modalities or list(counts)) if m in counts]
+    sizes = ", ".join(f"{m} {counts[m]['train']}/{counts[m]['val']}/{counts[m]['test']}" for m in mods)
+    path = _rel(Path(rec["path"]))
+    how = (f"synthetic stand-in of {spec.label} at scale {rec['scale']:g} (generator seed {rec['generator_seed']}), "
+           f"cached at `{path}`" if rec["synthetic"] else f"real features from `{path}` ({rec['source']})")
+    return f"{how}; {rec['classes']} classes, pairing `{rec['pairing']}`; items train/val/test: {sizes}"
 
 
 def _rel(path: Path) -> str:
@@ -454,30 +481,44 @@ def base_record(ctx: Context, datas: list[ResolvedData]) -> dict:
 # --------------------------------------------------------------------------- claims
 
 
-def check_claims(ctx: Context, overall: dict[str, list[float]], data: ResolvedData) -> tuple[list[str], list[dict]]:
-    """Decide each thesis claim on our per-seed overall means; Markdown lines and JSON records."""
+def check_claims(ctx: Context, overall: dict[str, list[float]], data) -> tuple[list[str], list[dict]]:
+    """Decide each thesis claim on our per-seed overall means; Markdown lines and JSON records.
+
+    ``greater`` (a beats b) is decided on the paired per-seed differences: it **holds** when their
+    mean is positive by more than two standard errors, **does not hold** when it is negative by
+    more than two, and is **not resolved** in between (the seeds disagree more than the gap).
+    With one seed there is no noise estimate and the sign decides, which the line says.
+    ``close`` holds when |a − b| is within ``tolerance`` of b.
+    """
     lines, recs = [], []
     for c in ctx.exp.claims:
         a, b = np.asarray(overall[c.a]), np.asarray(overall[c.b])
         ma, mb = float(a.mean()), float(b.mean())
         diff = a - b
-        sd = f" ± {diff.std(ddof=1):.3f}" if len(diff) > 1 else ""
+        n = len(diff)
+        sd = float(diff.std(ddof=1)) if n > 1 else float("nan")
+        sd_txt = f" ± {sd:.3f}" if n > 1 else ""
         if c.kind == "greater":
-            holds = ma > mb
-            wins = int((diff > 0).sum())
-            detail = (f"{c.a} {ma:.3f} vs {c.b} {mb:.3f}: difference {fmt_signed(ma - mb)}{sd} "
-                      f"(paired over seeds); {c.a} is higher in {wins}/{len(diff)} seeds")
+            d = float(diff.mean())
+            if n > 1:
+                se = sd / math.sqrt(n)
+                verdict = "holds" if d > 2 * se else "does not hold" if d < -2 * se else "not resolved"
+                why = f"2 standard errors = {2 * se:.3f}"
+            else:
+                verdict, why = ("holds" if d > 0 else "does not hold"), "one seed: no noise estimate"
+            detail = (f"{c.a} {ma:.3f} vs {c.b} {mb:.3f}: paired difference {fmt_signed(d)}{sd_txt} over {n} seed(s) "
+                      f"({why}); {c.a} is higher in {int((diff > 0).sum())}/{n} seeds")
         else:
             gap = abs(ma - mb) / mb if mb else float("inf")
-            holds = gap <= c.tolerance
+            verdict = "holds" if gap <= c.tolerance else "does not hold"
             detail = (f"{c.a} {ma:.3f} vs {c.b} {mb:.3f}: gap {100 * gap:.1f}% of {c.b} "
-                      f"(rule: within {100 * c.tolerance:.0f}%); difference {fmt_signed(ma - mb)}{sd}")
-        verdict = "**holds**" if holds else "**does not hold**"
+                      f"(rule: within {100 * c.tolerance:.0f}%); difference {fmt_signed(ma - mb)}{sd_txt}")
         where = " (on a synthetic stand-in: says nothing about the thesis)" if data.synthetic else ""
-        lines.append(f"- {c.text}: {verdict} on {data.spec.label}{where} — {detail}.")
+        lines.append(f"- {c.text}: **{verdict}** on {data.spec.label}{where} — {detail}.")
         recs.append({"claim": c.text, "kind": c.kind, "a": c.a, "b": c.b, "dataset": data.spec.name,
-                     "holds": bool(holds), "a_mean": ma, "b_mean": mb, "a_per_seed": a.tolist(),
-                     "b_per_seed": b.tolist(), "tolerance": c.tolerance if c.kind == "close" else None})
+                     "verdict": verdict, "holds": verdict == "holds", "a_mean": ma, "b_mean": mb,
+                     "a_per_seed": a.tolist(), "b_per_seed": b.tolist(),
+                     "tolerance": c.tolerance if c.kind == "close" else None})
     return lines, recs
 
 
@@ -488,11 +529,8 @@ def run_cross_modal(ctx: Context) -> dict:
     """Tables 5–11, Figure 25 and the real-data tables: variants × seeds per dataset, mAP grids."""
     exp = ctx.exp
     datas = [ctx.resolve(d) for d in exp.datasets]
-    md = header_markdown(ctx, datas, [CELL_LEGEND])
-    rows, runs, claims, summaries = [], [], [], []
+    runs = []
     for data in datas:
-        thesis = data.spec.thesis
-        per = {}  # (variant, protocol) -> [df per seed]
         for v in exp.variants:
             for seed in ctx.seeds:
                 tr = ctx.train(data, v, seed)
@@ -502,8 +540,20 @@ def run_cross_modal(ctx: Context) -> dict:
                 runs.append({"dataset": data.spec.name, "variant": v.name, "seed": seed, "run_dir": str(tr.run_dir),
                              "wall_s": round(tr.wall_s, 1), "stages": best,
                              "tables": {p: _json_table(df) for p, df in tables.items()}})
-                for p, df in tables.items():
-                    per.setdefault((v.name, p), []).append(df)
+    return render_cross_modal(ctx, datas, runs)
+
+
+def render_cross_modal(ctx: Context, datas: list, runs: list[dict]) -> dict:
+    """Markdown, CSV rows and JSON record of a cross-modal experiment from its per-run tables."""
+    exp = ctx.exp
+    md = header_markdown(ctx, datas, [CELL_LEGEND])
+    rows, claims, summaries = [], [], []
+    for data in datas:
+        thesis = data.spec.thesis
+        per = {}  # (variant, protocol) -> [df per seed]
+        for r in sorted((r for r in runs if r["dataset"] == data.spec.name), key=lambda r: r["seed"]):
+            for p, rec in r["tables"].items():
+                per.setdefault((r["variant"], p), []).append(table_from_record(rec))
         md += [f"### {data.spec.label} ({data.label})", ""]
         for p in exp.protocols:
             overall = {}
@@ -555,6 +605,17 @@ def _json_table(df: pd.DataFrame) -> dict:
     return table_record(df)
 
 
+def table_from_record(rec: dict) -> pd.DataFrame:
+    """A table back from its JSON record (``table_record``), values and attrs."""
+    from cvs_tf.evaluation.table import table_from_matrix
+
+    mods = rec["modalities"]
+    values = [[np.nan if rec["matrix"][q][r] is None else rec["matrix"][q][r] for r in mods] for q in mods]
+    return table_from_matrix(values, mods, proto=rec["protocol"], split=rec["split"],
+                             k=None if rec["k"] == "all" else rec["k"], data_label=rec["data_label"],
+                             fallback=rec.get("fallback_cells", []))
+
+
 # --------------------------------------------------------------------------- dispatch
 
 
@@ -576,10 +637,34 @@ def run_experiment(ctx: Context) -> dict[str, Path]:
     check_data_arg(ctx.data, ctx.exp.datasets, ctx.exp.name)
     t0 = time.time()
     out = kind_runner(ctx.exp.kind)(ctx)
-    minutes = (time.time() - t0) / 60
+    return _finish(ctx, out, (time.time() - t0) / 60)
+
+
+def _finish(ctx: Context, out: dict, minutes: float) -> dict[str, Path]:
     md = out["markdown"].rstrip("\n") + f"\n\n_Wall time of this experiment: {minutes:.1f} min._\n"
     out["record"]["wall_min"] = round(minutes, 2)
     return write_outputs(ctx, md, out["rows"], out["record"])
+
+
+def rerender(name: str, results: Path) -> dict[str, Path]:
+    """Rewrite ``results/NAME.{md,csv,json}`` (and its figure) from the runs recorded in its JSON, without
+    training: the spec, seeds, data records and per-run tables are the stored ones."""
+    from experiments.spec import spec_from_dict
+
+    path = Path(results) / f"{name}.json"
+    try:
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: no results to render (run the experiment first)") from None
+    if rec.get("format") != "cvs_tf.experiment" or rec.get("kind") != "cross_modal":
+        raise ExperimentError(f"{path}: only cross-modal experiment results can be re-rendered")
+    exp = spec_from_dict(rec["spec"], str(path.name))
+    by_name = {d["dataset"]: d for d in rec["data"]}
+    datas = [StoredData(d, by_name[d.name]) for d in exp.datasets]
+    ctx = Context(exp=exp, quick=rec["quick"], seeds=rec["seeds"], results=Path(results), command=rec["command"])
+    out = render_cross_modal(ctx, datas, rec["runs"])
+    out["record"].update(created=rec["created"], rendered=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return _finish(ctx, out, rec.get("wall_min") or 0.0)
 
 
 def missing_real_data(exp: ExperimentSpec, data: str | None) -> str | None:

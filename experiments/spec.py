@@ -260,6 +260,11 @@ def validate(spec: ExperimentSpec, where: str) -> ExperimentSpec:
     return spec
 
 
+def spec_from_dict(data: dict, where: str) -> ExperimentSpec:
+    """An experiment spec from a dict (e.g. the copy stored in a results JSON), checked like a file."""
+    return validate(_build(ExperimentSpec, data, where), where)
+
+
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Load and validate one experiment config file."""
     path = Path(path)

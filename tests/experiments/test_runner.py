@@ -118,17 +118,51 @@ def test_real_only_dataset_missing_is_an_error(tmp_path, monkeypatch):
         resolve_data(DataSpec(name="nosuchset", real_only=True), data=None, cache=tmp_path, quick=True)
 
 
-def test_claims_are_decided_on_the_per_seed_means():
+def test_claims_are_decided_on_the_paired_seed_differences():
     class Ctx:
         exp = type("E", (), {"claims": [ClaimSpec("att helps", "greater", "A", "B"),
                                         ClaimSpec("close", "close", "C", "A", tolerance=0.1)]})
 
     data = type("D", (), {"synthetic": False, "spec": DataSpec(name="tux12", title="Tux-12")})
-    lines, recs = check_claims(Ctx, {"A": [0.5, 0.6], "B": [0.4, 0.62], "C": [0.48, 0.52]}, data)
-    assert recs[0]["holds"] and "higher in 1/2 seeds" in lines[0]  # 0.55 > 0.51 on the mean
-    assert recs[1]["holds"] and "gap 9.1%" in lines[1]  # |0.50 - 0.55| / 0.55
-    lines, recs = check_claims(Ctx, {"A": [0.5], "B": [0.6], "C": [0.3]}, data)
-    assert not recs[0]["holds"] and not recs[1]["holds"] and "**does not hold**" in lines[0]
+    # diffs 0.10, 0.11, 0.09: mean 0.10, sd 0.01, 2 se = 0.0115 -> holds; C within 10% of A (gap 0.04 / 0.51)
+    lines, recs = check_claims(Ctx, {"A": [0.50, 0.52, 0.51], "B": [0.40, 0.41, 0.42], "C": [0.47, 0.48, 0.46]}, data)
+    assert [r["verdict"] for r in recs] == ["holds", "holds"]
+    assert "2 standard errors = 0.012" in lines[0] and "higher in 3/3 seeds" in lines[0] and "gap 7.8%" in lines[1]
+    # diffs 0.10, -0.02: mean 0.04 < 2 se = 0.085 -> not resolved (the seeds disagree)
+    _, recs = check_claims(Ctx, {"A": [0.5, 0.6], "B": [0.4, 0.62], "C": [0.3, 0.3]}, data)
+    assert [r["verdict"] for r in recs] == ["not resolved", "does not hold"] and not recs[0]["holds"]
+    # clearly lower -> does not hold; one seed -> the sign decides and the line says so
+    _, recs = check_claims(Ctx, {"A": [0.3, 0.31], "B": [0.5, 0.52], "C": [0.3, 0.31]}, data)
+    assert recs[0]["verdict"] == "does not hold"
+    lines, recs = check_claims(Ctx, {"A": [0.5], "B": [0.4], "C": [0.5]}, data)
+    assert recs[0]["verdict"] == "holds" and "one seed: no noise estimate" in lines[0]
+
+
+def test_render_rebuilds_the_same_table_from_the_recorded_runs(tmp_path):
+    from cvs_tf.evaluation.table import table_record
+    from experiments.runner import Context, StoredData, _finish, render_cross_modal, rerender
+    from experiments.spec import ExperimentSpec, VariantSpec
+
+    spec = ExperimentSpec(name="toytable", title="Toy", kind="cross_modal",
+                          datasets=[DataSpec(name="toy", modalities=MODS, thesis={"CVS": {"image>text": 0.25}})],
+                          variants=[VariantSpec("CVS", {"attention": False}), VariantSpec("CVS + attention")],
+                          seeds=[0, 1], claims=[ClaimSpec("att", "greater", "CVS + attention", "CVS")],
+                          options={"figure": "bars"})
+    runs = [{"dataset": "toy", "variant": v, "seed": seed, "tables": {"independent": table_record(_table(t))}}
+            for v, tabs in (("CVS", (A, B)), ("CVS + attention", (B, A))) for seed, t in enumerate(tabs)]
+    rec = {"dataset": "toy", "title": "toy", "path": str(tmp_path), "source": "--data", "synthetic": False,
+           "data_label": REAL_LABEL, "classes": 4, "pairing": "class",
+           "counts": {m: {"train": 10, "val": 2, "test": 5} for m in MODS}}
+    ctx = Context(exp=spec, seeds=[0, 1], results=tmp_path / "res", command="python -m experiments run toytable")
+    out = render_cross_modal(ctx, [StoredData(spec.datasets[0], rec)], runs)
+    first = _finish(ctx, out, 1.5)["md"].read_text()
+    assert "0.300 ± 0.141 / 0.250 / +0.050" in first and "**not resolved**" in first
+    assert "items train/val/test: image 10/2/5, text 10/2/5, audio 10/2/5" in first
+    paths = rerender("toytable", tmp_path / "res")
+    assert paths["md"].read_text() == first and (tmp_path / "res" / "toytable.png").is_file()
+    assert json.loads(paths["json"].read_text())["runs"] == runs
+    with pytest.raises(ExperimentError, match="no results to render"):
+        rerender("missing", tmp_path / "res")
 
 
 # --------------------------------------------------------------------------- command line
