@@ -584,10 +584,10 @@ def render_cross_modal(ctx: Context, datas: list, runs: list[dict]) -> dict:
                        + "; ".join(f"{name}: " + ", ".join(f"{k.replace('>', '→')} {v:.3f}" for k, v in cells.items())
                                    for name, cells in data.spec.context.items()), ""]
             summaries.append({"dataset": data.spec.name, "protocol": p, "variants": srows})
-            if p == exp.protocols[0] and exp.claims:
+            if exp.claims:
                 lines, recs = check_claims(ctx, overall, data)
-                md += ["#### The thesis's claims on these numbers", ""] + lines + [""]
-                claims += recs
+                md += [f"#### The thesis's claims on these numbers ({p})", ""] + lines + [""]
+                claims += [{**r, "protocol": p} for r in recs]
         if exp.options.get("figure") == "bars":
             from experiments.figures import plot_variant_bars
 
