@@ -189,11 +189,16 @@ def check_data_arg(data: str | os.PathLike | None, specs: list[DataSpec], experi
     root = Path(data)
     if not root.is_dir():
         raise ExperimentError(f"--data {data}: no such directory")
+    wanted = [s.name for s in specs]
     if (root / "manifest.json").is_file():
         name = _manifest_name(root)
-        wanted = [s.name for s in specs]
         if name not in wanted:
             raise ExperimentError(f"--data {data}: holds dataset {name!r}, but {experiment} needs {' or '.join(wanted)}")
+        return
+    stand_ins = [s.name for s in specs if not s.real_only]
+    if stand_ins and not any((root / n / "manifest.json").is_file() for n in stand_ins):
+        raise ExperimentError(f"--data {data}: neither a converted feature set nor a folder holding "
+                              f"{' or '.join(f'{n}/' for n in stand_ins)} (convert with `python -m cvs_tf.data convert`)")
 
 
 # --------------------------------------------------------------------------- training

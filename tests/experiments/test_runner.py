@@ -110,6 +110,10 @@ def test_data_dir_of_another_dataset_is_an_error_not_a_silent_fallback(tmp_path)
     with pytest.raises(ExperimentError, match="no such directory"):
         check_data_arg(tmp_path / "missing", load("table8").datasets, "table8")
     check_data_arg(other, load("table5").datasets, "table5")  # pascal is one of table5's
+    with pytest.raises(ExperimentError, match="neither a converted feature set nor a folder holding xmedia/"):
+        check_data_arg(tmp_path, load("table8").datasets, "table8")  # holds p/, not xmedia/
+    make_toy_featureset(tmp_path / "root" / "nuswide", name="nuswide")
+    check_data_arg(tmp_path / "root", load("table5").datasets, "table5")  # nuswide real, pascal stand-in
 
 
 def test_real_only_dataset_missing_is_an_error(tmp_path, monkeypatch):
