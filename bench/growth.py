@@ -22,7 +22,7 @@ from pathlib import Path
 from bench import DOCS_PERFORMANCE, machine, machine_line, write_section
 from bench.common import fmt_ms, header, interleaved, stats, tf_line, total_flops
 from bench.flops import forward_products, step_products
-from bench.standin import XMEDIA_DIMS, reduced_dims, setup, small_featureset, xmedia
+from bench.standin import setup, sizes
 
 NAME = "growth"
 ORDER = ("image", "text", "video", "audio", "3d")
@@ -30,23 +30,25 @@ PNG = DOCS_PERFORMANCE.with_name("performance_growth.png")
 
 
 def settings(quick: bool) -> dict:
+    shapes = {k: v for k, v in sizes(quick).items() if k != "extra"}
     if quick:
-        return {"fs": small_featureset(reduced_dims(XMEDIA_DIMS, 16)), "batch": 32, "dim": 64, "ns": (2, 3),
-                "rounds": 2, "calls": 2}
-    return {"fs": xmedia(0.1), "batch": 128, "dim": 512, "ns": (2, 3, 4, 5), "rounds": 4, "calls": 4}
+        return {**shapes, "ns": (3,), "rounds": 2, "calls": 2}
+    return {**shapes, "ns": (2, 3, 4, 5), "rounds": 4, "calls": 4}
 
 
 def unfrozen(base_setup, mode):
-    """A second Setup of the same space and stage with every layer in use trainable (no freezing)."""
+    """A second Setup of the same space and stage with the frozen layers it uses made trainable:
+    the earlier branches, the classifier (and an RVS reference); earlier blocks are not in use."""
     import keras
 
     from bench.standin import Setup
 
     s = Setup(base_setup.cfg, base_setup.fs, base_setup.stage, mode, seed=1)
     m = s.model
-    for k in range(s.stage):
-        for layer in m.stage_components(k):
-            layer.trainable = True
+    needed = {x for p in m.active_pairs() for x in p}
+    for name in needed:
+        m.branches[name].trainable = True
+    m.classifier.trainable = True
     if m.shared_reference is not None:
         m.shared_reference.trainable = True
     m._make_trackers()

@@ -12,8 +12,8 @@ default XLA mode, one epoch, validation, checkpoint, final val/test tables) and 
 * the wall time of the epoch (first step to the end of validation and checkpoint), the median
   step time within it, and the whole run's wall time.
 
-memory ratio = peak RSS / raw feature bytes (goal ≤ 2). The quick run (a smoke run) uses scale 0.02, D = 64
-and batch 32.
+memory ratio = peak RSS / raw feature bytes (goal ≤ 2). The quick run (a smoke run) uses scale 0.02,
+image and text only, D = 64 and batch 32.
 """
 
 from __future__ import annotations
@@ -56,12 +56,17 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
     n_train = sum(fs.count(m, s) for m in fs.modalities for s in ("train", "val"))
     del fs
 
+    phases = {}          # peak RSS (VmHWM) when each phase ends, in order
+
     class Clock(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.t0 = self.t_end = None
             self.steps = []
             self._last = None
+
+        def on_train_begin(self, logs=None):
+            phases["load, checks, model, banks"] = peak_rss_bytes()
 
         def on_train_batch_begin(self, batch, logs=None):
             self._last = time.perf_counter()
@@ -70,9 +75,25 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps.append(time.perf_counter() - self._last)
+            if batch == 0:
+                phases["first step (trace, compile, optimizer slots)"] = peak_rss_bytes()
+
+        def on_test_begin(self, logs=None):
+            phases.setdefault("training steps", peak_rss_bytes())
 
         def on_epoch_end(self, epoch, logs=None):
+            phases["validation loss"] = peak_rss_bytes()
             self.t_end = time.perf_counter()
+
+    final = Trainer.final_metrics
+
+    def final_metrics(self, reports):
+        phases["epoch end (checkpoint, model save)"] = peak_rss_bytes()
+        out = final(self, reports)
+        phases["final val/test tables (independent protocol)"] = peak_rss_bytes()
+        return out
+
+    Trainer.final_metrics = final_metrics
 
     cfg = RunConfig()
     cfg.train.dataset = data_dir
@@ -83,7 +104,11 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
     clock = Clock()
     trainer = Trainer(cfg.validate(), run_dir, verbose=0, callbacks=[clock], log=lambda msg: None)
     trainer.run()
-    from cvs_tf.models.base import resolve_jit
+    try:
+        from cvs_tf.models.base import resolve_jit
+    except ImportError:                  # an older cvs_tf (before/after comparisons): plain True/False
+        def resolve_jit(jit):
+            return "full" if jit else "off"
 
     return {
         "raw_bytes": raw, "raw_trainval_bytes": raw_trainval, "train_items": n_train,
@@ -91,7 +116,7 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
         "epoch_s": clock.t_end - clock.t0, "first_step_s": clock.steps[0],
         "step_median_s": float(np.median(clock.steps[1:])), "steps": len(clock.steps),
         "run_s": time.perf_counter() - t_start, "jit": resolve_jit(cfg.train.jit),
-        "data_label": trainer.fs.data_label,
+        "data_label": trainer.fs.data_label, "phases": phases,
     }
 
 
@@ -104,7 +129,7 @@ def measure(quick: bool) -> dict:
     from bench.standin import tmpdir
 
     scale = 0.02 if quick else 1.0
-    overrides = {"model.dim": 64, "train.batch_size": 32} if quick else {}
+    overrides = {"model.dim": 64, "train.batch_size": 32, "model.modalities": ["image", "text"]} if quick else {}
     data = tmpdir() / f"xmedianet-{scale:g}"
     t0 = time.perf_counter()
     if not data.exists():
@@ -138,6 +163,13 @@ def markdown(m: dict, command: str, mach: dict) -> str:
         f"| step time within the epoch, median (first step incl. tracing) | {m['step_median_s'] * 1e3:.0f} ms ({m['first_step_s']:.0f} s) |",
         f"| whole run (import, load, build, epoch, final val/test tables) | {m['run_s']:.0f} s |",
         f"| generating the stand-in (separate process) | {m['gen_s']:.0f} s |",
+        "",
+        "Peak resident memory reached by the end of each phase of the run (VmHWM; the first row that "
+        "reaches the final peak is where it happens):",
+        "",
+        "| phase | peak RSS | / raw feature bytes |",
+        "|---|---:|---:|",
+        *[f"| {name} | {gib(v)} | {v / m['raw_bytes']:.2f} |" for name, v in m["phases"].items()],
         "",
         "What keeps the ratio down: the feature files are memory-mapped; `FeatureBank` copies the rows of "
         "a split once into an aligned float32 buffer, chunk by chunk, releasing the mapped pages behind "

@@ -31,7 +31,7 @@ from bench.common import (
     total_flops,
 )
 from bench.flops import step_products
-from bench.standin import XMEDIA_DIMS, reduced_dims, setup, small_featureset, xmedia
+from bench.standin import setup, sizes
 
 NAME = "train_step"
 GOAL = 0.5
@@ -41,11 +41,9 @@ MODES = ("off", "loss", "full")
 
 
 def settings(quick: bool) -> dict:
-    if quick:   # smoke run: small shapes, the default mode against no XLA, CVS only
-        return {"fs": small_featureset(reduced_dims(XMEDIA_DIMS, 16)), "batch": 32, "dim": 64,
-                "spaces": SPACES[:1], "modes": ("off", "loss"), "rounds": 2, "calls": 2, "scale": "quick"}
-    return {"fs": xmedia(0.1), "batch": 128, "dim": 512, "spaces": SPACES, "modes": MODES,
-            "rounds": 8, "calls": 2, "scale": "full"}
+    if quick:   # smoke run: small shapes, CVS over 3 modalities, the default mode against no XLA
+        return {**sizes(True), "spaces": SPACES[:1], "modes": ("off", "loss"), "rounds": 2, "calls": 2}
+    return {**sizes(False), "spaces": SPACES, "modes": MODES, "rounds": 8, "calls": 2}
 
 
 def loss_only(model, constant, mode: str):
@@ -75,7 +73,7 @@ def measure(quick: bool) -> dict:
     cases, setups, skeletons, products = {}, {}, {}, {}
     for label, space, stage in st["spaces"]:
         for mode in st["modes"]:
-            s = setup(space, stage, mode, fs=st["fs"], batch=st["batch"], dim=st["dim"])
+            s = setup(space, stage, mode, fs=st["fs"], batch=st["batch"], dim=st["dim"], **st["extra"])
             setups[(label, mode)] = s
             cases[f"{label} | {mode}"] = s.step_constant
             cases[f"{label} | {mode} loss only"] = loss_only(s.model, s.constant, mode)
@@ -83,7 +81,7 @@ def measure(quick: bool) -> dict:
         for jit in (False, True):
             skeletons[(label, jit)] = matmul_skeleton(products[label], jit)
             cases[f"{label} | matmuls {'xla' if jit else 'tf'}"] = skeletons[(label, jit)]
-    times, first = interleaved(cases, st["rounds"], st["calls"])
+    times, _ = interleaved(cases, st["rounds"], st["calls"])
     results = []
     for label, _space, _stage in st["spaces"]:
         flops = total_flops(products[label])
@@ -96,7 +94,7 @@ def measure(quick: bool) -> dict:
             frac = paired_ratio(times[f"{label} | matmuls {'xla' if best_jit else 'tf'}"], times[f"{label} | {mode}"],
                                 st["calls"])
             results.append({
-                "space": label, "mode": mode, "step": t, "first_s": first[f"{label} | {mode}"],
+                "space": label, "mode": mode, "step": t, "first_s": setups[(label, mode)].first_call_s,
                 "gflop": flops / 1e9, "achieved": flops / t["median"], "limit": limit,
                 "limit_tf": flops / sk[False]["median"], "limit_xla": flops / sk[True]["median"],
                 "fraction": frac["median"], "fraction_range": (frac["min"], frac["max"]),
@@ -179,9 +177,6 @@ def markdown(m: dict, command: str, mach: dict) -> str:
 def run(quick: bool = False, *, write_docs: bool | None = None) -> list[dict]:
     mach = machine()
     print(header(NAME, quick, "off / loss / full (per row)"), flush=True)
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")    # retracing notices: every case is its own tf.function
     m = measure(quick)
     for r in m["results"]:
         print(f"   {r['space']:<15} XLA={r['mode']:<5} step {fmt_ms(r['step'])} ms, first call "
