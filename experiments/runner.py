@@ -571,7 +571,11 @@ def render_cross_modal(ctx: Context, datas: list, runs: list[dict]) -> dict:
                     md += [f"#### {v.name} — protocol {p}", ""]
                 fallback = sorted({f"{q}→{r}" for f in frames for q, r in f.attrs.get("fallback_cells", [])})
                 md += [grid_markdown(mean, std, t), ""]
-                if fallback:
+                n_pairs = len(mean.index) - 1
+                if fallback and len(fallback) == n_pairs * (n_pairs - 1):
+                    md += ["- every cell scored with the independent protocol: this space has no attention block "
+                           "to pass the pairs through", ""]
+                elif fallback:
                     md += [f"- scored with the independent protocol (no attention block links the pair): {', '.join(fallback)}", ""]
                 rows += long_rows(mean, std, frames, t, experiment=exp.name, dataset=data.spec.name,
                                   data_label=data.label, variant=v.name, protocol=p, k=exp.k)
