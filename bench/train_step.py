@@ -127,7 +127,7 @@ def markdown(m: dict, command: str, mach: dict) -> str:
         f"Data: XMedia-shaped **synthetic stand-in** (5 modalities, dims 4096/3000/29/4096/4700, 20 "
         f"classes), batch {st['batch']}, D = {st['dim']}; Keras' compiled train function on a constant "
         f"in-memory batch, {st['rounds']} interleaved rounds × {st['calls']} steps after 2 warm-up steps "
-        f"per case. Default XLA mode on this machine: `{default}`.",
+        f"per case. Default XLA mode (`jit_compile=True`): `{default}`.",
         "",
         "| space | XLA mode | step ms, median [min–max] | speed-up over no XLA | first call s (trace + compile) "
         "| matmul GFLOP/step | achieved GFLOP/s | limit GFLOP/s (tf.matmul / XLA dot) | fraction of limit |",

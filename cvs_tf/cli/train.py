@@ -33,8 +33,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--early-stopping", choices=("val_loss", "val_map", "none"),
                    help="model selection on the validation split: mAP@50 or loss [val_map]")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs [10]")
-    p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA where it pays: the loss terms on CPU, the whole step on GPU [on]")
-    p.add_argument("--no-jit", dest="jit", action="store_false", help="no XLA at all")
+    p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA-compile the train step [on]")
+    p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
     p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")

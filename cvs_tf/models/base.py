@@ -267,8 +267,7 @@ class CrossModalModel(keras.Model):
         The model part (branches, classifier, attention blocks) is :meth:`loss_inputs`; the label
         part (cross-entropy and the semi-hard triplet mining, O(B³) elementwise work per term) is
         :meth:`loss_terms`, XLA-compiled on its own when the model was compiled with
-        ``jit_compile="loss"`` (the CPU default, see :meth:`compile`); the optional reconstruction
-        term is added here.
+        ``jit_compile="loss"`` (see :meth:`compile`); the optional reconstruction term is added here.
         """
         labels, logits, pair_emb, e = self.loss_inputs(x, y, training=training)
         fn = self._xla_loss_terms if getattr(self, "_loss_xla", False) else self.loss_terms
@@ -381,13 +380,12 @@ class CrossModalModel(keras.Model):
     def compile(self, optimizer="adam", jit_compile=True, **kwargs):
         """Keras ``compile``; ``jit_compile`` says where XLA is used (measured in docs/performance.md).
 
-        * ``"full"``: the whole train/test step is one XLA cluster (Keras ``jit_compile=True``);
+        * ``True`` / ``"full"`` (default): the whole train/test step is one XLA cluster (Keras
+          ``jit_compile=True``);
         * ``"loss"``: the step runs as a TF graph (oneDNN matmuls), only :meth:`loss_terms` (the
-          cross-entropy and the O(B³) semi-hard mining) is XLA-compiled, forward and backward;
-        * ``False``: no XLA;
-        * ``True`` (default): ``"full"`` when a GPU is visible, else ``"loss"``. On CPU, XLA's
-          matmuls are slower than TF's oneDNN ones while XLA's fusion of the mining is much
-          faster, so the split wins there (bench/train_step.py).
+          cross-entropy and the semi-hard mining) is XLA-compiled, forward and backward; on a
+          shared 2-core CPU it was within ±15 % of ``"full"`` (faster in one run, slower in two);
+        * ``False`` / ``"off"``: no XLA (1.1–1.3× slower on CPU).
         """
         mode = resolve_jit(jit_compile)
         self._jit_setting = jit_compile
@@ -428,10 +426,10 @@ JIT_MODES = ("full", "loss", "off")
 def resolve_jit(jit_compile) -> str:
     """``True``/``False``/``"auto"``/``"full"``/``"loss"``/``"off"`` -> ``"full"``, ``"loss"`` or ``"off"``.
 
-    ``True`` and ``"auto"`` pick ``"full"`` when TensorFlow sees a GPU and ``"loss"`` on CPU.
+    ``True`` and ``"auto"`` mean ``"full"``, the fastest mode measured (bench/train_step.py).
     """
     if jit_compile is True or jit_compile == "auto":
-        return "full" if tf.config.list_physical_devices("GPU") else "loss"
+        return "full"
     if jit_compile is False or jit_compile is None:
         return "off"
     if jit_compile in JIT_MODES:

@@ -56,7 +56,7 @@ def assert_same(ref, other):
 def test_resolve_jit_modes():
     assert resolve_jit(False) == "off" and resolve_jit("off") == "off"
     assert resolve_jit("full") == "full" and resolve_jit("loss") == "loss"
-    assert resolve_jit(True) in ("full", "loss") and resolve_jit("auto") == resolve_jit(True)
+    assert resolve_jit(True) == "full" and resolve_jit("auto") == "full"
     with pytest.raises(ValueError, match="jit_compile"):
         resolve_jit("sometimes")
 
