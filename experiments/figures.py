@@ -368,7 +368,7 @@ def run_projection(ctx: Context) -> dict:
     handles += [Line2D([], [], color="grey", marker=MARKERS[j % len(MARKERS)], ls="", label=fs.classes[c])
                 for j, c in enumerate(classes)]
     axes[1].legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(f"{exp.title}\n{data.spec.label} ({data.label})", fontsize=9)
+    fig.suptitle(f"{exp.title}\n{data.spec.label} ({data.label})", fontsize=9, y=1.04)
     path = figure_path(ctx)
     _save(fig, path)
     md = header_markdown(ctx, [data], [
