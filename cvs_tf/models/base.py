@@ -384,8 +384,8 @@ class CrossModalModel(keras.Model):
           ``jit_compile=True``);
         * ``"loss"``: the step runs as a TF graph (oneDNN matmuls), only :meth:`loss_terms` (the
           cross-entropy and the semi-hard mining) is XLA-compiled, forward and backward; on a
-          shared 2-core CPU it beat ``"full"`` in 2 of 5 comparisons, by up to 1.2×, and lost the
-          other 3 by up to 1.15×;
+          shared 2-core CPU it beat ``"full"`` in 2 of 5 comparisons (both with the old, costlier
+          mining or right after it changed) and lost the 3 later ones by up to 1.17×;
         * ``False`` / ``"off"``: no XLA (1.1–1.4× slower on CPU).
         """
         mode = resolve_jit(jit_compile)
