@@ -42,7 +42,7 @@ MODES = ("off", "loss", "full")
 
 def settings(quick: bool) -> dict:
     if quick:   # smoke run: small shapes, CVS over 3 modalities, the default mode against no XLA
-        return {**sizes(True), "spaces": SPACES[:1], "modes": ("off", "loss"), "rounds": 2, "calls": 2}
+        return {**sizes(True), "spaces": SPACES[:1], "modes": ("off", "full"), "rounds": 2, "calls": 2}
     return {**sizes(False), "spaces": SPACES, "modes": MODES, "rounds": 8, "calls": 2}
 
 
