@@ -52,6 +52,10 @@ BLAS_THREADS = 1
 MAX_ABS_DIFF = 1e-9
 TARGET_SPEEDUP = 10.0          # at XMedia size, K = all
 TARGET_OVER_UNAVOIDABLE = 1.5
+#: At XMediaNet size the reference loop takes ~6 min for the two K cases on every query; it runs
+#: on every 4th query row (its cost is linear in the number of queries) to keep `make bench`
+#: under 15 minutes, and the speed-up compares it with ours on the same queries.
+REF_STRIDE_XMEDIANET = 4
 
 
 def make_embeddings(counts, n_classes: int, seed: int = 0) -> dict:
@@ -96,13 +100,17 @@ def reference_map(image, text, label_i, label_t, k=0):
     return np.mean(res), np.asarray(res, dtype=np.float64)
 
 
-def run_ours(data, k):
-    return {(q, r): map_at_k(data[q][0], data[r][0], data[q][1], data[r][1], k, return_per_query=True)[1]
+def run_ours(data, k, stride: int = 1):
+    """Per-query APs of ours for all pairs; ``stride`` > 1 keeps every stride-th query (full gallery)."""
+    return {(q, r): map_at_k(data[q][0][::stride], data[r][0], data[q][1][::stride], data[r][1], k,
+                             return_per_query=True)[1]
             for q, r in pairs()}
 
 
-def run_reference(data, k):
-    return {(q, r): reference_map(data[q][0], data[r][0], data[q][1], data[r][1], 0 if k is None else k)[1]
+def run_reference(data, k, stride: int = 1):
+    """Per-query APs of the reference loop, on every ``stride``-th query of each pair (full gallery)."""
+    return {(q, r): reference_map(data[q][0][::stride], data[r][0], data[q][1][::stride], data[r][1],
+                                  0 if k is None else k)[1]
             for q, r in pairs()}
 
 
@@ -143,7 +151,12 @@ def reference_peak(data: dict) -> int:
     return peak_memory(reference_map, xq, xr, yq, yr, 1)[0]
 
 
-def bench_case(size: str, data: dict, k, repeats: int, ref_repeats: int, peak_ref: int) -> dict:
+def bench_case(size: str, data: dict, k, repeats: int, ref_repeats: int, peak_ref: int,
+               ref_stride: int = 1) -> dict:
+    """One (size, K) case. With ``ref_stride`` > 1 the reference loop (whose cost is one Python
+    iteration per query and rank) runs on every ref_stride-th query row of each pair against the
+    full gallery, and the speed-up compares it with ours on exactly those queries, timed
+    interleaved; ours and the unavoidable work are always timed on every query."""
     normed = {m: _l2_normalize(x) for m, (x, _) in data.items()}
     ours_t, unav_t, mm_t, sort_t = [], [], [], []
     ours = None
@@ -158,19 +171,24 @@ def bench_case(size: str, data: dict, k, repeats: int, ref_repeats: int, peak_re
                 unav_t.append(t)
                 mm_t.append(mm)
                 sort_t.append(so)
-    ref_t, ref = [], None
+    ref_t, ref, sub_t = [], None, []
     for _ in range(ref_repeats):
-        t, ref = timed(run_reference, data, k)
+        t, ref = timed(run_reference, data, k, ref_stride)
         ref_t.append(t)
-    diff = max(float(np.max(np.abs(ours[p] - ref[p]))) for p in pairs())
+        if ref_stride > 1:
+            sub_t.append(timed(run_ours, data, k, ref_stride)[0])
+    diff = max(float(np.max(np.abs(ours[p][::ref_stride] - ref[p]))) for p in pairs())
     big = largest_pair(data)
     (xq, yq), (xr, yr) = data[big[0]], data[big[1]]
     peak_ours, _ = peak_memory(map_at_k, xq, xr, yq, yr, k)
     o, u, rf = summary(ours_t), summary(unav_t), summary(ref_t)
+    o_same = summary(sub_t) if ref_stride > 1 else o      # ours on the reference's queries
     return {
         "size": size, "k": "all" if k is None else k, "ours": o, "unavoidable": u, "reference": rf,
         "matmul_s": float(np.median(mm_t)), "sort_s": float(np.median(sort_t)),
-        "speedup": rf["median"] / o["median"], "over_unavoidable": o["median"] / u["median"],
+        "speedup": rf["median"] / o_same["median"], "over_unavoidable": o["median"] / u["median"],
+        "ref_stride": ref_stride, "ours_on_ref_queries": o_same,
+        "ref_over_unavoidable": rf["median"] * ref_stride / u["median"],
         "max_abs_diff": diff, "peak_ours": peak_ours, "peak_ref": peak_ref, "largest_pair": big,
         "map": float(np.mean([ours[p].mean() for p in pairs()])),
         "queries": sum(len(data[q][0]) for q, _ in pairs()),
@@ -183,7 +201,7 @@ def check(res: dict) -> list[str]:
     if res["max_abs_diff"] > MAX_ABS_DIFF:
         miss.append(f"largest |ΔAP| {res['max_abs_diff']:.2g} exceeds {MAX_ABS_DIFF:g}")
     if res["size"] == "XMedia" and res["k"] == "all" and res["speedup"] < TARGET_SPEEDUP:
-        bound = res["reference"]["median"] / res["unavoidable"]["median"]
+        bound = res["ref_over_unavoidable"]
         why = (f"the reference itself costs only {bound:.1f}× the unavoidable work here, so even a "
                "method costing exactly one float64 similarity matmul plus one argsort per row would "
                f"be {bound:.1f}× faster, not {TARGET_SPEEDUP:g}×, on this machine" if bound < TARGET_SPEEDUP else
@@ -216,6 +234,13 @@ def row(res: dict) -> dict:
     }
 
 
+def ref_note(res: dict) -> str:
+    """Marks a reference time measured on a query subset, with ours on the same queries."""
+    if res["ref_stride"] == 1:
+        return ""
+    return f"¹ (ours on the same queries: {fmt_seconds(res['ours_on_ref_queries'])})"
+
+
 def markdown(results: list[dict], command: str, mach: dict, repeats: dict) -> str:
     lines = [
         "## Retrieval evaluation: `map_at_k` (bench/eval_map.py)",
@@ -237,12 +262,19 @@ def markdown(results: list[dict], command: str, mach: dict, repeats: dict) -> st
         notes += [f"- {res['size']} K={res['k']}: {m}." for m in miss]
         lines.append(
             f"| {res['size']} K={res['k']} | {fmt_seconds(res['ours'])} | {fmt_seconds(res['unavoidable'])} "
-            f"({res['matmul_s']:.3g} + {res['sort_s']:.3g}) | {fmt_seconds(res['reference'])} "
+            f"({res['matmul_s']:.3g} + {res['sort_s']:.3g}) | {fmt_seconds(res['reference'])}{ref_note(res)} "
             f"| {res['speedup']:.1f}× | {res['over_unavoidable']:.2f} "
-            f"| {res['reference']['median'] / res['unavoidable']['median']:.1f}× | {res['max_abs_diff']:.1e} "
+            f"| {res['ref_over_unavoidable']:.1f}×{'¹' if res['ref_stride'] > 1 else ''} | {res['max_abs_diff']:.1e} "
             f"| {res['peak_ours'] / 2**20:.0f} / {res['peak_ref'] / 2**20:.0f} | {res['map']:.4f} "
             f"| {'met' if not miss else 'missed'} |"
         )
+    strided = sorted({r["ref_stride"] for r in results if r["ref_stride"] > 1})
+    lines += [""] + [
+        f"¹ The reference ran on every {st}th query row of each pair against the full gallery (its cost "
+        "is one Python iteration per query and rank, so linear in the number of queries), to keep "
+        "`make bench` under 15 minutes; the speed-up compares it with ours on exactly those queries, "
+        f"timed back to back, and *reference / unavoidable* scales its time by {st}; |ΔAP| is over "
+        "those queries." for st in strided]
     lines += [
         "",
         "Columns: times are median [min–max] wall-clock seconds for the 20 pairs; *unavoidable* is one "
@@ -281,7 +313,8 @@ def run(quick: bool = False, *, write_docs: bool | None = None) -> list[dict]:
 def _run(quick: bool, write_docs: bool | None) -> list[dict]:
     mach = machine()
     sizes = ["XMedia"] if quick else ["XMedia", "XMediaNet"]
-    repeats = {"XMedia": (3, 1) if quick else (7, 3), "XMediaNet": (3, 1)}
+    repeats = {"XMedia": (3, 1) if quick else (7, 3), "XMediaNet": (2, 1)}
+    strides = {"XMedia": 1, "XMediaNet": REF_STRIDE_XMEDIANET}
     results = []
     for size in sizes:
         counts, n_classes = SIZES[size]
@@ -289,7 +322,7 @@ def _run(quick: bool, write_docs: bool | None) -> list[dict]:
         peak_ref = reference_peak(data)
         for k in KS:
             ours_rep, ref_rep = repeats[size]
-            res = bench_case(size, data, k, ours_rep, ref_rep, peak_ref)
+            res = bench_case(size, data, k, ours_rep, ref_rep, peak_ref, strides[size])
             results.append(res)
             print(f"   {size} K={res['k']}: ours {fmt_seconds(res['ours'])} s, unavoidable "
                   f"{fmt_seconds(res['unavoidable'])} s, reference {fmt_seconds(res['reference'])} s, "
