@@ -22,12 +22,9 @@ Mining rule (thesis §3.1.A, design §3), for one (anchor ``i``, positive ``k``)
       (anchor, positive) pairs (the anchor itself excluded); with no such pair it is ``0``
       (TF-Addons returns NaN there: this is the one documented difference).
 
-Cost: the mining compares (anchor, positive, negative) triples. The positives of each anchor are
-packed into K columns first (K = 16, 32 or 64, the smallest that fits the batch; the full
-N × N × M cube of TF-Addons' tiled mask only when an anchor has more than 64 positives), so a
-class-aligned batch of 128 over 20 classes compares 128 × 16 × 128 entries instead of 128³. The
-negative is selected without gradient, so the backward pass and the memory kept for it are
-O(N · M) (docs/performance.md).
+Cost: the mining compares through an (anchors × positives × negatives) boolean tensor, O(N² · M)
+work like TF-Addons' tiled mask (N = 128: 2 M entries), but selects the negative without gradient,
+so the backward pass and the memory kept for it are O(N · M) (docs/performance.md).
 """
 
 import tensorflow as tf
@@ -114,84 +111,39 @@ def pairwise_squared_distances(a, b):
     return tf.maximum(d, 0.0)
 
 
-#: Column budgets tried, smallest first, for the positives of the worst anchor (see
-#: :func:`_semi_hard_from_masks`); a batch whose anchors have more positives uses the full cube.
-POSITIVE_TIERS = (16, 32, 64)
-
-
-def _semi_hard_negatives(dist, d, negatives, d_ap):
-    """Semi-hard negative distances (with gradient) for the (anchor, positive) distances ``d_ap``.
-
-    ``dist`` (..., Na, Nb) are the distances, ``d`` the same without gradient, ``d_ap`` (..., Na, K)
-    a set of K anchor-to-positive distances per anchor (no gradient). For each one: the distance to
-    the closest negative farther than it (``has_outside``), chosen without gradient and then
-    gathered from ``dist`` so that the backward pass is O(Na·K). Ties between equal negatives go to
-    the first (lowest column) one.
-    """
-    # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than positive k.
-    cond = tf.logical_and(negatives[..., :, None, :], d[..., :, None, :] > d_ap[..., None])
-    has_outside = tf.reduce_any(cond, axis=-1)
-    d_min = tf.reduce_min(tf.where(cond, d[..., :, None, :], tf.constant(float("inf"), d.dtype)), axis=-1)
-    n = tf.shape(d)[-1]
-    hit = tf.logical_and(cond, tf.equal(d[..., :, None, :], d_min[..., None]))
-    first = tf.reduce_min(tf.where(hit, tf.range(n), n), axis=-1)        # first semi-hard negative
-    first = tf.minimum(first, tf.maximum(n - 1, 0))                      # (unused where none exists)
-    return has_outside, tf.gather(dist, first, batch_dims=dist.shape.rank - 1)
-
-
 def _semi_hard_from_masks(dist, positives, negatives, margin):
     """Mean semi-hard hinge over the (anchor, positive) pairs given by the boolean masks.
 
     ``dist`` (..., Na, Nb) holds anchor-to-candidate distances; ``positives``/``negatives``
     (..., Na, Nb) say which candidates are positives/negatives of each anchor. Leading dimensions
     are independent problems (one loss value each); ``margin`` is a scalar or one per problem.
-
-    Cost. Mining compares every (anchor, positive, negative) triple. Only positive columns matter,
-    and in a class-aligned batch of B items over C classes an anchor has about B/C of them, so the
-    positives of each anchor are first packed into K columns (``top_k`` on a column-order score),
-    K the smallest of :data:`POSITIVE_TIERS` that holds the worst anchor's positives; the
-    comparison tensor is then (Na × K × Nb) instead of (Na × Nb × Nb): 8× smaller for B = 128,
-    K = 16. A batch with more positives per anchor than the largest tier uses the full cube. Every
-    branch gives the same values and gradients (tested); the negative is *selected* without
-    gradient (the backward pass and the memory kept for it are O(Na·Nb)).
     """
     margin = tf.cast(margin, dist.dtype)
     if margin.shape.rank:
         margin = margin[..., None, None]
+    # The negative is *selected* without gradient, then its distance is gathered: the O(Na·Nb²)
+    # selection keeps nothing for the backward pass but an (Na, Nb) index (a masked min over the
+    # cube would keep cube-sized residuals and take a cube-sized backward). Same values; with
+    # exactly equal distances the gradient goes to the first such negative instead of being split.
     d = tf.stop_gradient(dist)
-    bd = dist.shape.rank - 1
+    # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than positive k.
+    cond = tf.logical_and(negatives[..., :, None, :], d[..., None, :] > d[..., :, None])
+    has_outside = tf.reduce_any(cond, axis=-1)
+    d_min = tf.reduce_min(tf.where(cond, d[..., None, :], tf.constant(float("inf"), d.dtype)), axis=-1)
+    n = tf.shape(d)[-1]
+    hit = tf.logical_and(cond, tf.equal(d[..., None, :], d_min[..., None]))
+    first = tf.reduce_min(tf.where(hit, tf.range(n), n), axis=-1)        # first semi-hard negative
+    first = tf.minimum(first, tf.maximum(n - 1, 0))                      # (unused where none exists)
+    outside = tf.gather(dist, first, batch_dims=dist.shape.rank - 1)
     # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
     has_negative = tf.reduce_any(negatives, axis=-1, keepdims=True)
     inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=-1, keepdims=True)
     inside = tf.where(has_negative, inside, tf.zeros_like(inside))
+    d_an = tf.where(has_outside, outside, tf.broadcast_to(inside, tf.shape(dist)))
+    hinge = tf.maximum(dist - d_an + margin, 0.0)
+    hinge = tf.where(positives, hinge, tf.zeros_like(hinge))
     num_pairs = tf.reduce_sum(tf.cast(positives, dist.dtype), axis=[-2, -1])
-
-    def hinge_sum(d_ap, valid):
-        has_outside, outside = _semi_hard_negatives(dist, d, negatives, tf.stop_gradient(d_ap))
-        d_an = tf.where(has_outside, outside, tf.broadcast_to(inside, tf.shape(d_ap)))
-        hinge = tf.maximum(d_ap - d_an + margin, 0.0)
-        return tf.reduce_sum(tf.where(valid, hinge, tf.zeros_like(hinge)), axis=[-2, -1])
-
-    def packed(k):
-        def branch():
-            n = tf.shape(d)[-1]
-            score = tf.where(positives, tf.cast(n - tf.range(n), d.dtype), tf.zeros_like(d))
-            first_cols, cols = tf.math.top_k(score, k=k, sorted=False)
-            return hinge_sum(tf.gather(dist, cols, batch_dims=bd), first_cols > 0)
-        return branch
-
-    def full():
-        return hinge_sum(dist, positives)
-
-    n_static = dist.shape[-1]
-    tiers = [k for k in POSITIVE_TIERS if n_static is not None and k < n_static]
-    if not tiers:
-        total = full()
-    else:
-        most = tf.reduce_max(tf.reduce_sum(tf.cast(positives, tf.int32), axis=-1))
-        pick = tf.reduce_sum(tf.cast(most > tf.constant(tiers), tf.int32))   # smallest tier that fits
-        total = tf.switch_case(pick, [packed(k) for k in tiers] + [full])
-    return tf.math.divide_no_nan(total, num_pairs)
+    return tf.math.divide_no_nan(tf.reduce_sum(hinge, axis=[-2, -1]), num_pairs)
 
 
 def _batched_distances(a, b):
