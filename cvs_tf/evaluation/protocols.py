@@ -208,11 +208,15 @@ def _independent(e_q, e_r) -> np.ndarray:
 
 
 def _batched(fn, modality: str, x, batch_size: int) -> np.ndarray:
+    from cvs_tf.data.pipeline import release_pages  # (TF-free import of this module otherwise)
+
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{modality}: features must be a non-empty 2-D array, got shape {x.shape}")
-    parts = [np.asarray(fn(modality, x[a:a + batch_size]), dtype=np.float32)
-             for a in range(0, x.shape[0], batch_size)]
+    parts = []
+    for a in range(0, x.shape[0], batch_size):
+        parts.append(np.asarray(fn(modality, x[a:a + batch_size]), dtype=np.float32))
+        release_pages(x, a, a + batch_size)       # a memory-mapped split leaves the resident set
     return np.concatenate(parts, axis=0)
 
 

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cvs_tf.data.pipeline import release_pages
 from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, ModalityBranch, RVSAttention, RVSReference
 from cvs_tf.losses import classification_loss, reconstruction_loss
@@ -238,9 +239,13 @@ class CrossModalModel(keras.Model):
             raise ValueError(f"model has no modality {modality!r} (has {', '.join(self.branches)})")
         if not isinstance(features, (np.ndarray, tf.Tensor)):
             features = np.asarray(features, dtype=np.float32)
-        # converted batch by batch: a memory-mapped (float16) split is never copied whole
-        outs = [l2n(self.branch_output(modality, np.asarray(features[i : i + batch_size], dtype=np.float32)))
-                for i in range(0, len(features), batch_size)]
+        # converted batch by batch: a memory-mapped (float16) split is never copied whole, and the
+        # mapped pages behind each batch leave the resident set once it is embedded
+        outs = []
+        for i in range(0, len(features), batch_size):
+            outs.append(l2n(self.branch_output(modality, np.asarray(features[i : i + batch_size], dtype=np.float32))))
+            if isinstance(features, np.ndarray):
+                release_pages(features, i, i + batch_size)
         return tf.concat(outs, 0) if outs else tf.zeros((0, self.dim))
 
     def call(self, inputs, training=False):

@@ -155,3 +155,21 @@ def test_embed_is_unit_norm_and_rejects_unknown_modality(five_set):
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="no modality"):
         model.embed("smell", e)
+
+
+def test_embed_releases_the_mapped_pages_of_each_batch_and_matches_one_call(five_set, monkeypatch):
+    """embed() in batches gives the one-batch result and drops every mapped row from the resident set."""
+    import cvs_tf.models.base as base
+
+    model = build_model(small_config("cvs"), five_set)
+    x = five_set.x("image", "train")
+    assert isinstance(x, np.memmap) or isinstance(getattr(x, "base", None), np.memmap)
+    released = []
+    monkeypatch.setattr(base, "release_pages", lambda arr, a, b: released.append((a, min(b, len(arr)))))
+    whole = model.embed("image", np.array(x)).numpy()
+    released.clear()
+    batched = model.embed("image", x, batch_size=7).numpy()
+    np.testing.assert_allclose(batched, whole, atol=1e-6)
+    covered = sorted(released)
+    assert covered[0][0] == 0 and covered[-1][1] == len(x)
+    assert all(b == a2 for (_, b), (a2, _) in zip(covered, covered[1:]))

@@ -84,6 +84,18 @@ def test_matches_tfa_on_seeded_batches(seed, normalise):
         assert abs(_ours(labels, emb, margin) - ref) <= 1e-5 * max(1.0, abs(ref))
 
 
+@pytest.mark.parametrize("n_classes", [20, 8, 3, 1])
+def test_matches_tfa_at_thesis_batch_size(n_classes):
+    """Batch 128 with 20, 8, 3 classes and a single class (no negative at all) agrees with TF-Addons."""
+    rng = np.random.default_rng(n_classes)
+    labels = rng.integers(0, n_classes, size=128).astype(np.int32)
+    emb = rng.normal(size=(128, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ref = _tfa_loss(labels, emb)
+    assert np.isfinite(ref)
+    assert abs(_ours(labels, emb) - ref) <= 1e-5 * max(1.0, abs(ref))
+
+
 def test_matches_tfa_when_anchors_have_no_semi_hard_negative():
     """Tight positive pairs far from each other and negatives close: the fallback is exercised."""
     rng = np.random.default_rng(123)
