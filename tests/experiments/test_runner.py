@@ -264,8 +264,10 @@ def test_training_never_reads_the_test_split_before_the_final_evaluation(tmp_pat
     tr = ctx.train(data, spec.variants[0], 0, featureset=guarded)
     assert state["final"] and state["early"] == []
     hist = json.loads((tr.run_dir / "history.json").read_text())["stages"][0]
-    val = [e["val_loss"] for e in hist["epochs"]]
-    assert hist["monitor"] == "val_loss" and hist["best_epoch"] == int(np.argmin(val)) + 1
+    monitor = hist["monitor"]                         # the library default: validation mAP@50
+    assert monitor == "val_map"
+    val = [e[monitor] for e in hist["epochs"]]
+    assert hist["best_epoch"] == int(np.argmax(val)) + 1
     assert not list(tr.run_dir.glob("stages/*/model.keras"))  # dropped unless --keep-models
     assert not (tr.run_dir / "checkpoint").exists()
     tables = ctx.evaluate(tr)
