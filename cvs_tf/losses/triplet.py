@@ -111,6 +111,31 @@ def pairwise_squared_distances(a, b):
     return tf.maximum(d, 0.0)
 
 
+def _closest_candidate(cond, d):
+    """For each (…, i, k): whether any j has ``cond[…, i, k, j]``, and the first j of smallest ``d[…, i, j]``.
+
+    float32 distances take **one** reduction over the (…, Na, Nb, Nb) cube: the key
+    ``(bits(d_j) << 32) | j`` orders like (d_j, j) because the IEEE bits of a non-negative float
+    order like its value (``cond`` only holds where d_j > d_k >= 0), so its minimum carries both the
+    distance and the first index of a tie. Other dtypes take two reductions (value, then index).
+    The returned index is clipped into range (it is unused where nothing qualifies).
+    """
+    n = tf.shape(d)[-1]
+    last = tf.maximum(n - 1, 0)
+    if d.dtype == tf.float32:
+        bits = tf.cast(tf.bitcast(d, tf.int32), tf.int64)
+        key = tf.bitwise.left_shift(bits, 32) + tf.cast(tf.range(n), tf.int64)
+        none = tf.constant(2**63 - 1, tf.int64)
+        best = tf.reduce_min(tf.where(cond, key[..., None, :], none), axis=-1)
+        first = tf.cast(tf.bitwise.bitwise_and(best, 0xFFFFFFFF), tf.int32)
+        return best < none, tf.clip_by_value(first, 0, last)
+    inf = tf.constant(float("inf"), d.dtype)
+    d_min = tf.reduce_min(tf.where(cond, d[..., None, :], inf), axis=-1)
+    hit = tf.logical_and(cond, tf.equal(d[..., None, :], d_min[..., None]))
+    first = tf.reduce_min(tf.where(hit, tf.range(n), n), axis=-1)
+    return d_min < inf, tf.minimum(first, last)
+
+
 def _semi_hard_from_masks(dist, positives, negatives, margin):
     """Mean semi-hard hinge over the (anchor, positive) pairs given by the boolean masks.
 
@@ -128,12 +153,7 @@ def _semi_hard_from_masks(dist, positives, negatives, margin):
     d = tf.stop_gradient(dist)
     # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than positive k.
     cond = tf.logical_and(negatives[..., :, None, :], d[..., None, :] > d[..., :, None])
-    has_outside = tf.reduce_any(cond, axis=-1)
-    d_min = tf.reduce_min(tf.where(cond, d[..., None, :], tf.constant(float("inf"), d.dtype)), axis=-1)
-    n = tf.shape(d)[-1]
-    hit = tf.logical_and(cond, tf.equal(d[..., None, :], d_min[..., None]))
-    first = tf.reduce_min(tf.where(hit, tf.range(n), n), axis=-1)        # first semi-hard negative
-    first = tf.minimum(first, tf.maximum(n - 1, 0))                      # (unused where none exists)
+    has_outside, first = _closest_candidate(cond, d)
     outside = tf.gather(dist, first, batch_dims=dist.shape.rank - 1)
     # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
     has_negative = tf.reduce_any(negatives, axis=-1, keepdims=True)
