@@ -137,6 +137,16 @@ def release_pages(x: np.ndarray, start: int, stop: int) -> None:
         pass
 
 
+def row_batches(x, batch_size: int):
+    """Yields ``x[a:a + batch_size]`` for consecutive row blocks; once the caller has used a block
+    (the generator resumes), the mapped pages behind it leave the resident set
+    (:func:`release_pages`; nothing happens for an in-memory array or a tensor)."""
+    for a in range(0, len(x), batch_size):
+        yield x[a:a + batch_size]
+        if isinstance(x, np.ndarray):
+            release_pages(x, a, a + batch_size)
+
+
 def release_feature_set(fs: FeatureSet) -> None:
     """Drop every memory-mapped array of ``fs`` from the resident set (e.g. after the load-time
     check read all of them); the data stay on disk and in the page cache, and fault back in when used."""

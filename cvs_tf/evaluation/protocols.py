@@ -208,16 +208,14 @@ def _independent(e_q, e_r) -> np.ndarray:
 
 
 def _batched(fn, modality: str, x, batch_size: int) -> np.ndarray:
-    from cvs_tf.data.pipeline import release_pages  # (TF-free import of this module otherwise)
+    from cvs_tf.data.pipeline import row_batches  # (TF-free import of this module otherwise)
 
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{modality}: features must be a non-empty 2-D array, got shape {x.shape}")
-    parts = []
-    for a in range(0, x.shape[0], batch_size):
-        parts.append(np.asarray(fn(modality, x[a:a + batch_size]), dtype=np.float32))
-        release_pages(x, a, a + batch_size)       # a memory-mapped split leaves the resident set
-    return np.concatenate(parts, axis=0)
+    # a memory-mapped split leaves the resident set block by block
+    return np.concatenate([np.asarray(fn(modality, rows), dtype=np.float32) for rows in row_batches(x, batch_size)],
+                          axis=0)
 
 
 def _check_modality(model, modality: str):

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cvs_tf.data.pipeline import release_pages
+from cvs_tf.data.pipeline import row_batches
 from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, ModalityBranch, RVSAttention, RVSReference
 from cvs_tf.losses import classification_loss, reconstruction_loss
@@ -241,11 +241,8 @@ class CrossModalModel(keras.Model):
             features = np.asarray(features, dtype=np.float32)
         # converted batch by batch: a memory-mapped (float16) split is never copied whole, and the
         # mapped pages behind each batch leave the resident set once it is embedded
-        outs = []
-        for i in range(0, len(features), batch_size):
-            outs.append(l2n(self.branch_output(modality, np.asarray(features[i : i + batch_size], dtype=np.float32))))
-            if isinstance(features, np.ndarray):
-                release_pages(features, i, i + batch_size)
+        outs = [l2n(self.branch_output(modality, np.asarray(rows, dtype=np.float32)))
+                for rows in row_batches(features, batch_size)]
         return tf.concat(outs, 0) if outs else tf.zeros((0, self.dim))
 
     def call(self, inputs, training=False):

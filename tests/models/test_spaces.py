@@ -159,13 +159,13 @@ def test_embed_is_unit_norm_and_rejects_unknown_modality(five_set):
 
 def test_embed_releases_the_mapped_pages_of_each_batch_and_matches_one_call(five_set, monkeypatch):
     """embed() in batches gives the one-batch result and drops every mapped row from the resident set."""
-    import cvs_tf.models.base as base
+    import cvs_tf.data.pipeline as pipeline
 
     model = build_model(small_config("cvs"), five_set)
     x = five_set.x("image", "train")
     assert isinstance(x, np.memmap) or isinstance(getattr(x, "base", None), np.memmap)
     released = []
-    monkeypatch.setattr(base, "release_pages", lambda arr, a, b: released.append((a, min(b, len(arr)))))
+    monkeypatch.setattr(pipeline, "release_pages", lambda arr, a, b: released.append((a, min(b, len(arr)))))
     whole = model.embed("image", np.array(x)).numpy()
     released.clear()
     batched = model.embed("image", x, batch_size=7).numpy()
