@@ -85,8 +85,16 @@ def format_summary(fs: FeatureSet) -> str:
     """The ``inspect`` table: header lines, then one row per modality with dim and counts per split."""
     m = fs.manifest
     val = m.get("validation", {})
-    val_text = (f"{val['fraction']:.0%} of train, stratified, seed {val.get('seed')}"
-                if isinstance(val.get("fraction"), (int, float)) else str(val.get("note", "provided by the source")))
+    fraction = val.get("fraction")
+    if fraction == 0:
+        val_text = "none (val fraction 0: the whole training split is used for training)"
+    elif isinstance(fraction, (int, float)):
+        val_text = f"{fraction:.0%} of train, stratified, seed {val.get('seed')}"
+    else:
+        val_text = str(val.get("note", "provided by the source"))
+    empty = [mod for mod in fs.modalities if not fs.count(mod, "val")]
+    if fraction != 0 and empty:
+        val_text += f" (no val items: {', '.join(empty)})"
     prov = m["provenance"]
     source = prov.get("generator") or prov.get("converter") or "unknown"
     lines = [
@@ -95,7 +103,7 @@ def format_summary(fs: FeatureSet) -> str:
         f"classes     {fs.num_classes} ({'multi-hot' if fs.label_kind == 'multi' else 'single-label'})",
         f"pairing     {'instance-paired' if fs.paired else 'class-aligned (paired by class only)'}",
         f"validation  {val_text}",
-        f"source      {source}" + (f" (seed {prov['seed']}, scale {prov['scale']})" if prov.get("synthetic") and "seed" in prov else ""),
+        f"source      {source}" + (f" (seed {prov['seed']}, scale {prov.get('scale')})" if prov.get("synthetic") and "seed" in prov else ""),
     ]
     if "zero_shot" in m:
         zs = m["zero_shot"]

@@ -16,16 +16,26 @@ The manifest (``format_version`` 1) records the dataset name, the modalities wit
 count per split, class names, label kind, pairing, the validation carve-out, provenance
 (source files, converter and version, ``synthetic``) and the sha256 of every array file.
 ``load_feature_set`` checks all of it and raises :class:`FeatureSetError`, whose one-line
-message names the file and the field that is wrong.
+message names the file and the field that is wrong. Modality names match
+:data:`MODALITY_NAME` and every file is resolved inside the set's directory. A set written with
+validation fraction 0 has 0-row ``val`` arrays (``FeatureSet.has_split("val")`` is false).
+
+Writers work in a temporary directory ``.<target>.tmp-<pid>@<host>-XXXXXXXX`` beside the target;
+the next write into the same parent removes those of writers that are no longer running
+(:func:`remove_stale_temporaries`), so a ``kill -9`` leaves nothing behind for long.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +48,8 @@ SPLITS = ("train", "val", "test")
 LABEL_KINDS = ("single", "multi")
 PAIRINGS = ("instance", "class")
 MODALITY_ORDER = ("image", "text", "audio", "speech", "video", "3d")
+MODALITY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # full match: lower-case letters, digits, _ and -
+FEATURE_DTYPES = ("float16", "float32", "float64")
 
 
 class FeatureSetError(ValueError):
@@ -54,6 +66,14 @@ def order_modalities(names: Iterable[str]) -> list[str]:
 def array_filename(modality: str, split: str, kind: str) -> str:
     """File name of one array: kind is ``x`` (features) or ``y`` (labels)."""
     return f"{modality}.{split}.{kind}.npy"
+
+
+def modality_name_error(name) -> str | None:
+    """Why ``name`` is not a valid modality name (None when it is)."""
+    if isinstance(name, str) and MODALITY_NAME.fullmatch(name):
+        return None
+    return (f"invalid modality name {name!r} (use 1-64 lower-case letters, digits, '_' or '-', "
+            "starting with a letter or digit)")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -117,6 +137,18 @@ class FeatureSet:
     def count(self, modality: str, split: str) -> int:
         return int(self.manifest["modalities"][modality]["counts"][split])
 
+    def has_split(self, split: str, modalities: Iterable[str] | None = None) -> bool:
+        """Whether every modality (or each of ``modalities``) has at least one row in ``split``.
+
+        ``fs.has_split("val")`` is false for a set written with validation fraction 0.
+        """
+        if split not in SPLITS:
+            raise FeatureSetError(f"{self.name}: unknown split {split!r} (use {', '.join(SPLITS)})")
+        mods = self.modalities if modalities is None else list(modalities)
+        for m in mods:
+            self._get(m, split)
+        return all(self.count(m, split) > 0 for m in mods)
+
     def x(self, modality: str, split: str) -> np.ndarray:
         return self._get(modality, split)[0]
 
@@ -176,6 +208,22 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return mask
 
 
+def fraction_error(fraction) -> str | None:
+    """Why ``fraction`` is not a validation fraction in [0, 1) (None when it is)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
+        return f"must be a number in [0, 1), got {fraction!r}"
+    if not (math.isfinite(fraction) and 0 <= fraction < 1):
+        return f"must be in [0, 1), got {fraction}"
+    return None
+
+
+def check_fraction(fraction, what: str = "val_fraction") -> None:
+    """Raise :class:`FeatureSetError` unless ``fraction`` is in [0, 1) (0: no validation split)."""
+    err = fraction_error(fraction)
+    if err:
+        raise FeatureSetError(f"{what}: {err}")
+
+
 def carve_validation(
     splits: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],
     fraction: float = 0.1,
@@ -187,6 +235,7 @@ def carve_validation(
     ``splits`` maps modality -> {"train": (x, y), "test": (x, y)}. With ``paired=True`` the same
     rows are held out from every modality (they must have equal train counts and labels).
     """
+    check_fraction(fraction)
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     mods = list(splits)
     shared_mask = None
@@ -206,7 +255,97 @@ def carve_validation(
     return out
 
 
+# --------------------------------------------------------------------------- temporaries
+
+LEGACY_TEMP_AGE_S = 24 * 3600  # an old-style temporary (no pid in its name) untouched this long is stale
+_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+")
+_LEGACY_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-[a-z0-9_]{8}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (another user's process counts as alive)."""
+    if pid <= 0:
+        return True  # not a real pid: never treat it as dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: a live process of another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float = LEGACY_TEMP_AGE_S) -> list[Path]:
+    """Remove the temporaries beside ``target`` that dead writers left behind; returns the removed paths.
+
+    ``.NAME.tmp-PID@HOST-XXXXXXXX`` (any NAME) is removed when HOST is this host and process PID no
+    longer exists; a live process's temporary and other hosts' are never touched. An old-style
+    temporary of ``target`` itself (``.NAME.tmp-XXXXXXXX``, written before names carried the pid)
+    is removed once it has been untouched for ``legacy_age_s`` seconds.
+    """
+    target = Path(target)
+    parent, host, removed = target.parent, _host(), []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(".") or ".tmp-" not in entry.name:
+            continue
+        if m := _TEMP.fullmatch(entry.name):
+            stale = m["host"] == host and not pid_alive(int(m["pid"]))
+        elif m := _LEGACY_TEMP.fullmatch(entry.name):
+            try:
+                age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            stale = m["target"] == target.name and age > legacy_age_s
+        else:
+            continue
+        if stale and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            if not os.path.lexists(entry.path):
+                removed.append(parent / entry.name)
+    return sorted(removed)
+
+
+def make_temporary(target: str | os.PathLike) -> Path:
+    """A new private directory beside ``target`` to build it in, named ``.NAME.tmp-PID@HOST-XXXXXXXX``.
+
+    Stale temporaries of dead writers in the same parent are removed first.
+    """
+    target = Path(target)
+    remove_stale_temporaries(target)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", dir=target.parent))
+
+
 # --------------------------------------------------------------------------- writing
+
+
+def _check_arrays(name: str, m: str, s: str, x: np.ndarray, y: np.ndarray, label_kind: str, n_classes: int) -> None:
+    """Refuse what the casts in :func:`save_feature_set` would silently change (fractional, bool or
+    out-of-range labels; complex, bool or text features)."""
+    where = f"{name}: {m}/{s}"
+    if x.dtype.kind not in "fiu":
+        raise FeatureSetError(f"{where} features: dtype {x.dtype} (features must be real numbers)")
+    if y.dtype.kind not in "fiu":
+        raise FeatureSetError(f"{where} labels: dtype {y.dtype} (labels must be integers)")
+    if not y.size:
+        return
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise FeatureSetError(f"{where} labels: contain NaN or Inf")
+        frac = y != np.round(y)
+        if frac.any():
+            raise FeatureSetError(f"{where} labels: not integers (found {y[frac].flat[0].item()!r})")
+    if label_kind == "single" and (y.min() < 0 or y.max() >= n_classes):
+        raise FeatureSetError(f"{where} labels: out of range [0, {n_classes}) (min {y.min()}, max {y.max()})")
+    if label_kind == "multi" and not np.isin(y, (0, 1)).all():
+        raise FeatureSetError(f"{where} labels: multi-hot labels must be 0/1")
 
 
 def save_feature_set(
@@ -226,19 +365,26 @@ def save_feature_set(
     """Write a feature set atomically (temporary directory, validated, then renamed into place).
 
     ``data`` maps modality -> {"train"|"val"|"test": (features, labels)}; all three splits are
-    required (use :func:`carve_validation` to make ``val``). ``feature_dtype`` casts features
-    (e.g. ``"float16"`` for shipped data); labels are stored as int32 (single) or uint8 (multi).
-    On any error nothing is left at ``out_dir``.
+    required (use :func:`carve_validation` to make ``val``; it has 0 rows when the validation
+    fraction is 0). ``feature_dtype`` casts features (e.g. ``"float16"`` for shipped data);
+    labels are stored as int32 (single) or uint8 (multi). On any error nothing is left at
+    ``out_dir``; errors name ``out_dir``, never the temporary.
     """
     out_dir = Path(out_dir)
     if label_kind not in LABEL_KINDS:
         raise FeatureSetError(f"label_kind must be one of {LABEL_KINDS}, got {label_kind!r}")
     if pairing not in PAIRINGS:
         raise FeatureSetError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    for m in data:
+        if err := modality_name_error(m):
+            raise FeatureSetError(f"{name}: modalities: {err}")
+    validation = dict(validation or {"fraction": None, "note": "provided by the source"})
+    if validation.get("fraction") is not None:
+        check_fraction(validation["fraction"], f"{name}: validation.fraction")
     if out_dir.exists() and not overwrite:
         raise FeatureSetError(f"{out_dir}: output directory already exists (remove it first)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = make_temporary(out_dir)
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the published set gets normal permissions
@@ -251,7 +397,7 @@ def save_feature_set(
             "classes": [str(c) for c in classes],
             "label_kind": label_kind,
             "pairing": pairing,
-            "validation": dict(validation or {"fraction": None, "note": "provided by the source"}),
+            "validation": validation,
             "provenance": {"synthetic": False, **dict(provenance or {})},
             "arrays": {},
         }
@@ -269,12 +415,12 @@ def save_feature_set(
             dim = None
             for s in SPLITS:
                 x, y = splits[s]
-                x = np.asarray(x)
+                x, y = np.asarray(x), np.asarray(y)
+                _check_arrays(name, m, s, x, y, label_kind, len(manifest["classes"]))
                 if feature_dtype is not None:
                     x = x.astype(feature_dtype)
                 elif x.dtype not in (np.float16, np.float32, np.float64):
                     x = x.astype(np.float32)
-                y = np.asarray(y)
                 y = y.astype(np.int32) if label_kind == "single" else y.astype(np.uint8)
                 if x.ndim != 2:
                     raise FeatureSetError(f"{name}: {m}/{s} features must be 2-D, got shape {x.shape}")
@@ -295,7 +441,10 @@ def save_feature_set(
         with open(tmp / "manifest.json", "w") as f:
             json.dump(manifest, f, indent=2)
             f.write("\n")
-        load_feature_set(tmp)  # validate before publishing
+        try:
+            load_feature_set(tmp)  # validate before publishing
+        except FeatureSetError as exc:
+            raise FeatureSetError(str(exc).replace(str(tmp), str(out_dir))) from None
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -307,6 +456,8 @@ def save_feature_set(
 
 # --------------------------------------------------------------------------- loading
 
+REQUIRED_FIELDS = ("format", "name", "modalities", "classes", "label_kind", "pairing", "provenance", "arrays")
+
 
 def all_finite(x: np.ndarray, rows: int = 4096) -> bool:
     """No NaN/Inf, checked in row chunks so a memory-mapped array is never copied whole."""
@@ -317,12 +468,163 @@ def _fail(path: Path, fld: str, msg: str):
     raise FeatureSetError(f"{path}: {fld}: {msg}")
 
 
+def _json_kind(value) -> str:
+    """JSON type name of a decoded value, for messages."""
+    for kind, types in (("null", type(None)), ("boolean", bool), ("number", (int, float)), ("string", str),
+                        ("array", list), ("object", dict)):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_manifest(mpath: Path, mf) -> None:
+    """Every manifest field has the right JSON type and a legal value (one-line errors naming the field)."""
+
+    def obj(value, fld):
+        if not isinstance(value, dict):
+            _fail(mpath, fld, f"must be a JSON object, got {_json_kind(value)}")
+        return value
+
+    obj(mf, "manifest")
+    for key in REQUIRED_FIELDS:
+        if key not in mf:
+            _fail(mpath, key, "missing field")
+    if mf["format"] != FORMAT:
+        _fail(mpath, "format", f"expected {FORMAT!r}, got {_short(mf['format'])}")
+    version = mf.get("format_version")
+    if not _is_int(version) or version != FORMAT_VERSION:
+        _fail(mpath, "format_version", f"unsupported {_short(version)} (this version reads {FORMAT_VERSION})")
+    if not isinstance(mf["name"], str) or not mf["name"]:
+        _fail(mpath, "name", f"must be a non-empty string, got {_json_kind(mf['name'])}")
+    for key, allowed in (("label_kind", LABEL_KINDS), ("pairing", PAIRINGS)):
+        if not isinstance(mf[key], str) or mf[key] not in allowed:
+            _fail(mpath, key, f"must be one of {allowed}, got {_short(mf[key])}")
+    classes = mf["classes"]
+    if not isinstance(classes, list) or not classes:
+        _fail(mpath, "classes", f"must be a non-empty list of strings, got {'an empty array' if classes == [] else _json_kind(classes)}")
+    for i, c in enumerate(classes):
+        if not isinstance(c, str):
+            _fail(mpath, "classes", f"must be a non-empty list of strings, item {i} is a {_json_kind(c)}")
+    n_classes = len(classes)
+
+    mods = obj(mf["modalities"], "modalities")
+    if not mods:
+        _fail(mpath, "modalities", "empty")
+    for m, info in mods.items():
+        if err := modality_name_error(m):
+            _fail(mpath, "modalities", err)
+        fld = f"modalities.{m}"
+        obj(info, fld)
+        dim = info.get("dim")
+        if not _is_int(dim) or dim < 1:
+            _fail(mpath, f"{fld}.dim", f"must be a positive integer, got {_short(dim)}")
+        if "counts" not in info:
+            _fail(mpath, f"{fld}.counts", "missing")
+        counts = obj(info["counts"], f"{fld}.counts")
+        unknown = sorted(set(counts) - set(SPLITS))
+        if unknown:
+            _fail(mpath, f"{fld}.counts", f"unknown split {_short(unknown[0])} (splits are {', '.join(SPLITS)})")
+        for s in SPLITS:
+            if s not in counts:
+                _fail(mpath, f"{fld}.counts.{s}", "missing")
+            if not _is_int(counts[s]) or counts[s] < 0:
+                _fail(mpath, f"{fld}.counts.{s}", f"must be a non-negative integer, got {_short(counts[s])}")
+        for s in ("train", "test"):
+            if counts[s] == 0:
+                _fail(mpath, f"{fld}.counts.{s}", f"0 rows (every modality needs {s} items; only val may be empty)")
+
+    prov = obj(mf["provenance"], "provenance")
+    if "synthetic" in prov and not isinstance(prov["synthetic"], bool):
+        _fail(mpath, "provenance.synthetic", f"must be true or false, got {_short(prov['synthetic'])}")
+    if "validation" in mf:
+        val = obj(mf["validation"], "validation")
+        fraction = val.get("fraction")
+        if fraction is not None:
+            if err := fraction_error(fraction):
+                _fail(mpath, "validation.fraction", err)
+            if fraction == 0:
+                for m, info in mods.items():
+                    if info["counts"]["val"]:
+                        _fail(mpath, "validation.fraction",
+                              f"0 (no validation split) but modality {m!r} has {info['counts']['val']} val rows")
+    if "zero_shot" in mf:
+        zs = obj(mf["zero_shot"], "zero_shot")
+        for key in ("seen", "unseen"):
+            ids = zs.get(key)
+            if not isinstance(ids, list) or not all(_is_int(c) and 0 <= c < n_classes for c in ids):
+                _fail(mpath, f"zero_shot.{key}", f"must be a list of class ids in [0, {n_classes}), got {_short(ids)}")
+    if "item_ids" in mf:
+        obj(mf["item_ids"], "item_ids")
+
+    arrays = obj(mf["arrays"], "arrays")
+    expected = [array_filename(m, s, k) for m in mods for s in SPLITS for k in ("x", "y")]
+    for fname in arrays:
+        if fname not in set(expected):
+            _fail(mpath, f"arrays.{fname}",
+                  "not a file of this set (entries are <modality>.<split>.<x|y>.npy of the listed modalities)")
+    for fname in expected:
+        fld = f"arrays.{fname}"
+        if fname not in arrays:
+            _fail(mpath, fld, "missing entry")
+        rec = obj(arrays[fname], fld)
+        shape = rec.get("shape")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            _fail(mpath, f"{fld}.shape", f"must be a list of non-negative integers, got {_short(shape)}")
+        for key in ("dtype", "sha256"):
+            if not isinstance(rec.get(key), str):
+                _fail(mpath, f"{fld}.{key}", f"must be a string, got {_json_kind(rec.get(key))}")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (symlinks followed) lies inside the resolved directory ``root``."""
+    return path.resolve().is_relative_to(root)
+
+
+def _check_labels(ypath: Path, y: np.ndarray, label_kind: str, n_classes: int) -> np.ndarray:
+    """Labels of the right dtype, shape and range; integer-valued float labels come back as integers."""
+    if y.dtype.kind not in "iuf":
+        _fail(ypath, "labels", f"dtype {y.dtype} (labels are integer class ids, or 0/1 multi-hot)")
+    if label_kind == "single":
+        if y.ndim != 1:
+            _fail(ypath, "labels", f"single-label data needs shape (N,), got {y.shape}")
+    elif y.ndim != 2 or y.shape[1] != n_classes:
+        _fail(ypath, "labels", f"multi-hot data needs shape (N, {n_classes}), got {y.shape}")
+    if not y.size:
+        return y
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            _fail(ypath, "labels", "contain NaN or Inf")
+        frac = y != np.round(y)
+        if frac.any():
+            _fail(ypath, "labels", f"not integers (found {y[frac].flat[0].item()!r})")
+    if label_kind == "single":
+        if y.min() < 0 or y.max() >= n_classes:
+            _fail(ypath, "labels", f"out of range [0, {n_classes}) (min {y.min()}, max {y.max()})")
+    elif not np.isin(y, (0, 1)).all():
+        _fail(ypath, "labels", "multi-hot labels must be 0/1")
+    if y.dtype.kind == "f":
+        y = np.asarray(y, dtype=np.int32 if label_kind == "single" else np.uint8)
+    return y
+
+
 def load_feature_set(path: str | os.PathLike, *, mmap: bool = True, verify: bool = True) -> FeatureSet:
     """Load and validate a feature-set directory.
 
-    Checks: manifest fields; every array present with the recorded shape/dtype and sha256
-    (``verify``); dims and counts against the manifest; labels in range (multi-hot: 0/1);
-    no NaN or Inf in features. Raises :class:`FeatureSetError` naming the file and field.
+    Checks: the type and value of every manifest field; modality names; every array present
+    inside the directory with the recorded shape/dtype and sha256 (``verify``); float features
+    and integer labels (integer-valued float labels are accepted and converted); dims and
+    counts against the manifest; train and test non-empty for every modality (val may be empty);
+    labels in range (multi-hot: 0/1); no NaN or Inf in features. Raises :class:`FeatureSetError`
+    naming the file and field.
     """
     path = Path(path)
     mpath = path / "manifest.json"
@@ -330,72 +632,54 @@ def load_feature_set(path: str | os.PathLike, *, mmap: bool = True, verify: bool
         raise FeatureSetError(f"{path}: not a feature-set directory (no such directory)")
     if not mpath.is_file():
         raise FeatureSetError(f"{mpath}: missing (not a feature-set directory)")
+    root = path.resolve()
+    if not _inside(mpath, root):
+        _fail(mpath, "file", "resolves outside the dataset directory")
     try:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FeatureSetError(f"{mpath}: not valid JSON ({exc})") from None
-    for key in ("format", "name", "modalities", "classes", "label_kind", "pairing", "provenance", "arrays"):
-        if key not in manifest:
-            _fail(mpath, key, "missing field")
-    if manifest["format"] != FORMAT:
-        _fail(mpath, "format", f"expected {FORMAT!r}, got {manifest['format']!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        _fail(mpath, "format_version", f"unsupported {manifest.get('format_version')!r}")
-    if manifest["label_kind"] not in LABEL_KINDS:
-        _fail(mpath, "label_kind", f"must be one of {LABEL_KINDS}")
-    if manifest["pairing"] not in PAIRINGS:
-        _fail(mpath, "pairing", f"must be one of {PAIRINGS}")
-    if not manifest["modalities"]:
-        _fail(mpath, "modalities", "empty")
+    except RecursionError:
+        raise FeatureSetError(f"{mpath}: not valid JSON (nested too deeply)") from None
+    _check_manifest(mpath, manifest)
     n_classes = len(manifest["classes"])
-    if n_classes < 1:
-        _fail(mpath, "classes", "empty")
 
     arrays: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
     for m, info in manifest["modalities"].items():
-        dim = info.get("dim")
-        counts = info.get("counts", {})
+        dim = info["dim"]
+        counts = info["counts"]
         for s in SPLITS:
-            if s not in counts:
-                _fail(mpath, f"modalities.{m}.counts.{s}", "missing")
             loaded = []
             for kind in ("x", "y"):
                 fname = array_filename(m, s, kind)
                 fpath = path / fname
-                rec = manifest["arrays"].get(fname)
-                if rec is None:
-                    _fail(mpath, f"arrays.{fname}", "missing entry")
+                rec = manifest["arrays"][fname]
+                if not _inside(fpath, root):
+                    _fail(fpath, "file", "resolves outside the dataset directory")
                 if not fpath.is_file():
                     _fail(fpath, "file", "missing")
-                if verify and sha256_file(fpath) != rec.get("sha256"):
+                if verify and sha256_file(fpath) != rec["sha256"]:
                     _fail(fpath, "sha256", "does not match manifest (file changed or corrupt)")
                 try:
                     arr = np.load(fpath, mmap_mode="r" if mmap else None, allow_pickle=False)
                 except (ValueError, OSError, EOFError) as exc:
                     _fail(fpath, "file", f"unreadable .npy ({' '.join(str(exc).split())})")
-                if list(arr.shape) != list(rec.get("shape", [])) or str(arr.dtype) != rec.get("dtype"):
-                    _fail(fpath, "shape", f"{arr.shape}/{arr.dtype} differs from manifest {rec.get('shape')}/{rec.get('dtype')}")
+                if list(arr.shape) != rec["shape"] or str(arr.dtype) != rec["dtype"]:
+                    _fail(fpath, "shape", f"{arr.shape}/{arr.dtype} differs from manifest {rec['shape']}/{rec['dtype']}")
                 loaded.append(arr)
             x, y = loaded
             xpath, ypath = path / array_filename(m, s, "x"), path / array_filename(m, s, "y")
+            if x.dtype.kind != "f" or str(x.dtype.newbyteorder("=")) not in FEATURE_DTYPES:
+                _fail(xpath, "features", f"dtype {x.dtype} (features must be {', '.join(FEATURE_DTYPES)})")
             if x.ndim != 2 or x.shape[1] != dim:
                 _fail(xpath, "dim", f"features have shape {x.shape}, manifest dim is {dim}")
             if x.shape[0] != counts[s]:
                 _fail(xpath, "count", f"{x.shape[0]} rows, manifest says {counts[s]}")
-            if y.shape[0] != x.shape[0]:
-                _fail(ypath, "count", f"{y.shape[0]} labels for {x.shape[0]} feature rows")
+            if y.ndim == 0 or y.shape[0] != x.shape[0]:
+                _fail(ypath, "count", f"{y.shape[0] if y.ndim else 'no'} labels for {x.shape[0]} feature rows")
             if x.size and not all_finite(x):
                 _fail(xpath, "features", "contain NaN or Inf")
-            if manifest["label_kind"] == "single":
-                if y.ndim != 1:
-                    _fail(ypath, "labels", f"single-label data needs shape (N,), got {y.shape}")
-                if y.size and (y.min() < 0 or y.max() >= n_classes):
-                    _fail(ypath, "labels", f"out of range [0, {n_classes}) (min {y.min()}, max {y.max()})")
-            else:
-                if y.ndim != 2 or y.shape[1] != n_classes:
-                    _fail(ypath, "labels", f"multi-hot data needs shape (N, {n_classes}), got {y.shape}")
-                if y.size and not np.isin(y, (0, 1)).all():
-                    _fail(ypath, "labels", "multi-hot labels must be 0/1")
+            y = _check_labels(ypath, y, manifest["label_kind"], n_classes)
             arrays[(m, s)] = (x, y)
     if manifest["pairing"] == "instance":
         for s in SPLITS:
