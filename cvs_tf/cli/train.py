@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from cvs_tf.cli.errors import ArgumentParser, CliError
 from cvs_tf.config import REFERENCES, SPACES, ConfigError, RunConfig
+
+# options that are not part of a run's config: the only ones --resume accepts
+RUN_OPTIONS = ("out", "resume", "quiet")
 
 
 def build_parser() -> ArgumentParser:
@@ -77,18 +79,36 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.model.space}{ref}{att}-{ds}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def config_flags_given(parser: ArgumentParser, args) -> list[str]:
+    """The config options set on the command line (every config option defaults to None)."""
+    given = []
+    for action in parser._actions:
+        if action.dest in RUN_OPTIONS or action.dest == "help" or not action.option_strings:
+            continue
+        if getattr(args, action.dest, None) is not None:
+            flags = [a.option_strings[0] for a in parser._actions if a.dest == action.dest]
+            label = "/".join(dict.fromkeys(flags))
+            if label not in given:
+                given.append(label)
+    return given
+
+
 def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.resume:
         if not args.out:
             raise CliError("--resume needs --out RUN_DIR")
-        cfg_path = Path(args.out) / "config.json"
-        if not cfg_path.is_file():
-            raise CliError(f"{cfg_path}: no run to resume (missing config.json)")
-        data = json.loads(cfg_path.read_text())
-        data.pop("resolved", None)
-        cfg = RunConfig.from_dict(data).validate()
+        flags = config_flags_given(parser, args)
+        if flags:
+            raise CliError(f"--resume continues the run with its saved config.json and takes no config options: "
+                           f"remove {', '.join(flags)} (or train a new run into another --out)")
         out = Path(args.out)
+        if not (out / "config.json").is_file():
+            raise CliError(f"{out / 'config.json'}: no run to resume (missing config.json)")
+        from cvs_tf.training.run_dir import read_run_config
+
+        cfg, _ = read_run_config(out)
     else:
         cfg = config_from_args(args)
         out = Path(args.out) if args.out else default_run_dir(cfg)
@@ -96,10 +116,27 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
     from cvs_tf.training.trainer import Trainer
 
     trainer = Trainer(cfg, out, verbose=0 if args.quiet else "auto", callbacks=callbacks)
-    trainer.run(resume=args.resume)
+    metrics = trainer.run(resume=args.resume)
     from cvs_tf.evaluation.table import format_table
 
     print(f"\nrun directory: {out}")
     for split in ("val", "test"):
-        print("\n" + format_table(trainer.tables[split]))
+        if split in trainer.tables:
+            print("\n" + format_table(trainer.tables[split]))
+        else:
+            print(f"\n{split}: no validation split in the dataset (trained with --early-stopping none)")
+    print("\n" + summary_line(metrics))
     return 0
+
+
+def summary_line(metrics: dict) -> str:
+    """One line of the overall means that metrics.json holds: mAP@k and mAP@all, val and test."""
+    parts = []
+    for key, label in ((None, f"mAP@{metrics['k']}"), ("all", "mAP@all")):
+        cells = []
+        for split in ("val", "test"):
+            rec = metrics.get(split if key is None else f"{split}_{key}")
+            cells.append(f"{split} {rec['overall_mean']:.4f}" if rec and rec.get("overall_mean") is not None
+                         else f"{split} -")
+        parts.append(f"{label} overall: {', '.join(cells)}")
+    return "; ".join(parts)

@@ -45,6 +45,50 @@ def dataset_path(name_or_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
+def find_dataset(sha256: str | None, *, path: str | os.PathLike | None = None,
+                 names: list[str | None] | tuple = ()) -> tuple[FeatureSet, Path]:
+    """The feature set a run was trained on, found again and checked by its manifest sha256.
+
+    Looks at ``path`` (the resolved absolute directory a run recorded), then each of ``names``
+    as :func:`dataset_path` resolves it (a directory, ``$CVS_TF_DATA/<name>``, an embedded set).
+    The first set whose ``manifest_sha256`` equals ``sha256`` is returned with its directory
+    (``sha256=None`` accepts the first set found). A set found with another sha256 is a one-line
+    :class:`FeatureSetError` naming both values; none found says where it looked.
+    """
+    candidates: list[Path] = []
+    if path:
+        candidates.append(Path(path).expanduser())
+    for name in names:
+        if not name:
+            continue
+        try:
+            candidates.append(dataset_path(name))
+        except FeatureSetError:
+            pass
+    seen, mismatch, broken = set(), None, None
+    for c in candidates:
+        key = os.path.realpath(c)
+        if key in seen or not c.is_dir():
+            continue
+        seen.add(key)
+        try:
+            fs = load_feature_set(c)
+        except FeatureSetError as exc:
+            broken = broken or exc
+            continue
+        if sha256 is None or fs.manifest_sha256 == sha256:
+            return fs, c
+        mismatch = mismatch or (c, fs.manifest_sha256)
+    if mismatch is not None:
+        where, got = mismatch
+        raise FeatureSetError(f"{where}: dataset manifest sha256 is {got}, but the run was trained on {sha256} "
+                              "(the data changed since; restore it or start a new run)")
+    if broken is not None:
+        raise broken
+    looked = ", ".join(dict.fromkeys(str(p) for p in [path, *names] if p)) or "nothing"
+    raise FeatureSetError(f"dataset of the run not found (looked for {looked}; set ${DATA_ENV} to the folder holding it)")
+
+
 def load_dataset(name_or_dir: str | os.PathLike | None = None, **kwargs) -> FeatureSet:
     """Load a dataset by name or directory (see :func:`dataset_path`)."""
     return load_feature_set(dataset_path(name_or_dir), **kwargs)

@@ -14,13 +14,27 @@ import numpy as np
 import tensorflow as tf
 
 import cvs_tf
-from cvs_tf.config import RunConfig
+from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.pipeline import FeatureBank, index_dataset, release_feature_set, steps_per_epoch
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
+from cvs_tf.training.lock import RunDirLock
+from cvs_tf.training.run_dir import (
+    RunDirError,
+    clear_failed_start,
+    has_completed_work,
+    is_restartable,
+    locate_dataset,
+    read_run_config,
+)
 
 CHECKPOINT_DIR = "checkpoint"
+STATE_FIELDS = {"stage": int, "epoch": int, "wait": int, "best_epoch": int, "history": list}
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss became NaN or Inf; the run stopped before checkpointing that epoch."""
 
 
 # ---------------------------------------------------------------------------- atomic files
@@ -65,6 +79,21 @@ class Checkpoint:
     def exists(self) -> bool:
         return (self.dir / "state.json").is_file()
 
+    def recover(self) -> None:
+        """A kill between the two renames of :meth:`save` leaves only ``.checkpoint.old``: put it back."""
+        old = self.dir.with_name(f".{CHECKPOINT_DIR}.old")
+        if not self.dir.exists() and (old / "state.json").is_file():
+            os.replace(old, self.dir)
+
+    def validate(self) -> dict:
+        """Read ``state.json`` and every array file once, so a corrupt checkpoint is refused before anything runs."""
+        state = self.state()
+        for name in ("weights.npz", "optimizer.npz"):
+            self._arrays(self.dir / name)
+        if (self.dir / "best.npz").is_file():
+            self._arrays(self.dir / "best.npz")
+        return state
+
     def save(self, model, state: dict, best_weights) -> None:
         tmp = self.dir.with_name(f".{CHECKPOINT_DIR}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -82,23 +111,52 @@ class Checkpoint:
         shutil.rmtree(old, ignore_errors=True)
 
     def state(self) -> dict:
-        return json.loads((self.dir / "state.json").read_text())
+        path = self.dir / "state.json"
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunDirError(f"{path}: missing (corrupt checkpoint)") from None
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{path}: corrupt checkpoint state ({' '.join(str(exc).split())})") from None
+        if not isinstance(state, dict):
+            raise RunDirError(f"{path}: corrupt checkpoint state (expected an object, got {type(state).__name__})")
+        for key, typ in STATE_FIELDS.items():
+            if key not in state:
+                raise RunDirError(f"{path}: {key}: missing (corrupt checkpoint state)")
+            if not isinstance(state[key], typ) or isinstance(state[key], bool):
+                raise RunDirError(f"{path}: {key}: expected {typ.__name__}, got {type(state[key]).__name__} "
+                                  "(corrupt checkpoint state)")
+        if state["stage"] < 0 or state["epoch"] < 0:
+            raise RunDirError(f"{path}: stage/epoch: negative (corrupt checkpoint state)")
+        return state
 
     @staticmethod
     def _arrays(path: Path):
-        with np.load(path) as z:
-            return [z[f"arr_{i}"] for i in range(len(z.files))]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return [z[f"arr_{i}"] for i in range(len(z.files))]
+        except FileNotFoundError:
+            raise RunDirError(f"{path}: missing (corrupt checkpoint)") from None
+        except Exception as exc:  # BadZipFile, EOFError, ValueError, zlib.error, KeyError ...
+            msg = " ".join(str(exc).split())[:160]
+            raise RunDirError(f"{path}: corrupt or truncated checkpoint file ({type(exc).__name__}: {msg})") from None
 
     def restore_weights(self, model) -> None:
-        model.set_weights(self._arrays(self.dir / "weights.npz"))
+        path = self.dir / "weights.npz"
+        values = self._arrays(path)
+        try:
+            model.set_weights(values)
+        except ValueError as exc:
+            raise RunDirError(f"{path}: does not match the model ({' '.join(str(exc).split())[:160]})") from None
 
     def restore_optimizer(self, model) -> None:
         opt = model.optimizer
         if not opt.built:
             opt.build(model.trainable_variables)
-        values = self._arrays(self.dir / "optimizer.npz")
-        if len(values) != len(opt.variables):
-            raise ValueError(f"{self.dir}: optimizer state does not match the model (corrupt checkpoint)")
+        path = self.dir / "optimizer.npz"
+        values = self._arrays(path)
+        if len(values) != len(opt.variables) or any(tuple(v.shape) != a.shape for v, a in zip(opt.variables, values)):
+            raise RunDirError(f"{path}: optimizer state does not match the model (corrupt checkpoint)")
         for v, val in zip(opt.variables, values):
             v.assign(val)
 
@@ -142,14 +200,18 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
         t, cfg = self.t, self.t.config.train
-        logs["val_map"] = validation_map(self.model, t.fs, "val", cfg.eval_k)
+        self._check_finite(epoch, logs)
+        if t.has_val:
+            logs["val_map"] = validation_map(self.model, t.fs, "val", cfg.eval_k)
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         st = self.state
         st["history"].append({"epoch": epoch + 1, **logs})
         monitor = "val_loss" if cfg.early_stopping in ("val_loss",) else "val_map"
         value = logs.get(monitor)
         sign = -1.0 if monitor == "val_loss" else 1.0
-        if value is not None and np.isfinite(value) and (st["best"] is None or sign * value > sign * st["best"]):
+        if not t.has_val:  # no validation split: no selection, the last epoch is kept
+            st["best_epoch"], st["wait"] = epoch + 1, 0
+        elif value is not None and np.isfinite(value) and (st["best"] is None or sign * value > sign * st["best"]):
             st["best"], st["best_epoch"], st["wait"] = value, epoch + 1, 0
             self.best_weights = [np.asarray(w) for w in self.model.get_weights()]
         else:
@@ -158,6 +220,7 @@ class EpochEnd(keras.callbacks.Callback):
         st["epoch"] = epoch + 1
         st["stage_done"] = stop or epoch + 1 >= cfg.epochs
         t.checkpoint.save(self.model, {"stage": self.stage, **st}, self.best_weights)
+        t.completed_epochs += 1
         t.write_scalars(self.stage, epoch + 1, logs)
         if stop:
             self.model.stop_training = True
@@ -167,8 +230,33 @@ class EpochEnd(keras.callbacks.Callback):
             + (f"  (early stop: best {monitor} {st['best']:.4f} at epoch {st['best_epoch']})" if stop else "")
         )
 
+    def _check_finite(self, epoch: int, logs: dict) -> None:
+        """A NaN/Inf training loss stops the run here, before this epoch is checkpointed."""
+        bad = {k: v for k, v in logs.items() if not k.startswith("val_") and k != "lr" and not np.isfinite(v)}
+        if not bad and "loss" in logs:
+            return
+        if "loss" not in logs:
+            bad = {"loss": float("nan")}
+        key = "loss" if "loss" in bad else sorted(bad)[0]
+        kept = (f"{self.t.checkpoint.dir} keeps the last good epoch ({self.state['epoch']})" if self.state["epoch"]
+                else ("the checkpoint keeps the previous stage" if self.stage else "no epoch completed, nothing kept"))
+        raise TrainingDivergedError(
+            f"stage {self.stage + 1} epoch {epoch + 1}: training {key} is {bad[key]} (diverged); training stopped "
+            f"and this epoch was not checkpointed; {kept}; try a smaller --lr in a new run"
+        )
+
 
 # ---------------------------------------------------------------------------- trainer
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 class Trainer:
@@ -185,14 +273,20 @@ class Trainer:
         self._writers = {}
         self.fs: FeatureSet | None = None
         self.model = None
+        self.has_val = True
+        self.completed_epochs = 0  # epochs checkpointed by this process
+        self._saved_resolved: dict | None = None  # config.json's "resolved" of the run being resumed
 
     def log(self, msg: str):
         self._log(msg)
 
     # ------------------------------------------------------------------ setup
     def _load_data(self):
-        path = dataset_path(self.config.train.dataset)
-        self.fs = load_feature_set(path)
+        if self._saved_resolved is not None:  # resume: the very set the run was trained on (sha256 checked)
+            self.fs, path = locate_dataset(self.config, self._saved_resolved)
+        else:
+            path = dataset_path(self.config.train.dataset)
+            self.fs = load_feature_set(path)
         # the load-time checks mapped every array in; the banks copy what training needs, the
         # rest is read again batch by batch (validation mAP, final tables)
         release_feature_set(self.fs)
@@ -208,7 +302,7 @@ class Trainer:
                 "keras_version": keras.__version__,
                 "seed": self.config.train.seed,
                 "dataset_name": self.fs.name,
-                "dataset_dir": str(self.dataset_dir),
+                "dataset_dir": str(Path(self.dataset_dir).resolve()) if self.dataset_dir else None,
                 "dataset_manifest_sha256": self.fs.manifest_sha256,
                 "data_label": self.fs.data_label,
                 "stages": stages,
@@ -250,24 +344,123 @@ class Trainer:
 
     # ------------------------------------------------------------------ run
     def run(self, resume: bool = False) -> dict:
+        """Train every stage into the run directory (``resume``: continue it from its last completed epoch).
+
+        Everything that can be checked is checked before the directory is created or touched:
+        the dataset (on resume: the same manifest sha256), the memory of a batch, modalities and
+        stage plan, the validation split, the model and (on resume) the checkpoint. The directory
+        is then locked for the whole run (:class:`RunDirLock`).
+        """
+        from cvs_tf.training.memory import check_batch_memory
+
+        if resume:
+            self._check_resumable()
         self._load_data()
+        check_batch_memory(self.config, self.fs)
+        self._check_validation_split()
+        self._build()
+        created = not self.run_dir.exists()
+        lock = self._lock(created)
+        fresh = None  # known only once the directory's state was checked under the lock
+        try:
+            fresh = self._prepare_dir(resume)
+            return self._run_locked(not fresh)
+        except BaseException:
+            if fresh and self.completed_epochs == 0:  # nothing worth keeping: leave no partial output
+                self._remove_failed_start(created, lock)
+            raise
+        finally:
+            for w in self._writers.values():
+                w.close()
+            self._writers = {}
+            lock.release()
+            if created and fresh and self.completed_epochs == 0:
+                try:
+                    self.run_dir.rmdir()
+                except OSError:
+                    pass
+
+    def _check_resumable(self):
+        if not (self.run_dir / "config.json").is_file():
+            raise RunDirError(f"{self.run_dir / 'config.json'}: no run to resume (missing config.json)")
+        saved, resolved = read_run_config(self.run_dir)
+        if saved.to_dict() != RunConfig.from_dict(self.config.to_dict()).to_dict():
+            a, b = _flatten(saved.to_dict()), _flatten(self.config.to_dict())
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            raise ConfigError(f"{self.run_dir / 'config.json'}: the run was trained with other settings "
+                              f"({', '.join(diff)}); resume uses the saved config")
+        self._saved_resolved = resolved
+
+    def _check_validation_split(self):
+        """No validation items: only ``early_stopping='none'`` can train (val loss and val mAP are skipped)."""
+        stages = resolve_stages(self.config, self.fs)
+        mods = list(dict.fromkeys(m for s in stages for m in s))
+        empty = [m for m in mods if self.fs.count(m, "val") == 0]
+        self.has_val = not empty
+        if empty and self.config.train.early_stopping != "none":
+            raise ConfigError(
+                f"dataset {self.fs.name} has no validation items for {', '.join(empty)} (a set made with "
+                f"--val-fraction 0): train.early_stopping {self.config.train.early_stopping} needs them; "
+                "use --early-stopping none (no model selection, the last epoch is kept)"
+            )
+
+    def _lock(self, created: bool) -> RunDirLock:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise RunDirError(f"{self.run_dir}: exists and is not a directory") from None
+        try:
+            return RunDirLock(self.run_dir).acquire()
+        except BaseException:
+            if created:
+                try:
+                    self.run_dir.rmdir()
+                except OSError:
+                    pass
+            raise
+
+    def _prepare_dir(self, resume: bool) -> bool:
+        """Under the lock: check the directory's state; True for a fresh start."""
+        self.checkpoint.recover()
+        if resume:
+            if self.checkpoint.exists():
+                self.checkpoint.validate()
+                return False
+            if has_completed_work(self.run_dir):
+                raise RunDirError(f"{self.checkpoint.dir / 'state.json'}: missing, but the run has finished "
+                                  "work (corrupt run directory); nothing was changed")
+            self.log(f"note: {self.run_dir} holds no completed epoch: starting it from the beginning")
+            clear_failed_start(self.run_dir)
+            return True
+        entries = [p for p in self.run_dir.iterdir() if p.name != ".lock"]
+        if entries:
+            if not is_restartable(self.run_dir):
+                raise RunDirError(f"{self.run_dir}: run directory is not empty (use --resume or a new --out)")
+            self.log(f"note: {self.run_dir} holds a failed start (no completed epoch): starting it afresh")
+            clear_failed_start(self.run_dir)
+        return True
+
+    def _remove_failed_start(self, created: bool, lock: RunDirLock):
+        try:
+            clear_failed_start(self.run_dir)
+            if created:
+                lock.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _run_locked(self, resume: bool) -> dict:
         start_stage, state = 0, None
-        if resume and self.checkpoint.exists():
+        if resume:
             ck = self.checkpoint.state()
             start_stage = ck["stage"]
             state = {k: v for k, v in ck.items() if k != "stage"}
             if state.get("stage_done"):
                 start_stage, state = start_stage + 1, None
-        elif self.run_dir.exists() and any(self.run_dir.iterdir()) and not resume:
-            raise FileExistsError(f"{self.run_dir}: run directory is not empty (use --resume or a new --out)")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._build()
-        resolved = self.resolved_config()
-        write_json(self.run_dir / "config.json", resolved)
+            self.checkpoint.restore_weights(self.model)
+        else:
+            write_json(self.run_dir / "config.json", self.resolved_config())
         history = self._read_json("history.json", {"stages": []})
         reports = self._read_json("stages.json", [])
-        if resume and self.checkpoint.exists():
-            self.checkpoint.restore_weights(self.model)
         model = self.model
         for k in range(start_stage, model.num_stages):
             model.set_stage(k, recompile=False)
@@ -279,7 +472,8 @@ class Trainer:
             self.log(f"stage {k + 1}/{model.num_stages} [{model.stage_name(k)}]: modalities {', '.join(model.modalities)}; "
                      f"{report['attention_blocks']} attention block(s); {report['trainable_params']:,} trainable / "
                      f"{report['frozen_params']:,} frozen params; data: {self.fs.name} ({self.fs.data_label})"
-                     + (f"; resuming after epoch {st['epoch']}" if st["epoch"] else ""))
+                     + (f"; resuming after epoch {st['epoch']}" if st["epoch"] else "")
+                     + ("" if self.has_val else "; no validation split: no model selection"))
             best = self._train_stage(k, st)
             if best is not None:
                 model.set_weights(best)
@@ -301,7 +495,15 @@ class Trainer:
 
     def _read_json(self, name, default):
         p = self.run_dir / name
-        return json.loads(p.read_text()) if p.is_file() else default
+        if not p.is_file():
+            return default
+        try:
+            value = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{p}: corrupt ({' '.join(str(exc).split())[:160]})") from None
+        if type(value) is not type(default):
+            raise RunDirError(f"{p}: corrupt (expected a JSON {type(default).__name__})")
+        return value
 
     def _train_stage(self, k: int, st: dict):
         cfg = self.config.train
@@ -315,13 +517,15 @@ class Trainer:
         if bank.dropped_classes:
             names = [self.fs.classes[c] for c in bank.dropped_classes]
             self.log(f"  note: classes without items in every modality of this stage are not sampled: {', '.join(names)}")
-        val_bank = FeatureBank(self.fs, needed, "val")
         steps = cfg.steps_per_epoch or steps_per_epoch(bank, cfg.batch_size)
-        val_steps = steps_per_epoch(val_bank, cfg.batch_size)
+        val_ds = val_steps = None
+        if self.has_val:
+            val_bank = FeatureBank(self.fs, needed, "val")
+            val_steps = steps_per_epoch(val_bank, cfg.batch_size)
+            val_ds = index_dataset(val_bank, cfg.batch_size, seed=cfg.seed * 1000 + 500 + k, num_steps=val_steps)
+            val_ds = val_ds.map(lambda idx: val_bank.gather(idx))  # validation gathers from its own bank
         model.attach_bank(bank)
         train_ds = index_dataset(bank, cfg.batch_size, seed=cfg.seed * 1000 + k, start_step=st["epoch"] * steps, steps=steps)
-        val_ds = index_dataset(val_bank, cfg.batch_size, seed=cfg.seed * 1000 + 500 + k, num_steps=val_steps)
-        val_ds = val_ds.map(lambda idx: val_bank.gather(idx))  # validation gathers from its own bank
         end = EpochEnd(self, k, st)
         if st["epoch"] >= cfg.epochs or st.get("stage_done"):
             return end.best_weights
@@ -339,17 +543,26 @@ class Trainer:
         return end.best_weights
 
     def final_metrics(self, reports) -> dict:
-        """Validation and test mAP@k tables of the final model (independent protocol), also written
-        as Markdown/CSV/JSON under RUN_DIR/eval/."""
+        """Validation and test mAP@k and mAP@all tables of the final model (independent protocol),
+        also written as Markdown/CSV/JSON under RUN_DIR/eval/.
+
+        Keys: ``val``/``test`` (mAP@k, k = ``train.eval_k``) and ``val_all``/``test_all`` (mAP@all);
+        without a validation split ``val`` and ``val_all`` are None and ``splits`` lists ``test`` only.
+        """
         from cvs_tf.evaluation.table import cross_modal_table, table_record, write_table
 
         k = self.config.train.eval_k
+        splits = ["val", "test"] if self.has_val else ["test"]
         out = {"protocol": "independent", "k": k, "data_label": self.fs.data_label,
-               "dataset": self.fs.name, "stages": reports}
+               "dataset": self.fs.name, "stages": reports, "splits": splits}
         self.tables = {}
         for split in ("val", "test"):
-            df = cross_modal_table(self.model, split=split, k=k, dataset=self.fs, modalities=self.model.modalities)
-            write_table(df, self.run_dir / "eval" / f"{split}-independent-k{k}")
-            self.tables[split] = df
-            out[split] = table_record(df)
+            if split not in splits:
+                out[split] = out[f"{split}_all"] = None
+                continue
+            for kk, key in ((k, split), (None, f"{split}_all")):
+                df = cross_modal_table(self.model, split=split, k=kk, dataset=self.fs, modalities=self.model.modalities)
+                write_table(df, self.run_dir / "eval" / f"{split}-independent-k{'all' if kk is None else kk}")
+                self.tables[key] = df
+                out[key] = table_record(df)
         return out
