@@ -82,9 +82,9 @@ data-tux12: $(DATAPREP_STAMP) ## Rebuild Tux-12 from Debian/PyPI packages (TUX12
 data-digits10: $(DATAPREP_STAMP) ## Rebuild Digits-10 from Debian/PyPI packages (DIGITS10_OUT=DIR; DATA_FLAGS as above)
 	$(DATAPREP_PY) -m data_prep.digits10 --out $(DIGITS10_OUT) --overwrite $(DATA_FLAGS)
 
-baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10
-	$(VPY) -m experiments.baselines --dataset tux12
-	$(VPY) -m experiments.baselines --dataset digits10
+baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10, published into docs/results.md
+	$(VPY) -m experiments.baselines --dataset tux12 --publish
+	$(VPY) -m experiments.baselines --dataset digits10 --publish
 
 reproduce-table5: $(STAMP) ## Table 5: Pascal & NUS-WIDE, CVS with/without attention
 	$(VPY) -m experiments run table5 $(if $(QUICK),--quick,)

@@ -5,7 +5,7 @@ Usage::
     python -m experiments list
     python -m experiments run NAME [NAME ...] [--data DIR] [--quick] [--seeds N]
     python -m experiments render NAME [NAME ...]      # rewrite results/NAME.* from its recorded runs
-    python -m experiments publish NAME [NAME ...]     # copy results/NAME.md (+ PNG) into docs/results.md
+    python -m experiments publish NAME [NAME ...] [--force]  # copy results/NAME.md (+ PNG) into docs/results.md
 
 ``NAME`` is a config name (``table8``, ``fig25``, ``real_tux12``, ...), ``figures`` (every
 figure) or ``all``. ``--data DIR`` (or ``$CVS_TF_DATA``) points at converted real features: a
@@ -14,10 +14,15 @@ without them each dataset's synthetic stand-in is generated (cached under
 ``data_cache/synth/``) and every title says "synthetic stand-in — not comparable to the thesis".
 Outputs: ``results/NAME.{md,csv,json}`` and ``results/NAME*.png``; run folders under
 ``runs/experiments/``.
+
+``publish`` never replaces a full result with a ``--quick`` one unless ``--force`` is given:
+each published section records which it holds (``<!-- run: full -->`` / ``<!-- run: quick -->``;
+a section without the marker is taken as full unless its text says "Quick run").
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -66,7 +71,8 @@ def build_parser() -> ArgumentParser:
     u = sub.add_parser("publish", help="copy results/NAME.md and its figures into docs/results.md")
     u.add_argument("names", nargs="+", metavar="NAME")
     u.add_argument("--results", default="results", metavar="DIR")
-    u.add_argument("--doc", default=DOC, metavar="FILE", help=f"the results page [{DOC}]")
+    u.add_argument("--doc", default=None, metavar="FILE", help=f"the results page [{DOC}; must exist]")
+    u.add_argument("--force", action="store_true", help="replace a published full result even with a --quick one")
     return p
 
 
@@ -120,43 +126,98 @@ def _run(args, argv) -> int:
 
 
 BEGIN, END = "<!-- experiment:{} -->", "<!-- /experiment:{} -->"
+RUN_MARK = "<!-- run: {} -->"
+QUICK_TEXT = "**Quick run**"  # the line runner.header_markdown puts under the title of a --quick result
 
 
-def publish_section(doc: Path, name: str, body: str) -> None:
-    """Replace (or append) the ``<!-- experiment:NAME -->`` block of the results page; other text is kept."""
+def _section(text: str, name: str) -> str | None:
+    """The body of the ``<!-- experiment:NAME -->`` block of a results page, or None."""
+    m = re.search(re.escape(BEGIN.format(name)) + r"(.*?)" + re.escape(END.format(name)), text, flags=re.S)
+    return m.group(1) if m else None
+
+
+def published_kind(text: str, name: str) -> str | None:
+    """``"quick"`` or ``"full"`` for the published section of NAME (None when there is none)."""
+    body = _section(text, name)
+    if body is None:
+        return None
+    m = re.search(r"<!-- run: (quick|full) -->", body)
+    if m:
+        return m.group(1)
+    return "quick" if QUICK_TEXT in body else "full"  # sections published before the marker existed
+
+
+def result_kind(results: Path, name: str, md_text: str) -> str:
+    """``"quick"`` or ``"full"`` for results/NAME: its JSON record's ``quick`` field, else the Markdown."""
+    path = Path(results) / f"{name}.json"
+    try:
+        rec = json.loads(path.read_text())
+    except FileNotFoundError:
+        return "quick" if QUICK_TEXT in md_text else "full"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CliError(f"{path}: unreadable ({' '.join(str(exc).split())}): cannot tell a --quick result from a full one") from None
+    quick = rec.get("quick") if isinstance(rec, dict) else None
+    if not isinstance(quick, bool):
+        raise CliError(f"{path}: field 'quick' missing or not true/false: cannot tell a --quick result from a full one")
+    return "quick" if quick else "full"
+
+
+def publish_section(doc: Path, name: str, body: str, kind: str | None = None) -> None:
+    """Replace (or append) the ``<!-- experiment:NAME -->`` block of the results page; other text is kept.
+
+    ``kind`` (``"quick"``/``"full"``) is recorded in the block as ``<!-- run: KIND -->``. The page's
+    directory must exist (nothing is created around it)."""
     text = doc.read_text() if doc.exists() else "# Results\n"
     b0, b1 = BEGIN.format(name), END.format(name)
-    block = f"{b0}\n{body.strip()}\n{b1}"
+    mark = f"{RUN_MARK.format(kind)}\n" if kind else ""
+    block = f"{b0}\n{mark}{body.strip()}\n{b1}"
     if b0 in text and b1 in text:
         text = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip("\n") + f"\n\n{block}\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
     tmp = doc.with_name(f".{doc.name}.tmp")
     tmp.write_text(text)
     tmp.replace(doc)
 
 
+def _doc_path(arg: str | None) -> Path:
+    doc = Path(arg or DOC)
+    if arg is None and not doc.is_file():
+        raise CliError(f"{doc} not found here (run from the repository root, or pass --doc FILE)")
+    if not doc.parent.is_dir():
+        raise CliError(f"--doc {doc}: directory {doc.parent} does not exist")
+    return doc
+
+
 def _publish(args) -> int:
     from experiments.spec import expand
 
-    doc = Path(args.doc)
-    for name in expand(args.names):
-        md = Path(args.results) / f"{name}.md"
+    doc = _doc_path(args.doc)
+    current = doc.read_text() if doc.exists() else ""
+    results = Path(args.results)
+    todo = []
+    for name in expand(args.names):  # every check before anything is written
+        md = results / f"{name}.md"
         if not md.is_file():
             raise CliError(f"{md}: no results yet (run `python -m experiments run {name}` first)")
         body = md.read_text()
-        figs = doc.parent / FIG_DIR
-        for png in sorted(Path(args.results).glob(f"{name}*.png")):
+        kind = result_kind(results, name, body)
+        if kind == "quick" and published_kind(current, name) == "full" and not args.force:
+            raise CliError(f"{name}: {md} is a --quick result and {doc} holds a full one; nothing published "
+                           "(pass --force to replace it)")
+        todo.append((name, md, body, kind))
+    figs = doc.parent / FIG_DIR
+    for name, md, body, kind in todo:
+        for png in sorted(results.glob(f"{name}*.png")):
             if not re.fullmatch(re.escape(name) + r"(-[\w.-]+)?\.png", png.name):
                 continue
-            figs.mkdir(parents=True, exist_ok=True)
+            figs.mkdir(exist_ok=True)
             shutil.copyfile(png, figs / png.name)
             body = body.replace(f"]({png.name})", f"]({FIG_DIR}/{png.name})")
         body = re.sub(r"^## ", "### ", re.sub(r"^### ", "#### ", re.sub(r"^#### ", "##### ", body, flags=re.M),
                                              flags=re.M), flags=re.M)
-        publish_section(doc, name, body)
-        print(f"published {md} into {doc}")
+        publish_section(doc, name, body, kind)
+        print(f"published {md} ({kind} run) into {doc}")
     return 0
 
 

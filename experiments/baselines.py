@@ -1,10 +1,11 @@
 """Classical cross-modal baselines (regularised CCA, label-space logistic regression, chance) as mAP@50 tables.
 
-``python -m experiments.baselines --dataset tux12|digits10|DIR`` prints, for the test split,
-the full query x retrieval mAP@50 table of each baseline and writes it (Markdown, CSV, JSON)
-under ``results/baselines/<dataset>/`` and into the ``<!-- baselines -->`` section of
-``docs/results.md``. Hyper-parameters are chosen on the ``val`` split (carved from train);
-the test split is touched only for the final numbers.
+``python -m experiments.baselines --dataset tux12|digits10|DIR [--k 50|all]`` prints, for the
+test split, the full query x retrieval mAP@K table of each baseline and writes it (Markdown, CSV,
+JSON) as ``results/baselines/<dataset>/<baseline>-k<K>.*`` (``--out DIR``). Only ``--publish``
+writes into the ``<!-- baselines -->`` section of ``docs/results.md`` (``--doc FILE``), with the
+command exactly as run. Hyper-parameters are chosen on the ``val`` split (carved from train),
+with the same K; the test split is touched only for the final numbers.
 
 * ``cca`` -- closed-form regularised CCA for each modality pair, fit on train. With centred
   features, ``C_aa + lambda * (tr(C_aa)/d_a) * I`` (the ridge is relative to the mean variance,
@@ -20,7 +21,7 @@ the test split is touched only for the final numbers.
   regression (lbfgs, at most 1000 iterations, one warm-started path over ``C``) with ``C``
   chosen on val accuracy (ties: val log-loss), fit on train; items are retrieved by the cosine
   of their predicted class distributions.
-* ``chance`` -- the exact expected mAP@50 of a uniformly random ranking
+* ``chance`` -- the exact expected mAP@K of a uniformly random ranking
   (:func:`cvs_tf.evaluation.metrics.chance_map_at_k`).
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -38,8 +40,8 @@ import numpy as np
 
 from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
 from cvs_tf.data.registry import load_dataset
-from cvs_tf.data.store import FeatureSet
-from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k
+from cvs_tf.data.store import FeatureSet, order_modalities
+from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k, normalize_k
 from cvs_tf.evaluation.table import (
     cross_modal_table,
     format_table,
@@ -48,14 +50,14 @@ from cvs_tf.evaluation.table import (
     write_table,
 )
 
-K = 50
+K = 50  # the default cut-off (mAP@50); --k all gives mAP@all
 BASELINES = ("cca", "label", "chance")
 CCA_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 CCA_DIMS = (4, 8, 16, 32, 64, 128)
 LR_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 LR_MAX_ITER = 1000
 SECTION = ("<!-- baselines -->", "<!-- /baselines -->")
-DEFAULT_RESULTS = "docs/results.md"
+DEFAULT_DOC = "docs/results.md"
 DEFAULT_OUT_DIR = "results/baselines"
 
 
@@ -129,14 +131,22 @@ def _pairs(fs: FeatureSet, a: str, b: str, seed: int):
     return xa[ia], xb[ib]
 
 
-def _both_directions(cca: PairCCA, fs: FeatureSet, a: str, b: str, split: str, k: int) -> tuple[float, float]:
-    za, zb = cca.project(fs.x(a, split), "a", k), cca.project(fs.x(b, split), "b", k)
+def _both_directions(cca: PairCCA, fs: FeatureSet, a: str, b: str, split: str, dims: int,
+                     k=K) -> tuple[float, float]:
+    za, zb = cca.project(fs.x(a, split), "a", dims), cca.project(fs.x(b, split), "b", dims)
     ya, yb = fs.y(a, split), fs.y(b, split)
-    return map_at_k(za, zb, ya, yb, K), map_at_k(zb, za, yb, ya, K)
+    return map_at_k(za, zb, ya, yb, k), map_at_k(zb, za, yb, ya, k)
 
 
-def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log=print):
-    """CCA mAP@50 on test for every ordered pair; (table, chosen hyper-parameters per pair)."""
+def _metric(k) -> str:
+    return f"mAP@{'all' if k is None else k}"
+
+
+def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log=print, k=K):
+    """CCA mAP@K on test for every ordered pair; (table, chosen hyper-parameters per pair).
+
+    ``lambda`` and the number of components are chosen on val with the same K."""
+    k = normalize_k(k)
     idx = {m: i for i, m in enumerate(modalities)}
     values = np.full((len(modalities), len(modalities)), np.nan)
     chosen = {}
@@ -146,18 +156,18 @@ def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log=print):
         best = None
         for lam in CCA_LAMBDAS:
             cca = PairCCA(views[a], views[b], pa, pb, lam)
-            for k in CCA_DIMS:
-                if k > len(cca.corr) and k != CCA_DIMS[0]:
+            for dims in CCA_DIMS:
+                if dims > len(cca.corr) and dims != CCA_DIMS[0]:
                     continue
-                val = float(np.mean(_both_directions(cca, fs, a, b, "val", k)))
+                val = float(np.mean(_both_directions(cca, fs, a, b, "val", dims, k)))
                 if best is None or val > best[0] + 1e-12:
-                    best = (val, lam, k, cca)
-        val, lam, k, cca = best
-        ab, ba = _both_directions(cca, fs, a, b, "test", k)
+                    best = (val, lam, dims, cca)
+        val, lam, dims, cca = best
+        ab, ba = _both_directions(cca, fs, a, b, "test", dims, k)
         values[idx[a], idx[b]], values[idx[b], idx[a]] = ab, ba
-        chosen[f"{a}-{b}"] = {"lambda": lam, "k": min(k, len(cca.corr)), "val_map": round(val, 4)}
-        log(f"  cca {a}-{b}: lambda={lam:g} k={min(k, len(cca.corr))} (val mAP@50 {val:.3f})")
-    return _table(values, modalities, fs, "CCA"), chosen
+        chosen[f"{a}-{b}"] = {"lambda": lam, "k": min(dims, len(cca.corr)), "val_map": round(val, 4)}
+        log(f"  cca {a}-{b}: lambda={lam:g} k={min(dims, len(cca.corr))} (val {_metric(k)} {val:.3f})")
+    return _table(values, modalities, fs, "CCA", k), chosen
 
 
 # --------------------------------------------------------------------------- label space
@@ -206,9 +216,9 @@ def _full_proba(clf, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return p
 
 
-def label_table(fs: FeatureSet, modalities: list[str], log=print):
+def label_table(fs: FeatureSet, modalities: list[str], log=print, k=K):
     emb, chosen = label_embeddings(fs, modalities, log)
-    df = cross_modal_table(emb, "test", K, modalities=modalities, data_label=fs.data_label)
+    df = cross_modal_table(emb, "test", k, modalities=modalities, data_label=fs.data_label)
     df.attrs["title"] = f"Label-space baseline (logistic regression) — {df.attrs['title']}"
     return df, chosen
 
@@ -216,17 +226,18 @@ def label_table(fs: FeatureSet, modalities: list[str], log=print):
 # --------------------------------------------------------------------------- chance
 
 
-def chance_table(fs: FeatureSet, modalities: list[str]):
+def chance_table(fs: FeatureSet, modalities: list[str], k=K):
+    k = normalize_k(k)
     values = np.full((len(modalities), len(modalities)), np.nan)
     for i, q in enumerate(modalities):
         for j, r in enumerate(modalities):
             if i != j:
-                values[i, j] = chance_map_at_k(fs.y(q, "test"), fs.y(r, "test"), K)
-    return _table(values, modalities, fs, "Chance (expected under random ranking)")
+                values[i, j] = chance_map_at_k(fs.y(q, "test"), fs.y(r, "test"), k)
+    return _table(values, modalities, fs, "Chance (expected under random ranking)", k)
 
 
-def _table(values: np.ndarray, modalities: list[str], fs: FeatureSet, name: str):
-    df = table_from_matrix(values, list(modalities), proto="independent", split="test", k=K,
+def _table(values: np.ndarray, modalities: list[str], fs: FeatureSet, name: str, k=K):
+    df = table_from_matrix(values, list(modalities), proto="independent", split="test", k=k,
                    data_label=fs.data_label, fallback=[])
     df.attrs["title"] = f"{name} — {df.attrs['title']}"
     return df
@@ -249,8 +260,7 @@ def update_results(path: Path, key: str, body: str) -> None:
         section = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, section, flags=re.S)
     else:
         section = section.rstrip("\n") + f"\n\n{block}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")  # the directory must exist: nothing is created around the page
     tmp.write_text(head + start + section.rstrip("\n") + "\n" + end + tail)
     tmp.replace(path)
 
@@ -258,9 +268,10 @@ def update_results(path: Path, key: str, body: str) -> None:
 def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, command: str) -> str:
     counts = ", ".join(f"{m} {fs.count(m, 'train')}/{fs.count(m, 'val')}/{fs.count(m, 'test')}"
                        for m in fs.modalities)
+    metric = next(iter(tables.values())).attrs["metric"]
     lines = [f"### {name}: baselines ({fs.data_label})", "",
              f"Command: `{command}`. Dataset `{fs.name}`, {fs.num_classes} classes, pairing "
-             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. mAP@50 on the test split; "
+             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. {metric} on the test split; "
              "hyper-parameters chosen on val.", ""]
     for b, df in tables.items():
         lines.append(to_markdown(df).replace("### ", "#### ", 1))
@@ -271,14 +282,24 @@ def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, comma
     return "\n".join(lines)
 
 
+def block_key(name: str, k) -> str:
+    """Key of a dataset's block in the baselines section: ``NAME`` for mAP@50, else ``NAME-kK``."""
+    return name if k == K else f"{name}-k{'all' if k is None else k}"
+
+
 # --------------------------------------------------------------------------- command line
 
 
 def run(dataset: str, baselines: Sequence[str] = BASELINES, *, modalities=None, seed: int = 0,
-        log=print) -> tuple[FeatureSet, dict, dict]:
-    """Compute the requested baseline tables; returns (feature set, tables, chosen hyper-parameters)."""
+        k=K, log=print) -> tuple[FeatureSet, dict, dict]:
+    """Compute the requested baseline tables at cut-off ``k`` (int, or None / "all" for mAP@all);
+    returns (feature set, tables, chosen hyper-parameters)."""
+    k = normalize_k(k)
     fs = load_dataset(dataset)
     mods = list(modalities) if modalities else fs.modalities
+    if len(set(mods)) != len(mods):
+        raise CliError(f"--modalities: listed twice: {','.join(mods)}")
+    mods = order_modalities(mods)  # the tables' canonical row/column order
     for m in mods:
         if m not in fs.modalities:
             raise CliError(f"{fs.name}: no modality {m!r} (has {', '.join(fs.modalities)})")
@@ -293,12 +314,24 @@ def run(dataset: str, baselines: Sequence[str] = BASELINES, *, modalities=None, 
     for b in baselines:
         log(f"{fs.name}: {b}")
         if b == "cca":
-            tables[b], chosen[b] = cca_table(fs, mods, seed, log)
+            tables[b], chosen[b] = cca_table(fs, mods, seed, log, k)
         elif b == "label":
-            tables[b], chosen[b] = label_table(fs, mods, log)
+            tables[b], chosen[b] = label_table(fs, mods, log, k)
         else:
-            tables[b], chosen[b] = chance_table(fs, mods), {}
+            tables[b], chosen[b] = chance_table(fs, mods, k), {}
     return fs, tables, chosen
+
+
+def _parse_k(text: str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        k = int(text)
+    except ValueError:
+        raise CliError(f"--k must be a positive integer or 'all', got {text!r}") from None
+    if k < 1:
+        raise CliError(f"--k must be >= 1, got {k}")
+    return k
 
 
 def parser() -> ArgumentParser:
@@ -306,31 +339,59 @@ def parser() -> ArgumentParser:
     p.add_argument("--dataset", default="tux12", help="embedded name (tux12, digits10) or feature-set directory")
     p.add_argument("--baselines", default=",".join(BASELINES), help=f"comma-separated subset of {','.join(BASELINES)}")
     p.add_argument("--modalities", default=None, help="comma-separated modalities (default: all)")
+    p.add_argument("--k", default=str(K), help=f"cut-off K, or 'all' for mAP@all [{K}]")
     p.add_argument("--seed", type=int, default=0, help="seed of the class-aligned CCA pairing (default 0)")
-    p.add_argument("--results", default=DEFAULT_RESULTS, help=f"Markdown file to update (default {DEFAULT_RESULTS})")
-    p.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help=f"where the .md/.csv/.json tables go (default {DEFAULT_OUT_DIR})")
+    p.add_argument("--out", "--out-dir", dest="out", default=DEFAULT_OUT_DIR, metavar="DIR",
+                   help=f"where the .md/.csv/.json tables go: DIR/<dataset>/<baseline>-k<K>.* [{DEFAULT_OUT_DIR}]")
+    p.add_argument("--publish", action="store_true",
+                   help=f"also replace this dataset's block of the baselines section of --doc [{DEFAULT_DOC}]")
+    p.add_argument("--doc", "--results", dest="doc", default=None, metavar="FILE",
+                   help=f"the results page --publish updates [{DEFAULT_DOC}; must exist]")
     p.add_argument("--no-write", action="store_true", help="print only; write no file")
     return p
 
 
+def _publish_target(args) -> Path | None:
+    """The results page to update (checked before any work), or None without --publish."""
+    if not args.publish:
+        if args.doc is not None:
+            raise CliError(f"--doc {args.doc}: the results page is written only with --publish")
+        return None
+    if args.no_write:
+        raise CliError("--publish and --no-write contradict each other")
+    doc = Path(args.doc or DEFAULT_DOC)
+    if args.doc is None and not doc.is_file():
+        raise CliError(f"--publish: {doc} not found here (run from the repository root, or pass --doc FILE)")
+    if not doc.parent.is_dir():
+        raise CliError(f"--doc {doc}: directory {doc.parent} does not exist")
+    return doc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     wanted = [b.strip() for b in args.baselines.split(",") if b.strip()]
     bad = [b for b in wanted if b not in BASELINES]
     if bad or not wanted:
         raise CliError(f"--baselines: unknown {bad or 'empty'} (choose from {', '.join(BASELINES)})")
-    mods = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
-    fs, tables, chosen = run(args.dataset, wanted, modalities=mods, seed=args.seed,
+    mods = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
+    k = _parse_k(args.k)
+    doc = _publish_target(args)
+    fs, tables, chosen = run(args.dataset, wanted, modalities=mods, seed=args.seed, k=k,
                              log=lambda s: print(s, file=sys.stderr, flush=True))
     for df in tables.values():
         print(format_table(df))
         print()
-    if not args.no_write:
-        for b, df in tables.items():
-            write_table(df, Path(args.out_dir) / fs.name / b)
-        command = "python -m experiments.baselines --dataset " + (args.dataset if args.dataset == fs.name else fs.name)
-        update_results(Path(args.results), fs.name, _markdown_block(fs, fs.name, tables, chosen, command))
-        print(f"wrote {args.results} and {Path(args.out_dir) / fs.name}/")
+    if args.no_write:
+        return 0
+    out = Path(args.out) / fs.name
+    for b, df in tables.items():
+        write_table(df, out / f"{b}-k{'all' if k is None else k}")
+    print(f"wrote {out}/")
+    if doc is not None:
+        command = " ".join(["python -m experiments.baselines", *map(shlex.quote, argv)])
+        update_results(doc, block_key(fs.name, k), _markdown_block(fs, fs.name, tables, chosen, command))
+        print(f"published into {doc}")
     return 0
 
 

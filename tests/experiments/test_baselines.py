@@ -102,12 +102,13 @@ def test_update_results_replaces_only_its_block(tmp_path):
 
 def test_cli_prints_and_writes_tables(paired_set, tmp_path, capsys):
     doc, out = tmp_path / "results.md", tmp_path / "tables"
-    argv = ["--dataset", str(paired_set), "--results", str(doc), "--out-dir", str(out), "--baselines", "chance,label"]
+    argv = ["--dataset", str(paired_set), "--doc", str(doc), "--out", str(out), "--baselines", "chance,label",
+            "--publish"]
     assert run_cli(bl.main, argv) == 0
     printed = capsys.readouterr().out
     assert printed.count("query \\ retrieval") == 2 and "Chance" in printed and "Label-space" in printed
     assert "<!-- baselines:toy -->" in doc.read_text()
-    assert (out / "toy" / "label.json").is_file() and (out / "toy" / "chance.csv").is_file()
+    assert (out / "toy" / "label-k50.json").is_file() and (out / "toy" / "chance-k50.csv").is_file()
     assert run_cli(bl.main, ["--dataset", str(paired_set), "--baselines", "svm", "--no-write"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "svm" in err and "\n" not in err
