@@ -82,8 +82,8 @@ def test_publish_records_the_command_as_run_and_keeps_other_k(toy, tmp_path, mon
 
 
 def test_k_all_is_the_mean_average_precision_over_every_item(toy):
-    from cvs_tf.evaluation.metrics import chance_map_at_k
     from cvs_tf.data.store import load_feature_set
+    from cvs_tf.evaluation.metrics import chance_map_at_k
 
     _, tables, _ = bl.run(str(toy), ("chance", "cca"), k="all", log=lambda s: None)
     fs = load_feature_set(toy)
