@@ -1,0 +1,46 @@
+"""`python -m cvs_tf.export RUN_DIR --out DIR`: a run's per-modality encoders as SavedModels (and optionally ONNX)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from cvs_tf.cli.errors import ArgumentParser, CliError
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m cvs_tf.export",
+        description="Export a trained run's encoders: one SavedModel per modality, mapping features (N, d_m) "
+        "float32 to L2-normalised embeddings (N, D), plus export.json. Loads with plain tf.saved_model.load.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m cvs_tf.train")
+    p.add_argument("--out", required=True, metavar="DIR", help="export directory (must not exist, or be empty)")
+    p.add_argument("--stage", type=int, help="export the model of this (1-based) stage [last]")
+    p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",
+                   help="savedmodel (default), or onnx: the SavedModels plus <modality>.onnx (needs tf2onnx)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from cvs_tf.serving.export import EXPORT_MANIFEST, export_run
+    from cvs_tf.training.run_dir import RunDirError
+
+    if args.stage is not None and args.stage < 1:
+        raise CliError(f"--stage must be >= 1, got {args.stage}")
+    formats = ("savedmodel", "onnx") if args.format == "onnx" else ("savedmodel",)
+    try:
+        out = export_run(args.run_dir, args.out, stage=args.stage, formats=formats, overwrite=args.overwrite)
+    except RunDirError as exc:
+        raise CliError(str(exc)) from None
+    manifest = json.loads((out / EXPORT_MANIFEST).read_text())
+    mods = ", ".join(f"{m} ({e['input_dim']})" for m, e in manifest["modalities"].items())
+    print(f"exported {manifest['space']} stage {manifest['stage_name']} to {out}: D = {manifest['dim']}; "
+          f"modalities {mods}; formats {', '.join(manifest['formats'])}")
+    return 0

@@ -1,0 +1,159 @@
+"""`python -m cvs_tf.search INDEX [INDEX ...] --query-modality M`: the nearest gallery items of a query, per index.
+
+The query is raw features of modality M: ``--query-features FILE.npy`` ((d_m,) or (N, d_m)), or
+``--query-id SPLIT:ROW``, a row of the feature set the indexes were built from (or of
+``--dataset D``). It is embedded with the export the indexes were built with (recorded in each
+index; ``--export DIR`` when it has moved), and every index prints its top k with ids, class
+names, scores and modality (``--json`` for machine-readable output).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cvs_tf.cli.errors import ArgumentParser, CliError
+
+
+def _positive(name: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise CliError(f"{name}: not an integer: {text!r}") from None
+        if v < 1:
+            raise CliError(f"{name}: must be >= 1, got {v}")
+        return v
+    return parse
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m cvs_tf.search", description=__doc__.split("\n")[0].strip("`"))
+    p.add_argument("indexes", nargs="+", metavar="INDEX", help="index directories (python -m cvs_tf.index build)")
+    p.add_argument("--query-modality", required=True, metavar="M", help="modality of the query features")
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--query-features", metavar="FILE.npy", help="raw query features, (d_m,) or (N, d_m)")
+    q.add_argument("--query-id", metavar="SPLIT:ROW", help="a row of the indexes' feature set (or of --dataset)")
+    p.add_argument("--dataset", metavar="D", help="feature set (name or directory) that --query-id refers to")
+    p.add_argument("--export", metavar="DIR", help="the export the indexes were built with [recorded in the index]")
+    p.add_argument("--k", type=_positive("--k"), default=10, help="items per index [10]")
+    p.add_argument("--nprobe", type=_positive("--nprobe"), help="ivf indexes: lists scanned [saved default]")
+    p.add_argument("--ef-search", type=_positive("--ef-search"), help="hnsw indexes: search beam [saved default]")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None):
+    return build_parser().parse_args(argv)
+
+
+def _export_dir(args, indexes) -> Path:
+    from cvs_tf.retrieval.search import export_dir_of
+
+    if args.export:
+        return Path(args.export)
+    where = export_dir_of(indexes[0])
+    if where is None:
+        raise CliError(f"{indexes[0].path}: index does not record where its export is; pass --export DIR")
+    if not (where / "export.json").is_file():
+        raise CliError(f"{where}: export of index {indexes[0].path} is missing (moved or deleted?); pass --export DIR")
+    return where
+
+
+def _featureset_of(args, indexes):
+    """The feature set a --query-id refers to: --dataset, else the one the first feature-set index came from."""
+    from cvs_tf.data.registry import dataset_path
+    from cvs_tf.data.store import load_feature_set
+
+    if args.dataset:
+        return load_feature_set(dataset_path(args.dataset))
+    for ix in indexes:
+        src = ix.source or {}
+        if src.get("type") != "featureset":
+            continue
+        if src.get("path_from_index") is not None:
+            path = (ix.path / src["path_from_index"]).resolve()
+        else:
+            path = dataset_path(src.get("name") or src.get("dataset"))
+        fs = load_feature_set(path)
+        if fs.manifest_sha256 != src.get("manifest_sha256"):
+            raise CliError(f"{fs.path}: feature set differs from the one index {ix.path} was built from; "
+                           "pass --dataset D")
+        return fs
+    raise CliError("--query-id needs --dataset D: no index was built from a feature set")
+
+
+def _query(args, indexes):
+    """(features (N, d_m), description dict) of the query."""
+    if args.query_features:
+        try:
+            x = np.load(args.query_features, allow_pickle=False)
+        except FileNotFoundError:
+            raise CliError(f"{args.query_features}: no such query file") from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise CliError(f"{args.query_features}: unreadable .npy ({' '.join(str(exc).split())})") from None
+        return x, {"modality": args.query_modality, "features": Path(args.query_features).name,
+                   "rows": int(x.shape[0]) if x.ndim == 2 else 1}
+    split, sep, row = args.query_id.partition(":")
+    if not sep or split not in ("train", "val", "test") or not row.lstrip("-").isdigit():
+        raise CliError(f"--query-id must be SPLIT:ROW with SPLIT train, val or test (e.g. test:0), got {args.query_id!r}")
+    fs = _featureset_of(args, indexes)
+    x = fs.x(args.query_modality, split)
+    r = int(row)
+    if not 0 <= r < len(x):
+        raise CliError(f"--query-id {args.query_id}: row out of range ({fs.name} {args.query_modality} {split} "
+                       f"has {len(x)} rows)")
+    y = fs.y(args.query_modality, split)[r]
+    label = np.flatnonzero(y).tolist() if np.ndim(y) else int(y)
+    cls = "+".join(fs.classes[i] for i in label) if isinstance(label, list) else fs.classes[label]
+    return np.asarray(x[r:r + 1]), {"modality": args.query_modality, "id": args.query_id, "dataset": fs.name,
+                                    "label": label, "class": cls, "rows": 1}
+
+
+def format_results(query: dict, results, k: int) -> str:
+    """Plain-text tables: one per index and query row."""
+    what = query.get("id") or query.get("features")
+    cls = f" (class {query['class']})" if query.get("class") is not None else ""
+    lines = []
+    for q in range(results[0].num_queries if results else 0):
+        row = f" row {q}" if query.get("rows", 1) > 1 else ""
+        lines.append(f"query: {query['modality']} {what}{row}{cls}")
+        for res in results:
+            ix = res.index
+            extra = ", ".join(f"{a} {ix.params[a]}" for a in ("nprobe", "ef_search") if a in ix.params)
+            lines.append(f"  {res.name}: top {k} of {ix.count} {ix.modality} items ({ix.kind}"
+                         f"{', ' + extra if extra else ''})")
+            hits = res.hits(q)
+            cells = [(str(h.rank), h.modality or "-", h.id, h.class_name or "-", f"{h.score:.4f}") for h in hits]
+            lines += _table(("rank", "modality", "id", "class", "score"), cells)
+    return "\n".join(lines)
+
+
+def _table(head: tuple, cells: list[tuple]) -> list[str]:
+    """Aligned rows, indented; rank and score right-aligned."""
+    w = [max(len(head[i]), *(len(c[i]) for c in cells)) if cells else len(head[i]) for i in range(len(head))]
+    right = (0, len(head) - 1)
+    return ["    " + "  ".join(v.rjust(w[i]) if i in right else v.ljust(w[i]) for i, v in enumerate(c))
+            for c in [head, *cells]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from cvs_tf.retrieval.index import Index
+    from cvs_tf.retrieval.search import Searcher
+
+    indexes = [Index.load(p) for p in args.indexes]
+    searcher = Searcher(_export_dir(args, indexes), indexes)
+    x, query = _query(args, indexes)
+    results = searcher.search(args.query_modality, x, args.k, nprobe=args.nprobe, ef_search=args.ef_search)
+    if args.json:
+        json.dump({"query": query, "k": args.k, "export": searcher.export.identity,
+                   "results": [r.to_dict() for r in results]}, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_results(query, results, args.k))
+    return 0

@@ -1,0 +1,11 @@
+"""Entry point for `python -m cvs_tf.export` (implementation in cvs_tf.cli.export)."""
+
+import sys
+
+from cvs_tf.cli.errors import run_cli
+from cvs_tf.cli.export import main, parse_args
+
+__all__ = ["main", "parse_args"]
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,359 @@
+"""Export a trained space's per-modality encoders as SavedModels (Keras ``ExportArchive``) and load them back.
+
+An export directory holds one SavedModel per modality plus ``export.json``::
+
+    DIR/export.json        modalities and their input dims, D, stage, run config, dataset manifest sha256
+    DIR/<modality>/        SavedModel: endpoint ``serve`` (also ``serving_default``), features
+                           (N, d_m) float32 -> L2-normalised embeddings (N, D) float32
+    DIR/<modality>.onnx    only with ``formats=("savedmodel", "onnx")`` (needs tf2onnx)
+
+The embedding is the ``independent`` protocol's: ``l2_normalize(branch_m(x))``, exactly what
+:meth:`cvs_tf.models.base.CrossModalModel.embed` returns. The artifacts need only TensorFlow
+(``tf.saved_model.load(DIR/<modality>).serve(x)``). The sha256 of ``export.json`` (with the
+weights' sha256 inside it) is the export's identity, which gallery indexes record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+EXPORT_FORMAT = "cvs_tf.export"
+EXPORT_FORMAT_VERSION = 1
+EXPORT_MANIFEST = "export.json"
+ENDPOINT = "serve"
+INPUT_NAME = "features"
+#: largest |exported - model.embed| accepted when an export checks itself
+TOLERANCE = 1e-6
+FORMATS = ("savedmodel", "onnx")
+ONNX_OPSET = 17
+
+
+class ExportError(ValueError):
+    """An export is missing, corrupt, or used with inputs it cannot embed."""
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def weights_sha256(layer) -> str:
+    """sha256 over the bytes of a layer's weights (in ``layer.weights`` order)."""
+    h = hashlib.sha256()
+    for v in layer.weights:
+        a = np.ascontiguousarray(np.asarray(v))
+        h.update(f"{v.path}:{a.dtype}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _serve_fn(model, modality: str):
+    """The exported computation: the model's own branch output, L2-normalised (as ``model.embed``)."""
+    from cvs_tf.models.base import l2n
+
+    def serve(features):
+        return l2n(model.branch_output(modality, features, training=False))
+
+    return serve
+
+
+def _write_savedmodel(model, modality: str, path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model.branches[modality])
+    spec = tf.TensorSpec((None, model.modality_dims[modality]), tf.float32, name=INPUT_NAME)
+    archive.add_endpoint(ENDPOINT, _serve_fn(model, modality), input_signature=[spec])
+    archive.write_out(str(path), verbose=False)
+
+
+def _check_artifact(model, modality: str, path: Path, rows: int) -> float:
+    """Largest |served - model.embed| over ``rows`` seeded probe rows (raises above TOLERANCE)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, model.modality_dims[modality])).astype(np.float32)
+    loaded = tf.saved_model.load(str(path))       # keep a reference: its variables die with it
+    served = loaded.serve(x).numpy()
+    diff = float(np.max(np.abs(served - model.embed(modality, x).numpy())))
+    if not diff <= TOLERANCE:
+        raise ExportError(f"{path}: exported {modality} embeddings differ from model.embed by {diff:.3g} "
+                          f"(> {TOLERANCE:g})")
+    return diff
+
+
+def _to_onnx(saved: Path, out: Path, input_dim: int) -> None:
+    """Convert one exported SavedModel's ``serve`` endpoint with tf2onnx."""
+    import tensorflow as tf
+    import tf2onnx
+
+    loaded = tf.saved_model.load(str(saved))
+    spec = (tf.TensorSpec((None, input_dim), tf.float32, name=INPUT_NAME),)
+    tf2onnx.convert.from_function(loaded.serve, input_signature=spec, opset=ONNX_OPSET, output_path=str(out))
+
+
+def require_onnx() -> None:
+    """Raise ExportError (one line) when tf2onnx, needed for ``--format onnx``, is not installed."""
+    if importlib.util.find_spec("tf2onnx") is None:
+        raise ExportError("--format onnx needs tf2onnx, which is not installed (pip install tf2onnx); "
+                          "the SavedModel export needs nothing extra")
+
+
+def _space_name(model, run_config: dict | None) -> str:
+    space = ((run_config or {}).get("model") or {}).get("space")
+    if space:
+        return str(space)
+    return {"CVSModel": "cvs", "MCVSModel": "mcvs", "RVSModel": "rvs"}.get(type(model).__name__, type(model).__name__)
+
+
+def _versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    import cvs_tf
+
+    return {"cvs_tf": cvs_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise ExportError(f"{out}: exists and is not a directory")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise ExportError(f"{out}: exists and is not empty (pass --overwrite to replace an export)")
+            if not (out / EXPORT_MANIFEST).is_file():
+                raise ExportError(f"{out}: not an export directory (no {EXPORT_MANIFEST}); refusing to replace it")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out.parent}: no such directory")
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` to ``out``; an existing ``out`` is removed only once ``tmp`` is in place."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_model(
+    model,
+    out: str | os.PathLike,
+    *,
+    run_config: dict | None = None,
+    dataset=None,
+    run_name: str | None = None,
+    formats: tuple[str, ...] = ("savedmodel",),
+    overwrite: bool = False,
+    check_rows: int = 64,
+) -> Path:
+    """Write one SavedModel per modality trained so far (``model.modalities``) and ``export.json``.
+
+    Args:
+      model: a :class:`~cvs_tf.models.base.CrossModalModel` at the stage to export.
+      out: export directory; written atomically (nothing is left behind on failure, and an
+        existing export is replaced only with ``overwrite``).
+      run_config: the run's ``config.json`` (recorded in export.json).
+      dataset: the :class:`~cvs_tf.data.store.FeatureSet` the model was trained on (its name,
+        classes, label kind and manifest sha256 are recorded).
+      formats: ``("savedmodel",)`` or ``("savedmodel", "onnx")`` (ONNX goes through the SavedModel).
+      check_rows: probe rows each artifact is checked on against ``model.embed`` (0 = no check).
+    """
+    out = Path(out)
+    formats = tuple(dict.fromkeys(("savedmodel", *formats)))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ExportError(f"unknown export format {bad[0]!r} (use {' or '.join(FORMATS)})")
+    if "onnx" in formats:
+        require_onnx()
+    _prepare_out(out, overwrite)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        modalities, max_diff = {}, 0.0
+        for m in model.modalities:
+            _write_savedmodel(model, m, tmp / m)
+            if check_rows:
+                max_diff = max(max_diff, _check_artifact(model, m, tmp / m, check_rows))
+            entry = {
+                "input_dim": int(model.modality_dims[m]),
+                "savedmodel": m,
+                "endpoint": ENDPOINT,
+                "signature": "serving_default",
+                "input": INPUT_NAME,
+                "output": "output_0",
+                "weights_sha256": weights_sha256(model.branches[m]),
+            }
+            if "onnx" in formats:
+                _to_onnx(tmp / m, tmp / f"{m}.onnx", model.modality_dims[m])
+                entry["onnx"] = f"{m}.onnx"
+            modalities[m] = entry
+        stage = model.current_stage
+        manifest = {
+            "format": EXPORT_FORMAT,
+            "format_version": EXPORT_FORMAT_VERSION,
+            "space": _space_name(model, run_config),
+            "dim": int(model.dim),
+            "embedding": "independent protocol: l2_normalize(branch_m(x)), as CrossModalModel.embed",
+            "stage": stage + 1,
+            "stage_name": model.stage_name(stage),
+            "num_stages": model.num_stages,
+            "modalities": modalities,
+            "modality_order": list(modalities),
+            "formats": list(formats),
+            "dataset": None if dataset is None else {
+                "name": dataset.name,
+                "manifest_sha256": dataset.manifest_sha256,
+                "classes": dataset.classes,
+                "label_kind": dataset.label_kind,
+                "data_label": dataset.data_label,
+            },
+            "run": {"name": run_name, "config": run_config},
+            "check": {"rows": int(check_rows), "max_abs_diff": max_diff} if check_rows else None,
+            "versions": _versions(),
+        }
+        (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int | None = None,
+               formats: tuple[str, ...] = ("savedmodel",), overwrite: bool = False) -> Path:
+    """Export a run directory's model (last or 1-based ``stage``); see :func:`export_model`."""
+    from cvs_tf.training.run_dir import load_run
+
+    if "onnx" in formats:
+        require_onnx()              # before the (slow) model load
+    _prepare_out(Path(out), overwrite)
+    model, fs, config = load_run(run_dir, stage=stage)
+    return export_model(model, out, run_config=config, dataset=fs, run_name=Path(run_dir).resolve().name,
+                        formats=formats, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def export_sha256(path: str | os.PathLike) -> str:
+    """The identity of an export: sha256 of its ``export.json`` bytes."""
+    return hashlib.sha256((Path(path) / EXPORT_MANIFEST).read_bytes()).hexdigest()
+
+
+class Export:
+    """A loaded export directory: its manifest, identity, and ``embed(modality, features)``.
+
+    Artifacts are loaded with plain ``tf.saved_model.load`` on first use of a modality.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        mpath = self.path / EXPORT_MANIFEST
+        if not self.path.is_dir():
+            raise ExportError(f"{self.path}: no such export directory")
+        if not mpath.is_file():
+            raise ExportError(f"{mpath}: missing (not a cvs_tf export; make one with "
+                              "python -m cvs_tf.export RUN_DIR --out DIR)")
+        blob = mpath.read_bytes()
+        try:
+            manifest = json.loads(blob)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ExportError(f"{mpath}: not valid JSON ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+            raise ExportError(f"{mpath}: format is not {EXPORT_FORMAT!r}")
+        if manifest.get("format_version") != EXPORT_FORMAT_VERSION:
+            raise ExportError(f"{mpath}: unsupported format_version {manifest.get('format_version')!r}")
+        for key in ("dim", "modalities", "stage"):
+            if key not in manifest:
+                raise ExportError(f"{mpath}: {key}: missing field")
+        self.manifest = manifest
+        self.sha256 = hashlib.sha256(blob).hexdigest()
+        self._loaded: dict = {}
+
+    def __repr__(self) -> str:
+        return f"Export({str(self.path)!r}, modalities={self.modalities}, dim={self.dim}, sha256={self.sha256[:12]})"
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def modalities(self) -> list[str]:
+        """Exported modalities in the model's order."""
+        return list(self.manifest.get("modality_order") or self.manifest["modalities"])
+
+    @property
+    def stage(self) -> int:
+        return int(self.manifest["stage"])
+
+    @property
+    def classes(self) -> list[str] | None:
+        ds = self.manifest.get("dataset") or {}
+        return ds.get("classes")
+
+    @property
+    def identity(self) -> dict:
+        """What an index records about the export it was built with."""
+        return {"sha256": self.sha256, "dim": self.dim, "space": self.manifest.get("space"),
+                "stage": self.stage, "run": (self.manifest.get("run") or {}).get("name")}
+
+    def input_dim(self, modality: str) -> int:
+        self._check_modality(modality)
+        return int(self.manifest["modalities"][modality]["input_dim"])
+
+    def _check_modality(self, modality: str) -> None:
+        if modality not in self.manifest["modalities"]:
+            raise ExportError(f"{self.path}: export has no modality {modality!r} "
+                              f"(has {', '.join(self.modalities)})")
+
+    def artifact(self, modality: str):
+        """The loaded SavedModel of one modality (``.serve(x)``)."""
+        self._check_modality(modality)
+        if modality not in self._loaded:
+            import tensorflow as tf
+
+            sub = self.path / self.manifest["modalities"][modality].get("savedmodel", modality)
+            if not (sub / "saved_model.pb").is_file():
+                raise ExportError(f"{sub}: missing SavedModel (saved_model.pb) for modality {modality!r}")
+            try:
+                self._loaded[modality] = tf.saved_model.load(str(sub))
+            except Exception as exc:  # TF raises several types for a damaged SavedModel
+                raise ExportError(f"{sub}: cannot be loaded ({' '.join(str(exc).split())[:200]})") from None
+        return self._loaded[modality]
+
+    def check_features(self, modality: str, features) -> np.ndarray:
+        """Features as a float32 (N, d_m) array (a 1-D vector is one row); raises ExportError otherwise."""
+        d = self.input_dim(modality)
+        x = np.asarray(features)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2:
+            raise ExportError(f"{modality} features must be (N, {d}) or ({d},), got shape {x.shape}")
+        if x.shape[1] != d:
+            raise ExportError(f"{modality} features have dimension {x.shape[1]}; the export expects {d}")
+        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise ExportError(f"{modality} features must be real numbers, got dtype {x.dtype}")
+        return x
+
+    def embed(self, modality: str, features, batch_size: int = 8192) -> np.ndarray:
+        """L2-normalised embeddings (N, D) float32 of raw ``modality`` features (N, d_m)."""
+        x = self.check_features(modality, features)
+        serve = self.artifact(modality).serve
+        out = np.empty((x.shape[0], self.dim), dtype=np.float32)
+        for a in range(0, x.shape[0], batch_size):
+            rows = np.asarray(x[a:a + batch_size], dtype=np.float32)
+            if not np.isfinite(rows).all():
+                raise ExportError(f"{modality} features contain NaN or Inf")
+            out[a:a + len(rows)] = serve(rows).numpy()
+        return out
