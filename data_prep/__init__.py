@@ -3,7 +3,9 @@
 Each converter module (``xmedia``, ``xmedianet``, ``dscmr`` for Pascal Sentence and NUS-WIDE,
 ``cub``, ``wikipedia``) has a ``read(src, **options) -> Conversion`` that reads and validates
 the source files and raises :class:`~cvs_tf.data.store.FeatureSetError` (``<file>: <key>: ...``)
-on bad input. :func:`convert` then carves the validation split off train (seeded, stratified,
+on bad input, including labels beyond the dataset's documented class count (corrupt data,
+unless ``allow_extra_classes`` is given for a variant with more classes; see
+:func:`check_class_count`). :func:`convert` then carves the validation split off train (seeded, stratified,
 never from test), records provenance and writes the set atomically with
 :func:`~cvs_tf.data.store.save_feature_set`. Converters never create the output directory
 themselves, so a failed conversion leaves nothing behind. The layouts are described in
@@ -19,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.store import FeatureSetError, carve_validation, save_feature_set, sha256_file
+from cvs_tf.data.store import (
+    FeatureSetError,
+    carve_validation,
+    check_fraction,
+    save_feature_set,
+    sha256_file,
+)
 
 CONVERTERS = {
     "xmedia": "data_prep.xmedia",
@@ -118,13 +126,43 @@ def num_classes(labels) -> int:
     return 1 + max((int(y.max()) for y in labels if len(y)), default=0)
 
 
+def largest_label(labels: Mapping[str, np.ndarray]) -> tuple[int, str]:
+    """The largest 0-based single label over several label arrays and where it is (``"file: key"``)."""
+    best, where = -1, next(iter(labels), "")
+    for w, y in labels.items():
+        if len(y) and int(y.max()) > best:
+            best, where = int(y.max()), w
+    return best, where
+
+
+def check_class_count(n_classes: int, expected: int | None, *, dataset: str, where: str, found: str,
+                      n_items: int, allow_extra: bool = False) -> list[str]:
+    """Refuse more classes than ``dataset`` documents (``expected``): such labels are corrupt data.
+
+    ``where`` is the ``file: key`` the count comes from, ``found`` says what was found there (e.g.
+    ``labels out of range: found 99``). With ``allow_extra`` (``convert --allow-extra-classes``,
+    for a variant with more classes) the count is accepted, but never more classes than items.
+    Returns the note to report when extra classes were allowed.
+    """
+    if not expected or n_classes <= expected:
+        return []
+    if not allow_extra:
+        raise FeatureSetError(
+            f"{where}: {found}, but {dataset} has {expected} classes "
+            "(for a variant with more classes use --allow-extra-classes)"
+        )
+    if n_classes > n_items:
+        raise FeatureSetError(f"{where}: {found}: {n_classes} classes for only {n_items} items (corrupt labels)")
+    return [f"{n_classes} classes found; {dataset} has {expected} (allowed by --allow-extra-classes)"]
+
+
 def found_notes(splits: Mapping[str, dict], n_classes: int, *, counts: Mapping, table: str, dims: Mapping,
                 dim_source: str, expected_classes: int | None, dataset: str, paired: bool = False) -> list[str]:
     """The standard report: counts and dims per modality, differences from the reference
     tables, the class count if unexpected, and classes missing from a split (checked on the
     first modality only when ``paired``: they all share its labels)."""
     notes = count_notes(splits, counts, table) + dim_notes(splits, dims, dim_source)
-    if expected_classes and n_classes != expected_classes:
+    if expected_classes and n_classes < expected_classes:  # more classes: check_class_count's business
         notes.append(f"{n_classes} classes found; {dataset} has {expected_classes}")
     first = next(iter(splits))
     return notes + class_coverage_notes({first: splits[first]} if paired else splits, n_classes)
@@ -134,7 +172,8 @@ ROWS = "\0rows"  # pseudo-modality carrying source row indices through the valid
 
 
 def write(conv: Conversion, out: str | Path, *, val_fraction: float = 0.1, seed: int = 0) -> Path:
-    """Carve validation, record provenance and write ``conv`` atomically at ``out``."""
+    """Carve validation (none when ``val_fraction`` is 0), record provenance and write ``conv`` atomically at ``out``."""
+    check_fraction(val_fraction)
     paired = conv.pairing == "instance"
     splits = dict(conv.splits)
     if paired and conv.row_ids:
@@ -188,7 +227,12 @@ def convert(
     report: Callable[[str], None] | None = print,
     **options,
 ) -> Path:
-    """Read, validate and write one dataset; ``report`` receives one line per finding."""
+    """Read, validate and write one dataset; ``report`` receives one line per finding.
+
+    ``val_fraction`` in [0, 1) (0: no validation split); ``options`` go to the converter's
+    ``read`` (``allow_extra_classes``, ``multi_label``, ``variant``).
+    """
+    check_fraction(val_fraction)
     out = Path(out)
     if out.exists():
         raise FeatureSetError(f"{out}: output directory already exists (remove it first)")

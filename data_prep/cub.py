@@ -13,8 +13,9 @@ fine-grained visual descriptions")::
                                 img  (n_c, d_img)  image features
                                 txt  (n_c, d_txt)  text features; row i of img and txt is one image
 
-Items are instance-paired. Seen classes give train (and the validation carve-out), unseen
-classes give test; the split is stored in the manifest as
+Items are instance-paired. More than 200 classes is an error unless ``allow_extra_classes`` is
+given; the ids of ``classes.txt`` must run 1, 2, ... in file order. Seen classes give train (and
+the validation carve-out), unseen classes give test; the split is stored in the manifest as
 ``zero_shot = {"seen": [class ids], "unseen": [class ids]}`` (0-based ids into ``classes``).
 """
 
@@ -25,13 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, count_notes
+from data_prep import Conversion, check_class_count, count_notes
 from data_prep.matfile import MatFile
 
 VERSION = "1"
 SEEN, UNSEEN, CLASSES = "trainvalclasses.txt", "testclasses.txt", "classes.txt"
 FEATURES = "features"
 EXPECTED_SPLIT = (150, 50)
+EXPECTED_CLASSES = 200
 EXPECTED_COUNTS = {"image": (8855, 2933), "text": (8855, 2933)}  # Reed et al. seen / unseen images
 
 
@@ -43,10 +45,13 @@ def _names(path: Path, what: str) -> list[str]:
         name = line.strip()
         if not name:
             continue
-        if what == "classes":  # "<id> <name>"
+        if what == "classes":  # "<id> <name>", ids 1, 2, ... in order
             parts = name.split()
             if len(parts) != 2:
                 raise FeatureSetError(f"{path}: line {n}: expected '<id> <name>', got {name!r}")
+            if parts[0] != str(len(names) + 1):
+                raise FeatureSetError(f"{path}: line {n}: class id {parts[0]!r} out of order (expected {len(names) + 1}: "
+                                      "ids run 1, 2, ... in file order)")
             name = parts[1]
         if name in seen:
             raise FeatureSetError(f"{path}: line {n}: class {name!r} listed twice")
@@ -57,7 +62,7 @@ def _names(path: Path, what: str) -> list[str]:
     return names
 
 
-def read(src: str | Path, *, name: str = "cub", **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = False, **_options) -> Conversion:
     """Read and validate a CUB per-class layout (see the module docstring)."""
     src = Path(src)
     if not src.is_dir():
@@ -102,8 +107,13 @@ def read(src: str | Path, *, name: str = "cub", **_options) -> Conversion:
         splits["image"][split] = (np.concatenate(parts[split]["img"]), y)
         splits["text"][split] = (np.concatenate(parts[split]["txt"]), y)
     zero_shot = {"seen": sorted(index[c] for c in seen), "unseen": sorted(index[c] for c in unseen)}
+    names_from = src / CLASSES if (src / CLASSES).is_file() else src / SEEN
     notes = [f"read {len(seen) + len(unseen)} per-class files ({', '.join(sorted(version))}); "
              f"zero-shot split {len(seen)} seen / {len(unseen)} unseen classes, instance-paired"]
+    notes += check_class_count(len(classes), EXPECTED_CLASSES, dataset="CUB-200", where=f"{names_from}: classes",
+                               found=f"{len(classes)} class names",
+                               n_items=sum(len(splits["image"][s][1]) for s in ("train", "test")),
+                               allow_extra=allow_extra_classes)
     if (len(seen), len(unseen)) != EXPECTED_SPLIT:
         notes.append(f"the split has {len(seen)} seen / {len(unseen)} unseen classes; the thesis uses "
                      f"{EXPECTED_SPLIT[0]} / {EXPECTED_SPLIT[1]}")

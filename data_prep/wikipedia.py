@@ -9,8 +9,10 @@
     categories.list              optional: one category name per line, in label order
 
 Line ``i`` of a .list file describes feature row ``i`` of both I and T (instance-paired). The
-published split is 2173 / 693 pairs in 10 categories. The text and image ids are kept in the
-manifest under ``item_ids`` (per stored split, in stored row order).
+published split is 2173 / 693 pairs in 10 categories; more categories (a category above 10, or
+more than 10 names in ``categories.list``) is an error unless ``allow_extra_classes`` is given.
+The text and image ids are kept in the manifest under ``item_ids`` (per stored split, in stored
+row order).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, class_names, found_notes, num_classes
+from data_prep import Conversion, check_class_count, class_names, found_notes, largest_label
 from data_prep.matfile import MatFile, to_class_ids
 
 VERSION = "1"
@@ -62,7 +64,7 @@ def read_list(path: Path) -> tuple[list[str], list[str], list[int]]:
     return txt, img, cat
 
 
-def read(src: str | Path, *, name: str = "wikipedia", **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "wikipedia", allow_extra_classes: bool = False, **_options) -> Conversion:
     """Read and validate the Wikipedia files (see the module docstring)."""
     src = Path(src)
     root = src if src.is_dir() else src.parent
@@ -96,13 +98,18 @@ def read(src: str | Path, *, name: str = "wikipedia", **_options) -> Conversion:
         splits["image"][split] = (xi, y)
         splits["text"][split] = (xt, y)
         ids["text_id"][split], ids["image_id"][split] = txt, img
+    n_items = sum(len(splits["image"][s][1]) for s in ("train", "test"))
     if names is not None:
         sources.append(cat_path)
-        n_classes, classes = len(names), names
+        n_classes, where, found = len(names), f"{cat_path}: categories", f"{len(names)} category names"
     else:
-        n_classes = num_classes(splits["image"][s][1] for s in ("train", "test"))
-        classes = class_names(n_classes, LABEL_BASE)
+        top, where = largest_label({f"{root / LISTS[s]}: category": splits["image"][s][1] for s in ("train", "test")})
+        n_classes, found = top + 1, f"labels out of range: found {top + LABEL_BASE}"
+    extra_note = check_class_count(n_classes, EXPECTED_CLASSES, dataset="Wikipedia", where=where, found=found,
+                                   n_items=n_items, allow_extra=allow_extra_classes)
+    classes = names if names is not None else class_names(n_classes, LABEL_BASE)
     notes = [f"read {path.name} ({mat.version}) and the two .list files, instance-paired, 1-based categories"]
+    notes += extra_note
     notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="the published split",
                          dims=EXPECTED_DIMS, dim_source="published dim", expected_classes=EXPECTED_CLASSES,
                          dataset="the published set", paired=True)

@@ -11,14 +11,22 @@ Expected keys (MATLAB v5 or v7.3), each features matrix ``(N, d)`` and each labe
 
 Feature dimensions are read from the file; the documented ones (4096/3000/29/4096/4700) and the
 thesis Table 1 counts are only compared against, and differences are reported. The number of
-classes is the largest label found.
+classes is the largest label found; a label above 20 is an error (corrupt data) unless
+``allow_extra_classes`` is given.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep import Conversion, class_names, found_notes, num_classes, resolve_file
+from data_prep import (
+    Conversion,
+    check_class_count,
+    class_names,
+    found_notes,
+    largest_label,
+    resolve_file,
+)
 from data_prep.matfile import MatFile
 
 VERSION = "1"
@@ -47,13 +55,18 @@ def read_modality(mat: MatFile, x_tr: str, x_te: str, y_tr: str, y_te: str, base
     return {"train": (xtr, ytr), "test": (xte, yte)}
 
 
-def read(src: str | Path, *, name: str = "xmedia", **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "xmedia", allow_extra_classes: bool = False, **_options) -> Conversion:
     """Read and validate ``src`` (the .mat file, or a directory holding ``XMediaFeatures.mat``)."""
     path = resolve_file(src, FILE)
     mat = MatFile(path)
     splits = {m: read_modality(mat, *keys, base=LABEL_BASE) for m, keys in LAYOUT.items()}
-    n_classes = num_classes(y for per in splits.values() for _, y in per.values())
+    labels = {f"{path}: {LAYOUT[m][2 if s == 'train' else 3]}": y for m, per in splits.items() for s, (_, y) in per.items()}
+    top, where = largest_label(labels)
+    n_classes = top + 1
     notes = [f"read {path.name} ({mat.version})"]
+    notes += check_class_count(n_classes, EXPECTED_CLASSES, dataset="XMedia", where=where,
+                               found=f"labels out of range: found {top + LABEL_BASE}",
+                               n_items=sum(len(y) for y in labels.values()), allow_extra=allow_extra_classes)
     notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1", dims=EXPECTED_DIMS,
                          dim_source="documented dim", expected_classes=EXPECTED_CLASSES, dataset="XMedia")
     return Conversion(

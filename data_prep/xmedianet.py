@@ -15,7 +15,8 @@ converter says which it used and records it as ``provenance.label_base``).
 Variants: ``full`` (``XMediaNetFeatures.mat``) needs all five modalities; ``doc2vec``
 (``XMediaNet5View_Doc2Vec.mat``: image 4096-d, text 300-d doc2vec) needs image and text and
 converts any of video/audio/3d that are also present. ``auto`` picks ``doc2vec`` when the file
-name contains "doc2vec", else ``full``. Items are paired by class only, 200 classes.
+name contains "doc2vec", else ``full``. Items are paired by class only, 200 classes; a label
+beyond 200 is an error (corrupt data) unless ``allow_extra_classes`` is given.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, class_names, found_notes, num_classes
+from data_prep import Conversion, check_class_count, class_names, found_notes, largest_label
 from data_prep.matfile import MatFile
 
 VERSION = "1"
@@ -60,7 +61,8 @@ def detect_variant(path: Path, variant: str) -> str:
     return "doc2vec" if "doc2vec" in path.name.lower() else "full"
 
 
-def read(src: str | Path, *, name: str = "xmedianet", variant: str = "auto", **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "xmedianet", variant: str = "auto", allow_extra_classes: bool = False,
+         **_options) -> Conversion:
     """Read and validate an XMediaNet file (see the module docstring for the layout)."""
     path = find_file(src, variant if variant in VARIANTS else "auto")
     variant = detect_variant(path, variant)
@@ -84,9 +86,14 @@ def read(src: str | Path, *, name: str = "xmedianet", variant: str = "auto", **_
     for m, (xtr, xte, labs) in raw.items():
         y = labs - base
         splits[m] = {"train": (xtr, y[: len(xtr)]), "test": (xte, y[len(xtr):])}
-    n_classes = num_classes(y for per in splits.values() for _, y in per.values())
+    labels = {f"{path}: {PREFIX[m]}_labs": labs - base for m, (_, _, labs) in raw.items()}
+    top, where = largest_label(labels)
+    n_classes = top + 1
     notes = [f"read {path.name} ({mat.version}), variant {variant}, labels {base}-based "
              f"(P_labs split at the row count of P_tr)"]
+    notes += check_class_count(n_classes, EXPECTED_CLASSES, dataset="XMediaNet", where=where,
+                               found=f"labels out of range: found {top + base}",
+                               n_items=sum(len(y) for y in labels.values()), allow_extra=allow_extra_classes)
     notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1",
                          dims=EXPECTED_DIMS[variant], dim_source="documented dim",
                          expected_classes=EXPECTED_CLASSES, dataset="XMediaNet")

@@ -4,7 +4,7 @@ Subcommands::
 
     inspect DIR|NAME                      summary table of a feature set (validates it fully)
     synth NAME --out DIR [--scale S] [--seed N] [--multi-label] [--val-fraction F]
-    convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V]
+    convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V] [--allow-extra-classes]
 
 Bad input prints one ``error: ...`` line on stderr and exits with status 2; a failed ``synth``
 or ``convert`` leaves no output directory behind.
@@ -29,8 +29,8 @@ def _fraction(text: str) -> float:
         value = float(text)
     except ValueError:
         raise CliError(f"--val-fraction: not a number: {text!r}") from None
-    if not 0 <= value < 1:
-        raise CliError(f"--val-fraction: must be in [0, 1), got {text}")
+    if not 0 <= value < 1:  # also refuses nan
+        raise CliError(f"--val-fraction: must be in [0, 1) (0: no validation split), got {text}")
     return value
 
 
@@ -57,15 +57,19 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     p.add_argument("--scale", type=_scale, default=1.0, help="shrink every count by this factor (0, 1]")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=_fraction, default=0.1)
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
     p.add_argument("--multi-label", action="store_true", help="nuswide only: multi-hot labels")
 
     p = sub.add_parser("convert", help="convert official feature files to a feature set")
     p.add_argument("name", choices=CONVERT_NAMES)
     p.add_argument("src", type=Path, help="the official file or directory (layouts: docs/data.md)")
     p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
-    p.add_argument("--val-fraction", type=_fraction, default=0.1)
+    p.add_argument("--val-fraction", type=_fraction, default=0.1,
+                   help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
+    p.add_argument("--allow-extra-classes", action="store_true",
+                   help="accept labels beyond the dataset's documented class count (a variant with more classes)")
     p.add_argument("--multi-label", action="store_true", help="nuswide only: (N, C) multi-hot label files")
     p.add_argument("--variant", choices=("auto", "full", "doc2vec"), default="auto",
                    help="xmedianet only: full file or the image-text Doc2Vec file (auto: from the file name)")
@@ -144,7 +148,7 @@ def _convert(args) -> int:
     if args.name == "xmedianet":
         options["variant"] = args.variant
     out = data_prep.convert(args.name, args.src, args.out, val_fraction=args.val_fraction, seed=args.seed,
-                            report=print, **options)
+                            report=print, allow_extra_classes=args.allow_extra_classes, **options)
     print(f"wrote {args.name} to {out}")
     print(format_summary(load_feature_set(out)))
     return 0
