@@ -567,8 +567,9 @@ def _check_manifest(mpath: Path, mf) -> None:
 
     arrays = obj(mf["arrays"], "arrays")
     expected = [array_filename(m, s, k) for m in mods for s in SPLITS for k in ("x", "y")]
+    known = set(expected)
     for fname in arrays:
-        if fname not in set(expected):
+        if fname not in known:
             _fail(mpath, f"arrays.{fname}",
                   "not a file of this set (entries are <modality>.<split>.<x|y>.npy of the listed modalities)")
     for fname in expected:

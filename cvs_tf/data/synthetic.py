@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.store import FeatureSetError, save_feature_set, stratified_holdout
+from cvs_tf.data.store import FeatureSetError, check_fraction, save_feature_set, stratified_holdout
 
 GENERATOR_VERSION = "1"
 LATENT_DIM = 64
@@ -221,8 +221,7 @@ def make_synthetic(name: str, scale: float = 1.0, seed: int = 0, *, multi_label:
     spec = _spec(name)
     if multi_label and not spec.multi_label:
         raise FeatureSetError(f"{name}: multi_label: only {', '.join(n for n, s in DATASET_SPECS.items() if s.multi_label)} has a multi-label stand-in")
-    if not 0 <= val_fraction < 1:
-        raise FeatureSetError(f"{name}: val_fraction: must be in [0, 1), got {val_fraction}")
+    check_fraction(val_fraction, f"{name}: val_fraction")  # 0: no validation split
     counts = scaled_counts(name, scale)
     streams = _Streams(name, seed)
     centres = streams.rng("world").standard_normal((spec.classes, LATENT_DIM))
