@@ -12,7 +12,8 @@ epoch ``e`` sees exactly the batches an uninterrupted run would have seen.
   label from each modality, uniformly. Row ``i`` of every modality then shares label ``i``.
 * **Instance-paired** (Pascal, Wikipedia, Tux-12): a seeded permutation of the paired rows per
   epoch, cut into batches of ``B`` (the last partial batch is dropped); row ``i`` of every
-  modality is the same item.
+  modality is the same item. With more steps per epoch than one permutation holds, the batches
+  run on through successive permutations (:func:`index_dataset`).
 
 A class with no training items in one of the active modalities cannot be aligned; by the
 documented rule it is dropped from sampling for that stage (``FeatureBank.dropped_classes``).
@@ -204,15 +205,27 @@ def _class_aligned_indices(bank: FeatureBank, batch_size: int, seed: int, step):
     return out
 
 
-def _paired_indices(bank: FeatureBank, batch_size: int, seed: int, step, steps: int):
-    step = tf.cast(step, tf.int64)
-    epoch, pos = step // steps, step % steps
-    n = bank.size
-    perm = tf.random.experimental.stateless_shuffle(
-        tf.range(n, dtype=tf.int32), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+def _permutation(n: int, seed: int, k):
+    """Seeded permutation ``k`` of ``range(n)`` (int32)."""
+    return tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int32), seed=tf.stack([tf.constant(seed, tf.int64), tf.cast(k, tf.int64)])
     )
-    idx = perm[pos * batch_size : (pos + 1) * batch_size]
-    idx = tf.ensure_shape(idx, [batch_size]) if n >= batch_size else idx
+
+
+def _paired_indices(bank: FeatureBank, batch_size: int, seed: int, step, steps: int):
+    """Rows of global step ``step``; see :func:`index_dataset` for the three regimes."""
+    step = tf.cast(step, tf.int64)
+    n, b = bank.size, batch_size
+    if n <= b:  # the batch is the whole set, one permutation per step
+        idx = _permutation(n, seed, step)
+    elif steps * b <= n:  # permutation per epoch, cut into batches; the rest of it is dropped
+        epoch, pos = step // steps, step % steps
+        idx = tf.ensure_shape(_permutation(n, seed, epoch)[pos * b : (pos + 1) * b], [b])
+    else:  # more than one pass per epoch: the stream of successive permutations, B items per step
+        start = step * b
+        p, off = start // n, start % n
+        two = tf.concat([_permutation(n, seed, p), _permutation(n, seed, p + 1)], 0)
+        idx = tf.ensure_shape(two[off : off + b], [b])
     return {m: idx for m in bank.modalities}
 
 
@@ -228,7 +241,16 @@ def index_dataset(
 
     ``steps`` is the steps-per-epoch used to cut paired permutations (default
     :func:`steps_per_epoch`); ``num_steps`` limits the stream (default: unbounded).
-    For paired sets with fewer than ``batch_size`` items the batch is the whole set.
+    Paired sets of ``n`` items, seeded permutations ``P_0, P_1, ...`` of their rows:
+
+    * ``steps * batch_size <= n`` (the default one pass, or fewer steps): epoch ``e`` cuts
+      ``P_e`` into batches and drops the rest of it;
+    * more steps than one pass holds: step ``s`` takes items ``[s*B, (s+1)*B)`` of the
+      concatenation ``P_0 P_1 ...``, so every batch is full, a batch may straddle two
+      permutations, and every item comes once per pass;
+    * ``n <= batch_size``: the batch is the whole set, step ``s`` takes ``P_s``.
+
+    Each batch stays a pure function of ``(seed, step)`` in all three, so resume is exact.
     """
     steps = steps or steps_per_epoch(bank, batch_size)
     end = None if num_steps is None else start_step + num_steps
