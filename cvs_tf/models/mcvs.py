@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from cvs_tf.models.base import CrossModalModel, aligned_plan
+from cvs_tf.models.base import CrossModalModel, aligned_plan, order_modalities
 
 
 @keras.saving.register_keras_serializable(package="cvs_tf")
@@ -15,6 +15,11 @@ class MCVSModel(CrossModalModel):
     def default_stages(self):
         mods = list(self.modality_dims)
         return [mods[:2]] + [[m] for m in mods[2:]]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities trained so far, in the canonical order (image, text, audio, …) whatever the stage plan."""
+        return order_modalities(super().modalities)
 
     def make_plan(self, stages):
         if len(stages[0]) < 2:

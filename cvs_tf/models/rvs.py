@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from cvs_tf.models.base import CrossModalModel
+from cvs_tf.models.base import CrossModalModel, order_modalities
 
 
 @keras.saving.register_keras_serializable(package="cvs_tf")
@@ -23,6 +23,11 @@ class RVSModel(CrossModalModel):
     def default_stages(self):
         others = [m for m in self.modality_dims if m != self._ref]
         return [[self._ref, others[0]]] + [[m] for m in others[1:]]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Modalities trained so far, in the canonical order (image, text, audio, …) whatever the stage plan."""
+        return order_modalities(super().modalities)
 
     def make_plan(self, stages):
         ref = self._ref
