@@ -560,8 +560,13 @@ def _check_manifest(mpath: Path, mf) -> None:
         zs = obj(mf["zero_shot"], "zero_shot")
         for key in ("seen", "unseen"):
             ids = zs.get(key)
-            if not isinstance(ids, list) or not all(_is_int(c) and 0 <= c < n_classes for c in ids):
-                _fail(mpath, f"zero_shot.{key}", f"must be a list of class ids in [0, {n_classes}), got {_short(ids)}")
+            if not isinstance(ids, list) or not ids or not all(_is_int(c) and 0 <= c < n_classes for c in ids):
+                _fail(mpath, f"zero_shot.{key}", f"must be a non-empty list of class ids in [0, {n_classes}), got {_short(ids)}")
+            if len(set(ids)) != len(ids):
+                _fail(mpath, f"zero_shot.{key}", "lists a class twice")
+        both = sorted(set(zs["seen"]) & set(zs["unseen"]))
+        if both:
+            _fail(mpath, "zero_shot", f"class {both[0]} is both seen and unseen")
     if "item_ids" in mf:
         obj(mf["item_ids"], "item_ids")
 
@@ -592,8 +597,9 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _check_labels(ypath: Path, y: np.ndarray, label_kind: str, n_classes: int) -> np.ndarray:
     """Labels of the right dtype, shape and range; integer-valued float labels come back as integers."""
-    if y.dtype.kind not in "iuf":
-        _fail(ypath, "labels", f"dtype {y.dtype} (labels are integer class ids, or 0/1 multi-hot)")
+    if y.dtype.kind not in "iuf" or not y.dtype.isnative:
+        _fail(ypath, "labels", f"dtype {y.dtype} "
+              "(labels are integer class ids, or 0/1 multi-hot, native byte order)")
     if label_kind == "single":
         if y.ndim != 1:
             _fail(ypath, "labels", f"single-label data needs shape (N,), got {y.shape}")
@@ -670,8 +676,9 @@ def load_feature_set(path: str | os.PathLike, *, mmap: bool = True, verify: bool
                 loaded.append(arr)
             x, y = loaded
             xpath, ypath = path / array_filename(m, s, "x"), path / array_filename(m, s, "y")
-            if x.dtype.kind != "f" or str(x.dtype.newbyteorder("=")) not in FEATURE_DTYPES:
-                _fail(xpath, "features", f"dtype {x.dtype} (features must be {', '.join(FEATURE_DTYPES)})")
+            if x.dtype.kind != "f" or str(x.dtype) not in FEATURE_DTYPES or not x.dtype.isnative:
+                _fail(xpath, "features", f"dtype {x.dtype} "
+                      f"(features must be {', '.join(FEATURE_DTYPES)}, native byte order)")
             if x.ndim != 2 or x.shape[1] != dim:
                 _fail(xpath, "dim", f"features have shape {x.shape}, manifest dim is {dim}")
             if x.shape[0] != counts[s]:
@@ -681,6 +688,12 @@ def load_feature_set(path: str | os.PathLike, *, mmap: bool = True, verify: bool
             if x.size and not all_finite(x):
                 _fail(xpath, "features", "contain NaN or Inf")
             y = _check_labels(ypath, y, manifest["label_kind"], n_classes)
+            if "zero_shot" in manifest and manifest["label_kind"] == "single" and y.size:
+                allowed = manifest["zero_shot"]["unseen" if s == "test" else "seen"]
+                stray = np.setdiff1d(np.unique(y), allowed)
+                if stray.size:
+                    _fail(ypath, "labels", f"class {int(stray[0])} in {s} is not a zero_shot "
+                          f"{'unseen' if s == 'test' else 'seen'} class")
             arrays[(m, s)] = (x, y)
     if manifest["pairing"] == "instance":
         for s in SPLITS:

@@ -97,6 +97,8 @@ MANIFEST_VARIANTS = [
     ("format-version-str", _set("format_version", value="1"), "format_version"),
     ("zero-shot-int", _set("zero_shot", value=3), "zero_shot: must be a JSON object"),
     ("zero-shot-out-of-range", _set("zero_shot", value={"seen": [0, 1], "unseen": [9]}), "zero_shot.unseen"),
+    ("zero-shot-overlap", _set("zero_shot", value={"seen": [0, 1, 2], "unseen": [2, 3]}), "zero_shot: class 2 is both"),
+    ("zero-shot-empty", _set("zero_shot", value={"seen": [0, 1, 2, 3], "unseen": []}), "zero_shot.unseen: must be a non-empty"),
     ("unknown-split", _set("modalities", "audio", "counts", "extra", value=1), "modalities.audio.counts: unknown split"),
 ]
 
@@ -109,6 +111,13 @@ def test_manifest_fields_of_the_wrong_type_are_one_line_errors(toy, capsys, case
     assert out == ""
     with pytest.raises(FeatureSetError, match="manifest.json: "):
         load_feature_set(toy)
+
+
+def test_zero_shot_labels_must_follow_the_split(tmp_path, capsys):
+    path = make_toy_featureset(tmp_path / "z", paired=True)
+    edit_manifest(path, _set("zero_shot", value={"seen": [0, 1, 2], "unseen": [3]}))  # train holds class 3 too
+    code, _, err = run(["inspect", path], capsys)
+    assert_one_error(code, err, "image.train.y.npy: labels: class 3 in train is not a zero_shot seen class")
 
 
 def test_manifest_that_is_not_an_object(toy, capsys):
