@@ -91,8 +91,8 @@ def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = Fals
             if not path.is_file():
                 raise FeatureSetError(f"{path}: img: file not found (one features/<class>.mat per class)")
             mat = MatFile(path)
-            xi = mat.features("img", dim=dims["img"])
-            xt = mat.features("txt", dim=dims["txt"])
+            xi = mat.features("img", dim=dims["img"], min_rows=0)  # a class without images is allowed (noted)
+            xt = mat.features("txt", dim=dims["txt"], min_rows=0)
             if len(xt) != len(xi):
                 raise FeatureSetError(f"{path}: txt: wrong shape {xt.shape}: {len(xt)} rows but img has {len(xi)}")
             dims["img"], dims["txt"] = xi.shape[1], xt.shape[1]

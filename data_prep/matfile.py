@@ -183,11 +183,16 @@ class MatFile:
             raise _err(self.path, key, f"not a numeric array (MATLAB type gives dtype {value.dtype})")
         return value
 
-    def features(self, key: str, *, dim: int | None = None) -> np.ndarray:
-        """A 2-D ``(N, d)`` float32 feature matrix; checks shape, ``dim`` if given, and NaN/Inf."""
+    def features(self, key: str, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
+        """A 2-D ``(N, d)`` float32 feature matrix; checks shape, ``dim`` if given, at least
+        ``min_rows`` rows (a split without items is corrupt, except where a layout allows it), NaN/Inf."""
         raw = self.array(key)
         if raw.ndim != 2:
             raise _err(self.path, key, f"wrong shape {raw.shape}: features must be a 2-D (N, d) matrix")
+        if raw.shape[1] == 0:
+            raise _err(self.path, key, f"wrong shape {raw.shape}: no feature columns")
+        if raw.shape[0] < min_rows:
+            raise _err(self.path, key, f"wrong shape {raw.shape}: no items (every split needs at least {min_rows})")
         if dim is not None and raw.shape[1] != dim:
             raise _err(self.path, key, f"wrong shape {raw.shape}: feature dim {raw.shape[1]}, other split has {dim}")
         with np.errstate(over="ignore", invalid="ignore"):
@@ -248,6 +253,8 @@ def to_class_ids(path, key: str, y: np.ndarray, base: int) -> np.ndarray:
             raise _err(path, key, "labels contain NaN or Inf")
         if (y != np.round(y)).any():
             raise _err(path, key, f"labels out of range: not integers (found {y[y != np.round(y)][0].item()!r})")
+    if y.max() >= 2**31:  # no class count is this large, and int64 casts of huge floats are undefined
+        raise _err(path, key, f"labels out of range: found {y.max().item():g}")
     lo = int(y.min())
     if lo < base:
         raise _err(

@@ -417,13 +417,15 @@ def save_feature_set(
                 x, y = splits[s]
                 x, y = np.asarray(x), np.asarray(y)
                 _check_arrays(name, m, s, x, y, label_kind, len(manifest["classes"]))
+                if s != "val" and not len(x):
+                    raise FeatureSetError(f"{name}: {m}/{s}: 0 rows (every modality needs train and test items)")
                 if feature_dtype is not None:
                     x = x.astype(feature_dtype)
                 elif x.dtype not in (np.float16, np.float32, np.float64):
                     x = x.astype(np.float32)
                 y = y.astype(np.int32) if label_kind == "single" else y.astype(np.uint8)
-                if x.ndim != 2:
-                    raise FeatureSetError(f"{name}: {m}/{s} features must be 2-D, got shape {x.shape}")
+                if x.ndim != 2 or not x.shape[1]:
+                    raise FeatureSetError(f"{name}: {m}/{s} features must be 2-D with at least one column, got shape {x.shape}")
                 if dim is None:
                     dim = int(x.shape[1])
                 elif x.shape[1] != dim:

@@ -385,3 +385,11 @@ def test_kill_9_during_a_write_then_the_next_write_cleans_up(tmp_path, capsys):
     code, _, err = run(["synth", "pascal", "--scale", "0.05", "--out", tmp_path / "b"], capsys)
     assert (code, err) == (0, "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_save_refuses_an_empty_train_or_test_split_before_writing(tmp_path):
+    x, y = np.ones((4, 3), np.float32), np.array([0, 1, 0, 1])
+    data = {"image": {"train": (x, y), "val": (x[:0], y[:0]), "test": (x[:0], y[:0])}}
+    with pytest.raises(FeatureSetError, match=r"^t: image/test: 0 rows"):
+        save_feature_set(tmp_path / "out", "t", data, ["a", "b"])
+    assert list(tmp_path.iterdir()) == []

@@ -293,3 +293,28 @@ def test_whisper_assembly_removes_temporaries_of_a_killed_assembly(tmp_path, mon
     dest = extractors.assemble_whisper(tmp_path / "cache")
     assert (dest / "model.bin").read_bytes() == b"abcd"
     assert not stale.exists()
+
+
+# --------------------------------------------------------------------------- further corrupt values found while testing
+
+
+@pytest.mark.parametrize("over, fragment", [
+    ({"trImgCat": _labels_with(12, 1e300)}, "trImgCat: labels out of range: found 1e+300"),
+    ({"V_te_CNN": np.zeros((0, 11)), "teVidCat": np.zeros((0, 1))}, "V_te_CNN: wrong shape (0, 11): no items"),
+    ({"A_tr": np.zeros((0, 5)), "trAudCat": np.zeros((0, 1))}, "A_tr: wrong shape (0, 5): no items"),
+    ({"A_tr": np.zeros((8, 0)), "A_te": np.zeros((4, 0))}, "A_tr: wrong shape (8, 0): no feature columns"),
+])
+def test_huge_labels_and_empty_splits_name_the_key(tmp_path, capsys, over, fragment):
+    lay = layouts.xmedia(tmp_path / "src", **over)
+    code, _, err = cli(["convert", "xmedia", lay.src, "--out", tmp_path / "out", "--allow-extra-classes"], capsys)
+    assert_one_error(code, err, f"XMediaFeatures.mat: {fragment}")
+    assert "Warning" not in err
+    assert_nothing_written(tmp_path)
+
+
+def test_a_cub_class_file_without_rows_is_still_only_a_note(tmp_path, capsys):
+    lay = layouts.cub(tmp_path / "src")
+    empty = lay.files[0]
+    layouts.write_mat(empty, {"img": np.zeros((0, 14)), "txt": np.zeros((0, 8))})
+    code, out, err = cli(["convert", "cub", lay.src, "--out", tmp_path / "out"], capsys)
+    assert (code, err) == (0, "") and "class files hold no rows" in out
