@@ -360,8 +360,11 @@ def test_old_format_temporaries_of_the_same_target_go_once_a_day_old(tmp_path):
 
 
 KILLER = """
-import os, signal, sys
+import os, signal, sys, types
 import numpy as np
+pkg = types.ModuleType("cvs_tf")  # skip cvs_tf/__init__ (TensorFlow): the store alone writes the set
+pkg.__path__ = [os.path.join(sys.argv[2], "cvs_tf")]
+sys.modules["cvs_tf"] = pkg
 import cvs_tf.data.store as store
 real_save = np.save
 def save(path, arr, **kw):
@@ -375,7 +378,7 @@ write_synthetic("pascal", sys.argv[1], 0.05)
 
 def test_kill_9_during_a_write_then_the_next_write_cleans_up(tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path / "a")], env=env, cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path / "a"), str(REPO)], env=env, cwd=tmp_path,
                             stderr=subprocess.PIPE)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == -9, stderr[-2000:]
