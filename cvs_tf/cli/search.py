@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvs_tf.retrieval.search import Searcher
 
     indexes = [Index.load(p) for p in args.indexes]
+    for flag, value, kind in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
+        if value is not None and not any(ix.kind == kind for ix in indexes):
+            raise CliError(f"{flag} applies to {kind} indexes, and none of the given indexes is one")
     searcher = Searcher(_export_dir(args, indexes), indexes)
     x, query = _query(args, indexes)
     results = searcher.search(args.query_modality, x, args.k, nprobe=args.nprobe, ef_search=args.ef_search)
