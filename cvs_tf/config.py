@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +64,10 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
-    steps_per_epoch: int | None = None  # None: ceil(largest train count / batch_size)
+    steps_per_epoch: int | None = None  # None: one pass over the largest modality (pipeline.steps_per_epoch)
     early_stopping: str = "val_map"  # val_map | val_loss | none (validation split only)
     patience: int = 10
-    jit: bool = True
+    jit: bool | str = True  # True/False, or an XLA mode of CrossModalModel.compile: full | loss | off
     mixed_precision: bool = False
     eval_k: int = 50
 
@@ -82,55 +85,186 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
+        """Build from a JSON-like dict, checking every field's type; raises only ``ConfigError``."""
         return _from_dict(cls, data, "config")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> RunConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a UTF-8 JSON text file") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply") from None
         try:
             return cls.from_dict(data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
     def validate(self) -> RunConfig:
-        m, t = self.model, self.train
+        """Check every field's type (normalising e.g. ints in float fields) and range; ``ConfigError`` names the field."""
+        _check_fields(self, "config")
+        m, loss, t = self.model, self.loss, self.train
         if m.space not in SPACES:
             raise ConfigError(f"model.space must be one of {', '.join(SPACES)}, got {m.space!r}")
         if m.reference not in REFERENCES:
             raise ConfigError(f"model.reference must be image or text, got {m.reference!r}")
-        for name, v in (("model.dim", m.dim), ("train.batch_size", t.batch_size), ("train.epochs", t.epochs)):
-            if v < 1:
-                raise ConfigError(f"{name} must be >= 1, got {v}")
+        if m.modalities is not None and not m.modalities:
+            raise ConfigError("model.modalities must not be empty (null means every modality of the dataset)")
+        if m.modalities is not None and any(not x for x in m.modalities):
+            raise ConfigError(f"model.modalities: empty modality name in {m.modalities}")
+        if m.stages is not None and (not m.stages or any(not g for g in m.stages) or any(not x for g in m.stages for x in g)):
+            raise ConfigError(f"model.stages needs at least one stage and a modality in every stage, got {m.stages}")
+        for name, v, lo in (("model.dim", m.dim, 1), ("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 2),
+                            ("train.patience", t.patience, 1), ("train.eval_k", t.eval_k, 1)):
+            if v < lo:
+                raise ConfigError(f"{name} must be >= {lo}, got {v}")
+        if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
+            raise ConfigError(f"train.steps_per_epoch must be >= 1 (or null for one pass), got {t.steps_per_epoch}")
+        if not 0 <= t.seed < 2**32:
+            raise ConfigError(f"train.seed must be in [0, 2**32), got {t.seed}")
+        floats = [("train.lr", t.lr), ("model.dropout", m.dropout), ("loss.alpha", loss.alpha), ("loss.beta", loss.beta),
+                  ("loss.reconstruction_weight", loss.reconstruction_weight)]
+        floats += [(f"loss.gammas[{i}]", v) for i, v in enumerate(loss.gammas)]
+        floats += [(f"loss.margins[{i}]", v) for i, v in enumerate(loss.margins)]
+        for name, v in floats:
+            if not math.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number, got {v}")
         if t.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+        if not 0 <= m.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
+        for name, v in floats[2:]:
+            if v < 0:
+                raise ConfigError(f"{name} must be >= 0, got {v}")
+        if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0:
+            raise ConfigError("loss.alpha, loss.beta and loss.reconstruction_weight are all 0: nothing to train")
+        if t.dataset is not None and not t.dataset.strip():
+            raise ConfigError("train.dataset must be a name or a directory (null for the default), got an empty string")
         if t.early_stopping not in ("val_loss", "val_map", "none"):
             raise ConfigError(f"train.early_stopping must be val_loss, val_map or none, got {t.early_stopping!r}")
-        if len(self.loss.gammas) != 3 or len(self.loss.margins) != 3:
-            raise ConfigError("loss.gammas and loss.margins need exactly 3 values")
+        if isinstance(t.jit, str) and t.jit not in JIT_MODES:
+            raise ConfigError(f"train.jit must be true, false or one of {', '.join(JIT_MODES)}, got {t.jit!r}")
         return self
+
+
+JIT_MODES = ("full", "loss", "off", "auto")  # string forms of train.jit (models.base.resolve_jit)
+
+
+# ---------------------------------------------------------------------------- strict typed loading
+
+
+def _show(value) -> str:
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def _union_args(hint):
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return None
+
+
+def _kind(hint) -> str:
+    """How a type reads in an error message."""
+    args = _union_args(hint)
+    if args is not None:
+        parts = [_kind(a) for a in args if a is not type(None)] + (["null"] if type(None) in args else [])
+        return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    origin = typing.get_origin(hint)
+    if origin is list:
+        inner = typing.get_args(hint)
+        return f"a list of {_plural(inner[0])}" if inner else "a list"
+    if origin is tuple:
+        inner = typing.get_args(hint)
+        if len(inner) == 2 and inner[1] is Ellipsis:
+            return f"a list of {_plural(inner[0])}"
+        return f"a list of {len(inner)} {_plural(inner[0])}"
+    if dataclasses.is_dataclass(hint):
+        return "an object"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
+
+
+def _plural(hint) -> str:
+    k = _kind(hint)
+    return {"an integer": "integers", "a number": "numbers", "true or false": "booleans", "a string": "strings",
+            "an object": "objects"}.get(k, k.replace("a list of", "lists of", 1))
+
+
+def _fits(hint, value) -> bool:
+    """Whether ``value`` has the outer shape of ``hint`` (the inner items are checked by :func:`_convert`)."""
+    args = _union_args(hint)
+    if args is not None:
+        return any(_fits(a, value) for a in args)
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _convert(hint, value, where: str):
+    """``value`` checked against the type hint and converted (JSON lists to tuples, ints to floats)."""
+    if not _fits(hint, value):
+        raise ConfigError(f"{where}: expected {_kind(hint)}, got {_show(value)}")
+    args = _union_args(hint)
+    if args is not None:
+        return _convert(next(a for a in args if _fits(a, value)), value, where)
+    origin, inner = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, where)
+    if origin is list:
+        return [_convert(inner[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if inner else list(value)
+    if origin is tuple:
+        if len(inner) == 2 and inner[1] is Ellipsis:
+            return tuple(_convert(inner[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(inner):
+            raise ConfigError(f"{where}: expected {_kind(hint)}, got {len(value)} value(s)")
+        return tuple(_convert(h, v, f"{where}[{i}]") for i, (h, v) in enumerate(zip(inner, value)))
+    if hint is int:
+        return int(value)
+    if hint is float:
+        return float(value)
+    return value
 
 
 def _from_dict(cls, data, where: str):
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
+        raise ConfigError(f"{where}: expected an object, got {_show(data)}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(str(k) for k in data if k not in names)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
+    return cls(**{key: _convert(hints[key], value, f"{where}.{key}") for key, value in data.items()})
+
+
+def _check_fields(obj, where: str) -> None:
+    """Type-check a dataclass instance in place (values set in Python, or flags), normalising like the loader."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint, name = getattr(obj, f.name), hints[f.name], f"{where}.{f.name}"
         if dataclasses.is_dataclass(hint):
-            kwargs[key] = _from_dict(hint, value, f"{where}.{key}")
-        elif typing.get_origin(hint) is tuple and value is not None:
-            kwargs[key] = tuple(float(v) for v in value)
+            if not isinstance(value, hint):
+                raise ConfigError(f"{name}: expected a {hint.__name__}, got {_show(value)}")
+            _check_fields(value, name)
         else:
-            kwargs[key] = value
-    return cls(**kwargs)
+            setattr(obj, f.name, _convert(hint, value, name))
