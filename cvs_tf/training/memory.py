@@ -1,8 +1,205 @@
-"""Up-front memory estimate of a training step (semi-hard mining grows as B^3) and the refusal of batches that cannot fit."""
+"""Up-front memory estimate of a training step (semi-hard mining grows as B^3) and the refusal of batches that cannot fit.
+
+What dominates: every triplet term mines its negatives through an (anchors × positives ×
+negatives) cube (``losses/triplet.py``: ``_semi_hard_from_masks``/``_closest_candidate``): one
+int64 selection key and two boolean masks per entry, 10 bytes, live together for every term of
+the step. A stage that trains ``P`` modality pairs has ``3P`` terms (intra x, intra y, inter;
+``4P`` with ``loss.symmetric_inter``), so its mining needs about
+
+    mining(B) = terms × (10 · B³ + 64 · B²) bytes
+
+(the B² part: distances, masks, hinge and their gradients per (anchor, candidate)). The
+embeddings are float32 whatever the precision policy (``models/base.py: l2n``), so this does
+not depend on ``--mixed-precision``. Measured on CPU (peak resident memory of one train step,
+B = 256-512, 1-3 pairs, XLA and graph mode): 8.5-10.7 bytes per cube entry. The stage's feature
+banks (train and validation rows of its modalities, float32) come on top. For an
+instance-paired set the batch is at most the number of training items.
+
+The estimate of the largest stage is compared with the memory the step can use: TensorFlow's
+memory limit of ``GPU:0`` minus what it already holds when a GPU is visible, else the host's
+available memory (``MemAvailable``, bounded by a cgroup limit). ``CVS_TF_MEMORY_CHECK=off``
+skips the check (e.g. where XLA on a GPU fuses the cube away and the estimate is too high).
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
+from pathlib import Path
 
-def check_batch_memory(config, fs) -> None:
-    """Raise ``ConfigError`` (one line: the estimate and a batch size that fits) when a step cannot fit in memory."""
+from cvs_tf.config import ConfigError
+
+BYTES_PER_CUBE_ENTRY = 10   # int64 key + 2 bool masks per (anchor, positive, negative)
+BYTES_PER_SQUARE_ENTRY = 64  # per (anchor, candidate): distances, masks, hinge, gradients
+ENV_SWITCH = "CVS_TF_MEMORY_CHECK"
+GIB = 1 << 30
+
+
+def triplet_terms(pairs: int, symmetric: bool = False) -> int:
+    """Triplet terms mined in one step for ``pairs`` trained modality pairs."""
+    return pairs * (4 if symmetric else 3)
+
+
+def mining_bytes(batch: int, terms: int) -> int:
+    """Peak bytes of the semi-hard mining of ``terms`` triplet terms at batch ``batch``."""
+    return terms * (BYTES_PER_CUBE_ENTRY * batch**3 + BYTES_PER_SQUARE_ENTRY * batch**2)
+
+
+def stage_pairs(config, fs) -> list[list[tuple[str, str]]]:
+    """The modality pairs each stage trains (the models' plans, without building a model)."""
+    from cvs_tf.models.base import aligned_plan
+    from cvs_tf.models.factory import resolve_stages
+
+    stages = resolve_stages(config, fs)
+    space = config.model.space
+    if space == "cvs":
+        return [list(itertools.combinations(stages[0], 2))]
+    if space == "rvs":
+        ref = config.model.reference
+        return [[(ref, m) for m in s if m != ref] for s in stages]
+    return [p["pairs"] for p in aligned_plan(stages)]
+
+
+class StageEstimate:
+    """Memory of one stage's training step: mining at the effective batch plus its feature banks."""
+
+    def __init__(self, config, fs, stage: int, pairs: list[tuple[str, str]]):
+        self.stage = stage
+        self.pairs = len(pairs)
+        self.terms = triplet_terms(self.pairs, config.loss.symmetric_inter)
+        self.modalities = sorted({m for p in pairs for m in p})
+        self.paired = bool(fs.paired)
+        self.train_items = max((fs.count(m, "train") for m in self.modalities), default=0)
+        self.bank_bytes = sum(4 * fs.dim(m) * (fs.count(m, "train") + fs.count(m, "val")) for m in self.modalities)
+
+    def effective_batch(self, batch: int) -> int:
+        return min(batch, self.train_items) if self.paired and self.train_items else batch
+
+    def total(self, batch: int) -> int:
+        return mining_bytes(self.effective_batch(batch), self.terms) + self.bank_bytes
+
+
+def estimates(config, fs) -> list[StageEstimate]:
+    return [StageEstimate(config, fs, k, pairs) for k, pairs in enumerate(stage_pairs(config, fs))]
+
+
+# ---------------------------------------------------------------------------- available memory
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return None
+
+
+def _sysconf_available() -> int | None:
+    for name in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):
+        try:
+            pages, size = os.sysconf(name), os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            continue
+        if pages > 0 and size > 0:
+            return pages * size
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """Room left under this process's cgroup memory limit (v2, then v1), if one is set."""
+    for limit_f, usage_f in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                             ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_f).read_text().strip()
+            if limit == "max":
+                return None
+            limit, usage = int(limit), int(Path(usage_f).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit < 1 << 60:  # v1 reports "no limit" as a huge number
+            return max(0, limit - usage)
+    return None
+
+
+def host_available() -> int | None:
+    """Bytes of host memory a new allocation can get now (None where it cannot be told)."""
+    found = [v for v in (_meminfo_available() or _sysconf_available(), _cgroup_available()) if v is not None]
+    return min(found) if found else None
+
+
+def gpu_available() -> int | None:
+    """Bytes TensorFlow may still allocate on ``GPU:0`` (its memory limit minus what it holds), None if unknown."""
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.client import device_lib
+
+        limits = [d.memory_limit for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+        if not limits:
+            return None
+        used = tf.config.experimental.get_memory_info("GPU:0").get("current", 0)
+        return max(0, int(limits[0]) - int(used))
+    except Exception:  # noqa: BLE001 - any failure to tell means: no check rather than a crash
+        return None
+
+
+def available_memory() -> tuple[int, str] | None:
+    """``(bytes, where)`` the training step can use: GPU:0 when TensorFlow sees a GPU, else the host."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        avail = gpu_available()
+        return None if avail is None else (avail, "GPU:0 has")
+    avail = host_available()
+    return None if avail is None else (avail, "the host has")
+
+
+# ---------------------------------------------------------------------------- the check
+
+
+def largest_batch(stages: list[StageEstimate], budget: int, upper: int) -> int:
+    """The largest batch ``b <= upper`` whose every stage fits in ``budget`` bytes (0 if not even 2)."""
+    def fits(b):
+        return all(s.total(b) <= budget for s in stages)
+
+    if not fits(2):
+        return 0
+    lo, hi = 2, max(2, upper)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.1f} GiB" if n >= GIB else f"{math.ceil(n / (1 << 20))} MiB"
+
+
+def check_batch_memory(config, fs, available: tuple[int, str] | None = None) -> None:
+    """Raise ``ConfigError`` (one line: the estimate and a batch size that fits) when a step cannot fit in memory.
+
+    ``available`` overrides the measured ``(bytes, where)`` budget (tests); nothing is checked when
+    the budget cannot be told or ``$CVS_TF_MEMORY_CHECK`` is ``off``.
+    """
+    if os.environ.get(ENV_SWITCH, "").strip().lower() in ("off", "0", "no", "false"):
+        return
+    stages = estimates(config, fs)
+    batch = config.train.batch_size
+    worst = max(stages, key=lambda s: s.total(batch))
+    need = worst.total(batch)
+    budget = available if available is not None else available_memory()
+    if budget is None or need <= budget[0]:
+        return
+    avail, where = budget
+    b = worst.effective_batch(batch)
+    what = (f"batch size {batch} needs about {_gib(need)} in stage {worst.stage + 1} "
+            f"({worst.terms} triplet terms mined over {b}³ entries, plus {_gib(worst.bank_bytes)} of features) "
+            f"but {where} {_gib(avail)} available")
+    fit = largest_batch(stages, avail, b - 1)
+    if fit < 2:
+        raise ConfigError(f"{what}; no batch size fits (set {ENV_SWITCH}=off to skip this check)")
+    raise ConfigError(f"{what}; the largest batch size that fits is {fit} (--batch-size {fit}; "
+                      f"set {ENV_SWITCH}=off to skip this check)")
