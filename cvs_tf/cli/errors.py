@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
+
+VERBOSE_HELP = "show TensorFlow's native log lines (silenced by default; see cvs_tf._startup)"
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 
 
 class CliError(Exception):
@@ -12,33 +16,77 @@ class CliError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line `error:` messages (exit 2) instead of usage dumps."""
+    """argparse with one-line `error:` messages (exit 2) instead of usage dumps, and a `--verbose` flag.
+
+    ``--verbose`` is added to every parser (subcommands included, before or after the subcommand
+    name). Its effect happens at ``import cvs_tf``, before TensorFlow is imported; ``args.verbose``
+    records it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a subcommand's parser must not reset a --verbose given before the subcommand
+        self.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+
+    def parse_args(self, args=None, namespace=None):
+        ns = super().parse_args(args, namespace)
+        if not hasattr(ns, "verbose"):
+            ns.verbose = False
+        return ns
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise CliError(f"{self.prog}: {message}")
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; user errors (CliError, FeatureSetError, ValueError, OSError) become exit 2.
+    """Run ``main(argv)``; user errors (CliError, FeatureSetError, ValueError, OSError, KeyError) become
+    one `error:` line and exit 2; a closed output pipe (``| head``) ends quietly with status 141.
 
     Anything else is a bug and keeps its traceback.
     """
     from cvs_tf.data.store import FeatureSetError
 
     try:
-        code = main(argv)
-    except (CliError, FeatureSetError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError, KeyError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return int(code or 0)
+        try:
+            code = int(main(argv) or 0)
+        except (CliError, FeatureSetError) as exc:
+            code = _report(exc)
+        except KeyError as exc:  # a missing entry of user data; a bug's KeyError still says what it was
+            code = _report(_key_error(exc))
+        except BrokenPipeError:
+            raise
+        except (ValueError, OSError) as exc:
+            code = _report(exc)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            code = 130
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
+def _report(exc: BaseException | str) -> int:
+    print(f"error: {_one_line(exc)}", file=sys.stderr)
+    return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again (Python docs, SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _key_error(exc: KeyError) -> str:
+    key = exc.args[0] if exc.args else None
+    return f"missing key {key!r} (KeyError)" if key is not None else "KeyError"
+
+
+def _one_line(exc: BaseException | str) -> str:
+    text = (exc if isinstance(exc, str) else str(exc)).strip() or type(exc).__name__
     return " ".join(text.split())
