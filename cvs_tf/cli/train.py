@@ -9,8 +9,9 @@ from pathlib import Path
 from cvs_tf.cli.errors import ArgumentParser, CliError
 from cvs_tf.config import REFERENCES, SPACES, ConfigError, RunConfig
 
-# options that are not part of a run's config: the only ones --resume accepts
-RUN_OPTIONS = ("out", "resume", "quiet")
+# options that make a run's config (argparse dests; each defaults to None): --resume refuses them
+CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
+                  "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config")
 
 
 def build_parser() -> ArgumentParser:
@@ -83,7 +84,7 @@ def config_flags_given(parser: ArgumentParser, args) -> list[str]:
     """The config options set on the command line (every config option defaults to None)."""
     given = []
     for action in parser._actions:
-        if action.dest in RUN_OPTIONS or action.dest == "help" or not action.option_strings:
+        if action.dest not in CONFIG_OPTIONS:
             continue
         if getattr(args, action.dest, None) is not None:
             flags = [a.option_strings[0] for a in parser._actions if a.dest == action.dest]

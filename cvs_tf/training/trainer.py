@@ -19,7 +19,7 @@ from cvs_tf.data.pipeline import FeatureBank, index_dataset, release_feature_set
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
-from cvs_tf.training.lock import RunDirLock
+from cvs_tf.training.lock import LOCK_FILE, RunDirLock
 from cvs_tf.training.run_dir import (
     RunDirError,
     clear_failed_start,
@@ -360,7 +360,7 @@ class Trainer:
         self._check_validation_split()
         self._build()
         created = not self.run_dir.exists()
-        lock = self._lock(created)
+        lock = self._lock(created, resume)
         fresh = None  # known only once the directory's state was checked under the lock
         try:
             fresh = self._prepare_dir(resume)
@@ -404,13 +404,16 @@ class Trainer:
                 "use --early-stopping none (no model selection, the last epoch is kept)"
             )
 
-    def _lock(self, created: bool) -> RunDirLock:
+    def _lock(self, created: bool, resume: bool) -> RunDirLock:
+        lock = RunDirLock(self.run_dir)
+        if not (created or resume or lock.path.exists()) and self.run_dir.is_dir():
+            self._refuse_used_dir()  # before a lock file is left in a directory that is not ours
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             raise RunDirError(f"{self.run_dir}: exists and is not a directory") from None
         try:
-            return RunDirLock(self.run_dir).acquire()
+            return lock.acquire()
         except BaseException:
             if created:
                 try:
@@ -421,8 +424,8 @@ class Trainer:
 
     def _prepare_dir(self, resume: bool) -> bool:
         """Under the lock: check the directory's state; True for a fresh start."""
-        self.checkpoint.recover()
         if resume:
+            self.checkpoint.recover()
             if self.checkpoint.exists():
                 self.checkpoint.validate()
                 return False
@@ -432,13 +435,15 @@ class Trainer:
             self.log(f"note: {self.run_dir} holds no completed epoch: starting it from the beginning")
             clear_failed_start(self.run_dir)
             return True
-        entries = [p for p in self.run_dir.iterdir() if p.name != ".lock"]
-        if entries:
-            if not is_restartable(self.run_dir):
-                raise RunDirError(f"{self.run_dir}: run directory is not empty (use --resume or a new --out)")
+        if any(p.name != LOCK_FILE for p in self.run_dir.iterdir()):
+            self._refuse_used_dir()
             self.log(f"note: {self.run_dir} holds a failed start (no completed epoch): starting it afresh")
             clear_failed_start(self.run_dir)
         return True
+
+    def _refuse_used_dir(self):
+        if any(p.name != LOCK_FILE for p in self.run_dir.iterdir()) and not is_restartable(self.run_dir):
+            raise RunDirError(f"{self.run_dir}: run directory is not empty (use --resume or a new --out)")
 
     def _remove_failed_start(self, created: bool, lock: RunDirLock):
         try:
