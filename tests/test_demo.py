@@ -1,0 +1,31 @@
+"""`make demo` prints its table beside the baselines and writes nothing but its run directory (no docs/, no results/)."""
+
+import numpy as np
+
+import cvs_tf.cli.train
+from cvs_tf.data.store import load_feature_set
+from cvs_tf.demo import main
+from cvs_tf.evaluation.table import table_from_matrix, write_table
+from tests.conftest import make_toy_featureset
+
+
+def test_demo_prints_beside_the_baselines_and_publishes_nothing(tmp_path, monkeypatch, capsys):
+    ds = make_toy_featureset(tmp_path / "toy", paired=True, n_train=40, n_test=16, modalities={"image": 6, "text": 5})
+    mods = load_feature_set(ds).modalities
+
+    def fake_train(argv):  # the demo's own training is covered elsewhere; here: what it writes and prints
+        out = argv[argv.index("--out") + 1]
+        values = np.full((len(mods), len(mods)), 0.9)
+        write_table(table_from_matrix(values, mods, data_label="synthetic stand-in"),
+                    f"{out}/eval/test-independent-k50")
+        return 0
+
+    monkeypatch.setattr(cvs_tf.cli.train, "main", fake_train)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["--dataset", str(ds), "--out", "run"]) == 0
+    out = capsys.readouterr().out
+    assert "CVS+att (ours)" in out and "CCA" in out and "label-space" in out and "chance" in out
+    assert "image→text" in out and "baselines on the overall mean" in out
+    assert sorted(p.name for p in work.iterdir()) == ["run"]     # no docs/, no results/
