@@ -12,8 +12,10 @@ the step. A stage that trains ``P`` modality pairs has ``3P`` terms (intra x, in
 embeddings are float32 whatever the precision policy (``models/base.py: l2n``), so this does
 not depend on ``--mixed-precision``. Measured on CPU (peak resident memory of one train step,
 B = 256-512, 1-3 pairs, XLA and graph mode): 8.5-10.7 bytes per cube entry. The stage's feature
-banks (train and validation rows of its modalities, float32) come on top. For an
-instance-paired set the batch is at most the number of training items.
+banks (train and validation rows of its modalities, float32) and the model come on top (every
+stage's weights exist from the start: weights, gradients and two Adam slots, 16 bytes per
+parameter; :func:`model_parameters`). For an instance-paired set the batch is at most the
+number of training items.
 
 The estimate of the largest stage is compared with the memory the step can use: TensorFlow's
 memory limit of ``GPU:0`` minus what it already holds when a GPU is visible, else the host's
@@ -61,10 +63,28 @@ def stage_pairs(config, fs) -> list[list[tuple[str, str]]]:
     return [p["pairs"] for p in aligned_plan(stages)]
 
 
-class StageEstimate:
-    """Memory of one stage's training step: mining at the effective batch plus its feature banks."""
+BYTES_PER_PARAMETER = 16  # float32 weight, gradient and two Adam slots
 
-    def __init__(self, config, fs, stage: int, pairs: list[tuple[str, str]]):
+
+def model_parameters(config, fs, plan: list[list[tuple[str, str]]]) -> int:
+    """Parameters of the whole model (all stages); an upper bound where ``use_w_*`` switches drop kernels."""
+    m = config.model
+    d = m.dim
+    mods = sorted({x for pairs in plan for p in pairs for x in p})
+    n = sum(fs.dim(x) * d + d + d * d + d + (4 * d if m.use_batchnorm else 0) for x in mods)  # branches
+    if m.attention:
+        blocks = sum(len(pairs) for pairs in plan)  # one block per trained pair
+        n += (3 * blocks + 2) * d * d if m.space == "rvs" else 4 * blocks * d * d
+    n += d * fs.num_classes + fs.num_classes  # classifier
+    if config.loss.reconstruction_weight > 0:
+        n += sum(d * fs.dim(x) + fs.dim(x) for x in mods)  # decoders
+    return n
+
+
+class StageEstimate:
+    """Memory of one stage's training step: mining at the effective batch plus its feature banks and the model."""
+
+    def __init__(self, config, fs, stage: int, pairs: list[tuple[str, str]], model_bytes: int = 0):
         self.stage = stage
         self.pairs = len(pairs)
         self.terms = triplet_terms(self.pairs, config.loss.symmetric_inter)
@@ -72,16 +92,24 @@ class StageEstimate:
         self.paired = bool(fs.paired)
         self.train_items = max((fs.count(m, "train") for m in self.modalities), default=0)
         self.bank_bytes = sum(4 * fs.dim(m) * (fs.count(m, "train") + fs.count(m, "val")) for m in self.modalities)
+        self.model_bytes = model_bytes
+
+    @property
+    def fixed_bytes(self) -> int:
+        """What does not depend on the batch size: feature banks and model."""
+        return self.bank_bytes + self.model_bytes
 
     def effective_batch(self, batch: int) -> int:
         return min(batch, self.train_items) if self.paired and self.train_items else batch
 
     def total(self, batch: int) -> int:
-        return mining_bytes(self.effective_batch(batch), self.terms) + self.bank_bytes
+        return mining_bytes(self.effective_batch(batch), self.terms) + self.fixed_bytes
 
 
 def estimates(config, fs) -> list[StageEstimate]:
-    return [StageEstimate(config, fs, k, pairs) for k, pairs in enumerate(stage_pairs(config, fs))]
+    plan = stage_pairs(config, fs)
+    model_bytes = BYTES_PER_PARAMETER * model_parameters(config, fs, plan)
+    return [StageEstimate(config, fs, k, pairs, model_bytes) for k, pairs in enumerate(plan)]
 
 
 # ---------------------------------------------------------------------------- available memory
@@ -196,10 +224,11 @@ def check_batch_memory(config, fs, available: tuple[int, str] | None = None) -> 
     avail, where = budget
     b = worst.effective_batch(batch)
     what = (f"batch size {batch} needs about {_gib(need)} in stage {worst.stage + 1} "
-            f"({worst.terms} triplet terms mined over {b}³ entries, plus {_gib(worst.bank_bytes)} of features) "
+            f"({worst.terms} triplet terms mined over {b}³ entries, plus {_gib(worst.fixed_bytes)} of features and model) "
             f"but {where} {_gib(avail)} available")
     fit = largest_batch(stages, avail, b - 1)
     if fit < 2:
-        raise ConfigError(f"{what}; no batch size fits (set {ENV_SWITCH}=off to skip this check)")
+        raise ConfigError(f"{what}; no batch size fits: features and model alone need {_gib(worst.fixed_bytes)} "
+                          f"(model.dim {config.model.dim}; set {ENV_SWITCH}=off to skip this check)")
     raise ConfigError(f"{what}; the largest batch size that fits is {fit} (--batch-size {fit}; "
                       f"set {ENV_SWITCH}=off to skip this check)")
