@@ -176,3 +176,26 @@ def test_config_file_values_are_checked_before_training(tmp_path, data, needle):
     """JSON's NaN literal parses; validate refuses it (the CLI validates every config up front)."""
     with pytest.raises(ConfigError, match=needle):
         _load(tmp_path, json.dumps(data)).validate()
+
+
+def test_typed_value_serves_other_loaders():
+    """The checker behind from_dict, public for loaders of other dataclasses (e.g. experiment specs)."""
+    import dataclasses
+
+    from cvs_tf.config import typed_value
+
+    assert typed_value(dict[str, int], {"a": 1}, "x") == {"a": 1}
+    with pytest.raises(ConfigError, match=r"^x.a: expected an integer, got 'b'$"):
+        typed_value(dict[str, int], {"a": "b"}, "x")
+    with pytest.raises(ConfigError, match=r"^x: expected an object, got \[\]$"):
+        typed_value(dict, [], "x")
+    assert typed_value(tuple[int, ...], [1, 2, 3], "x") == (1, 2, 3)
+
+    @dataclasses.dataclass
+    class Needs:
+        name: str
+        k: int = 1
+
+    assert typed_value(Needs, {"name": "a"}, "x") == Needs("a")
+    with pytest.raises(ConfigError, match=r"^x: missing field\(s\) name$"):
+        typed_value(Needs, {"k": 2}, "x")
