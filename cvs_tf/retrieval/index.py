@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.store import sha256_file
+from cvs_tf.data.store import all_finite, sha256_file
 
 INDEX_FORMAT = "cvs_tf.index"
 INDEX_FORMAT_VERSION = 1
@@ -69,7 +69,7 @@ def as_embeddings(x, dim: int | None = None, what: str = "embeddings") -> np.nda
     if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise RetrievalError(f"{what} must be real numbers, got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
+    if not all_finite(a):                                   # in row chunks: no (N, D) temporary
         raise RetrievalError(f"{what} contain NaN or Inf")
     return a
 
