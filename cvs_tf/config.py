@@ -126,6 +126,10 @@ class RunConfig:
                             ("train.patience", t.patience, 1), ("train.eval_k", t.eval_k, 1)):
             if v < lo:
                 raise ConfigError(f"{name} must be >= {lo}, got {v}")
+        for name, v in (("model.dim", m.dim), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
+                        ("train.patience", t.patience), ("train.eval_k", t.eval_k), ("train.steps_per_epoch", t.steps_per_epoch)):
+            if v is not None and v >= INT_LIMIT:  # TensorFlow's int32 shapes and int64 step counters
+                raise ConfigError(f"{name} must be < 2**31, got {v}")
         if t.steps_per_epoch is not None and t.steps_per_epoch < 1:
             raise ConfigError(f"train.steps_per_epoch must be >= 1 (or null for one pass), got {t.steps_per_epoch}")
         if not 0 <= t.seed < 2**32:
@@ -155,7 +159,8 @@ class RunConfig:
         return self
 
 
-JIT_MODES = ("full", "loss", "off", "auto")  # string forms of train.jit (models.base.resolve_jit)
+JIT_MODES = ("full", "loss", "off", "auto")
+INT_LIMIT = 2**31  # string forms of train.jit (models.base.resolve_jit)
 
 
 # ---------------------------------------------------------------------------- strict typed loading
