@@ -242,3 +242,17 @@ def test_loading_a_broken_export_is_one_clear_error(trained, tmp_path):
     shutil.rmtree(gone / "text")
     with pytest.raises(ExportError, match="missing SavedModel"):
         Export(gone).embed("text", np.zeros((1, 12), np.float32))
+
+
+def test_onnx_export_equals_the_savedmodel(trained, tmp_path):
+    """Only where tf2onnx and onnxruntime are installed (not dependencies of cvs_tf)."""
+    pytest.importorskip("tf2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    run, _ = trained("mcvs")
+    assert export_cli([str(run), "--out", str(tmp_path / "o"), "--format", "onnx"]) == 0
+    exp = Export(tmp_path / "o")
+    assert exp.manifest["formats"] == ["savedmodel", "onnx"]
+    x = np.random.default_rng(0).normal(size=(9, exp.input_dim("audio"))).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "o" / exp.manifest["modalities"]["audio"]["onnx"]))
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, exp.embed("audio", x), atol=1e-6, rtol=0)
