@@ -53,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         model, fs, _ = load_run(args.run_dir, stage=args.stage)
     except RunDirError as exc:
         raise CliError(str(exc)) from None
+    empty = [m for m in model.modalities if m in fs.modalities and fs.count(m, args.split) == 0]
+    if empty:
+        raise CliError(f"dataset {fs.name} has no {args.split} items for {', '.join(empty)}"
+                       + (" (a set without a validation split): evaluate --split test" if args.split == "val" else ""))
     df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=model.modalities)
     klabel = "all" if k is None else k
     stem = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"

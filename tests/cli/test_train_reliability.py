@@ -353,6 +353,10 @@ def test_training_without_a_validation_split(tmp_path, capsys, paired):
     assert not list((out / "eval").glob("val-*"))
     history = json.loads((out / "history.json").read_text())["stages"][0]
     assert history["best_epoch"] == 2 and all("val_map" not in e and "val_loss" not in e for e in history["epochs"])
+    if not paired:
+        assert evaluate([str(out)]) == 0
+        capsys.readouterr()
+        _one_error(capsys, run_cli(evaluate, [str(out), "--split", "val"]), "no val items", "--split test")
 
 
 @pytest.mark.parametrize("mode", ["val_map", "val_loss"])
