@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunDirError as exc:
         raise CliError(str(exc)) from None
     manifest = json.loads((out / EXPORT_MANIFEST).read_text())
-    mods = ", ".join(f"{m} ({e['input_dim']})" for m, e in manifest["modalities"].items())
+    mods = ", ".join(f"{m} ({manifest['modalities'][m]['input_dim']})" for m in manifest["modality_order"])
     print(f"exported {manifest['space']} stage {manifest['stage_name']} to {out}: D = {manifest['dim']}; "
           f"modalities {mods}; formats {', '.join(manifest['formats'])}")
     return 0

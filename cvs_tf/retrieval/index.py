@@ -299,8 +299,9 @@ class Index:
                     raise RetrievalError(f"{path}: exists and is not empty (pass --overwrite to replace an index)")
                 if not (path / INDEX_MANIFEST).is_file():
                     raise RetrievalError(f"{path}: not an index directory (no {INDEX_MANIFEST}); refusing to replace it")
-        if not path.parent.is_dir():
-            raise RetrievalError(f"{path.parent}: no such directory")
+        if path.parent.exists() and not path.parent.is_dir():
+            raise RetrievalError(f"{path.parent}: not a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()

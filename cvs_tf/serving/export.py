@@ -130,8 +130,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
                 raise ExportError(f"{out}: exists and is not empty (pass --overwrite to replace an export)")
             if not (out / EXPORT_MANIFEST).is_file():
                 raise ExportError(f"{out}: not an export directory (no {EXPORT_MANIFEST}); refusing to replace it")
-    if not out.parent.is_dir():
-        raise ExportError(f"{out.parent}: no such directory")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ExportError(f"{out.parent}: not a directory")
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -176,6 +176,7 @@ def export_model(
     if "onnx" in formats:
         require_onnx()
     _prepare_out(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

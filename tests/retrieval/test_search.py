@@ -211,6 +211,13 @@ def test_query_id_needs_a_dataset_when_the_indexes_came_from_npy(space, tmp_path
     assert "query: image test:1 (class" in capsys.readouterr().out
 
 
+def test_build_creates_missing_parent_directories(space, tmp_path):
+    out = tmp_path / "indexes" / "deep" / "text"
+    assert index_cli(["build", str(space["a"]), "--features", str(space["tmp"] / "ds"), "--modality", "text",
+                      "--out", str(out)]) == 0
+    assert Index.load(out, export=Export(space["a"])).count == space["fs"].count("text", "test")
+
+
 def test_index_info(space, capsys):
     assert index_cli(["info", str(space["ix"]["image"])]) == 0
     out = capsys.readouterr().out
