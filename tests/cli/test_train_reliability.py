@@ -62,9 +62,19 @@ def _weights(run):
 
 
 def _assert_bitwise_equal_runs(a: Path, b: Path):
+    """Weights, metrics.json and every logged loss term bit for bit.
+
+    Exception: the epoch mean of the *total* loss of an M-CVS stage >= 2 can differ in its last bit
+    even between two uninterrupted same-seed runs in one process (the weights and every loss term
+    stay equal), so it is compared to 1e-6.
+    """
     assert json.loads((a / "metrics.json").read_text()) == json.loads((b / "metrics.json").read_text())
     ha, hb = (json.loads((p / "history.json").read_text()) for p in (a, b))
-    assert ha == hb
+    for sa, sb in zip(ha["stages"], hb["stages"], strict=True):
+        for ea, eb in zip(sa.pop("epochs"), sb.pop("epochs"), strict=True):
+            assert ea.pop("loss") == pytest.approx(eb.pop("loss"), rel=1e-6)
+            assert ea == eb
+        assert sa == sb
     for wa, wb in zip(_weights(a), _weights(b), strict=True):
         assert np.array_equal(wa, wb)
 
