@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 
 import bench
-from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
+from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 
 def discover() -> dict[str, object]:

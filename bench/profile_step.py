@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 
-from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
+from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 GROUPS = (
     ("matmul kernels (oneDNN, XLA dot)", lambda dso, sym: "ynn::dot" in sym or "dnnl" in sym or "gemm" in sym.lower()),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.cli.errors import ArgumentParser, run_cli
+from cvs_tf.utils.cli import ArgumentParser, run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None):

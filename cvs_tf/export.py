@@ -2,7 +2,7 @@
 
 import sys
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.export import main, parse_args
 
 __all__ = ["main", "parse_args"]

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.cli.errors import CliError, run_cli
+from cvs_tf.utils.cli import CliError, run_cli
 from cvs_tf.data.store import carve_validation, save_feature_set
 from data_prep import tuxdigits_common as common
 from data_prep.tux12 import PACKAGE as TUX_PACKAGE

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from scipy.fft import dct
 
-from cvs_tf.cli.errors import CliError
+from cvs_tf.utils.cli import CliError
 from cvs_tf.data.store import make_temporary, sha256_file
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
 

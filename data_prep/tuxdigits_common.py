@@ -7,7 +7,7 @@ used in place when no ``.deb`` is cached. The default cache is ``data_cache/`` a
 repository root (git-ignored).
 
 Every failure a user can fix (a missing Debian package, a missing Python package, a bad
-argument) is raised as :class:`cvs_tf.cli.errors.CliError`, which the scripts print as one
+argument) is raised as :class:`cvs_tf.utils.cli.CliError`, which the scripts print as one
 ``error: ...`` line naming the command that fixes it.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError
 from cvs_tf.data.store import SPLITS, load_feature_set, make_temporary, stratified_holdout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

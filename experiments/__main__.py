@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
+from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 DOC = "docs/results.md"
 FIG_DIR = "figures"

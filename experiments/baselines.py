@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.cli.errors import ArgumentParser, CliError, run_cli
+from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import FeatureSet, order_modalities
 from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k, normalize_k

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError
 
 
 def build_parser() -> ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError
 
 
 def build_parser() -> ArgumentParser:

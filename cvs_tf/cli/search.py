@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError
 
 
 def _positive(name: str):

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.cli.errors import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError
 from cvs_tf.config import REFERENCES, SPACES, ConfigError, RunConfig
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them

@@ -3,7 +3,7 @@
 import sys
 
 from cvs_tf.cli.data import main
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 
 if __name__ == "__main__":
     sys.exit(run_cli(main))

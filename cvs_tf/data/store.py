@@ -33,14 +33,18 @@ import math
 import os
 import re
 import shutil
-import socket
-import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from cvs_tf.utils.atomic import (  # noqa: F401 (re-exported)
+    LEGACY_TEMP_AGE_S,
+    make_temporary,
+    pid_alive,
+    remove_stale_temporaries,
+)
 
 FORMAT = "cvs_tf.featureset"
 FORMAT_VERSION = 1
@@ -256,72 +260,6 @@ def carve_validation(
 
 
 # --------------------------------------------------------------------------- temporaries
-
-LEGACY_TEMP_AGE_S = 24 * 3600  # an old-style temporary (no pid in its name) untouched this long is stale
-_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+")
-_LEGACY_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-[a-z0-9_]{8}")
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (another user's process counts as alive)."""
-    if pid <= 0:
-        return True  # not a real pid: never treat it as dead
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: a live process of another user
-        return True
-    return True
-
-
-def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float = LEGACY_TEMP_AGE_S) -> list[Path]:
-    """Remove the temporaries beside ``target`` that dead writers left behind; returns the removed paths.
-
-    ``.NAME.tmp-PID@HOST-XXXXXXXX`` (any NAME) is removed when HOST is this host and process PID no
-    longer exists; a live process's temporary and other hosts' are never touched. An old-style
-    temporary of ``target`` itself (``.NAME.tmp-XXXXXXXX``, written before names carried the pid)
-    is removed once it has been untouched for ``legacy_age_s`` seconds.
-    """
-    target = Path(target)
-    parent, host, removed = target.parent, _host(), []
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not entry.name.startswith(".") or ".tmp-" not in entry.name:
-            continue
-        if m := _TEMP.fullmatch(entry.name):
-            stale = m["host"] == host and not pid_alive(int(m["pid"]))
-        elif m := _LEGACY_TEMP.fullmatch(entry.name):
-            try:
-                age = time.time() - entry.stat(follow_symlinks=False).st_mtime
-            except OSError:
-                continue
-            stale = m["target"] == target.name and age > legacy_age_s
-        else:
-            continue
-        if stale and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            if not os.path.lexists(entry.path):
-                removed.append(parent / entry.name)
-    return sorted(removed)
-
-
-def make_temporary(target: str | os.PathLike) -> Path:
-    """A new private directory beside ``target`` to build it in, named ``.NAME.tmp-PID@HOST-XXXXXXXX``.
-
-    Stale temporaries of dead writers in the same parent are removed first.
-    """
-    target = Path(target)
-    remove_stale_temporaries(target)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", dir=target.parent))
-
 
 # --------------------------------------------------------------------------- writing
 

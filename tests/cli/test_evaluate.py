@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
 from tests.conftest import make_toy_featureset

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`

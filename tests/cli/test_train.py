@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.train import main, parse_args
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.training.run_dir import load_run

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main
 from cvs_tf.data.store import carve_validation, load_feature_set, save_feature_set
@@ -435,7 +435,7 @@ _HOLD = """
 import os, sys, time
 import cvs_tf  # first: it quiets TensorFlow's native logs before TF is imported
 import keras
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.train import main
 
 class Hold(keras.callbacks.Callback):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cvs_tf.cli.data import main, parse_args
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.synthetic import write_synthetic
 from tests.conftest import make_toy_featureset
 from tests.data_prep import layouts

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cvs_tf.cli.data import main
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.data import store
 from cvs_tf.data.store import (
     FeatureSetError,

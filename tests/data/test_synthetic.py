@@ -10,7 +10,7 @@ import pytest
 
 import cvs_tf.data.synthetic as synthetic
 from cvs_tf.cli.data import main
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.registry import SYNTH_NAMES
 from cvs_tf.data.store import FeatureSetError, load_feature_set, sha256_file
 from cvs_tf.data.synthetic import DATASET_SPECS, make_synthetic, scaled_counts, write_synthetic

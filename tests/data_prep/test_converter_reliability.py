@@ -13,7 +13,7 @@ import scipy.io
 
 import data_prep
 from cvs_tf.cli.data import main
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import FeatureSetError, load_feature_set
 from tests.data_prep import layouts
 

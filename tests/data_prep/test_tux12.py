@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import load_feature_set
 from data_prep import tux12
 from data_prep.tuxdigits_common import system_version
@@ -174,7 +174,7 @@ def test_missing_debian_package_is_one_line_with_the_install_command(tmp_path, c
 
 def test_a_package_apt_cannot_find_fails_in_one_line(tmp_path):
     """apt-get download of an unknown name fails at once (local package lists, no network)."""
-    from cvs_tf.cli.errors import CliError
+    from cvs_tf.utils.cli import CliError
     from data_prep.tuxdigits_common import ensure_packages
 
     with pytest.raises(CliError, match=r"cvs-tf-no-such-package.*run: apt-get update && apt-get install -y "

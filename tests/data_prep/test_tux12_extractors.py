@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import CliError
+from cvs_tf.utils.cli import CliError
 from data_prep import extractors as ex
 from data_prep.tuxdigits_common import float16_ulp_distance, split_rows
 

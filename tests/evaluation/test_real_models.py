@@ -10,6 +10,14 @@ from tests.conftest import make_toy_featureset
 from tests.evaluation.fakes import one_pair_at_a_time
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Fixed initial weights: an unseeded random model depends on what ran before it in the session."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     return load_feature_set(make_toy_featureset(tmp_path_factory.mktemp("ev") / "toy", n_test=10))

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.evaluation.metrics import chance_map_at_k
 from experiments import baselines as bl

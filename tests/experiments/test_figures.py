@@ -39,7 +39,7 @@ def test_built_models_have_the_analytic_block_counts():
     # trainable parameters when the 4th modality (audio, 3-d) joins M-CVS: its branch (3*4+4 + 4*4+4 = 36)
     # and 3 blocks of 4 (4x4) matrices (W_a, W_b, W_ab, W_e) = 3 * 64 = 192 -> 228
     assert rows[-1]["mcvs_trainable_params"] == 36 + 3 * 64
-    assert rows[-1]["rvs_modalities"] == ["text", "image", "video", "audio"]
+    assert rows[-1]["rvs_modalities"] == ["image", "text", "audio", "video"]  # canonical order (#12 case 16)
 
 
 def test_pca2_on_hand_made_points():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from experiments.__main__ import main
 from experiments.runner import SYNTH_LABEL, missing_real_data
 from experiments.spec import available, load

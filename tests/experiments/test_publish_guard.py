@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from experiments import baselines as bl
 from experiments.__main__ import main as experiments_main
 from tests.conftest import make_toy_featureset

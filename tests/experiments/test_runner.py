@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from experiments.__main__ import main, publish_section
 from experiments.runner import (
     REAL_LABEL,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.index import main as index_cli
 from cvs_tf.cli.search import main as search_cli
 from cvs_tf.data.store import load_feature_set

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.cli.errors import run_cli
+from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.export import main as export_cli
 from cvs_tf.serving import Export, ExportError, export_model
 from cvs_tf.serving import export as export_mod

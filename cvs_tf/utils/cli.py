@@ -1,4 +1,4 @@
-"""One-line `error:` reporting and exit status 2 for every cvs_tf command-line tool."""
+"""Command-line plumbing for every cvs_tf tool: one-line `error:` reporting (exit 2), `--verbose`, quiet broken pipes."""
 
 from __future__ import annotations
 

@@ -1,0 +1,158 @@
+"""Atomic writes: build a file or directory beside its target under a temporary name, then rename it into place.
+
+Temporaries are named ``.NAME.tmp-PID@HOST-XXXXXXXX``; every new one first removes those whose
+writer (same host) is dead, so a ``kill -9`` leaves nothing behind for long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+LEGACY_TEMP_AGE_S = 24 * 3600  # an old-style temporary (no pid in its name) untouched this long is stale
+_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+")
+_LEGACY_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-[a-z0-9_]{8}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (another user's process counts as alive)."""
+    if pid <= 0:
+        return True  # not a real pid: never treat it as dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: a live process of another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float = LEGACY_TEMP_AGE_S) -> list[Path]:
+    """Remove the temporaries beside ``target`` that dead writers left behind; returns the removed paths.
+
+    ``.NAME.tmp-PID@HOST-XXXXXXXX`` (any NAME) is removed when HOST is this host and process PID no
+    longer exists; a live process's temporary and other hosts' are never touched. An old-style
+    temporary of ``target`` itself (``.NAME.tmp-XXXXXXXX``, written before names carried the pid)
+    is removed once it has been untouched for ``legacy_age_s`` seconds.
+    """
+    target = Path(target)
+    parent, host, removed = target.parent, _host(), []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(".") or ".tmp-" not in entry.name:
+            continue
+        if m := _TEMP.fullmatch(entry.name):
+            stale = m["host"] == host and not pid_alive(int(m["pid"]))
+        elif m := _LEGACY_TEMP.fullmatch(entry.name):
+            try:
+                age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            stale = m["target"] == target.name and age > legacy_age_s
+        else:
+            continue
+        if stale:
+            _discard(Path(entry.path))
+            if not os.path.lexists(entry.path):
+                removed.append(parent / entry.name)
+    return sorted(removed)
+
+
+def make_temporary(target: str | os.PathLike) -> Path:
+    """A new private directory beside ``target`` to build it in, named ``.NAME.tmp-PID@HOST-XXXXXXXX``.
+
+    Stale temporaries of dead writers in the same parent are removed first.
+    """
+    target = Path(target)
+    remove_stale_temporaries(target)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", dir=target.parent))
+
+
+def make_temporary_file(target: str | os.PathLike) -> Path:
+    """A new empty file beside ``target`` named ``.NAME.tmp-PID@HOST-XXXXXXXX`` (stale ones removed first)."""
+    target = Path(target)
+    remove_stale_temporaries(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a private temporary directory; on success it replaces ``target`` in one rename.
+
+    On any exception the temporary is removed and ``target`` is untouched. An existing ``target``
+    is refused (``FileExistsError``) unless ``overwrite``; then the old one is swapped out and
+    removed only after the new one is in place.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target}: already exists")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temporary(target)
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = make_temporary(target)
+            os.rmdir(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            _discard(old)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator:
+    """Open a temporary file beside ``target``; on success it replaces ``target`` in one rename.
+
+    ``mode`` is ``"w"`` (text) or ``"wb"``; on any exception the temporary is removed and
+    ``target`` is untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_file mode must be 'w' or 'wb', got {mode!r}")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temporary_file(target)
+    try:
+        with open(tmp, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def write_json_atomic(target: str | os.PathLike, obj, *, default=None) -> None:
+    """``json.dump(obj)`` (indent 2, trailing newline) into ``target`` atomically."""
+    with atomic_file(target) as f:
+        json.dump(obj, f, indent=2, default=default)
+        f.write("\n")
