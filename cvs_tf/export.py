@@ -2,8 +2,8 @@
 
 import sys
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.export import main, parse_args
+from cvs_tf.utils.cli import run_cli
 
 __all__ = ["main", "parse_args"]
 

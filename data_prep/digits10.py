@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import CliError, run_cli
 from cvs_tf.data.store import carve_validation, save_feature_set
+from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
 from data_prep.tux12 import PACKAGE as TUX_PACKAGE
 from data_prep.tux12 import STAMPS_DIR

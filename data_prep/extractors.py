@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 from scipy.fft import dct
 
-from cvs_tf.utils.cli import CliError
 from cvs_tf.data.store import make_temporary, sha256_file
+from cvs_tf.utils.cli import CliError
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
 
 IMAGE_SIZE = 224

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
 from cvs_tf.data.store import SPLITS, load_feature_set, make_temporary, stratified_holdout
+from cvs_tf.utils.cli import ArgumentParser, CliError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / "data_cache"

@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import FeatureSet, order_modalities
 from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k, normalize_k
@@ -49,6 +48,7 @@ from cvs_tf.evaluation.table import (
     to_markdown,
     write_table,
 )
+from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 K = 50  # the default cut-off (mAP@50); --k all gives mAP@all
 BASELINES = ("cca", "label", "chance")

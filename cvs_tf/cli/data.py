@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import SPLITS, FeatureSet, load_feature_set
 from cvs_tf.data.synthetic import NAMES as SYNTH_NAMES
+from cvs_tf.utils.cli import ArgumentParser, CliError
 from data_prep import CONVERTERS
 
 CONVERT_NAMES = tuple(CONVERTERS)

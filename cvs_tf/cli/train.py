@@ -6,8 +6,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
 from cvs_tf.config import REFERENCES, SPACES, ConfigError, RunConfig
+from cvs_tf.utils.cli import ArgumentParser, CliError
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them
 CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.train import main
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet", "--early-stopping", "none"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from cvs_tf.cli.data import main, parse_args
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.synthetic import write_synthetic
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 from tests.data_prep import layouts
 from tests.data_prep.layouts import VERSIONS

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from cvs_tf.cli.data import main
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data import store
 from cvs_tf.data.store import (
     FeatureSetError,
@@ -21,6 +20,7 @@ from cvs_tf.data.store import (
     save_feature_set,
     sha256_file,
 )
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import pytest
 
 import cvs_tf.data.synthetic as synthetic
 from cvs_tf.cli.data import main
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.registry import SYNTH_NAMES
 from cvs_tf.data.store import FeatureSetError, load_feature_set, sha256_file
 from cvs_tf.data.synthetic import DATASET_SPECS, make_synthetic, scaled_counts, write_synthetic
+from cvs_tf.utils.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ import scipy.io
 
 import data_prep
 from cvs_tf.cli.data import main
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import FeatureSetError, load_feature_set
+from cvs_tf.utils.cli import run_cli
 from tests.data_prep import layouts
 
 

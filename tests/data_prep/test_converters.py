@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cvs_tf.cli.data import main
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import load_feature_set
+from cvs_tf.utils.cli import run_cli
 from tests.data_prep import layouts
 from tests.data_prep.layouts import VERSIONS
 

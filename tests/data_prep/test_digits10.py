@@ -5,8 +5,8 @@ import zlib
 import numpy as np
 import pytest
 
-from cvs_tf.utils.cli import CliError, run_cli
 from cvs_tf.data.store import load_feature_set
+from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import digits10
 from data_prep.tuxdigits_common import system_version
 

@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 import pytest
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import load_feature_set
+from cvs_tf.utils.cli import run_cli
 from data_prep import tux12
 from data_prep.tuxdigits_common import system_version
 

@@ -6,9 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.evaluation.metrics import chance_map_at_k
+from cvs_tf.utils.cli import run_cli
 from experiments import baselines as bl
 from tests.conftest import make_toy_featureset
 

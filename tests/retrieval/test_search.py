@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.index import main as index_cli
 from cvs_tf.cli.search import main as search_cli
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.retrieval import Index, RetrievalError, Searcher
 from cvs_tf.serving import Export, export_model
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
 REPO = Path(__file__).resolve().parents[2]

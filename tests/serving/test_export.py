@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.utils.cli import run_cli
 from cvs_tf.cli.export import main as export_cli
 from cvs_tf.serving import Export, ExportError, export_model
 from cvs_tf.serving import export as export_mod
 from cvs_tf.training.run_dir import load_run
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
 REPO = Path(__file__).resolve().parents[2]

@@ -156,8 +156,8 @@ def test_budget_is_the_host_without_a_gpu(monkeypatch):
 
 def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run(tmp_path, monkeypatch, capsys):
     """A small budget, so that a regression would train a still-affordable batch (~2.4 GB) instead of crashing."""
-    from cvs_tf.utils.cli import run_cli
     from cvs_tf.cli.train import main
+    from cvs_tf.utils.cli import run_cli
 
     ds = make_toy_featureset(tmp_path / "ds")
     cfg = _cfg("cvs")
