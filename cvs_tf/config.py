@@ -14,6 +14,7 @@ from pathlib import Path
 
 SPACES = ("cvs", "mcvs", "rvs")
 REFERENCES = ("image", "text")
+EARLY_STOPPING = ("val_map", "val_loss", "none")  # model-selection modes on the validation split
 
 # Default M-CVS stage plans per dataset family (design.md §1, issue #4); others: one modality per stage.
 DEFAULT_MCVS_STAGES = {
@@ -152,8 +153,8 @@ class RunConfig:
             raise ConfigError("loss.alpha, loss.beta and loss.reconstruction_weight are all 0: nothing to train")
         if t.dataset is not None and not t.dataset.strip():
             raise ConfigError("train.dataset must be a name or a directory (null for the default), got an empty string")
-        if t.early_stopping not in ("val_loss", "val_map", "none"):
-            raise ConfigError(f"train.early_stopping must be val_loss, val_map or none, got {t.early_stopping!r}")
+        if t.early_stopping not in EARLY_STOPPING:
+            raise ConfigError(f"train.early_stopping must be {', '.join(EARLY_STOPPING)}, got {t.early_stopping!r}")
         if isinstance(t.jit, str) and t.jit not in JIT_MODES:
             raise ConfigError(f"train.jit must be true, false or one of {', '.join(JIT_MODES)}, got {t.jit!r}")
         return self
