@@ -42,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.time()
     train_main(["--space", "cvs", "--dataset", args.dataset, "--epochs", str(args.epochs), "--seed", str(args.seed),
                 "--out", out, "--quiet"])
+    from cvs_tf.evaluation.baselines import run as run_baselines
     from cvs_tf.evaluation.table import read_table
-    from experiments.baselines import run as run_baselines
 
     ours = read_table(Path(out) / "eval" / "test-independent-k50.json")
     print("\nbaselines on the same test split (hyper-parameters chosen on validation):", flush=True)

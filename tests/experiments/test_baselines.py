@@ -1,90 +1,10 @@
-"""Baselines: CCA on hand-built views, class-aligned pairing, chance, selection never on test, docs/results.md section."""
+"""The baselines command line: prints and writes the tables, publishes only its block of docs/results.md."""
 
-import json
-import shutil
-
-import numpy as np
 import pytest
 
-from cvs_tf.data.store import load_feature_set
-from cvs_tf.evaluation.metrics import chance_map_at_k
 from cvs_tf.utils.cli import run_cli
 from experiments import baselines as bl
 from tests.conftest import make_toy_featureset
-
-
-def test_cca_finds_the_shared_signal():
-    rng = np.random.default_rng(0)
-    s = rng.normal(size=(500, 1))
-    xa = np.hstack([s, rng.normal(size=(500, 1))])                # view a: signal + noise
-    xb = np.hstack([rng.normal(size=(500, 2)), -3 * s + 1])        # view b: noise + scaled signal
-    cca = bl.PairCCA(bl.View(xa), bl.View(xb), xa, xb, lam=1e-6)
-    assert cca.corr[0] == pytest.approx(1.0, abs=1e-4)              # exact linear relation
-    assert cca.corr[1] < 0.2                                        # the rest is independent noise
-    za, zb = cca.project(xa, "a", 1), cca.project(xb, "b", 1)
-    assert abs(np.corrcoef(za[:, 0], zb[:, 0])[0, 1]) == pytest.approx(1.0, abs=1e-4)
-    # a larger ridge shrinks the correlations
-    assert bl.PairCCA(bl.View(xa), bl.View(xb), xa, xb, lam=10.0).corr[0] < cca.corr[0]
-
-
-def test_class_aligned_pairs_cover_the_larger_side_once():
-    ya, yb = np.array([0, 0, 0, 1, 2]), np.array([1, 0, 1, 3])
-    ia, ib = bl.class_aligned_pairs(ya, yb, seed=0)
-    assert np.array_equal(ya[ia], yb[ib])                           # every pair shares its class
-    assert sorted(ia[ya[ia] == 0].tolist()) == [0, 1, 2] and ib[ya[ia] == 0].tolist() == [1, 1, 1]
-    assert sorted(ib[yb[ib] == 1].tolist()) == [0, 2] and ia[ya[ia] == 1].tolist() == [3, 3]
-    assert 2 not in ya[ia] and 3 not in yb[ib]                      # classes on one side only: skipped
-
-
-@pytest.fixture(scope="module")
-def paired_set(tmp_path_factory):
-    return make_toy_featureset(tmp_path_factory.mktemp("p") / "toy", paired=True, n_train=60, n_test=24,
-                               modalities={"image": 10, "text": 6, "audio": 4})
-
-
-def test_tables_beat_chance_and_chance_is_exact(paired_set):
-    fs, tables, chosen = bl.run(str(paired_set), log=lambda s: None)
-    mods = fs.modalities
-    for q in mods:
-        for r in mods:
-            want = chance_map_at_k(fs.y(q, "test"), fs.y(r, "test"), 50)
-            assert tables["chance"].at[q, r] == pytest.approx(want) if q != r else np.isnan(tables["chance"].at[q, r])
-    # the toy set is separable: both learned baselines are far above chance everywhere
-    for b in ("cca", "label"):
-        off = [(q, r) for q in mods for r in mods if q != r]
-        assert all(tables[b].at[q, r] > tables["chance"].at[q, r] + 0.3 for q, r in off), b
-        assert tables[b].attrs["split"] == "test" and tables[b].attrs["metric"] == "mAP@50"
-    assert set(chosen["cca"]) == {"image-text", "image-audio", "text-audio"}
-    assert chosen["cca"]["image-text"]["lambda"] in bl.CCA_LAMBDAS
-    assert set(chosen["label"]) == set(mods)
-
-
-def test_hyper_parameters_never_depend_on_test(paired_set, tmp_path):
-    """Replacing every test feature by noise changes the test numbers but not one choice."""
-    noisy = tmp_path / "noisy"
-    shutil.copytree(paired_set, noisy)
-    manifest = json.loads((noisy / "manifest.json").read_text())
-    rng = np.random.default_rng(1)
-    for m in manifest["modalities"]:
-        name = f"{m}.test.x.npy"
-        x = np.load(noisy / name)
-        np.save(noisy / name, rng.normal(size=x.shape).astype(x.dtype))
-        from cvs_tf.data.store import sha256_file
-        manifest["arrays"][name]["sha256"] = sha256_file(noisy / name)
-    (noisy / "manifest.json").write_text(json.dumps(manifest))
-    load_feature_set(noisy)
-    _, t1, c1 = bl.run(str(paired_set), ("cca", "label"), log=lambda s: None)
-    _, t2, c2 = bl.run(str(noisy), ("cca", "label"), log=lambda s: None)
-    assert c1 == c2
-    assert t1["cca"].attrs["overall_mean"] != t2["cca"].attrs["overall_mean"]
-
-
-def test_class_paired_data_uses_class_aligned_cca(tmp_path):
-    path = make_toy_featureset(tmp_path / "toy", paired=False, n_train=60, n_test=24)
-    fs = load_feature_set(path)
-    assert fs.count("image", "train") != fs.count("audio", "train")
-    _, tables, _ = bl.run(str(path), ("cca", "chance"), log=lambda s: None)
-    assert tables["cca"].attrs["overall_mean"] > tables["chance"].attrs["overall_mean"] + 0.3
 
 
 def test_update_results_replaces_only_its_block(tmp_path):
@@ -100,7 +20,9 @@ def test_update_results_replaces_only_its_block(tmp_path):
     assert text.index("<!-- baselines -->") < text.index("tux table v2") < text.index("<!-- /baselines -->")
 
 
-def test_cli_prints_and_writes_tables(paired_set, tmp_path, capsys):
+def test_cli_prints_and_writes_tables(tmp_path, capsys):
+    paired_set = make_toy_featureset(tmp_path / "toy", paired=True, n_train=60, n_test=24,
+                                     modalities={"image": 10, "text": 6, "audio": 4})
     doc, out = tmp_path / "results.md", tmp_path / "tables"
     argv = ["--dataset", str(paired_set), "--doc", str(doc), "--out", str(out), "--baselines", "chance,label",
             "--publish"]
@@ -113,3 +35,12 @@ def test_cli_prints_and_writes_tables(paired_set, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "svm" in err and "\n" not in err
     assert run_cli(bl.main, ["--dataset", str(tmp_path / "nope"), "--no-write"]) == 2
+
+
+def test_update_results_creates_no_directory_and_leaves_no_temporary(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        bl.update_results(tmp_path / "docs" / "results.md", "toy", "table")
+    assert list(tmp_path.iterdir()) == []
+    doc = tmp_path / "results.md"
+    bl.update_results(doc, "toy", "table")
+    assert [p.name for p in tmp_path.iterdir()] == ["results.md"]

@@ -1,0 +1,309 @@
+"""Classical cross-modal baselines (regularised CCA, label-space logistic regression, chance) as mAP@K tables.
+
+Hyper-parameters are chosen on the ``val`` split (carved from train) with the same K; the test
+split is touched only for the final numbers.
+
+* ``cca`` -- closed-form regularised CCA for each modality pair, fit on train. With centred
+  features, ``C_aa + lambda * (tr(C_aa)/d_a) * I`` (the ridge is relative to the mean variance,
+  so it is scale-free), whitening ``W_a = C_aa^{-1/2}``, SVD of ``W_a C_ab W_b = U S V^T``;
+  the projections are ``W_a U_k`` and ``W_b V_k``, and each projected item is weighted by the
+  canonical correlations ``S_k`` before cosine retrieval. ``lambda`` and ``k`` are chosen per
+  pair on the val split (mean of both directions). Instance-paired sets use the true pairs.
+  Class-paired sets (Digits-10) have none: there each class's items of the two modalities are
+  paired by class-aligned sampling (every item of the larger side once, the smaller side
+  cycled in a seeded random order), the same thing the models' class-aligned batches do.
+  Both directions of a pair (a->b and b->a) use the same CCA.
+* ``label`` -- label-space baseline: per modality, standardise, multinomial logistic
+  regression (lbfgs, at most 1000 iterations, one warm-started path over ``C``) with ``C``
+  chosen on val accuracy (ties: val log-loss), fit on train; items are retrieved by the cosine
+  of their predicted class distributions.
+* ``chance`` -- the exact expected mAP@K of a uniformly random ranking
+  (:func:`cvs_tf.evaluation.metrics.chance_map_at_k`).
+
+:func:`run` loads a dataset and computes the requested tables; ``python -m experiments.baselines``
+is the command line that prints, writes and publishes them.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Sequence
+from itertools import combinations
+
+import numpy as np
+
+from cvs_tf.data.registry import load_dataset
+from cvs_tf.data.store import FeatureSet, order_modalities
+from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k, normalize_k
+from cvs_tf.evaluation.table import cross_modal_table, table_from_matrix
+
+K = 50  # the default cut-off (mAP@50)
+CCA_LAMBDAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+CCA_DIMS = (4, 8, 16, 32, 64, 128)
+LR_CS = (0.001, 0.01, 0.1, 1.0, 10.0)
+LR_MAX_ITER = 1000
+
+Log = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- CCA
+
+
+class View:
+    """One modality's training statistics: mean and the non-null eigenpairs of its covariance.
+
+    Only the subspace the training items span matters: paired rows lie in it, so the
+    cross-covariance vanishes outside it and CCA there is exact and costs O(rank^3), not O(d^3).
+    """
+
+    def __init__(self, x: np.ndarray):
+        x = np.asarray(x, np.float64)
+        self.mu = x.mean(0)
+        c = np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+        w, v = np.linalg.eigh(c)
+        keep = w > max(float(w.max(initial=0.0)), 1e-300) * 1e-10
+        self.w, self.v = w[keep], v[:, keep]
+        self.scale = float(np.trace(c)) / len(c) + 1e-12
+
+    def whiten(self, lam: float) -> np.ndarray:
+        """(d, r): ``V_r (W_r + lam * mean_variance)^{-1/2}``, the ridge-whitening on the data subspace."""
+        return self.v / np.sqrt(self.w + lam * self.scale)
+
+
+class PairCCA:
+    """Regularised CCA between two views for one ridge ``lam``; ``project`` keeps the top ``k``.
+
+    With whitenings ``W_a``, ``W_b`` (:meth:`View.whiten`) the canonical pairs are the singular
+    vectors of ``W_a^T C_ab W_b = U S V^T``; the projections are ``W_a U`` and ``W_b V``.
+    """
+
+    def __init__(self, va: View, vb: View, pa: np.ndarray, pb: np.ndarray, lam: float):
+        """``va``/``vb``: each view's own training statistics; ``pa``/``pb``: the paired rows."""
+        self.mu_a, self.mu_b = va.mu, vb.mu
+        wa, wb = va.whiten(lam), vb.whiten(lam)
+        ga = (np.asarray(pa, np.float64) - va.mu) @ wa
+        gb = (np.asarray(pb, np.float64) - vb.mu) @ wb
+        u, s, vt = np.linalg.svd(ga.T @ gb / max(1, len(ga) - 1), full_matrices=False)
+        self.proj_a, self.proj_b, self.corr = wa @ u, wb @ vt.T, s
+
+    def project(self, x: np.ndarray, side: str, k: int) -> np.ndarray:
+        k = min(k, len(self.corr))
+        mu, p = (self.mu_a, self.proj_a) if side == "a" else (self.mu_b, self.proj_b)
+        return ((np.asarray(x, np.float64) - mu) @ p[:, :k]) * self.corr[:k]
+
+
+def class_aligned_pairs(ya: np.ndarray, yb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (ia, ib) pairing items of the same class: each item of the larger side once,
+    the smaller side cycled in a seeded random order. Classes missing on either side are skipped."""
+    rng = np.random.default_rng(seed)
+    ia, ib = [], []
+    for c in np.intersect1d(ya, yb):
+        a, b = np.flatnonzero(ya == c), np.flatnonzero(yb == c)
+        n = max(len(a), len(b))
+        a = np.resize(rng.permutation(a), n) if len(a) < n else a
+        b = np.resize(rng.permutation(b), n) if len(b) < n else b
+        ia.append(a)
+        ib.append(b)
+    return np.concatenate(ia), np.concatenate(ib)
+
+
+def _pairs(fs: FeatureSet, a: str, b: str, seed: int):
+    """Paired training rows of modalities a and b: the true pairs, or class-aligned pseudo-pairs."""
+    xa, xb = np.asarray(fs.x(a, "train"), np.float64), np.asarray(fs.x(b, "train"), np.float64)
+    if fs.paired:
+        return xa, xb
+    ia, ib = class_aligned_pairs(np.asarray(fs.y(a, "train")), np.asarray(fs.y(b, "train")), seed)
+    return xa[ia], xb[ib]
+
+
+def _both_directions(cca: PairCCA, fs: FeatureSet, a: str, b: str, split: str, dims: int,
+                     k=K) -> tuple[float, float]:
+    za, zb = cca.project(fs.x(a, split), "a", dims), cca.project(fs.x(b, split), "b", dims)
+    ya, yb = fs.y(a, split), fs.y(b, split)
+    return map_at_k(za, zb, ya, yb, k), map_at_k(zb, za, yb, ya, k)
+
+
+def _metric(k) -> str:
+    return f"mAP@{'all' if k is None else k}"
+
+
+def _best_cca(fs: FeatureSet, views: dict, a: str, b: str, seed: int, k):
+    """(val mAP, lambda, dims, fitted CCA) of the best grid point for the pair a-b on val."""
+    pa, pb = _pairs(fs, a, b, seed)
+    best = None
+    for lam in CCA_LAMBDAS:
+        cca = PairCCA(views[a], views[b], pa, pb, lam)
+        for dims in CCA_DIMS:
+            if dims > len(cca.corr) and dims != CCA_DIMS[0]:
+                continue
+            val = float(np.mean(_both_directions(cca, fs, a, b, "val", dims, k)))
+            if best is None or val > best[0] + 1e-12:
+                best = (val, lam, dims, cca)
+    return best
+
+
+def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log: Log = _quiet, k=K):
+    """CCA mAP@K on test for every ordered pair; (table, chosen hyper-parameters per pair).
+
+    ``lambda`` and the number of components are chosen on val with the same K."""
+    k = normalize_k(k)
+    idx = {m: i for i, m in enumerate(modalities)}
+    values = np.full((len(modalities), len(modalities)), np.nan)
+    chosen = {}
+    views = {m: View(fs.x(m, "train")) for m in modalities}
+    for a, b in combinations(modalities, 2):
+        val, lam, dims, cca = _best_cca(fs, views, a, b, seed, k)
+        ab, ba = _both_directions(cca, fs, a, b, "test", dims, k)
+        values[idx[a], idx[b]], values[idx[b], idx[a]] = ab, ba
+        chosen[f"{a}-{b}"] = {"lambda": lam, "k": min(dims, len(cca.corr)), "val_map": round(val, 4)}
+        log(f"  cca {a}-{b}: lambda={lam:g} k={min(dims, len(cca.corr))} (val {_metric(k)} {val:.3f})")
+    return _table(values, modalities, fs, "CCA", k), chosen
+
+
+# --------------------------------------------------------------------------- label space
+
+
+def _fit_label_model(xtr, ytr, xva, yva, classes):
+    """The logistic regression of the best C on val: ((val accuracy, -val log-loss), C, model)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    best = None
+    # one regularisation path, weakest C last, each fit warm-started from the previous one
+    clf = LogisticRegression(max_iter=LR_MAX_ITER, warm_start=True)
+    for c in LR_CS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.set_params(C=c).fit(xtr, ytr)
+        if len(yva):
+            p = _full_proba(clf, xva, classes)
+            key = (float(np.mean(p.argmax(1) == yva)), -log_loss(yva, p, labels=classes))
+        else:
+            key = (0.0, 0.0)
+        if best is None or key > best[0]:
+            best = (key, c, copy.deepcopy(clf))
+    return best
+
+
+def label_embeddings(fs: FeatureSet, modalities: list[str], log: Log = _quiet):
+    """Per modality: predicted class distributions on test, and the chosen C."""
+    from sklearn.preprocessing import StandardScaler
+
+    out, chosen = {}, {}
+    classes = np.arange(fs.num_classes)
+    for m in modalities:
+        xtr, ytr = np.asarray(fs.x(m, "train"), np.float64), np.asarray(fs.y(m, "train"))
+        scaler = StandardScaler().fit(xtr)
+        xva, yva = scaler.transform(np.asarray(fs.x(m, "val"), np.float64)), np.asarray(fs.y(m, "val"))
+        (acc, nll), c, clf = _fit_label_model(scaler.transform(xtr), ytr, xva, yva, classes)
+        xte = scaler.transform(np.asarray(fs.x(m, "test"), np.float64))
+        out[m] = (_full_proba(clf, xte, classes), np.asarray(fs.y(m, "test")))
+        chosen[m] = {"C": c, "val_accuracy": round(acc, 4), "val_log_loss": round(-nll, 4)}
+        log(f"  label {m}: C={c:g} (val accuracy {acc:.3f})")
+    return out, chosen
+
+
+def _full_proba(clf, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Class probabilities over every class (a class absent from train gets probability 0)."""
+    p = np.zeros((len(x), len(classes)))
+    p[:, clf.classes_] = clf.predict_proba(x)
+    return p
+
+
+def label_table(fs: FeatureSet, modalities: list[str], log: Log = _quiet, k=K):
+    emb, chosen = label_embeddings(fs, modalities, log)
+    df = cross_modal_table(emb, "test", k, modalities=modalities, data_label=fs.data_label)
+    df.attrs["title"] = f"Label-space baseline (logistic regression) — {df.attrs['title']}"
+    return df, chosen
+
+
+# --------------------------------------------------------------------------- chance
+
+
+def chance_table(fs: FeatureSet, modalities: list[str], k=K):
+    k = normalize_k(k)
+    values = np.full((len(modalities), len(modalities)), np.nan)
+    for i, q in enumerate(modalities):
+        for j, r in enumerate(modalities):
+            if i != j:
+                values[i, j] = chance_map_at_k(fs.y(q, "test"), fs.y(r, "test"), k)
+    return _table(values, modalities, fs, "Chance (expected under random ranking)", k)
+
+
+def _table(values: np.ndarray, modalities: list[str], fs: FeatureSet, name: str, k=K):
+    df = table_from_matrix(values, list(modalities), proto="independent", split="test", k=k,
+                           data_label=fs.data_label, fallback=[])
+    df.attrs["title"] = f"{name} — {df.attrs['title']}"
+    return df
+
+
+# --------------------------------------------------------------------------- all of them
+
+
+def _cca(fs, mods, seed, log, k):
+    return cca_table(fs, mods, seed, log, k)
+
+
+def _label(fs, mods, seed, log, k):
+    return label_table(fs, mods, log, k)
+
+
+def _chance(fs, mods, seed, log, k):
+    return chance_table(fs, mods, k), {}
+
+
+COMPUTE = {"cca": _cca, "label": _label, "chance": _chance}  # name -> (fs, mods, seed, log, k) -> (table, chosen)
+BASELINES = tuple(COMPUTE)
+
+
+def check_modalities(fs: FeatureSet, modalities: Sequence[str] | None = None) -> list[str]:
+    """The modalities to compare (default all), in canonical order; ValueError when the set cannot
+    give baselines (fewer than two modalities, multi-hot labels, a modality without val items)."""
+    mods = list(modalities) if modalities else fs.modalities
+    if len(set(mods)) != len(mods):
+        raise ValueError(f"modalities: listed twice: {','.join(mods)}")
+    mods = order_modalities(mods)  # the tables' canonical row/column order
+    for m in mods:
+        if m not in fs.modalities:
+            raise ValueError(f"{fs.name}: no modality {m!r} (has {', '.join(fs.modalities)})")
+    if len(mods) < 2:
+        raise ValueError("baselines need at least two modalities")
+    if fs.label_kind != "single":
+        raise ValueError(f"{fs.name}: the baselines support single-label data only")
+    for m in mods:
+        if fs.count(m, "val") == 0:
+            raise ValueError(f"{fs.name}: modality {m!r} has no val items to choose hyper-parameters on")
+    return mods
+
+
+def baseline_tables(fs: FeatureSet, baselines: Sequence[str] | None = None, *, modalities=None, seed: int = 0,
+                    k=K, log: Log = _quiet) -> tuple[dict, dict]:
+    """The requested baseline tables of ``fs`` (default all of :data:`BASELINES`) at cut-off ``k``:
+    (tables, chosen hyper-parameters)."""
+    k = normalize_k(k)
+    baselines = BASELINES if baselines is None else tuple(baselines)
+    unknown = [b for b in baselines if b not in COMPUTE]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown} (choose from {', '.join(BASELINES)})")
+    mods = check_modalities(fs, modalities)
+    tables, chosen = {}, {}
+    for b in baselines:
+        log(f"{fs.name}: {b}")
+        tables[b], chosen[b] = COMPUTE[b](fs, mods, seed, log, k)
+    return tables, chosen
+
+
+def run(dataset: str, baselines: Sequence[str] | None = None, *, modalities=None, seed: int = 0,
+        k=K, log: Log = _quiet) -> tuple[FeatureSet, dict, dict]:
+    """Load ``dataset`` (a name or directory) and compute the requested baseline tables at cut-off
+    ``k`` (int, or None / "all" for mAP@all); returns (feature set, tables, chosen hyper-parameters)."""
+    k = normalize_k(k)
+    fs = load_dataset(dataset)
+    tables, chosen = baseline_tables(fs, baselines, modalities=modalities, seed=seed, k=k, log=log)
+    return fs, tables, chosen
