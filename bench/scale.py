@@ -102,8 +102,8 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
         section, attr = key.split(".")
         setattr(getattr(cfg, section), attr, value)
     clock = Clock()
-    trainer = Trainer(cfg.validate(), run_dir, verbose=0, callbacks=[clock], log=lambda msg: None)
-    trainer.run()
+    result = Trainer(cfg.validate(), run_dir, verbose=0, callbacks=[clock], log=lambda msg: None).run()
+    metrics = getattr(result, "metrics", result)  # an older cvs_tf's run() returned the metrics dict
     try:
         from cvs_tf.models.base import resolve_jit
     except ImportError:                  # an older cvs_tf (before/after comparisons): plain True/False
@@ -116,7 +116,7 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
         "epoch_s": clock.t_end - clock.t0, "first_step_s": clock.steps[0],
         "step_median_s": float(np.median(clock.steps[1:])), "steps": len(clock.steps),
         "run_s": time.perf_counter() - t_start, "jit": resolve_jit(cfg.train.jit),
-        "data_label": trainer.fs.data_label, "phases": phases,
+        "data_label": metrics["data_label"], "phases": phases,
     }
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.config import REFERENCES, SPACES, ConfigError, RunConfig
+from cvs_tf.config import EARLY_STOPPING, REFERENCES, SPACES, ConfigError, RunConfig
 from cvs_tf.utils.cli import ArgumentParser, CliError
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them
@@ -33,7 +33,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--lr", type=float, help="Adam learning rate [1e-3]")
     p.add_argument("--seed", type=int, help="seed for initialisation and batch sampling [0]")
     p.add_argument("--steps-per-epoch", type=int, help="steps per epoch [one pass over the largest modality]")
-    p.add_argument("--early-stopping", choices=("val_loss", "val_map", "none"),
+    p.add_argument("--early-stopping", choices=EARLY_STOPPING,
                    help="model selection on the validation split: mAP@50 or loss [val_map]")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs [10]")
     p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA-compile the train step [on]")
@@ -116,17 +116,16 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
 
     from cvs_tf.training.trainer import Trainer
 
-    trainer = Trainer(cfg, out, verbose=0 if args.quiet else "auto", callbacks=callbacks)
-    metrics = trainer.run(resume=args.resume)
+    result = Trainer(cfg, out, verbose=0 if args.quiet else "auto", callbacks=callbacks).run(resume=args.resume)
     from cvs_tf.evaluation.table import format_table
 
     print(f"\nrun directory: {out}")
     for split in ("val", "test"):
-        if split in trainer.tables:
-            print("\n" + format_table(trainer.tables[split]))
+        if split in result.tables:
+            print("\n" + format_table(result.tables[split]))
         else:
             print(f"\n{split}: no validation split in the dataset (trained with --early-stopping none)")
-    print("\n" + summary_line(metrics))
+    print("\n" + summary_line(result.metrics))
     return 0
 
 

@@ -10,9 +10,12 @@ from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.registry import DEFAULT_DATASET, find_dataset
 from cvs_tf.data.store import FeatureSetError
 from cvs_tf.training.lock import LOCK_FILE
+from cvs_tf.utils.atomic import temporary_of
 
-# what a failed start can leave (no epoch completed): a restart may remove these, nothing else
+# what a failed start can leave (no epoch completed): a restart may remove these (and the temporaries
+# of TEMPORARY_TARGETS, see cvs_tf.utils.atomic), nothing else
 RESTARTABLE_ENTRIES = {"config.json", ".config.json.tmp", "tensorboard", ".checkpoint.tmp", LOCK_FILE}
+TEMPORARY_TARGETS = {"config.json", "checkpoint"}
 
 
 class RunDirError(ValueError):
@@ -71,7 +74,7 @@ def has_completed_work(run_dir: str | Path) -> bool:
 def is_restartable(run_dir: str | Path) -> bool:
     """A cvs_tf run directory left by a failed start: its config.json and nothing of a completed epoch."""
     root = Path(run_dir)
-    names = {p.name for p in root.iterdir()}
+    names = {p.name for p in root.iterdir() if not _is_start_temporary(p.name)}
     if "config.json" not in names or not names <= RESTARTABLE_ENTRIES or has_completed_work(root):
         return False
     try:
@@ -81,10 +84,15 @@ def is_restartable(run_dir: str | Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("resolved"), dict) and "package_version" in data["resolved"]
 
 
+def _is_start_temporary(name: str) -> bool:
+    return temporary_of(name) in TEMPORARY_TARGETS
+
+
 def clear_failed_start(run_dir: str | Path) -> None:
-    """Remove what a failed start left (only :data:`RESTARTABLE_ENTRIES`, never the lock file)."""
+    """Remove what a failed start left (only :data:`RESTARTABLE_ENTRIES` and temporaries, never the lock file)."""
     root = Path(run_dir)
-    for name in sorted(RESTARTABLE_ENTRIES - {LOCK_FILE}):
+    temporaries = [p.name for p in root.iterdir() if _is_start_temporary(p.name)]
+    for name in sorted(RESTARTABLE_ENTRIES - {LOCK_FILE}) + temporaries:
         p = root / name
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)

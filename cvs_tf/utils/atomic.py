@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 LEGACY_TEMP_AGE_S = 24 * 3600  # an old-style temporary (no pid in its name) untouched this long is stale
-_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+")
+_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-(?P<pid>\d+)@(?P<host>.+)-[a-z0-9_]+(?:\.[A-Za-z0-9]+)?")
 _LEGACY_TEMP = re.compile(r"\.(?P<target>.+)\.tmp-[a-z0-9_]{8}")
+_FIXED_TEMP = re.compile(r"\.(?P<target>.+)\.tmp")  # the hand-written ``.NAME.tmp`` of earlier versions
 
 
 def _host() -> str:
@@ -37,6 +38,14 @@ def pid_alive(pid: int) -> bool:
     except OSError:  # PermissionError: a live process of another user
         return True
     return True
+
+
+def temporary_of(name: str) -> str | None:
+    """The target name a directory entry ``name`` is a temporary of (any naming used so far), else None."""
+    for pattern in (_TEMP, _LEGACY_TEMP, _FIXED_TEMP):
+        if m := pattern.fullmatch(name):
+            return m["target"]
+    return None
 
 
 def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float = LEGACY_TEMP_AGE_S) -> list[Path]:
@@ -73,6 +82,12 @@ def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float =
     return sorted(removed)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def make_temporary(target: str | os.PathLike) -> Path:
     """A new private directory beside ``target`` to build it in, named ``.NAME.tmp-PID@HOST-XXXXXXXX``.
 
@@ -83,11 +98,17 @@ def make_temporary(target: str | os.PathLike) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", dir=target.parent))
 
 
-def make_temporary_file(target: str | os.PathLike) -> Path:
-    """A new empty file beside ``target`` named ``.NAME.tmp-PID@HOST-XXXXXXXX`` (stale ones removed first)."""
+def make_temporary_file(target: str | os.PathLike, *, suffix: str = "") -> Path:
+    """A new empty file beside ``target`` named ``.NAME.tmp-PID@HOST-XXXXXXXX`` + ``suffix`` (stale ones removed first).
+
+    ``suffix`` (e.g. ``".keras"``) is for writers that pick the format from the file name.
+    """
     target = Path(target)
+    if suffix and not re.fullmatch(r"\.[A-Za-z0-9]+", suffix):
+        raise ValueError(f"temporary suffix must be a dot and letters or digits, got {suffix!r}")
     remove_stale_temporaries(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}@{_host()}-", suffix=suffix,
+                                dir=target.parent)
     os.close(fd)
     return Path(name)
 
@@ -101,12 +122,15 @@ def _discard(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False,
+               backup: str | os.PathLike | None = None) -> Iterator[Path]:
     """Yield a private temporary directory; on success it replaces ``target`` in one rename.
 
     On any exception the temporary is removed and ``target`` is untouched. An existing ``target``
-    is refused (``FileExistsError``) unless ``overwrite``; then the old one is swapped out and
-    removed only after the new one is in place.
+    is refused (``FileExistsError``) unless ``overwrite``; then the old one is moved aside and
+    removed only after the new one is in place. ``backup`` names where it is moved (default: a
+    temporary), for a caller that recovers from a kill between the two renames by renaming
+    ``backup`` back when ``target`` is missing.
     """
     target = Path(target)
     if target.exists() and not overwrite:
@@ -114,15 +138,44 @@ def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False) -> Iterato
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temporary(target)
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # once renamed, the permissions of a plain mkdir
         yield tmp
-        old = None
-        if target.exists():
+        _swap_in(tmp, target, None if backup is None else Path(backup))
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def _swap_in(tmp: Path, target: Path, backup: Path | None) -> None:
+    """Rename ``tmp`` onto ``target``; an existing ``target`` goes to ``backup`` first and is removed last."""
+    old = None
+    if os.path.lexists(target):
+        if backup is None:
             old = make_temporary(target)
             os.rmdir(old)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
+        else:
+            old = backup
             _discard(old)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old is not None:
+        _discard(old)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
+    """Yield the path of a new empty temporary file beside ``target``, for writers that want a path.
+
+    On success the file replaces ``target`` in one rename; on any exception it is removed and
+    ``target`` is untouched. ``suffix``: see :func:`make_temporary_file`.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temporary_file(target, suffix=suffix)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # once renamed, the permissions of a plain open(..., "w")
+        yield tmp
+        os.replace(tmp, target)
     except BaseException:
         _discard(tmp)
         raise
@@ -137,18 +190,10 @@ def atomic_file(target: str | os.PathLike, mode: str = "w", **open_kwargs) -> It
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_file mode must be 'w' or 'wb', got {mode!r}")
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temporary_file(target)
-    try:
-        with open(tmp, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        _discard(tmp)
-        raise
+    with atomic_path(target) as tmp, open(tmp, mode, **open_kwargs) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_json_atomic(target: str | os.PathLike, obj, *, default=None) -> None:

@@ -15,7 +15,7 @@ from cvs_tf.training.run_dir import (
     locate_dataset,
     read_run_config,
 )
-from cvs_tf.training.trainer import Checkpoint
+from cvs_tf.training.checkpoint import Checkpoint
 from tests.conftest import make_toy_featureset
 
 
