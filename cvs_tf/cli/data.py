@@ -15,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.data.registry import dataset_path
+from cvs_tf.data.converters import CONVERTERS, offering
+from cvs_tf.data.converters.xmedianet import VARIANTS
+from cvs_tf.data.registry import SYNTH_NAMES, dataset_path
 from cvs_tf.data.store import SPLITS, FeatureSet, load_feature_set
-from cvs_tf.data.synthetic import NAMES as SYNTH_NAMES
+from cvs_tf.data.synthetic import DATASET_SPECS
 from cvs_tf.utils.cli import ArgumentParser, CliError
-from data_prep import CONVERTERS
 
 CONVERT_NAMES = tuple(CONVERTERS)
+MULTI_LABEL = {"synth": [n for n, s in DATASET_SPECS.items() if s.multi_label], "convert": offering("multi_label")}
 
 
 def _fraction(text: str) -> float:
@@ -59,7 +61,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
-    p.add_argument("--multi-label", action="store_true", help="nuswide only: multi-hot labels")
+    p.add_argument("--multi-label", action="store_true", help=f"{', '.join(MULTI_LABEL['synth'])} only: multi-hot labels")
 
     p = sub.add_parser("convert", help="convert official feature files to a feature set")
     p.add_argument("name", choices=CONVERT_NAMES)
@@ -70,18 +72,21 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
     p.add_argument("--allow-extra-classes", action="store_true",
                    help="accept labels beyond the dataset's documented class count (a variant with more classes)")
-    p.add_argument("--multi-label", action="store_true", help="nuswide only: (N, C) multi-hot label files")
-    p.add_argument("--variant", choices=("auto", "full", "doc2vec"), default="auto",
-                   help="xmedianet only: full file or the image-text Doc2Vec file (auto: from the file name)")
+    p.add_argument("--multi-label", action="store_true",
+                   help=f"{', '.join(MULTI_LABEL['convert'])} only: (N, C) multi-hot label files")
+    p.add_argument("--variant", choices=VARIANTS, default="auto",
+                   help=f"{', '.join(offering('variant'))} only: full file or the image-text Doc2Vec file "
+                        "(auto: from the file name)")
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None):
     args = build_parser().parse_args(argv)
-    if getattr(args, "multi_label", False) and args.name != "nuswide":
-        raise CliError(f"--multi-label: only nuswide has a multi-label option, not {args.name}")
-    if args.command == "convert" and args.variant != "auto" and args.name != "xmedianet":
-        raise CliError(f"--variant: only xmedianet has variants, not {args.name}")
+    owners = MULTI_LABEL.get(args.command, [])
+    if getattr(args, "multi_label", False) and args.name not in owners:
+        raise CliError(f"--multi-label: only {', '.join(owners)} has a multi-label option, not {args.name}")
+    if args.command == "convert" and args.variant != "auto" and args.name not in offering("variant"):
+        raise CliError(f"--variant: only {', '.join(offering('variant'))} has variants, not {args.name}")
     return args
 
 
@@ -140,15 +145,11 @@ def _synth(args) -> int:
 
 
 def _convert(args) -> int:
-    import data_prep
+    from cvs_tf.data.converters import convert
 
-    options = {}
-    if args.name == "nuswide":
-        options["multi_label"] = args.multi_label
-    if args.name == "xmedianet":
-        options["variant"] = args.variant
-    out = data_prep.convert(args.name, args.src, args.out, val_fraction=args.val_fraction, seed=args.seed,
-                            report=print, allow_extra_classes=args.allow_extra_classes, **options)
+    options = {option: getattr(args, option) for option in CONVERTERS[args.name].options}
+    out = convert(args.name, args.src, args.out, val_fraction=args.val_fraction, seed=args.seed,
+                  report=print, allow_extra_classes=args.allow_extra_classes, **options)
     print(f"wrote {args.name} to {out}")
     print(format_summary(load_feature_set(out)))
     return 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cvs_tf.data.converters import CONVERTERS
 from cvs_tf.data.store import FeatureSet, FeatureSetError, load_feature_set
+from cvs_tf.data.synthetic import NAMES as SYNTH_NAMES  # the benchmarks with a synthetic stand-in
 
 DEFAULT_DATASET = "tux12"
 EMBEDDED_ROOT = Path(__file__).resolve().parent.parent / "datasets"
 DATA_ENV = "CVS_TF_DATA"
-SYNTH_NAMES = ("xmedia", "xmedianet", "pascal", "nuswide", "cub")
 
 
 def embedded_datasets() -> list[str]:
@@ -35,10 +36,12 @@ def dataset_path(name_or_dir: str | os.PathLike | None = None) -> Path:
         return Path(root) / spec
     if (EMBEDDED_ROOT / spec).is_dir():
         return EMBEDDED_ROOT / spec
-    hint = ""
+    ways = []
     if spec in SYNTH_NAMES:
-        hint = (f"; make a synthetic stand-in with `python -m cvs_tf.data synth {spec} --out DIR`"
-                f" or convert the real files with `python -m cvs_tf.data convert {spec} SRC --out DIR`")
+        ways.append(f"make a synthetic stand-in with `python -m cvs_tf.data synth {spec} --out DIR`")
+    if spec in CONVERTERS:
+        ways.append(f"convert the real files with `python -m cvs_tf.data convert {spec} SRC --out DIR`")
+    hint = f"; {' or '.join(ways)}" if ways else ""
     known = ", ".join(embedded_datasets()) or "none"
     raise FeatureSetError(
         f"{spec}: no such dataset directory, not under ${DATA_ENV}, and not an embedded set ({known}){hint}"

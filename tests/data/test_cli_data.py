@@ -12,8 +12,8 @@ from cvs_tf.cli.data import main, parse_args
 from cvs_tf.data.synthetic import write_synthetic
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
-from tests.data_prep import layouts
-from tests.data_prep.layouts import VERSIONS
+from tests.data.converters import layouts
+from tests.data.converters.layouts import VERSIONS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from cvs_tf.data.store import (
 )
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.data.temporaries import dead_pid, fake_temp
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -313,25 +313,6 @@ def test_library_refuses_val_fractions_outside_0_1(tmp_path, fraction):
 
 
 # --------------------------------------------------------------------------- case 4: stale temporaries
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def host() -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
-
-
-def fake_temp(parent: Path, target: str, pid: int, hostname: str | None = None) -> Path:
-    tmp = parent / f".{target}.tmp-{pid}@{hostname or host()}-abcd_123"
-    tmp.mkdir(parents=True)
-    (tmp / "image.train.x.npy").write_bytes(b"\0" * 1000)
-    return tmp
 
 
 def test_synth_removes_temporaries_of_dead_writers_only(tmp_path, capsys):

@@ -1,1 +1,1 @@
-"""Tests of the data_prep converters and benchmark builders."""
+"""Tests of the real-data builders (data_prep: Tux-12, Digits-10)."""

@@ -21,9 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.converters.common import (
+    Conversion,
+    check_class_count,
+    class_names,
+    found_notes,
+    largest_label,
+)
+from cvs_tf.data.converters.matfile import MatFile, to_class_ids
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, check_class_count, class_names, found_notes, largest_label
-from data_prep.matfile import MatFile, to_class_ids
 
 VERSION = "1"
 FILE = "raw_features.mat"

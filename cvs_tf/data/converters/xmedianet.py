@@ -23,9 +23,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvs_tf.data.converters.common import (
+    Conversion,
+    check_class_count,
+    class_names,
+    found_notes,
+    largest_label,
+)
+from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, check_class_count, class_names, found_notes, largest_label
-from data_prep.matfile import MatFile
 
 VERSION = "1"
 FILE = "XMediaNetFeatures.mat"

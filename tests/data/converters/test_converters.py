@@ -12,8 +12,8 @@ import pytest
 from cvs_tf.cli.data import main
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.utils.cli import run_cli
-from tests.data_prep import layouts
-from tests.data_prep.layouts import VERSIONS
+from tests.data.converters import layouts
+from tests.data.converters.layouts import VERSIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ def check_converted(out: Path, layout, name: str):
     assert fs.num_classes == layout.n_classes
     assert fs.manifest["pairing"] == layout.pairing and fs.label_kind == layout.label_kind
     prov = fs.manifest["provenance"]
-    assert prov["converter"].startswith("data_prep.") and prov["converter_version"] == "1"
+    assert prov["converter"].startswith("cvs_tf.data.converters.") and prov["converter_version"] == "1"
     assert prov["source_files"] and not any(os.path.isabs(f) for f in prov["source_files"])
     rows_of = {}
     for m, exp in layout.expected.items():

@@ -6,9 +6,9 @@ import pytest
 import scipy.io
 import scipy.sparse
 
+from cvs_tf.data.converters.matfile import V5, V73, MatFile, to_class_ids
 from cvs_tf.data.store import FeatureSetError
-from data_prep.matfile import V5, V73, MatFile, to_class_ids
-from tests.data_prep.layouts import VERSIONS, write_mat, write_v73_sparse
+from tests.data.converters.layouts import VERSIONS, write_mat, write_v73_sparse
 
 X = np.arange(12, dtype=np.float64).reshape(4, 3)  # 4 items, 3 features: X[i, j] = 3 i + j
 

@@ -20,9 +20,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvs_tf.data.converters import offering
+from cvs_tf.data.converters.common import (
+    Conversion,
+    check_class_count,
+    class_names,
+    found_notes,
+    largest_label,
+)
+from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, check_class_count, class_names, found_notes, largest_label
-from data_prep.matfile import MatFile
 
 VERSION = "1"
 LABEL_BASE = 0
@@ -47,7 +54,7 @@ def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, al
     src = Path(src)
     if not src.is_dir():
         raise FeatureSetError(f"{src}: directory: not found (the DSCMR layout is a directory of six .mat files)")
-    if multi_label and name != "nuswide":
+    if multi_label and name not in offering("multi_label"):
         raise FeatureSetError(f"{src}: multi_label: only NUS-WIDE has a multi-label option")
     files = {stem: _open(src, stem) for stem in STEMS}
     splits: dict = {"image": {}, "text": {}}

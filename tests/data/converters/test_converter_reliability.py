@@ -1,21 +1,18 @@
 """Converters refuse corrupt input in one line and leave nothing behind (#12 cases 4, 10, 11; corrupt files of every layout)."""
 
 import os
-import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 
-import data_prep
 from cvs_tf.cli.data import main
+from cvs_tf.data.converters import convert
 from cvs_tf.data.store import FeatureSetError, load_feature_set
 from cvs_tf.utils.cli import run_cli
-from tests.data_prep import layouts
+from tests.data.converters import layouts
+from tests.data.temporaries import dead_pid, fake_temp
 
 
 def cli(argv, capsys):
@@ -161,7 +158,7 @@ def test_val_fraction_outside_0_1_is_one_line(tmp_path, capsys, value):
 def test_library_convert_refuses_bad_val_fractions(tmp_path, value):
     lay = layouts.dscmr(tmp_path / "src")
     with pytest.raises(FeatureSetError, match=r"val_fraction: must be in \[0, 1\)"):
-        data_prep.convert("pascal", lay.src, tmp_path / "out", val_fraction=value, report=None)
+        convert("pascal", lay.src, tmp_path / "out", val_fraction=value, report=None)
     assert_nothing_written(tmp_path)
 
 
@@ -228,71 +225,13 @@ def test_corrupt_input_is_one_line_and_leaves_nothing(tmp_path, capsys, name, ki
 # --------------------------------------------------------------------------- case 4: temporaries of dead writers
 
 
-def _host():
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
-
-
-def _dead_pid():
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def _fake_temp(parent: Path, target: str, pid: int) -> Path:
-    tmp = parent / f".{target}.tmp-{pid}@{_host()}-abcd_123"
-    tmp.mkdir(parents=True)
-    (tmp / "part.npy").write_bytes(b"\0" * 4096)
-    return tmp
-
-
 def test_convert_removes_what_a_killed_convert_left_behind(tmp_path, capsys):
-    stale = _fake_temp(tmp_path, "out", _dead_pid())
-    live = _fake_temp(tmp_path, "out", os.getppid())
+    stale = fake_temp(tmp_path, "out", dead_pid())
+    live = fake_temp(tmp_path, "out", os.getppid())
     lay = layouts.dscmr(tmp_path / "src")
     code, _, err = cli(["convert", "pascal", lay.src, "--out", tmp_path / "out"], capsys)
     assert (code, err) == (0, "")
     assert not stale.exists() and live.is_dir()
-
-
-def _tiny_deb(tmp_path: Path) -> Path:
-    pkg = tmp_path / "pkg"
-    (pkg / "DEBIAN").mkdir(parents=True)
-    (pkg / "DEBIAN" / "control").write_text(
-        "Package: cvs-tiny\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\nDescription: tiny\n")
-    (pkg / "usr" / "share").mkdir(parents=True)
-    (pkg / "usr" / "share" / "hello.txt").write_text("hi\n")
-    deb = tmp_path / "cvs-tiny_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(pkg), str(deb)], check=True, capture_output=True)
-    return deb
-
-
-@pytest.mark.skipif(not Path("/usr/bin/dpkg-deb").exists(), reason="needs dpkg-deb")
-def test_unpack_removes_temporaries_of_a_killed_unpack(tmp_path):
-    from data_prep import tuxdigits_common
-
-    deb = _tiny_deb(tmp_path)
-    cache = tmp_path / "cache"
-    stale = _fake_temp(cache / "root", "cvs-tiny_1.0", _dead_pid())
-    live = _fake_temp(cache / "root", "cvs-tiny_1.0", os.getppid())
-    dest = tuxdigits_common.unpack(deb, cache)
-    assert (dest / "usr" / "share" / "hello.txt").read_text() == "hi\n"
-    assert not stale.exists() and live.is_dir()
-
-
-def test_whisper_assembly_removes_temporaries_of_a_killed_assembly(tmp_path, monkeypatch):
-    from data_prep import extractors
-
-    part1, part2 = tmp_path / "p1", tmp_path / "p2"
-    part1.mkdir(), part2.mkdir()
-    (part1 / "model.bin.part1").write_bytes(b"ab")
-    (part2 / "model.bin.part2").write_bytes(b"cd")
-    for n in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        (part1 / n).write_text("{}")
-    monkeypatch.setattr(extractors, "_whisper_parts", lambda: [part1, part2])
-    stale = _fake_temp(tmp_path / "cache" / "models", "whisper-base-ct2", _dead_pid())
-    dest = extractors.assemble_whisper(tmp_path / "cache")
-    assert (dest / "model.bin").read_bytes() == b"abcd"
-    assert not stale.exists()
 
 
 # --------------------------------------------------------------------------- further corrupt values found while testing

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.converters.common import Conversion, check_class_count, count_notes
+from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
-from data_prep import Conversion, check_class_count, count_notes
-from data_prep.matfile import MatFile
 
 VERSION = "1"
 SEEN, UNSEEN, CLASSES = "trainvalclasses.txt", "testclasses.txt", "classes.txt"
@@ -62,30 +62,29 @@ def _names(path: Path, what: str) -> list[str]:
     return names
 
 
-def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = False, **_options) -> Conversion:
-    """Read and validate a CUB per-class layout (see the module docstring)."""
-    src = Path(src)
-    if not src.is_dir():
-        raise FeatureSetError(f"{src}: directory: not found (the CUB layout is a directory, see docs/data.md)")
+def _class_lists(src: Path) -> tuple[list[str], list[str], list[str], list[Path]]:
+    """Seen and unseen class names, every class in label order, and the list files read."""
     seen = _names(src / SEEN, "seen classes")
     unseen = _names(src / UNSEEN, "unseen classes")
     both = sorted(set(seen) & set(unseen))
     if both:
         raise FeatureSetError(f"{src / UNSEEN}: {both[0]}: class is also listed as seen in {SEEN}")
     sources = [src / SEEN, src / UNSEEN]
-    if (src / CLASSES).is_file():
-        classes = _names(src / CLASSES, "classes")
-        sources.append(src / CLASSES)
-        unknown = [c for c in seen + unseen if c not in set(classes)]
-        if unknown:
-            raise FeatureSetError(f"{src / CLASSES}: {unknown[0]}: class of the split lists is not in {CLASSES}")
-    else:
-        classes = sorted(seen + unseen)
-    index = {c: i for i, c in enumerate(classes)}
+    if not (src / CLASSES).is_file():
+        return seen, unseen, sorted(seen + unseen), sources
+    classes = _names(src / CLASSES, "classes")
+    unknown = [c for c in seen + unseen if c not in set(classes)]
+    if unknown:
+        raise FeatureSetError(f"{src / CLASSES}: {unknown[0]}: class of the split lists is not in {CLASSES}")
+    return seen, unseen, classes, sources + [src / CLASSES]
+
+
+def _read_classes(src: Path, groups: dict[str, list[str]], index: dict[str, int]):
+    """Features of every class file: (splits, labels per class file, files read, MATLAB versions)."""
     dims: dict[str, int | None] = {"img": None, "txt": None}
-    parts: dict = {"train": {"img": [], "txt": [], "y": []}, "test": {"img": [], "txt": [], "y": []}}
-    version = set()
-    for split, group in (("train", seen), ("test", unseen)):
+    parts: dict = {s: {"img": [], "txt": [], "y": []} for s in groups}
+    sources, version = [], set()
+    for split, group in groups.items():
         for cname in group:
             path = src / FEATURES / f"{cname}.mat"
             if not path.is_file():
@@ -102,10 +101,21 @@ def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = Fals
             sources.append(path)
             version.add(mat.version)
     splits: dict = {"image": {}, "text": {}}
-    for split in ("train", "test"):
+    for split in groups:
         y = np.concatenate(parts[split]["y"])
         splits["image"][split] = (np.concatenate(parts[split]["img"]), y)
         splits["text"][split] = (np.concatenate(parts[split]["txt"]), y)
+    return splits, [y for s in groups for y in parts[s]["y"]], sources, version
+
+
+def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = False, **_options) -> Conversion:
+    """Read and validate a CUB per-class layout (see the module docstring)."""
+    src = Path(src)
+    if not src.is_dir():
+        raise FeatureSetError(f"{src}: directory: not found (the CUB layout is a directory, see docs/data.md)")
+    seen, unseen, classes, sources = _class_lists(src)
+    index = {c: i for i, c in enumerate(classes)}
+    splits, class_ys, files, version = _read_classes(src, {"train": seen, "test": unseen}, index)
     zero_shot = {"seen": sorted(index[c] for c in seen), "unseen": sorted(index[c] for c in unseen)}
     names_from = src / CLASSES if (src / CLASSES).is_file() else src / SEEN
     notes = [f"read {len(seen) + len(unseen)} per-class files ({', '.join(sorted(version))}); "
@@ -121,11 +131,11 @@ def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = Fals
     empty = [c for c in classes if c not in set(seen) | set(unseen)]
     if empty:
         notes.append(f"{len(empty)} classes of {CLASSES} are in neither split (no items)")
-    empty_files = [c for c, ys in zip(seen + unseen, parts["train"]["y"] + parts["test"]["y"]) if not len(ys)]
+    empty_files = [c for c, ys in zip(seen + unseen, class_ys) if not len(ys)]
     if empty_files:
         notes.append(f"{len(empty_files)} class files hold no rows (e.g. {empty_files[0]})")
     return Conversion(
         name=name, splits=splits, classes=classes, pairing="instance", converter=__name__,
-        version=VERSION, sources=sources, source_format=", ".join(sorted(version)), label_base=None,
+        version=VERSION, sources=sources + files, source_format=", ".join(sorted(version)), label_base=None,
         notes=notes, extra={"zero_shot": zero_shot}, source_root=src,
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep import (
+from cvs_tf.data.converters.common import (
     Conversion,
     check_class_count,
     class_names,
@@ -27,7 +27,7 @@ from data_prep import (
     largest_label,
     resolve_file,
 )
-from data_prep.matfile import MatFile
+from cvs_tf.data.converters.matfile import MatFile
 
 VERSION = "1"
 FILE = "XMediaFeatures.mat"
