@@ -22,6 +22,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--stage", type=int, help="evaluate the model of this (1-based) stage [last]")
     p.add_argument("--out", metavar="FILE",
                    help="output stem for .md/.csv/.json [RUN_DIR/eval/<split>-<protocol>-k<K>]")
+    p.add_argument("--projector", action="store_true",
+                   help="also write TensorBoard Embedding Projector files and a PCA/t-SNE PNG of the split's "
+                        "embeddings, before and after training, to RUN_DIR/projector (cvs_tf.evaluation.projector)")
     return p
 
 
@@ -65,4 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = write_table(df, stem)
     print(format_table(df))
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    if args.projector:
+        from cvs_tf.evaluation.projector import write_projector
+
+        print(f"wrote {write_projector(args.run_dir, model, fs, split=args.split)} (tensorboard --logdir it: Projector tab)")
     return 0
