@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 from scipy.fft import dct
 
-from cvs_tf.data.store import make_temporary, sha256_file
+from cvs_tf.data.store import sha256_file
+from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import CliError
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
 
@@ -286,21 +287,13 @@ def assemble_whisper(cache: str | Path) -> Path:
     want = sum(p.stat().st_size for p in pieces)
     if (dest / "model.bin").is_file() and (dest / "model.bin").stat().st_size == want:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temporary(dest)  # also removes what a killed assembly left behind
-    try:
+    with atomic_dir(dest, overwrite=True) as tmp:  # also removes what a killed assembly left behind
         with open(tmp / "model.bin", "wb") as out:
             for p in pieces:
                 with open(p, "rb") as f:
                     shutil.copyfileobj(f, out, 1 << 22)
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
             shutil.copy2(part1 / name, tmp / name)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.store import SPLITS, load_feature_set, make_temporary, stratified_holdout
+from cvs_tf.data.store import SPLITS, load_feature_set, stratified_holdout
+from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import ArgumentParser, CliError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,19 +121,11 @@ def unpack(deb: Path, cache: Path) -> Path:
     dest = cache / "root" / f"{name}_{version.replace(':', '%3a')}"
     if (dest / ".unpacked").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temporary(dest)  # also removes what a killed unpack left behind
-    try:
+    with atomic_dir(dest, overwrite=True) as tmp:  # also removes what a killed unpack left behind
         res = _run(["dpkg-deb", "-x", str(deb), str(tmp)], timeout=DPKG_TIMEOUT_S)
         if res.returncode != 0:
             raise CliError(f"{deb}: dpkg-deb -x failed ({res.stderr.strip()})")
         (tmp / ".unpacked").write_text(f"{name} {version}\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from cvs_tf.data.store import all_finite, sha256_file
+from cvs_tf.utils.artifacts import check_replaceable, read_manifest
+from cvs_tf.utils.atomic import atomic_dir
 
 INDEX_FORMAT = "cvs_tf.index"
 INDEX_FORMAT_VERSION = 1
@@ -291,21 +292,8 @@ class Index:
         """Write the index directory atomically (an existing index is replaced only with ``overwrite``)."""
         faiss = _faiss()
         path = Path(path)
-        if path.exists():
-            if not path.is_dir():
-                raise RetrievalError(f"{path}: exists and is not a directory")
-            if any(path.iterdir()):
-                if not overwrite:
-                    raise RetrievalError(f"{path}: exists and is not empty (pass --overwrite to replace an index)")
-                if not (path / INDEX_MANIFEST).is_file():
-                    raise RetrievalError(f"{path}: not an index directory (no {INDEX_MANIFEST}); refusing to replace it")
-        if path.parent.exists() and not path.parent.is_dir():
-            raise RetrievalError(f"{path.parent}: not a directory")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
+        check_replaceable(path, INDEX_MANIFEST, overwrite=overwrite, noun="index", error=RetrievalError)
+        with atomic_dir(path, overwrite=True) as tmp:  # refused above what may not be replaced
             faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
             np.save(tmp / "ids.npy", self.ids, allow_pickle=False)
             files = ["faiss.index", "ids.npy"]
@@ -315,16 +303,6 @@ class Index:
             manifest = self.manifest()
             manifest["files"] = {f: {"sha256": sha256_file(tmp / f), "bytes": (tmp / f).stat().st_size} for f in files}
             (tmp / INDEX_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.path = path
         return path
 
@@ -333,22 +311,9 @@ class Index:
         """Read an index directory; with ``export``, refuse one built for another export or D."""
         faiss = _faiss()
         path = Path(path)
-        mpath = path / INDEX_MANIFEST
-        if not path.is_dir():
-            raise RetrievalError(f"{path}: no such index directory")
-        if not mpath.is_file():
-            raise RetrievalError(f"{mpath}: missing (not a cvs_tf index; build one with python -m cvs_tf.index build)")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RetrievalError(f"{mpath}: not valid JSON ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
-            raise RetrievalError(f"{mpath}: format is not {INDEX_FORMAT!r}")
-        if manifest.get("format_version") != INDEX_FORMAT_VERSION:
-            raise RetrievalError(f"{mpath}: unsupported format_version {manifest.get('format_version')!r}")
-        for key in ("kind", "dim", "count", "files"):
-            if key not in manifest:
-                raise RetrievalError(f"{mpath}: {key}: missing field")
+        manifest, _ = read_manifest(path, INDEX_MANIFEST, fmt=INDEX_FORMAT, version=INDEX_FORMAT_VERSION,
+                                    required=("kind", "dim", "count", "files"), noun="index", error=RetrievalError,
+                                    hint="build one with python -m cvs_tf.index build")
         for fname, rec in manifest["files"].items():
             fpath = path / fname
             if not fpath.is_file():

@@ -19,10 +19,12 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
+
+from cvs_tf.utils.artifacts import check_replaceable, read_manifest
+from cvs_tf.utils.atomic import atomic_dir
 
 EXPORT_FORMAT = "cvs_tf.export"
 EXPORT_FORMAT_VERSION = 1
@@ -106,10 +108,13 @@ def require_onnx() -> None:
 
 
 def _space_name(model, run_config: dict | None) -> str:
+    """The run's space, else the registered space of the model's class, else the class name."""
+    from cvs_tf.spaces import get_space, space_names
+
     space = ((run_config or {}).get("model") or {}).get("space")
     if space:
         return str(space)
-    return {"CVSModel": "cvs", "MCVSModel": "mcvs", "RVSModel": "rvs"}.get(type(model).__name__, type(model).__name__)
+    return next((n for n in space_names() if type(model) is get_space(n).model_class), type(model).__name__)
 
 
 def _versions() -> dict:
@@ -122,27 +127,64 @@ def _versions() -> dict:
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise ExportError(f"{out}: exists and is not a directory")
-        if any(out.iterdir()):
-            if not overwrite:
-                raise ExportError(f"{out}: exists and is not empty (pass --overwrite to replace an export)")
-            if not (out / EXPORT_MANIFEST).is_file():
-                raise ExportError(f"{out}: not an export directory (no {EXPORT_MANIFEST}); refusing to replace it")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise ExportError(f"{out.parent}: not a directory")
+    check_replaceable(out, EXPORT_MANIFEST, overwrite=overwrite, noun="export", error=ExportError)
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` to ``out``; an existing ``out`` is removed only once ``tmp`` is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _modality_entry(model, m: str, tmp: Path, formats: tuple[str, ...], check_rows: int) -> tuple[dict, float]:
+    """Write modality ``m``'s artifacts into ``tmp``; ``(its export.json entry, |served - embed| max)``."""
+    _write_savedmodel(model, m, tmp / m)
+    diff = _check_artifact(model, m, tmp / m, check_rows) if check_rows else 0.0
+    entry = {
+        "input_dim": int(model.modality_dims[m]),
+        "savedmodel": m,
+        "endpoint": ENDPOINT,
+        "signature": "serving_default",
+        "input": INPUT_NAME,
+        "output": "output_0",
+        "weights_sha256": weights_sha256(model.branches[m]),
+    }
+    if "onnx" in formats:
+        _to_onnx(tmp / m, tmp / f"{m}.onnx", model.modality_dims[m])
+        entry["onnx"] = f"{m}.onnx"
+    return entry, diff
+
+
+def _manifest(model, modalities: dict, formats: tuple[str, ...], *, dataset, run_config, run_name,
+              check_rows: int, max_diff: float) -> dict:
+    stage = model.current_stage
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "space": _space_name(model, run_config),
+        "dim": int(model.dim),
+        "embedding": "independent protocol: l2_normalize(branch_m(x)), as CrossModalModel.embed",
+        "stage": stage + 1,
+        "stage_name": model.stage_name(stage),
+        "num_stages": model.num_stages,
+        "modalities": modalities,
+        "modality_order": list(modalities),
+        "formats": list(formats),
+        "dataset": None if dataset is None else {
+            "name": dataset.name,
+            "manifest_sha256": dataset.manifest_sha256,
+            "classes": dataset.classes,
+            "label_kind": dataset.label_kind,
+            "data_label": dataset.data_label,
+        },
+        "run": {"name": run_name, "config": run_config},
+        "check": {"rows": int(check_rows), "max_abs_diff": max_diff} if check_rows else None,
+        "versions": _versions(),
+    }
+
+
+def _check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(("savedmodel", *formats)))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ExportError(f"unknown export format {bad[0]!r} (use {' or '.join(FORMATS)})")
+    if "onnx" in formats:
+        require_onnx()
+    return formats
 
 
 def export_model(
@@ -169,65 +211,16 @@ def export_model(
       check_rows: probe rows each artifact is checked on against ``model.embed`` (0 = no check).
     """
     out = Path(out)
-    formats = tuple(dict.fromkeys(("savedmodel", *formats)))
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        raise ExportError(f"unknown export format {bad[0]!r} (use {' or '.join(FORMATS)})")
-    if "onnx" in formats:
-        require_onnx()
+    formats = _check_formats(formats)
     _prepare_out(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_dir(out, overwrite=True) as tmp:  # _prepare_out refused what may not be replaced
         modalities, max_diff = {}, 0.0
         for m in model.modalities:
-            _write_savedmodel(model, m, tmp / m)
-            if check_rows:
-                max_diff = max(max_diff, _check_artifact(model, m, tmp / m, check_rows))
-            entry = {
-                "input_dim": int(model.modality_dims[m]),
-                "savedmodel": m,
-                "endpoint": ENDPOINT,
-                "signature": "serving_default",
-                "input": INPUT_NAME,
-                "output": "output_0",
-                "weights_sha256": weights_sha256(model.branches[m]),
-            }
-            if "onnx" in formats:
-                _to_onnx(tmp / m, tmp / f"{m}.onnx", model.modality_dims[m])
-                entry["onnx"] = f"{m}.onnx"
-            modalities[m] = entry
-        stage = model.current_stage
-        manifest = {
-            "format": EXPORT_FORMAT,
-            "format_version": EXPORT_FORMAT_VERSION,
-            "space": _space_name(model, run_config),
-            "dim": int(model.dim),
-            "embedding": "independent protocol: l2_normalize(branch_m(x)), as CrossModalModel.embed",
-            "stage": stage + 1,
-            "stage_name": model.stage_name(stage),
-            "num_stages": model.num_stages,
-            "modalities": modalities,
-            "modality_order": list(modalities),
-            "formats": list(formats),
-            "dataset": None if dataset is None else {
-                "name": dataset.name,
-                "manifest_sha256": dataset.manifest_sha256,
-                "classes": dataset.classes,
-                "label_kind": dataset.label_kind,
-                "data_label": dataset.data_label,
-            },
-            "run": {"name": run_name, "config": run_config},
-            "check": {"rows": int(check_rows), "max_abs_diff": max_diff} if check_rows else None,
-            "versions": _versions(),
-        }
+            modalities[m], diff = _modality_entry(model, m, tmp, formats, check_rows)
+            max_diff = max(max_diff, diff)
+        manifest = _manifest(model, modalities, formats, dataset=dataset, run_config=run_config,
+                             run_name=run_name, check_rows=check_rows, max_diff=max_diff)
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -260,24 +253,9 @@ class Export:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        mpath = self.path / EXPORT_MANIFEST
-        if not self.path.is_dir():
-            raise ExportError(f"{self.path}: no such export directory")
-        if not mpath.is_file():
-            raise ExportError(f"{mpath}: missing (not a cvs_tf export; make one with "
-                              "python -m cvs_tf.export RUN_DIR --out DIR)")
-        blob = mpath.read_bytes()
-        try:
-            manifest = json.loads(blob)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ExportError(f"{mpath}: not valid JSON ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
-            raise ExportError(f"{mpath}: format is not {EXPORT_FORMAT!r}")
-        if manifest.get("format_version") != EXPORT_FORMAT_VERSION:
-            raise ExportError(f"{mpath}: unsupported format_version {manifest.get('format_version')!r}")
-        for key in ("dim", "modalities", "stage"):
-            if key not in manifest:
-                raise ExportError(f"{mpath}: {key}: missing field")
+        manifest, blob = read_manifest(self.path, EXPORT_MANIFEST, fmt=EXPORT_FORMAT, version=EXPORT_FORMAT_VERSION,
+                                       required=("dim", "modalities", "stage"), noun="export", error=ExportError,
+                                       hint="make one with python -m cvs_tf.export RUN_DIR --out DIR")
         self.manifest = manifest
         self.sha256 = hashlib.sha256(blob).hexdigest()
         self._loaded: dict = {}
