@@ -7,21 +7,13 @@ import os
 import time
 from pathlib import Path
 
+from cvs_tf.utils.atomic import pid_alive
+
 LOCK_FILE = ".lock"
 
 
 class RunDirLockedError(ValueError):
     """Another process holds the run directory's lock."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunDirLock:
@@ -70,7 +62,7 @@ class RunDirLock:
                 text = self.path.read_text().strip()
             except OSError:
                 text = ""
-            if text.isdigit() and int(text) != os.getpid() and _alive(int(text)):
+            if text.isdigit() and int(text) != os.getpid() and pid_alive(int(text)):
                 return int(text)
             if text.isdigit() and int(text) == os.getpid():
                 return os.getpid()  # held through another open file in this process

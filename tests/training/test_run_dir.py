@@ -8,6 +8,7 @@ import pytest
 from cvs_tf.config import RunConfig
 from cvs_tf.data.registry import find_dataset
 from cvs_tf.data.store import FeatureSetError, load_feature_set
+from cvs_tf.training.checkpoint import Checkpoint
 from cvs_tf.training.run_dir import (
     RunDirError,
     clear_failed_start,
@@ -15,7 +16,6 @@ from cvs_tf.training.run_dir import (
     locate_dataset,
     read_run_config,
 )
-from cvs_tf.training.checkpoint import Checkpoint
 from tests.conftest import make_toy_featureset
 
 
