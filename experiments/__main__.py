@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from cvs_tf.utils.atomic import atomic_file
 from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 DOC = "docs/results.md"
@@ -81,7 +82,7 @@ def parse_args(argv: Sequence[str] | None = None):
 
 
 def _list() -> int:
-    from experiments.runner import missing_real_data
+    from experiments.data import missing_real_data
     from experiments.spec import GROUPS, available, load
 
     for name in available():
@@ -96,7 +97,10 @@ def _list() -> int:
 
 
 def _run(args, argv) -> int:
-    from experiments.runner import Context, ExperimentError, missing_real_data, run_experiment
+    from experiments.context import Context
+    from experiments.data import missing_real_data
+    from experiments.errors import ExperimentError
+    from experiments.runner import run_experiment
     from experiments.spec import expand, load
 
     names = expand(args.names)
@@ -127,7 +131,7 @@ def _run(args, argv) -> int:
 
 BEGIN, END = "<!-- experiment:{} -->", "<!-- /experiment:{} -->"
 RUN_MARK = "<!-- run: {} -->"
-QUICK_TEXT = "**Quick run**"  # the line runner.header_markdown puts under the title of a --quick result
+QUICK_TEXT = "**Quick run**"  # the line report.header_markdown puts under the title of a --quick result
 
 
 def _section(text: str, name: str) -> str | None:
@@ -175,9 +179,8 @@ def publish_section(doc: Path, name: str, body: str, kind: str | None = None) ->
         text = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip("\n") + f"\n\n{block}\n"
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(doc)
+    with atomic_file(doc) as f:
+        f.write(text)
 
 
 def _doc_path(arg: str | None) -> Path:
@@ -230,7 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "publish":
         return _publish(args)
     if args.command == "render":
-        from experiments.runner import ExperimentError, rerender
+        from experiments.errors import ExperimentError
+        from experiments.runner import rerender
 
         for name in args.names:
             try:

@@ -1,5 +1,7 @@
 """Stage-wise class-incremental learning (thesis §3.4, Tables 12–13): class views of a feature set, the stage plan and its two evaluation sets.
 
+The kinds ``plan`` (Table 12) and ``incremental`` (Table 13) in :mod:`experiments.kinds` run them.
+
 Protocol (thesis §3.4 and §5.1.F; the choices the thesis leaves open are marked *choice*):
 
 * The training classes are cut, in class-id order, into groups: Pascal 5/5/5/5 of its 20
@@ -33,18 +35,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvs_tf.data.store import FeatureSet, FeatureSetError
-from experiments.runner import (
-    Context,
-    ExperimentError,
-    base_record,
-    cell_text,
-    header_markdown,
-    markdown_table,
-)
-from experiments.spec import IncrementalSpec
+from experiments.errors import ExperimentError, SpecError
+from experiments.schema import PART1_RULES, ExperimentSpec, IncrementalSpec
 
 DIRECTIONS = {"i2t": ("image", "text"), "t2i": ("text", "image")}
 PARTS = ("part1", "part2")
+STAGE1 = PART1_RULES[0]
 
 
 # --------------------------------------------------------------------------- class views
@@ -125,7 +121,7 @@ def make_plan(fs: FeatureSet, inc: IncrementalSpec) -> StagePlan:
     stages = [train[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
     tests = test_classes(fs, mods)
     zero_shot = not set(tests) & set(train)
-    if inc.part1 == "stage1":
+    if inc.part1 == STAGE1:
         part1 = [c for c in stages[0] if c in set(tests)]
         if not part1:
             raise ExperimentError(f"{fs.name}: the stage-1 classes have no test items (zero-shot set? use "
@@ -151,7 +147,7 @@ def class_ranges(classes) -> str:
 def part_label(plan: StagePlan, part: str) -> str:
     if part == "part2":
         return f"entire test set ({len(plan.part2)} {'unseen ' if plan.zero_shot else ''}classes: {class_ranges(plan.part2)})"
-    if plan.part1_rule == "stage1":
+    if plan.part1_rule == STAGE1:
         return f"stage-1 classes ({class_ranges(plan.part1)})"
     return f"first {len(plan.part1)} {'unseen ' if plan.zero_shot else 'test '}classes ({class_ranges(plan.part1)})"
 
@@ -177,167 +173,17 @@ def plan_rows(fs: FeatureSet, plan: StagePlan, mods) -> list[dict]:
     return rows
 
 
-# --------------------------------------------------------------------------- Table 12: the plan
+def check_incremental(spec: ExperimentSpec, where: str) -> None:
+    """Spec check of the class-incremental kinds: every dataset has one valid plan."""
+    for i, d in enumerate(spec.datasets):
+        inc = spec.incremental_for(d)
+        if inc is None:
+            raise SpecError(f"{where}: kind {spec.kind} needs an 'incremental' section (datasets[{i}])")
+        if (inc.stage_sizes is None) == (inc.n_stages is None):
+            raise SpecError(f"{where}: incremental: give exactly one of stage_sizes and n_stages")
+        if inc.part1 not in PART1_RULES:
+            raise SpecError(f"{where}: incremental.part1 must be one of {', '.join(PART1_RULES)}, got {inc.part1!r}")
 
 
-def run_plan(ctx: Context) -> dict:
-    """Table 12: the stage plan and evaluation sets, computed from the data (no training)."""
-    exp = ctx.exp
-    datas = [ctx.resolve(d) for d in exp.datasets]
-    md = header_markdown(ctx, datas)
-    rows, record_plans = [], []
-    thesis_rows = exp.options.get("thesis_rows", {})
-    for data in datas:
-        inc = exp.incremental_for(data.spec)
-        fs = data.featureset().subset(inc.modalities)
-        plan = make_plan(fs, inc)
-        prow = plan_rows(fs, plan, inc.modalities)
-        trow = thesis_rows.get(data.spec.name, [])
-        table = []
-        for i, r in enumerate(prow):
-            t = trow[i] if i < len(trow) else ["—"] * 3
-            table.append([str(r["stage"]), r["train_classes"], r["train_items"], r["val_items"],
-                          f"{r['part1']}: {r['part1_items']}", f"{r['part2']}: {r['part2_items']}",
-                          " / ".join(t)])
-            rows.append({"experiment": exp.name, "dataset": data.spec.name, "data_label": data.label,
-                         **{k: v for k, v in r.items() if k != "classes"}, "thesis": " / ".join(t)})
-        md += [f"### {data.spec.label} ({data.label})", "",
-               markdown_table(["stage", "trains on classes (1-based)", "train items", "val items",
-                               "evaluated on (part 1): test items", "evaluated on (part 2): test items",
-                               "thesis Table 12 (train / part 1 / part 2)"], table), ""]
-        if plan.zero_shot:
-            md += [f"- zero-shot: the {len(plan.train_classes)} seen classes train, the {len(plan.part2)} unseen "
-                   "classes are the whole test set; the seen classes have no test items, so part 1 is the first "
-                   f"{len(plan.part1)} unseen classes (a choice: Table 13's row says '5 categories').", ""]
-        record_plans.append({"dataset": data.spec.name, "stages": plan.stages, "part1": plan.part1,
-                             "part2": plan.part2, "zero_shot": plan.zero_shot, "rows": prow})
-    md += [f"- {n}" for n in exp.options.get("plan_notes", [])]
-    return {"markdown": "\n".join(md), "rows": rows, "record": {**base_record(ctx, datas), "plans": record_plans}}
-
-
-
-# --------------------------------------------------------------------------- Table 13: the runs
-
-
-def _evaluate_parts(ctx: Context, model, fs: FeatureSet, plan: StagePlan, mods) -> dict:
-    """``{(protocol, part, direction): mAP}`` of one model on both evaluation sets (test split)."""
-    from cvs_tf.evaluation.table import cross_modal_table
-
-    out = {}
-    for part, classes in (("part1", plan.part1), ("part2", plan.part2)):
-        view = class_view(fs, classes, ("test",))
-        for p in ctx.exp.protocols:
-            df = cross_modal_table(model, split="test", k=ctx.exp.k, protocol=p, dataset=view, modalities=mods)
-            for d, (q, r) in DIRECTIONS.items():
-                out[(p, part, d)] = float(df.at[q, r])
-    return out
-
-
-def trained_labels(fs: FeatureSet, mods) -> dict[str, list[int]]:
-    """Every label of the train and validation rows a trainer will see (recorded per stage)."""
-    return {f"{m}/{s}": sorted(int(c) for c in np.unique(np.asarray(fs.y(m, s)))) for m in mods for s in ("train", "val")}
-
-
-def run_stagewise(ctx: Context, data, plan: StagePlan, seed: int, fs: FeatureSet, mods) -> tuple[list[dict], list[dict]]:
-    """Train the stage-wise model through every stage; evaluations after each stage and what each stage saw."""
-    variant = ctx.exp.variants[0]
-    weights = None
-    evals, seen = [], []
-    for s, classes in enumerate(plan.stages):
-        view = class_view(fs, classes, ("train", "val"))
-        labels = trained_labels(view, mods)
-        later = {c for st in plan.stages[s + 1:] for c in st}
-        leaked = sorted({c for v in labels.values() for c in v} & later)
-        if leaked:  # cannot happen with class_view; a guard, not a result
-            raise ExperimentError(f"stage {s + 1} would train on later-stage classes {leaked}")
-        run_dir = ctx.run_root / data.spec.name / f"seed{seed}" / f"stage{s + 1}"
-        tr = ctx.train(data, variant, seed, run_dir=run_dir, featureset=view, init_weights=weights)
-        weights = tr.model.get_weights()
-        evals.append(_evaluate_parts(ctx, tr.model, fs, plan, mods))
-        seen.append({"stage": s + 1, "classes": list(classes), "labels": labels, "wall_s": round(tr.wall_s, 1)})
-    return evals, seen
-
-
-def run_incremental(ctx: Context) -> dict:
-    """Table 13: stage-wise class-incremental runs over seeds, plus the CVS on every training class."""
-    exp = ctx.exp
-    datas = [ctx.resolve(d) for d in exp.datasets]
-    md = header_markdown(ctx, datas, [
-        "stage-wise model: continues from the previous stage's weights with every weight trainable and sees only "
-        "the current stage's classes (see experiments/incremental.py for the reading of thesis §3.4)",
-        "each cell: our mean ± std over seeds / thesis / ours − thesis"])
-    rows, runs, plots = [], [], []
-    for data in datas:
-        inc = exp.incremental_for(data.spec)
-        mods = list(inc.modalities)
-        fs = data.featureset().subset(mods)
-        plan = make_plan(fs, inc)
-        stage_vals: list[list[dict]] = []
-        cvs_vals: list[dict] = []
-        for seed in ctx.seeds:
-            evals, seen = run_stagewise(ctx, data, plan, seed, fs, mods)
-            stage_vals.append(evals)
-            rec = {"dataset": data.spec.name, "seed": seed, "stages": seen,
-                   "evaluations": [{"|".join(k): v for k, v in e.items()} for e in evals]}
-            if inc.comparison and len(exp.variants) > 1:
-                full = class_view(fs, plan.train_classes, ("train", "val"))
-                run_dir = ctx.run_root / data.spec.name / f"seed{seed}" / "cvs-all-classes"
-                tr = ctx.train(data, exp.variants[1], seed, run_dir=run_dir, featureset=full)
-                cvs = _evaluate_parts(ctx, tr.model, fs, plan, mods)
-                cvs_vals.append(cvs)
-                rec["comparison"] = {"|".join(k): v for k, v in cvs.items()}
-            runs.append(rec)
-        thesis_sw = data.spec.thesis.get(exp.variants[0].name, {})
-        thesis_cvs = data.spec.thesis.get(exp.variants[1].name, {}) if len(exp.variants) > 1 else {}
-        n_st = len(plan.stages)
-        md += [f"### {data.spec.label} ({data.label})", ""]
-        for p in exp.protocols:
-            header = ["evaluated on", "direction"] + [
-                f"stage {s + 1} (+{class_ranges(c)})" for s, c in enumerate(plan.stages)]
-            if cvs_vals:
-                header.append(f"{exp.variants[1].name}")
-            table = []
-            for part in PARTS:
-                for d in DIRECTIONS:
-                    cells = []
-                    for s in range(n_st):
-                        v = np.array([sv[s][(p, part, d)] for sv in stage_vals])
-                        m, sd = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-                        key = f"{part}.{d}.s{s + 1}"
-                        cells.append(cell_text(m, sd, thesis_sw.get(key)))
-                        rows.append(_row(exp, data, p, part, d, f"stage{s + 1}", v, thesis_sw.get(key)))
-                    if cvs_vals:
-                        v = np.array([cv[(p, part, d)] for cv in cvs_vals])
-                        m, sd = float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
-                        key = f"{part}.{d}"
-                        cells.append(cell_text(m, sd, thesis_cvs.get(key)))
-                        rows.append(_row(exp, data, p, part, d, "cvs", v, thesis_cvs.get(key)))
-                    table.append([part_label(plan, part), d] + cells)
-            md += [f"#### protocol {p}, mAP@{exp.k}", "", markdown_table(header, table), ""]
-        plots.append((data, plan))
-        if exp.options.get("figure") == "stages":
-            from experiments.figures import plot_incremental
-            from experiments.runner import figure_path
-
-            path = figure_path(ctx, "" if len(datas) == 1 else f"-{data.spec.name}")
-            data_rows = [r for r in rows if r["dataset"] == data.spec.name and r["protocol"] == exp.protocols[0]]
-            plot_incremental(data_rows, n_st, path, title=f"{exp.title}\n{data.spec.label} ({data.label})",
-                             labels={part: part_label(plan, part) for part in PARTS})
-            md += [f"![{exp.name} {data.spec.name}]({path.name})", ""]
-    record = {**base_record(ctx, datas), "runs": runs,
-              "plans": [{"dataset": d.spec.name, "stages": pl.stages, "part1": pl.part1, "part2": pl.part2,
-                         "zero_shot": pl.zero_shot} for d, pl in plots]}
-    return {"markdown": "\n".join(md), "rows": rows, "record": record}
-
-
-def _row(exp, data, protocol, part, direction, column, values, thesis) -> dict:
-    m = float(values.mean())
-    return {"experiment": exp.name, "dataset": data.spec.name, "data_label": data.label, "protocol": protocol,
-            "k": exp.k, "part": part, "direction": direction, "column": column, "mean": m,
-            "std": float(values.std(ddof=1)) if len(values) > 1 else None, "n_seeds": len(values),
-            "thesis": thesis, "diff": None if thesis is None else m - thesis,
-            "per_seed": ";".join(f"{x:.6f}" for x in values)}
-
-
-__all__ = ["class_view", "class_mask", "make_plan", "StagePlan", "plan_rows", "run_plan", "run_incremental",
-           "run_stagewise", "class_ranges"]
+__all__ = ["DIRECTIONS", "PARTS", "StagePlan", "check_incremental", "class_mask", "class_ranges", "class_view",
+           "make_plan", "part_label", "plan_rows"]

@@ -6,16 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from experiments.figures import (
-    IterationTimer,
-    analytic_blocks,
-    counted_blocks,
-    pca2,
-    plot_loss,
-    plot_variant_bars,
-    read_scalars,
-    with_global_epoch,
-)
+from experiments.kinds.blocks import analytic_blocks, counted_blocks
+from experiments.kinds.loss_curves import plot_loss, read_scalars, with_global_epoch
+from experiments.kinds.projection import pca2
+from experiments.kinds.timing import IterationTimer
+from experiments.plots import plot_variant_bars
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

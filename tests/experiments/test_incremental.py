@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from cvs_tf.data.store import load_feature_set
-from experiments.incremental import class_ranges, class_view, make_plan, plan_rows, run_stagewise
-from experiments.runner import Context, ExperimentError, resolve_data
+from experiments.context import Context
+from experiments.data import resolve_data
+from experiments.errors import ExperimentError
+from experiments.incremental import class_ranges, class_view, make_plan, plan_rows
+from experiments.kinds.incremental import run_stagewise
 from experiments.spec import DataSpec, ExperimentSpec, IncrementalSpec, VariantSpec, load
 from tests.conftest import make_toy_featureset
 

@@ -6,11 +6,11 @@ import pytest
 
 from cvs_tf.utils.cli import run_cli
 from experiments.__main__ import main
-from experiments.runner import SYNTH_LABEL, missing_real_data
+from experiments.data import SYNTH_LABEL, missing_real_data
+from experiments.kinds import get_kind
 from experiments.spec import available, load
 
 pytestmark = pytest.mark.integration
-FIGURE_KINDS = ("blocks", "timing", "projection", "loss_curves")
 
 
 @pytest.fixture(scope="module")
@@ -39,5 +39,5 @@ def test_experiment_runs_quick_and_writes_its_outputs(name, tmp_path, cache, cap
     rec = json.loads((res / f"{name}.json").read_text())
     assert rec["experiment"] == name and rec["quick"] is True
     assert (res / f"{name}.csv").stat().st_size > 0
-    if exp.kind in FIGURE_KINDS or exp.options.get("figure"):
+    if get_kind(exp.kind).figure or exp.options.get("figure"):
         assert list(res.glob(f"{name}*.png")), "no figure written"

@@ -8,19 +8,10 @@ import pytest
 
 from cvs_tf.utils.cli import run_cli
 from experiments.__main__ import main, publish_section
-from experiments.runner import (
-    REAL_LABEL,
-    SYNTH_LABEL,
-    ExperimentError,
-    aggregate,
-    cell_text,
-    check_claims,
-    check_data_arg,
-    grid_markdown,
-    long_rows,
-    resolve_data,
-    synthetic_path,
-)
+from experiments.claims import check_claims
+from experiments.data import REAL_LABEL, SYNTH_LABEL, check_data_arg, resolve_data, synthetic_path
+from experiments.errors import ExperimentError
+from experiments.report import aggregate, cell_text, grid_markdown, long_rows
 from experiments.spec import ClaimSpec, DataSpec, load
 from tests.conftest import make_toy_featureset
 
@@ -144,7 +135,11 @@ def test_claims_are_decided_on_the_paired_seed_differences():
 
 def test_render_rebuilds_the_same_table_from_the_recorded_runs(tmp_path):
     from cvs_tf.evaluation.table import table_record
-    from experiments.runner import Context, StoredData, _finish, render_cross_modal, rerender
+    from experiments.context import Context
+    from experiments.data import StoredData
+    from experiments.kinds.cross_modal import render_cross_modal
+    from experiments.report import finish
+    from experiments.runner import rerender
     from experiments.spec import ExperimentSpec, VariantSpec
 
     spec = ExperimentSpec(name="toytable", title="Toy", kind="cross_modal",
@@ -159,7 +154,7 @@ def test_render_rebuilds_the_same_table_from_the_recorded_runs(tmp_path):
            "counts": {m: {"train": 10, "val": 2, "test": 5} for m in MODS}}
     ctx = Context(exp=spec, seeds=[0, 1], results=tmp_path / "res", command="python -m experiments run toytable")
     out = render_cross_modal(ctx, [StoredData(spec.datasets[0], rec)], runs)
-    first = _finish(ctx, out, 1.5)["md"].read_text()
+    first = finish(ctx, out, 1.5)["md"].read_text()
     assert "0.300 ± 0.141 / 0.250 / +0.050" in first and "**not resolved**" in first
     assert "items train/val/test: image 10/2/5, text 10/2/5, audio 10/2/5" in first
     paths = rerender("toytable", tmp_path / "res")
@@ -223,7 +218,7 @@ def test_publish_section_appends_new_blocks(tmp_path):
 
 
 def test_results_json_is_strict(tmp_path):
-    from experiments.runner import clean_json
+    from experiments.report import clean_json
 
     rec = clean_json({"a": float("nan"), "b": [np.float32(0.5), np.int64(3)], "c": (1, float("inf"))})
     assert json.loads(json.dumps(rec, allow_nan=False)) == {"a": None, "b": [0.5, 3], "c": [1, None]}
@@ -236,7 +231,8 @@ def test_results_json_is_strict(tmp_path):
 def test_training_never_reads_the_test_split_before_the_final_evaluation(tmp_path, monkeypatch):
     """Early stopping and the best epoch come from validation: the test split is untouched until training ends."""
     from cvs_tf.data.store import FeatureSet, load_feature_set
-    from experiments.runner import Context, ExperimentTrainer
+    from cvs_tf.training.trainer import Trainer
+    from experiments.context import Context
     from experiments.spec import ExperimentSpec, VariantSpec
 
     state = {"final": False, "early": []}
@@ -247,13 +243,13 @@ def test_training_never_reads_the_test_split_before_the_final_evaluation(tmp_pat
                 state["early"].append(modality)
             return super()._get(modality, split)
 
-    original = ExperimentTrainer.final_metrics
+    original = Trainer.final_metrics
 
     def final_metrics(self, reports):
         state["final"] = True
         return original(self, reports)
 
-    monkeypatch.setattr(ExperimentTrainer, "final_metrics", final_metrics)
+    monkeypatch.setattr(Trainer, "final_metrics", final_metrics)
     fs = load_feature_set(make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}, name="toy"))
     guarded = Guarded(fs.path, fs.manifest, fs.arrays)
     spec = ExperimentSpec(name="t", title="t", kind="cross_modal", datasets=[DataSpec(name="toy")],
@@ -271,14 +267,14 @@ def test_training_never_reads_the_test_split_before_the_final_evaluation(tmp_pat
     assert not list(tr.run_dir.glob("stages/*/model.keras"))  # dropped unless --keep-models
     assert not (tr.run_dir / "checkpoint").exists()
     tables = ctx.evaluate(tr)
-    assert list(tables) == ["independent"] and tables["independent"] is tr.tables["test"]
+    assert list(tables) == ["independent"] and tables["independent"] is tr.result.tables["test"]
 
 
 @pytest.mark.slow
 def test_table8_runs_unchanged_on_a_converted_official_xmedia_file(tmp_path, capsys):
     """A tiny official-layout XMediaFeatures.mat -> `python -m cvs_tf.data convert` -> `run table8 --data DIR --quick`."""
     from cvs_tf.cli.data import main as data_main
-    from tests.data_prep.layouts import xmedia
+    from tests.data.converters.layouts import xmedia
 
     layout = xmedia(tmp_path / "src")
     conv = tmp_path / "xmedia"
