@@ -2,8 +2,8 @@
 
 Each wrapper's ``call(y_true, y_pred)`` returns the pure function's batch scalar, so Keras'
 reduction leaves it unchanged; per-sample weights are not meaningful for a batch-mined triplet
-loss and should not be passed. ``cross_triplet_loss`` and ``pair_triplet_loss`` take two sets of
-embeddings and have no ``(y_true, y_pred)`` form: the models call them directly.
+loss and should not be passed. The cross-set triplet and the pair-loss kinds take two sets of
+embeddings and have no ``(y_true, y_pred)`` form: the models call them through the pair-loss registry.
 """
 
 import keras
@@ -15,40 +15,51 @@ from cvs_tf.losses.triplet import semi_hard_triplet_loss
 __all__ = ["SemiHardTripletLoss", "ClassificationLoss", "ReconstructionLoss"]
 
 
+class _FunctionLoss(keras.losses.Loss):
+    """``call`` is ``fn(y_true, y_pred, **options)``; subclasses set ``fn`` and ``default_name``."""
+
+    fn = None
+    default_name = None
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=name or self.default_name, **kwargs)
+
+    def options(self) -> dict:
+        return {}
+
+    def call(self, y_true, y_pred):
+        return type(self).fn(y_true, y_pred, **self.options())
+
+    def get_config(self):
+        return {**super().get_config(), **self.options()}
+
+
 @keras.saving.register_keras_serializable(package="cvs_tf")
-class SemiHardTripletLoss(keras.losses.Loss):
+class SemiHardTripletLoss(_FunctionLoss):
     """Keras form of :func:`cvs_tf.losses.semi_hard_triplet_loss`: ``y_true`` labels, ``y_pred`` (N, D) embeddings."""
 
-    def __init__(self, margin=1.0, name="semi_hard_triplet_loss", **kwargs):
+    fn = staticmethod(semi_hard_triplet_loss)
+    default_name = "semi_hard_triplet_loss"
+
+    def __init__(self, margin=1.0, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.margin = float(margin)
 
-    def call(self, y_true, y_pred):
-        return semi_hard_triplet_loss(y_true, y_pred, margin=self.margin)
-
-    def get_config(self):
-        config = super().get_config()
-        config["margin"] = self.margin
-        return config
+    def options(self) -> dict:
+        return {"margin": self.margin}
 
 
 @keras.saving.register_keras_serializable(package="cvs_tf")
-class ClassificationLoss(keras.losses.Loss):
+class ClassificationLoss(_FunctionLoss):
     """Keras form of :func:`cvs_tf.losses.classification_loss`: ids or multi-hot ``y_true``, logits ``y_pred``."""
 
-    def __init__(self, name="classification_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        return classification_loss(y_true, y_pred)
+    fn = staticmethod(classification_loss)
+    default_name = "classification_loss"
 
 
 @keras.saving.register_keras_serializable(package="cvs_tf")
-class ReconstructionLoss(keras.losses.Loss):
+class ReconstructionLoss(_FunctionLoss):
     """Keras form of :func:`cvs_tf.losses.reconstruction_loss`: ``y_true`` the input, ``y_pred`` the reconstruction."""
 
-    def __init__(self, name="reconstruction_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        return reconstruction_loss(y_true, y_pred)
+    fn = staticmethod(reconstruction_loss)
+    default_name = "reconstruction_loss"

@@ -1,4 +1,9 @@
-"""Semi-hard triplet losses (within one set, across two sets, and the eq. 3.1.6 pair combination) as pure TF functions.
+"""Semi-hard triplet losses (within one set, and from one set to another) as pure TF functions.
+
+Each loss has one body, ``batched_semi_hard_triplet_loss`` / ``batched_cross_triplet_loss``, over
+any number of stacked sets (leading dimensions, or none); ``semi_hard_triplet_loss`` and
+``cross_triplet_loss`` are that body on one shape-checked set. The eq. 3.1.6 combination of a
+modality pair is the ``semihard_triplet`` pair-loss kind (``cvs_tf.losses.semihard_triplet``).
 
 This module imports only ``tensorflow`` (no ``keras``, no other ``cvs_tf`` module) so that it runs
 unchanged on TF 2.15 and TF 2.21: the TF-Addons oracle lane (``make test-oracle``) loads this
@@ -34,7 +39,6 @@ __all__ = [
     "same_class_matrix",
     "semi_hard_triplet_loss",
     "cross_triplet_loss",
-    "pair_triplet_loss",
     "batched_semi_hard_triplet_loss",
     "batched_cross_triplet_loss",
 ]
@@ -71,12 +75,8 @@ def _normalise_labels(labels, name):
     raise ValueError(f"{name} must have shape (N,) or (N, C); got shape {labels.shape}")
 
 
-def same_class_matrix(labels_a, labels_b):
-    """Boolean (Na, Nb) matrix: True where item i of a and item j of b share a class.
-
-    Integer ids: equal ids. Multi-hot (N, C) rows: at least one common label. Both arguments
-    must use the same form.
-    """
+def _labels_pair(labels_a, labels_b):
+    """Both label sets normalised and checked to be of one form (ids, or multi-hot with one class count)."""
     la = _normalise_labels(labels_a, "labels_a")
     lb = _normalise_labels(labels_b, "labels_b")
     if la.shape.rank != lb.shape.rank:
@@ -84,15 +84,35 @@ def same_class_matrix(labels_a, labels_b):
             "labels_a and labels_b must both be class ids (N,) or both multi-hot (N, C); "
             f"got shapes {la.shape} and {lb.shape}"
         )
-    if la.shape.rank == 1:
-        if la.dtype != lb.dtype:
-            lb = tf.cast(lb, la.dtype)
-        return tf.equal(la[:, None], lb[None, :])
-    if la.shape[-1] is not None and lb.shape[-1] is not None and la.shape[-1] != lb.shape[-1]:
+    if la.shape.rank == 2 and la.shape[-1] is not None and lb.shape[-1] is not None and la.shape[-1] != lb.shape[-1]:
         raise ValueError(
             f"multi-hot labels must have the same number of classes; got {la.shape[-1]} and {lb.shape[-1]}"
         )
-    return tf.matmul(la, lb, transpose_b=True) > 0.0
+    return la, lb
+
+
+def _same_class(la, lb, ids):
+    """(..., Na, Nb) same-class mask from (..., N) class ids (``ids``) or (..., N, C) multi-hot rows."""
+    if ids:
+        return tf.equal(la[..., :, None], tf.cast(lb, la.dtype)[..., None, :])
+    return tf.matmul(tf.cast(la, tf.float32), tf.cast(lb, tf.float32), transpose_b=True) > 0.0
+
+
+def _distances(a, b):
+    """(..., Na, Nb) squared Euclidean distances ``|a|² + |b|² - 2 a·bᵀ`` (the TF-Addons formula), clamped at 0."""
+    sq_a = tf.reduce_sum(tf.square(a), axis=-1)[..., :, None]
+    sq_b = tf.reduce_sum(tf.square(b), axis=-1)[..., None, :]
+    return tf.maximum(sq_a + sq_b - 2.0 * tf.matmul(a, b, transpose_b=True), 0.0)
+
+
+def same_class_matrix(labels_a, labels_b):
+    """Boolean (Na, Nb) matrix: True where item i of a and item j of b share a class.
+
+    Integer ids: equal ids. Multi-hot (N, C) rows: at least one common label. Both arguments
+    must use the same form.
+    """
+    la, lb = _labels_pair(labels_a, labels_b)
+    return _same_class(la, lb, ids=la.shape.rank == 1)
 
 
 def pairwise_squared_distances(a, b):
@@ -103,12 +123,7 @@ def pairwise_squared_distances(a, b):
     """
     a = _check_embeddings(a, "a")
     b = _check_embeddings(b, "b")
-    if a.dtype != b.dtype:
-        b = tf.cast(b, a.dtype)
-    sq_a = tf.reduce_sum(tf.square(a), axis=1, keepdims=True)
-    sq_b = tf.reduce_sum(tf.square(b), axis=1, keepdims=True)
-    d = sq_a + tf.transpose(sq_b) - 2.0 * tf.matmul(a, b, transpose_b=True)
-    return tf.maximum(d, 0.0)
+    return _distances(a, tf.cast(b, a.dtype))
 
 
 def _closest_candidate(cond, d):
@@ -166,34 +181,22 @@ def _semi_hard_from_masks(dist, positives, negatives, margin):
     return tf.math.divide_no_nan(tf.reduce_sum(hinge, axis=[-2, -1]), num_pairs)
 
 
-def _batched_distances(a, b):
-    """(P, Na, Nb) squared Euclidean distances between (P, Na, D) and (P, Nb, D), clamped at 0."""
-    sq_a = tf.reduce_sum(tf.square(a), axis=-1)[..., :, None]
-    sq_b = tf.reduce_sum(tf.square(b), axis=-1)[..., None, :]
-    return tf.maximum(sq_a + sq_b - 2.0 * tf.matmul(a, b, transpose_b=True), 0.0)
-
-
-def _batched_same(la, lb):
-    """(P, Na, Nb) same-class masks from (P, N) ids or (P, N, C) multi-hot rows."""
-    if la.shape.rank == 2:
-        return tf.equal(la[..., :, None], tf.cast(lb, la.dtype)[..., None, :])
-    return tf.matmul(tf.cast(la, tf.float32), tf.cast(lb, tf.float32), transpose_b=True) > 0.0
-
-
 def batched_semi_hard_triplet_loss(labels, embeddings, margins=1.0):
-    """:func:`semi_hard_triplet_loss` for P independent sets at once: (P, N) or (P, N, C) labels,
-    (P, N, D) embeddings, a scalar or (P,) margins -> (P,) losses.
+    """Semi-hard triplet loss within each of a stack of sets: the one body of the intra-modal term.
 
-    Exactly the per-set loss (same mining and edge cases), computed with one set of ops: a model
-    that trains many modality pairs stacks their intra terms here, which keeps the traced graph
-    small (compile time) without changing any value.
+    ``embeddings`` (..., N, D) with labels (..., N) class ids or (..., N, C) multi-hot rows; the
+    leading dimensions (none, or P stacked sets) are independent problems, each with its own loss;
+    ``margins`` is a scalar or one per problem. Returns the (...)-shaped losses: a model that trains
+    many modality pairs stacks their sets here, so the traced graph stays small (compile time).
+    :func:`semi_hard_triplet_loss` is this function on one checked (N, D) set.
     """
     emb = _as_float(embeddings)
     labels = tf.convert_to_tensor(labels)
-    same = _batched_same(labels, labels)
-    dist = _batched_distances(emb, emb)
+    same = _same_class(labels, labels, ids=labels.shape.rank < emb.shape.rank)
+    dist = _distances(emb, emb)
     n = tf.shape(dist)[-1]
     off_diag = tf.logical_not(tf.cast(tf.eye(n), tf.bool))
+    # Explicit zero self-distance (as TF-Addons), whatever the rounding of |a|² + |a|² - 2a·a.
     dist = tf.where(off_diag, dist, tf.zeros_like(dist))
     positives = tf.logical_and(same, off_diag)
     negatives = tf.logical_and(tf.logical_not(same), off_diag)
@@ -201,11 +204,16 @@ def batched_semi_hard_triplet_loss(labels, embeddings, margins=1.0):
 
 
 def batched_cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_emb, margins=1.0):
-    """:func:`cross_triplet_loss` for P independent (anchor set, other set) problems -> (P,) losses."""
+    """Semi-hard triplet loss from anchor sets to other sets: the one body of the inter-modal term.
+
+    Shapes as in :func:`batched_semi_hard_triplet_loss`, the anchor and other sets of one problem
+    may differ in size; :func:`cross_triplet_loss` is this function on one checked pair of sets.
+    """
     ax = _as_float(anchor_emb)
     oy = tf.cast(_as_float(other_emb), ax.dtype)
-    same = _batched_same(tf.convert_to_tensor(anchor_labels), tf.convert_to_tensor(other_labels))
-    return _semi_hard_from_masks(_batched_distances(ax, oy), same, tf.logical_not(same), margins)
+    la = tf.convert_to_tensor(anchor_labels)
+    same = _same_class(la, tf.convert_to_tensor(other_labels), ids=la.shape.rank < ax.shape.rank)
+    return _semi_hard_from_masks(_distances(ax, oy), same, tf.logical_not(same), margins)
 
 
 def semi_hard_triplet_loss(labels, embeddings, margin=1.0):
@@ -214,7 +222,7 @@ def semi_hard_triplet_loss(labels, embeddings, margin=1.0):
     Args:
       labels: (N,) class ids, a (N, 1) column, or (N, C) multi-hot rows.
       embeddings: (N, D) float embeddings; they need not be normalised.
-      margin: the hinge margin (default 1.0).
+      margin: the hinge margin (1.0, TF-Addons' default; training takes ``LossConfig.margins``).
 
     Returns:
       A float32 scalar: the mean over (anchor, positive) pairs, anchor != positive, of
@@ -231,15 +239,7 @@ def semi_hard_triplet_loss(labels, embeddings, margin=1.0):
         farthest negative.
     """
     emb = _check_embeddings(embeddings, "embeddings")
-    same = same_class_matrix(labels, labels)
-    dist = pairwise_squared_distances(emb, emb)
-    n = tf.shape(dist)[0]
-    off_diag = tf.logical_not(tf.cast(tf.eye(n), tf.bool))
-    # Explicit zero self-distance (as TF-Addons), whatever the rounding of |a|² + |a|² - 2a·a.
-    dist = tf.where(off_diag, dist, tf.zeros_like(dist))
-    positives = tf.logical_and(same, off_diag)
-    negatives = tf.logical_and(tf.logical_not(same), off_diag)
-    return _semi_hard_from_masks(dist, positives, negatives, margin)
+    return batched_semi_hard_triplet_loss(_normalise_labels(labels, "labels"), emb, margin)
 
 
 def cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_emb, margin=1.0):
@@ -253,37 +253,16 @@ def cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_emb, margi
     Returns a float32 scalar; with no (anchor, positive) pair (no class in common, an empty set)
     it is 0; an anchor without a negative in y uses ``d_an = 0`` (``d_ap + margin`` per pair).
     """
-    ax = _check_embeddings(anchor_emb, "anchor_emb")
-    oy = _check_embeddings(other_emb, "other_emb")
-    if ax.shape[-1] is not None and oy.shape[-1] is not None and ax.shape[-1] != oy.shape[-1]:
+    return batched_cross_triplet_loss(*check_sets(anchor_labels, anchor_emb, other_labels, other_emb), margin)
+
+
+def check_sets(labels_a, emb_a, labels_b, emb_b):
+    """Two (labels, (N, D) embeddings) sets checked and normalised for a cross-set loss: ``(la, ea, lb, eb)``."""
+    ea = _check_embeddings(emb_a, "anchor_emb")
+    eb = _check_embeddings(emb_b, "other_emb")
+    if ea.shape[-1] is not None and eb.shape[-1] is not None and ea.shape[-1] != eb.shape[-1]:
         raise ValueError(
-            f"anchor_emb and other_emb must have the same dimension; got {ax.shape[-1]} and {oy.shape[-1]}"
+            f"anchor_emb and other_emb must have the same dimension; got {ea.shape[-1]} and {eb.shape[-1]}"
         )
-    same = same_class_matrix(anchor_labels, other_labels)
-    dist = pairwise_squared_distances(ax, oy)
-    return _semi_hard_from_masks(dist, same, tf.logical_not(same), margin)
-
-
-def pair_triplet_loss(labels_x, emb_x, labels_y, emb_y, gammas=(0.25, 0.25, 0.5),
-                      margins=(1.0, 1.0, 1.0), symmetric=False):
-    """The eq. 3.1.6 triplet loss for one modality pair (x, y).
-
-    ``total = γ1 · intra(x) + γ2 · intra(y) + γ3 · inter``, where intra is
-    :func:`semi_hard_triplet_loss` with margins α1/α2 and ``inter`` is
-    :func:`cross_triplet_loss` (x -> y) with margin α3. With ``symmetric=True``, ``inter`` is the
-    **average** of x -> y and y -> x, so γ3 keeps its meaning and the scale of the total is the
-    same as in the one-way form.
-
-    Returns a dict of float32 scalars: ``intra_x``, ``intra_y``, ``inter``, ``total``.
-    """
-    if len(gammas) != 3 or len(margins) != 3:
-        raise ValueError(f"gammas and margins need 3 values each; got {gammas!r} and {margins!r}")
-    g1, g2, g3 = gammas
-    m1, m2, m3 = margins
-    intra_x = semi_hard_triplet_loss(labels_x, emb_x, m1)
-    intra_y = semi_hard_triplet_loss(labels_y, emb_y, m2)
-    inter = cross_triplet_loss(labels_x, emb_x, labels_y, emb_y, m3)
-    if symmetric:
-        inter = 0.5 * (inter + cross_triplet_loss(labels_y, emb_y, labels_x, emb_x, m3))
-    total = g1 * intra_x + g2 * intra_y + g3 * inter
-    return {"intra_x": intra_x, "intra_y": intra_y, "inter": inter, "total": total}
+    la, lb = _labels_pair(labels_a, labels_b)
+    return la, ea, lb, eb

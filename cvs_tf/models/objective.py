@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
-from cvs_tf.losses import classification_loss, reconstruction_loss
-from cvs_tf.losses.triplet import batched_cross_triplet_loss, batched_semi_hard_triplet_loss
+from cvs_tf.config import LossConfig
+from cvs_tf.losses import PairLoss, classification_loss, get_pair_loss, reconstruction_loss
 
 
 def pair_key(a: str, b: str) -> str:
@@ -15,12 +17,28 @@ def pair_key(a: str, b: str) -> str:
 
 
 class LossMixin:
-    """Loss part of :class:`cvs_tf.models.base.CrossModalModel`: trackers, ``compute_losses``, ``train_step``/``test_step``."""
+    """Loss part of :class:`cvs_tf.models.base.CrossModalModel`: trackers, ``compute_losses``, ``train_step``/``test_step``.
+
+    The pair loss is the registered kind ``loss_weights["kind"]`` (:mod:`cvs_tf.losses.registry`); the
+    tracked names are ``loss``, ``classification``, the kind's total name (``triplet`` for the default),
+    ``{a}__{b}.{term}`` for each active pair and term of the kind, and ``reconstruction`` when on.
+    """
+
+    @staticmethod
+    def loss_options(overrides: dict | None = None) -> dict:
+        """The :class:`~cvs_tf.config.LossConfig` defaults (their one home) updated with ``overrides``."""
+        return {**dataclasses.asdict(LossConfig()), **(overrides or {})}
+
+    @property
+    def pair_loss(self) -> PairLoss:
+        """The registered pair-loss kind of this model (``ValueError`` naming the known kinds if unregistered)."""
+        return get_pair_loss(self.loss_weights["kind"])
+
     def _make_trackers(self):
-        names = ["loss", "classification", "triplet"]
+        kind = self.pair_loss
+        names = ["loss", "classification", kind.total_name]
         for a, b in self.active_pairs():
-            k = pair_key(a, b)
-            names += [f"{k}.intra_{a}", f"{k}.intra_{b}", f"{k}.inter"]
+            names += [f"{pair_key(a, b)}.{t}" for t in kind.term_names(a, b).values()]
         if self.decoders:
             names.append("reconstruction")
         self._tracker_names = names
@@ -51,38 +69,27 @@ class LossMixin:
         return out
 
     def loss_terms(self, labels: dict, logits: dict, pair_emb: dict) -> dict:
-        """Classification and triplet terms from labels, classifier logits and per-pair embeddings.
+        """Classification and pair-loss terms from labels, classifier logits and per-pair embeddings.
 
         ``logits`` maps each classified modality to its (B, C) logits; ``pair_emb`` maps each
-        active pair key ``a__b`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``.
-        Returns the tracked components and ``loss = alpha * classification + beta * triplet``
-        (without reconstruction). A pure function of its arguments, so it can be XLA-compiled.
+        active pair key ``a__b`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``. The active
+        pairs are stacked and the pair-loss kind is called once on them (one batched op per term:
+        the per-pair form traced ~1000 ops per pair). Returns the tracked components and
+        ``loss = alpha * classification + beta * mean(total)`` (without reconstruction). A pure
+        function of its arguments, so it can be XLA-compiled.
         """
-        lw = self.loss_weights
+        lw, kind = self.loss_weights, self.pair_loss
         out = {}
         out["classification"] = tf.add_n([classification_loss(labels[m], lg) for m, lg in logits.items()]) / len(logits)
-        # eq. 3.1.6 for every active pair, with the pairs stacked so that each kind of term is one
-        # batched op (the per-pair form traced ~1000 ops per pair; the values are identical).
         pairs = self.active_pairs()
         keys = [pair_key(a, b) for a, b in pairs]
-        (g1, g2, g3), (m1, m2, m3) = lw["gammas"], lw["margins"]
-        ex = tf.stack([pair_emb[k][0] for k in keys])
-        ey = tf.stack([pair_emb[k][1] for k in keys])
-        yx = tf.stack([labels[a] for a, _ in pairs])
-        yy = tf.stack([labels[b] for _, b in pairs])
-        n = len(pairs)
-        intra = batched_semi_hard_triplet_loss(tf.concat([yx, yy], 0), tf.concat([ex, ey], 0),
-                                               tf.constant([m1] * n + [m2] * n))
-        inter = batched_cross_triplet_loss(yx, ex, yy, ey, m3)
-        if lw["symmetric_inter"]:
-            inter = 0.5 * (inter + batched_cross_triplet_loss(yy, ey, yx, ex, m3))
-        for i, ((a, b), k) in enumerate(zip(pairs, keys)):
-            out[f"{k}.intra_{a}"] = intra[i]
-            out[f"{k}.intra_{b}"] = intra[n + i]
-            out[f"{k}.inter"] = inter[i]
-        totals = g1 * intra[:n] + g2 * intra[n:] + g3 * inter
-        out["triplet"] = tf.reduce_mean(totals)
-        out["loss"] = lw["alpha"] * out["classification"] + lw["beta"] * out["triplet"]
+        terms = kind(tf.stack([labels[a] for a, _ in pairs]), tf.stack([pair_emb[k][0] for k in keys]),
+                     tf.stack([labels[b] for _, b in pairs]), tf.stack([pair_emb[k][1] for k in keys]), lw)
+        for i, (a, b) in enumerate(pairs):
+            for term, name in kind.term_names(a, b).items():
+                out[f"{pair_key(a, b)}.{name}"] = terms[term][i]
+        out[kind.total_name] = tf.reduce_mean(terms["total"])
+        out["loss"] = lw["alpha"] * out["classification"] + lw["beta"] * out[kind.total_name]
         return out
 
     def _update(self, losses):
