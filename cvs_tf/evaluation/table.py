@@ -29,6 +29,7 @@ import pandas as pd
 from cvs_tf.data.store import order_modalities
 from cvs_tf.evaluation.metrics import map_at_k, map_at_k_from_scores, normalize_k
 from cvs_tf.evaluation.protocols import ModelScorer, parse_protocol
+from cvs_tf.utils.atomic import atomic_file
 
 __all__ = ["cross_modal_table", "format_table", "to_markdown", "write_table", "read_table", "table_from_matrix",
            "table_record", "MEAN", "TABLE_FORMAT"]
@@ -88,49 +89,11 @@ def cross_modal_table(
     proto = parse_protocol(protocol)
     k = normalize_k(k)                       # validated; "all" -> None
     if isinstance(model_or_embeddings, Mapping):
-        data = dict(model_or_embeddings)
-        mods = list(modalities) if modalities is not None else order_modalities(data)
-        for m in mods:
-            if m not in data:
-                raise ValueError(f"no embeddings for modality {m!r} (have {', '.join(data)})")
-            if not (isinstance(data[m], tuple | list) and len(data[m]) == 2):
-                raise ValueError(f"embeddings[{m!r}] must be a pair (embeddings, labels)")
-        if proto.uses_attention:
-            raise ValueError(
-                f"protocol {proto} needs the model (its attention blocks); precomputed embeddings "
-                "support only the independent protocol"
-            )
-        _check_present(mods, lambda m: len(data[m][0]), split)
-        label = data_label or (dataset.data_label if dataset is not None else "unlabelled data")
-
-        def cell(q, r):
-            (eq, yq), (er, yr) = data[q], data[r]
-            return map_at_k(eq, er, yq, yr, k, chunk_size=chunk_size), "independent"
+        mods, label, cell = _embedding_cells(model_or_embeddings, proto, split, k, modalities=modalities,
+                                             dataset=dataset, data_label=data_label, chunk_size=chunk_size)
     else:
-        model = model_or_embeddings
-        if dataset is None:
-            raise ValueError("a model needs dataset= (a FeatureSet with the items to evaluate)")
-        trained = list(model.modalities)
-        mods = (list(modalities) if modalities is not None
-                else [m for m in order_modalities(dataset.modalities) if m in trained])
-        for m in mods:
-            if m not in dataset.modalities:
-                raise ValueError(f"dataset {dataset.name!r} has no modality {m!r}")
-            if m not in trained:
-                raise ValueError(f"the model has not trained modality {m!r} (has {', '.join(trained)})")
-        _check_present(mods, lambda m: dataset.count(m, split), split)
-        label = data_label or dataset.data_label
-        scorer = ModelScorer(model, {m: dataset.x(m, split) for m in mods}, proto)
-
-        def cell(q, r):
-            yq, yr = dataset.y(q, split), dataset.y(r, split)
-            used = scorer.effective(q, r)
-            if used == "independent":        # bounded memory: never builds the full score matrix
-                value = map_at_k(scorer.embeddings(q), scorer.embeddings(r), yq, yr, k, chunk_size=chunk_size)
-            else:
-                value = map_at_k_from_scores(scorer.scores(q, r), yq, yr, k, chunk_size=chunk_size)
-            return value, used
-
+        mods, label, cell = _model_cells(model_or_embeddings, proto, split, k, modalities=modalities,
+                                         dataset=dataset, data_label=data_label, chunk_size=chunk_size)
     if len(mods) < 2:
         raise ValueError(f"a cross-modal table needs at least two modalities, got {mods}")
     if len(set(mods)) != len(mods):
@@ -145,6 +108,59 @@ def cross_modal_table(
                 if used != str(proto):
                     fallback.append([q, r])
     return _assemble(values, mods, proto=str(proto), split=split, k=k, data_label=label, fallback=fallback)
+
+
+def _embedding_cells(embeddings: Mapping, proto, split: str, k, *, modalities, dataset, data_label, chunk_size):
+    """(modalities, data label, cell) for precomputed ``{modality: (embeddings, labels)}``;
+    ``cell(q, r)`` is (mAP, protocol used)."""
+    data = dict(embeddings)
+    mods = list(modalities) if modalities is not None else order_modalities(data)
+    for m in mods:
+        if m not in data:
+            raise ValueError(f"no embeddings for modality {m!r} (have {', '.join(data)})")
+        if not (isinstance(data[m], tuple | list) and len(data[m]) == 2):
+            raise ValueError(f"embeddings[{m!r}] must be a pair (embeddings, labels)")
+    if proto.uses_attention:
+        raise ValueError(
+            f"protocol {proto} needs the model (its attention blocks); precomputed embeddings "
+            "support only the independent protocol"
+        )
+    _check_present(mods, lambda m: len(data[m][0]), split)
+    label = data_label or (dataset.data_label if dataset is not None else "unlabelled data")
+
+    def cell(q, r):
+        (eq, yq), (er, yr) = data[q], data[r]
+        return map_at_k(eq, er, yq, yr, k, chunk_size=chunk_size), "independent"
+
+    return mods, label, cell
+
+
+def _model_cells(model, proto, split: str, k, *, modalities, dataset, data_label, chunk_size):
+    """(modalities, data label, cell) for a trained model scored on ``split`` of ``dataset``;
+    ``cell(q, r)`` is (mAP, protocol used: the pair falls back to independent without a linking block)."""
+    if dataset is None:
+        raise ValueError("a model needs dataset= (a FeatureSet with the items to evaluate)")
+    trained = list(model.modalities)
+    mods = (list(modalities) if modalities is not None
+            else [m for m in order_modalities(dataset.modalities) if m in trained])
+    for m in mods:
+        if m not in dataset.modalities:
+            raise ValueError(f"dataset {dataset.name!r} has no modality {m!r}")
+        if m not in trained:
+            raise ValueError(f"the model has not trained modality {m!r} (has {', '.join(trained)})")
+    _check_present(mods, lambda m: dataset.count(m, split), split)
+    scorer = ModelScorer(model, {m: dataset.x(m, split) for m in mods}, proto)
+
+    def cell(q, r):
+        yq, yr = dataset.y(q, split), dataset.y(r, split)
+        used = scorer.effective(q, r)
+        if used == "independent":        # bounded memory: never builds the full score matrix
+            value = map_at_k(scorer.embeddings(q), scorer.embeddings(r), yq, yr, k, chunk_size=chunk_size)
+        else:
+            value = map_at_k_from_scores(scorer.scores(q, r), yq, yr, k, chunk_size=chunk_size)
+        return value, used
+
+    return mods, data_label or dataset.data_label, cell
 
 
 def table_from_matrix(values, mods, *, proto="independent", split="test", k=50, data_label="", fallback=()) -> pd.DataFrame:
@@ -257,18 +273,19 @@ def table_record(df: pd.DataFrame) -> dict:
 
 
 def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> dict[str, Path]:
-    """Write ``stem.md``, ``stem.csv`` and ``stem.json``; return their paths by extension.
+    """Write ``stem.md``, ``stem.csv`` and ``stem.json`` (each atomically); return their paths by extension.
 
     The CSV holds the full-precision matrix with row/column means (empty cells on the diagonal);
     the JSON holds protocol, split, K, data label, the matrix, row and column means, the overall
     mean and the fallback cells (:func:`read_table` reads it back).
     """
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = {ext: stem.with_name(stem.name + "." + ext) for ext in ("md", "csv", "json")}
-    paths["md"].write_text(to_markdown(df))
-    df.to_csv(paths["csv"], float_format="%.17g")
-    with open(paths["json"], "w") as f:
+    with atomic_file(paths["md"]) as f:
+        f.write(to_markdown(df))
+    with atomic_file(paths["csv"]) as f:
+        df.to_csv(f, float_format="%.17g")
+    with atomic_file(paths["json"]) as f:
         json.dump(table_record(df), f, indent=2, ensure_ascii=False)
         f.write("\n")
     return paths

@@ -377,3 +377,31 @@ def test_save_refuses_an_empty_train_or_test_split_before_writing(tmp_path):
     with pytest.raises(FeatureSetError, match=r"^t: image/test: 0 rows"):
         save_feature_set(tmp_path / "out", "t", data, ["a", "b"])
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- overwrite
+
+
+def _tiny(value: float):
+    x = np.full((4, 3), value, np.float32)
+    return {"image": {s: (x, np.array([0, 1, 0, 1])) for s in ("train", "val", "test")}}
+
+
+def test_overwrite_replaces_a_set_only_once_the_new_one_is_valid(tmp_path):
+    import stat
+
+    out = tmp_path / "set"
+    save_feature_set(out, "t", _tiny(1.0), ["a", "b"])
+    with pytest.raises(FeatureSetError, match="already exists"):
+        save_feature_set(out, "t", _tiny(2.0), ["a", "b"])
+    bad = _tiny(2.0)
+    bad["image"]["test"] = (np.full((4, 3), np.nan, np.float32), np.array([0, 1, 0, 1]))
+    with pytest.raises(FeatureSetError, match=rf"^{out}/image.test.x.npy: features: contain NaN or Inf$"):
+        save_feature_set(out, "t", bad, ["a", "b"], overwrite=True)   # the error names out, not the temporary
+    assert float(load_feature_set(out).x("image", "train")[0, 0]) == 1.0   # the old set is intact
+    save_feature_set(out, "t", _tiny(2.0), ["a", "b"], overwrite=True)
+    assert float(load_feature_set(out).x("image", "train")[0, 0]) == 2.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]           # no temporary, no backup left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask             # the permissions of a plain mkdir

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.converters.common import Conversion, check_class_count, count_notes
+from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
 
@@ -108,7 +108,7 @@ def _read_classes(src: Path, groups: dict[str, list[str]], index: dict[str, int]
     return splits, [y for s in groups for y in parts[s]["y"]], sources, version
 
 
-def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = False, **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = False, **_options) -> common.Conversion:
     """Read and validate a CUB per-class layout (see the module docstring)."""
     src = Path(src)
     if not src.is_dir():
@@ -120,21 +120,21 @@ def read(src: str | Path, *, name: str = "cub", allow_extra_classes: bool = Fals
     names_from = src / CLASSES if (src / CLASSES).is_file() else src / SEEN
     notes = [f"read {len(seen) + len(unseen)} per-class files ({', '.join(sorted(version))}); "
              f"zero-shot split {len(seen)} seen / {len(unseen)} unseen classes, instance-paired"]
-    notes += check_class_count(len(classes), EXPECTED_CLASSES, dataset="CUB-200", where=f"{names_from}: classes",
-                               found=f"{len(classes)} class names",
-                               n_items=sum(len(splits["image"][s][1]) for s in ("train", "test")),
-                               allow_extra=allow_extra_classes)
+    notes += common.check_class_count(len(classes), EXPECTED_CLASSES, dataset="CUB-200", where=f"{names_from}: classes",
+                                      found=f"{len(classes)} class names",
+                                      n_items=sum(len(splits["image"][s][1]) for s in ("train", "test")),
+                                      allow_extra=allow_extra_classes)
     if (len(seen), len(unseen)) != EXPECTED_SPLIT:
         notes.append(f"the split has {len(seen)} seen / {len(unseen)} unseen classes; the thesis uses "
                      f"{EXPECTED_SPLIT[0]} / {EXPECTED_SPLIT[1]}")
-    notes += count_notes(splits, EXPECTED_COUNTS, "Reed et al.'s split")
+    notes += common.count_notes(splits, EXPECTED_COUNTS, "Reed et al.'s split")
     empty = [c for c in classes if c not in set(seen) | set(unseen)]
     if empty:
         notes.append(f"{len(empty)} classes of {CLASSES} are in neither split (no items)")
     empty_files = [c for c, ys in zip(seen + unseen, class_ys) if not len(ys)]
     if empty_files:
         notes.append(f"{len(empty_files)} class files hold no rows (e.g. {empty_files[0]})")
-    return Conversion(
+    return common.Conversion(
         name=name, splits=splits, classes=classes, pairing="instance", converter=__name__,
         version=VERSION, sources=sources + files, source_format=", ".join(sorted(version)), label_base=None,
         notes=notes, extra={"zero_shot": zero_shot}, source_root=src,

@@ -20,14 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvs_tf.data.converters import offering
-from cvs_tf.data.converters.common import (
-    Conversion,
-    check_class_count,
-    class_names,
-    found_notes,
-    largest_label,
-)
+from cvs_tf.data.converters import common, offering
 from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
 
@@ -49,7 +42,7 @@ def _open(src: Path, stem: str) -> MatFile:
 
 
 def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, allow_extra_classes: bool = False,
-         **_options) -> Conversion:
+         **_options) -> common.Conversion:
     """Read and validate a DSCMR-layout directory (see the module docstring)."""
     src = Path(src)
     if not src.is_dir():
@@ -85,25 +78,25 @@ def read(src: str | Path, *, name: str = "pascal", multi_label: bool = False, al
         n_classes = ytr.shape[1]
         where, found = f"{files['train_img_lab'].path}: train_img_lab", f"{n_classes} multi-hot label columns"
     else:
-        top, where = largest_label({f"{files[f'{s}_img_lab'].path}: {s}_img_lab": y
-                                    for s, y in (("train", ytr), ("test", yte))})
+        top, where = common.largest_label({f"{files[f'{s}_img_lab'].path}: {s}_img_lab": y
+                                           for s, y in (("train", ytr), ("test", yte))})
         n_classes, found = top + 1, f"labels out of range: found {top + LABEL_BASE}"
     versions = ", ".join(sorted({f.version for f in files.values()}))
     notes = [f"read {len(STEMS)} DSCMR files ({versions}), instance-paired, "
              f"{'multi-hot' if multi_label else '0-based single'} labels"]
     exp = EXPECTED.get(name, {"counts": None, "classes": None})
-    notes += check_class_count(n_classes, exp["classes"], dataset={"pascal": "Pascal Sentence"}.get(name, "NUS-WIDE"),
-                               where=where, found=found, n_items=len(ytr) + len(yte), allow_extra=allow_extra_classes)
-    notes += found_notes(splits, n_classes, counts={m: exp["counts"] for m in splits} if exp["counts"] else {},
-                         table="thesis Table 3", dims=EXPECTED_DIMS, dim_source="DSCMR dim",
-                         expected_classes=exp["classes"], dataset=f"design.md's {name}", paired=True)
+    notes += common.check_class_count(n_classes, exp["classes"], dataset={"pascal": "Pascal Sentence"}.get(name, "NUS-WIDE"),
+                                      where=where, found=found, n_items=len(ytr) + len(yte), allow_extra=allow_extra_classes)
+    notes += common.found_notes(splits, n_classes, counts={m: exp["counts"] for m in splits} if exp["counts"] else {},
+                                table="thesis Table 3", dims=EXPECTED_DIMS, dim_source="DSCMR dim",
+                                expected_classes=exp["classes"], dataset=f"design.md's {name}", paired=True)
     if multi_label:
         for split, y in (("train", ytr), ("test", yte)):
             empty = int((y.sum(1) == 0).sum())
             notes.append(f"{split}: {y.sum(1).mean():.2f} labels per item on average"
                          + (f", {empty} items without any label" if empty else ""))
-    return Conversion(
-        name=name, splits=splits, classes=class_names(n_classes, LABEL_BASE), pairing="instance",
+    return common.Conversion(
+        name=name, splits=splits, classes=common.class_names(n_classes, LABEL_BASE), pairing="instance",
         converter=__name__, version=VERSION, sources=[f.path for f in files.values()],
         source_format=versions, label_kind="multi" if multi_label else "single",
         label_base=None if multi_label else LABEL_BASE, notes=notes, source_root=src,

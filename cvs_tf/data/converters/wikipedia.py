@@ -21,13 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.converters.common import (
-    Conversion,
-    check_class_count,
-    class_names,
-    found_notes,
-    largest_label,
-)
+from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile, to_class_ids
 from cvs_tf.data.store import FeatureSetError
 
@@ -70,7 +64,7 @@ def read_list(path: Path) -> tuple[list[str], list[str], list[int]]:
     return txt, img, cat
 
 
-def read(src: str | Path, *, name: str = "wikipedia", allow_extra_classes: bool = False, **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "wikipedia", allow_extra_classes: bool = False, **_options) -> common.Conversion:
     """Read and validate the Wikipedia files (see the module docstring)."""
     src = Path(src)
     root = src if src.is_dir() else src.parent
@@ -109,17 +103,17 @@ def read(src: str | Path, *, name: str = "wikipedia", allow_extra_classes: bool 
         sources.append(cat_path)
         n_classes, where, found = len(names), f"{cat_path}: categories", f"{len(names)} category names"
     else:
-        top, where = largest_label({f"{root / LISTS[s]}: category": splits["image"][s][1] for s in ("train", "test")})
+        top, where = common.largest_label({f"{root / LISTS[s]}: category": splits["image"][s][1] for s in ("train", "test")})
         n_classes, found = top + 1, f"labels out of range: found {top + LABEL_BASE}"
-    extra_note = check_class_count(n_classes, EXPECTED_CLASSES, dataset="Wikipedia", where=where, found=found,
-                                   n_items=n_items, allow_extra=allow_extra_classes)
-    classes = names if names is not None else class_names(n_classes, LABEL_BASE)
+    extra_note = common.check_class_count(n_classes, EXPECTED_CLASSES, dataset="Wikipedia", where=where, found=found,
+                                          n_items=n_items, allow_extra=allow_extra_classes)
+    classes = names if names is not None else common.class_names(n_classes, LABEL_BASE)
     notes = [f"read {path.name} ({mat.version}) and the two .list files, instance-paired, 1-based categories"]
     notes += extra_note
-    notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="the published split",
-                         dims=EXPECTED_DIMS, dim_source="published dim", expected_classes=EXPECTED_CLASSES,
-                         dataset="the published set", paired=True)
-    return Conversion(
+    notes += common.found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="the published split",
+                                dims=EXPECTED_DIMS, dim_source="published dim", expected_classes=EXPECTED_CLASSES,
+                                dataset="the published set", paired=True)
+    return common.Conversion(
         name=name, splits=splits, classes=classes, pairing="instance", converter=__name__,
         version=VERSION, sources=sources, source_format=mat.version, label_base=LABEL_BASE,
         notes=notes, row_ids=ids, source_root=root,

@@ -19,14 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvs_tf.data.converters.common import (
-    Conversion,
-    check_class_count,
-    class_names,
-    found_notes,
-    largest_label,
-    resolve_file,
-)
+from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile
 
 VERSION = "1"
@@ -55,22 +48,22 @@ def read_modality(mat: MatFile, x_tr: str, x_te: str, y_tr: str, y_te: str, base
     return {"train": (xtr, ytr), "test": (xte, yte)}
 
 
-def read(src: str | Path, *, name: str = "xmedia", allow_extra_classes: bool = False, **_options) -> Conversion:
+def read(src: str | Path, *, name: str = "xmedia", allow_extra_classes: bool = False, **_options) -> common.Conversion:
     """Read and validate ``src`` (the .mat file, or a directory holding ``XMediaFeatures.mat``)."""
-    path = resolve_file(src, FILE)
+    path = common.resolve_file(src, FILE)
     mat = MatFile(path)
     splits = {m: read_modality(mat, *keys, base=LABEL_BASE) for m, keys in LAYOUT.items()}
     labels = {f"{path}: {LAYOUT[m][2 if s == 'train' else 3]}": y for m, per in splits.items() for s, (_, y) in per.items()}
-    top, where = largest_label(labels)
+    top, where = common.largest_label(labels)
     n_classes = top + 1
     notes = [f"read {path.name} ({mat.version})"]
-    notes += check_class_count(n_classes, EXPECTED_CLASSES, dataset="XMedia", where=where,
-                               found=f"labels out of range: found {top + LABEL_BASE}",
-                               n_items=sum(len(y) for y in labels.values()), allow_extra=allow_extra_classes)
-    notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1", dims=EXPECTED_DIMS,
-                         dim_source="documented dim", expected_classes=EXPECTED_CLASSES, dataset="XMedia")
-    return Conversion(
-        name=name, splits=splits, classes=class_names(n_classes, LABEL_BASE), pairing="class",
+    notes += common.check_class_count(n_classes, EXPECTED_CLASSES, dataset="XMedia", where=where,
+                                      found=f"labels out of range: found {top + LABEL_BASE}",
+                                      n_items=sum(len(y) for y in labels.values()), allow_extra=allow_extra_classes)
+    notes += common.found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1", dims=EXPECTED_DIMS,
+                                dim_source="documented dim", expected_classes=EXPECTED_CLASSES, dataset="XMedia")
+    return common.Conversion(
+        name=name, splits=splits, classes=common.class_names(n_classes, LABEL_BASE), pairing="class",
         converter=__name__, version=VERSION, sources=[path], source_format=mat.version,
         label_base=LABEL_BASE, notes=notes,
     )

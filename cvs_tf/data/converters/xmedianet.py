@@ -23,13 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvs_tf.data.converters.common import (
-    Conversion,
-    check_class_count,
-    class_names,
-    found_notes,
-    largest_label,
-)
+from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
 
@@ -68,7 +62,7 @@ def detect_variant(path: Path, variant: str) -> str:
 
 
 def read(src: str | Path, *, name: str = "xmedianet", variant: str = "auto", allow_extra_classes: bool = False,
-         **_options) -> Conversion:
+         **_options) -> common.Conversion:
     """Read and validate an XMediaNet file (see the module docstring for the layout)."""
     path = find_file(src, variant if variant in VARIANTS else "auto")
     variant = detect_variant(path, variant)
@@ -93,18 +87,18 @@ def read(src: str | Path, *, name: str = "xmedianet", variant: str = "auto", all
         y = labs - base
         splits[m] = {"train": (xtr, y[: len(xtr)]), "test": (xte, y[len(xtr):])}
     labels = {f"{path}: {PREFIX[m]}_labs": labs - base for m, (_, _, labs) in raw.items()}
-    top, where = largest_label(labels)
+    top, where = common.largest_label(labels)
     n_classes = top + 1
     notes = [f"read {path.name} ({mat.version}), variant {variant}, labels {base}-based "
              f"(P_labs split at the row count of P_tr)"]
-    notes += check_class_count(n_classes, EXPECTED_CLASSES, dataset="XMediaNet", where=where,
-                               found=f"labels out of range: found {top + base}",
-                               n_items=sum(len(y) for y in labels.values()), allow_extra=allow_extra_classes)
-    notes += found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1",
-                         dims=EXPECTED_DIMS[variant], dim_source="documented dim",
-                         expected_classes=EXPECTED_CLASSES, dataset="XMediaNet")
-    return Conversion(
-        name=name, splits=splits, classes=class_names(n_classes, base), pairing="class",
+    notes += common.check_class_count(n_classes, EXPECTED_CLASSES, dataset="XMediaNet", where=where,
+                                      found=f"labels out of range: found {top + base}",
+                                      n_items=sum(len(y) for y in labels.values()), allow_extra=allow_extra_classes)
+    notes += common.found_notes(splits, n_classes, counts=EXPECTED_COUNTS, table="thesis Table 1",
+                                dims=EXPECTED_DIMS[variant], dim_source="documented dim",
+                                expected_classes=EXPECTED_CLASSES, dataset="XMediaNet")
+    return common.Conversion(
+        name=name, splits=splits, classes=common.class_names(n_classes, base), pairing="class",
         converter=__name__, version=VERSION, sources=[path], source_format=mat.version,
         label_base=base, notes=notes, extra={"variant": variant},
     )
