@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.store import carve_validation, save_feature_set
+from cvs_tf.data.store import carve_validation
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
+from data_prep.build import BaseExtractors, publish
 from data_prep.tux12 import PACKAGE as TUX_PACKAGE
 from data_prep.tux12 import STAMPS_DIR
 
@@ -172,30 +173,14 @@ def assemble(features: dict[str, np.ndarray], labels: dict[str, np.ndarray], ids
 # --------------------------------------------------------------------------- extraction
 
 
-class Extractors:
+class Extractors(BaseExtractors):
     """The real extractors (a test may pass an object with ``text`` and ``speech_and_audio``)."""
 
-    def __init__(self, cache: Path, threads: int, log: common.Progress):
-        from data_prep import extractors as ex
-
-        self.ex = ex
-        self.cache, self.threads, self.log = cache, threads, log
-        self.info: dict[str, dict] = {"audio": ex.MFCC_INFO}
-
     def text(self, words: Sequence[Word]) -> np.ndarray:
-        enc = self.ex.TextEncoder(self.threads)
-        self.info["text"] = enc.info
-        return enc.encode([w.text for w in words])
+        return self.encode_text([w.text for w in words])
 
     def speech_and_audio(self, clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.ex.SpeechEncoder(self.cache)
-        self.info["speech"] = enc.info
-        waves = [self.ex.load_audio(c.path) for c in clips]
-        speech = []
-        for i in range(0, len(waves), 48):
-            speech.append(enc.encode_waves(waves[i:i + 48]))
-            self.log(f"speech {min(i + 48, len(waves))}/{len(waves)}")
-        return np.concatenate(speech), np.stack([self.ex.mfcc_stats(w) for w in waves])
+        return self.encode_speech_and_audio([c.path for c in clips])
 
 
 def load_images(limit: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -236,6 +221,22 @@ def parser():
     return p
 
 
+def clips_and_words(math: Path, voices, limit: int | None) -> tuple[list, list]:
+    """The spoken clips (Tux Paint and every Asterisk voice) and number words, at most ``limit`` per
+    digit; every digit must have both."""
+    clips = math_clips(math)
+    for package, folder in voices:
+        clips.extend(asterisk_clips(package, folder))
+    clips = [clips[i] for i in limit_per_class(clips, [c.digit for c in clips], limit)]
+    words = math_words(math)
+    words = [words[i] for i in limit_per_class(words, [w.digit for w in words], limit)]
+    for what, items in (("spoken clips", clips), ("number words", words)):
+        missing = sorted(set(range(10)) - {i.digit for i in items})
+        if missing:
+            raise CliError(f"{math}: no {what} for digit(s) {missing}")
+    return clips, words
+
+
 def main(argv: Sequence[str] | None = None, *,
          make_extractors: Callable[[Path, int, common.Progress], object] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -250,17 +251,7 @@ def main(argv: Sequence[str] | None = None, *,
         ex.require(["digits"])
     cache = Path(args.cache) if args.cache else common.DEFAULT_CACHE
     math, voices, debs = resolve_sources(args, cache, log)
-
-    clips = math_clips(math)
-    for package, folder in voices:
-        clips.extend(asterisk_clips(package, folder))
-    clips = [clips[i] for i in limit_per_class(clips, [c.digit for c in clips], args.limit)]
-    words = math_words(math)
-    words = [words[i] for i in limit_per_class(words, [w.digit for w in words], args.limit)]
-    for what, items in (("spoken clips", clips), ("number words", words)):
-        missing = sorted(set(range(10)) - {i.digit for i in items})
-        if missing:
-            raise CliError(f"{math}: no {what} for digit(s) {missing}")
+    clips, words = clips_and_words(math, voices, args.limit)
     img_x, img_y, img_ids = load_images(args.limit)
     log(f"{len(img_y)} images, {len(clips)} spoken clips ({len(voices)} Asterisk voices + Tux Paint), "
         f"{len(words)} number words")
@@ -278,10 +269,6 @@ def main(argv: Sequence[str] | None = None, *,
     ids = {"image": img_ids, "text": [w.id for w in words], "clips": [c.id for c in clips]}
     data = assemble({m: np.asarray(x, np.float32) for m, x in features.items()}, labels, ids, args.seed)
 
-    ok, report = True, []
-    if args.compare:
-        ok, report = common.compare_feature_sets(data, args.compare, subset=args.limit is not None)
-    item_ids = data.pop("item_ids")
     provenance = {
         "synthetic": False,
         "source": "scikit-learn load_digits (image); Tux Paint symbols/math and Asterisk digit prompts "
@@ -304,17 +291,8 @@ def main(argv: Sequence[str] | None = None, *,
         "feature_dtype": "float16",
         "torch_threads": args.threads,
     }
-    validation = {"fraction": VAL_FRACTION, "seed": args.seed, "stratified": True, "carved_from": "train",
-                  "paired": False}
-    out = save_feature_set(args.out, NAME, data, CLASSES, pairing="class", provenance=provenance,
-                           validation=validation, feature_dtype="float16",
-                           extra={"item_ids": item_ids}, overwrite=args.overwrite)
-    log(f"wrote {out}")
-    for line in report:
-        print(f"compare: {line}")
-    if args.compare:
-        print(f"compare with {args.compare}: {'equal within float16 rounding' if ok else 'MISMATCH'}")
-    return 0 if ok else 1
+    return publish(args, NAME, data, CLASSES, pairing="class", provenance=provenance,
+                   val_fraction=VAL_FRACTION, log=log)
 
 
 if __name__ == "__main__":

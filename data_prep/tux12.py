@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.store import carve_validation, save_feature_set
+from cvs_tf.data.store import carve_validation
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
+from data_prep.build import BaseExtractors, publish
 
 NAME = "tux12"
 VERSION = "1"
@@ -114,15 +115,8 @@ def select(stamps: Sequence[Stamp], min_per_class: int = MIN_PER_CLASS,
 # --------------------------------------------------------------------------- extraction
 
 
-class Extractors:
+class Extractors(BaseExtractors):
     """The real extractors, loaded lazily (a test may pass an object with the same four methods)."""
-
-    def __init__(self, cache: Path, threads: int, log: common.Progress):
-        from data_prep import extractors as ex
-
-        self.ex = ex
-        self.cache, self.threads, self.log = cache, threads, log
-        self.info: dict[str, dict] = {"audio": ex.MFCC_INFO}
 
     def image(self, stamps: Sequence[Stamp]) -> np.ndarray:
         enc = self.ex.ImageEncoder(self.threads)
@@ -135,21 +129,10 @@ class Extractors:
         return enc.encode(np.stack(pixels))
 
     def text(self, stamps: Sequence[Stamp]) -> np.ndarray:
-        enc = self.ex.TextEncoder(self.threads)
-        self.info["text"] = enc.info
-        return enc.encode([s.caption for s in stamps])
+        return self.encode_text([s.caption for s in stamps])
 
     def speech_and_audio(self, stamps: Sequence[Stamp]) -> tuple[np.ndarray, np.ndarray]:
-        enc = self.ex.SpeechEncoder(self.cache)
-        self.info["speech"] = enc.info
-        speech, audio = [], []
-        step = 48
-        for i in range(0, len(stamps), step):
-            waves = [self.ex.load_audio(s.speech) for s in stamps[i:i + step]]
-            speech.append(enc.encode_waves(waves))
-            audio.extend(self.ex.mfcc_stats(w) for w in waves)
-            self.log(f"speech {min(i + step, len(stamps))}/{len(stamps)}")
-        return np.concatenate(speech), np.stack(audio)
+        return self.encode_speech_and_audio([s.speech for s in stamps])
 
 
 def extract(stamps: Sequence[Stamp], extractors, log: common.Progress) -> dict[str, np.ndarray]:
@@ -233,10 +216,6 @@ def main(argv: Sequence[str] | None = None, *,
     labels = np.array([classes.index(s.category) for s in stamps], dtype=np.int32)
     data = assemble(feats, labels, [s.id for s in stamps], args.seed)
 
-    ok, report = True, []
-    if args.compare:
-        ok, report = common.compare_feature_sets(data, args.compare, subset=args.limit is not None)
-    item_ids = data.pop("item_ids")
     from data_prep import extractors as ex
 
     provenance = {
@@ -261,17 +240,8 @@ def main(argv: Sequence[str] | None = None, *,
         "feature_dtype": "float16",
         "torch_threads": args.threads,
     }
-    validation = {"fraction": VAL_FRACTION, "seed": args.seed, "stratified": True, "carved_from": "train",
-                  "paired": True}
-    out = save_feature_set(args.out, NAME, data, classes, pairing="instance", provenance=provenance,
-                           validation=validation, feature_dtype="float16",
-                           extra={"item_ids": item_ids}, overwrite=args.overwrite)
-    log(f"wrote {out}")
-    for line in report:
-        print(f"compare: {line}")
-    if args.compare:
-        print(f"compare with {args.compare}: {'equal within float16 rounding' if ok else 'MISMATCH'}")
-    return 0 if ok else 1
+    return publish(args, NAME, data, classes, pairing="instance", provenance=provenance,
+                   val_fraction=VAL_FRACTION, log=log)
 
 
 if __name__ == "__main__":
