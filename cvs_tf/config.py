@@ -12,15 +12,13 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SPACES = ("cvs", "mcvs", "rvs")
-REFERENCES = ("image", "text")
 EARLY_STOPPING = ("val_map", "val_loss", "none")  # model-selection modes on the validation split
 
-# Default M-CVS stage plans per dataset family (design.md §1, issue #4); others: one modality per stage.
-DEFAULT_MCVS_STAGES = {
-    "xmedia": [["image", "text"], ["video"], ["audio"], ["3d"]],
-    "xmedianet": [["image", "text"], ["video"]],
-}
+
+def _default_space() -> str:
+    from cvs_tf.spaces import DEFAULT_SPACE
+
+    return DEFAULT_SPACE
 
 
 class ConfigError(ValueError):
@@ -29,13 +27,8 @@ class ConfigError(ValueError):
 
 @dataclass
 class LossConfig:
-    """L = alpha * L_c + beta * L_t (+ reconstruction_weight * L_rec); L_t is the pair loss ``kind`` (cvs_tf.losses).
+    """L = alpha * L_c + beta * L_t (+ reconstruction_weight * L_rec); L_t per pair is eq. 3.1.6."""
 
-    The one place of the loss defaults: the models and the pair-loss functions take them from here.
-    The default kind is the thesis's semi-hard triplet of eq. 3.1.6 (gammas, margins, symmetric_inter).
-    """
-
-    kind: str = "semihard_triplet"  # a registered pair loss (cvs_tf.losses.pair_loss_names())
     alpha: float = 1.0
     beta: float = 1.0
     gammas: tuple[float, float, float] = (0.25, 0.25, 0.5)
@@ -48,10 +41,10 @@ class LossConfig:
 class ModelConfig:
     """Which space to build and its architecture switches (design.md §2)."""
 
-    space: str = "cvs"
-    modalities: list[str] | None = None  # None: every modality of the dataset (CVS) / stage plan
-    stages: list[list[str]] | None = None  # M-CVS / RVS: modalities added per stage
-    reference: str = "image"  # RVS only
+    space: str = field(default_factory=_default_space)  # a registered space (cvs_tf.spaces)
+    modalities: list[str] | None = None  # None: every modality of the dataset / of the stage plan
+    stages: list[list[str]] | None = None  # multi-stage spaces: modalities added per stage
+    reference: str = "image"  # the reference (hub) modality of a space that takes one (RVS); read by it only
     attention: bool = True
     dim: int = 512
     dropout: float = 0.0
@@ -118,10 +111,10 @@ class RunConfig:
         """Check every field's type (normalising e.g. ints in float fields) and range; ``ConfigError`` names the field."""
         _check_fields(self, "config")
         m, loss, t = self.model, self.loss, self.train
-        if m.space not in SPACES:
-            raise ConfigError(f"model.space must be one of {', '.join(SPACES)}, got {m.space!r}")
-        if m.reference not in REFERENCES:
-            raise ConfigError(f"model.reference must be image or text, got {m.reference!r}")
+        from cvs_tf.spaces import space_names  # (names only: no space module is imported)
+
+        if m.space not in space_names():
+            raise ConfigError(f"model.space must be one of {', '.join(space_names())}, got {m.space!r}")
         if m.modalities is not None and not m.modalities:
             raise ConfigError("model.modalities must not be empty (null means every modality of the dataset)")
         if m.modalities is not None and any(not x for x in m.modalities):
@@ -154,12 +147,6 @@ class RunConfig:
         for name, v in floats[2:]:
             if v < 0:
                 raise ConfigError(f"{name} must be >= 0, got {v}")
-        if loss.kind != LossConfig.kind:  # the default is always registered: no TensorFlow import for it
-            from cvs_tf.losses.registry import pair_loss_names
-
-            if loss.kind not in pair_loss_names():
-                raise ConfigError(f"loss.kind must be a registered pair loss ({', '.join(pair_loss_names())}), "
-                                  f"got {loss.kind!r}")
         if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0:
             raise ConfigError("loss.alpha, loss.beta and loss.reconstruction_weight are all 0: nothing to train")
         if t.dataset is not None and not t.dataset.strip():

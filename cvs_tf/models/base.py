@@ -1,16 +1,11 @@
-"""CrossModalModel: the shared custom-train_step model behind CVS, M-CVS and RVS (stages, freezing, losses).
+"""CrossModalModel: the shared custom-train_step model behind every space (stages, freezing, losses).
 
 A space is described by a *stage plan*: stage ``k`` adds some modalities (a branch each) and
 some attention blocks, and trains a list of modality pairs. Everything trained in an earlier
 stage is frozen (``trainable=False``, then the train function is rebuilt by recompiling).
-The subclasses only differ in their plan and block type:
-
-* ``CVSModel``: one stage, every modality, one ``AlignedAttention`` per pair (C(n,2)).
-* ``MCVSModel``: stage 1 = two modalities; each later stage adds one modality with one
-  ``AlignedAttention`` to every existing modality.
-* ``RVSModel``: stage 1 = reference + one modality; each later stage adds one modality with an
-  ``RVSAttention`` to the reference only; the reference branch, the shared ``w_r``/``w_ie``
-  (``RVSReference``) and the classifier are frozen after stage 1.
+A subclass, one per space in ``cvs_tf/spaces/``, defines its plan (:meth:`plan_of`, and
+:meth:`default_stages`) and, where it is not an ``AlignedAttention``, the block linking two
+modalities (:meth:`make_block`, with an optional layer shared by all blocks, :meth:`make_shared`).
 
 Loss (design.md §3), for a batch of the current stage's modalities ``M`` and trained pairs ``P``:
 
@@ -36,7 +31,7 @@ import tensorflow as tf
 
 from cvs_tf.data.pipeline import row_batches
 from cvs_tf.data.store import order_modalities
-from cvs_tf.layers import AlignedAttention, ModalityBranch, RVSAttention, RVSReference
+from cvs_tf.layers import AlignedAttention, ModalityBranch
 from cvs_tf.models.objective import LossMixin, pair_key
 
 
@@ -45,9 +40,10 @@ def l2n(x):
 
 
 class CrossModalModel(LossMixin, keras.Model):
-    """Base of the three spaces; see the module docstring. Subclasses define :meth:`make_plan`."""
+    """Base of the spaces' models; see the module docstring. Subclasses define :meth:`plan_of`.
 
-    block_type = "aligned"
+    ``reference`` is the distinguished modality of a space that has one (the RVS reference), or None.
+    """
 
     def __init__(
         self,
@@ -78,12 +74,20 @@ class CrossModalModel(LossMixin, keras.Model):
         self.dropout = float(dropout)
         self.use_batchnorm = bool(use_batchnorm)
         self.switches = dict(use_w_a=use_w_a, use_w_b=use_w_b, use_w_ab=use_w_ab)
-        self.loss_weights = self.loss_options(loss_weights)  # LossConfig's defaults, then the given values
+        self.loss_weights = {
+            "alpha": 1.0, "beta": 1.0, "gammas": (0.25, 0.25, 0.5), "margins": (1.0, 1.0, 1.0),
+            "symmetric_inter": False, "reconstruction_weight": 0.0, **(loss_weights or {}),
+        }
         self.multi_label = bool(multi_label)
         self.stages = [list(s) for s in (stages or self.default_stages())]
         self.plan = self.make_plan(self.stages)
         self.current_stage = int(current_stage)
+        self._make_layers()
+        self._build_all()
+        self._make_trackers()
+        self.set_stage(self.current_stage, recompile=False)
 
+    def _make_layers(self):
         self.branches = {
             m: ModalityBranch(dim=self.dim, dropout=self.dropout, use_batchnorm=self.use_batchnorm,
                               name=f"branch_{m}")
@@ -92,31 +96,39 @@ class CrossModalModel(LossMixin, keras.Model):
         # Under a mixed-precision policy only the branches run in low precision; blocks (softmax),
         # classifier and losses stay float32.
         self.classifier = keras.layers.Dense(self.num_classes, name="classifier", dtype="float32")
-        self.shared_reference = RVSReference(name="rvs_reference", dtype="float32") if self.block_type == "rvs" and self.attention else None
-        self.blocks = {}
-        if self.attention:
-            for stage in self.plan:
-                for a, b in stage["blocks"]:
-                    if self.block_type == "rvs":
-                        blk = RVSAttention(reference=self.shared_reference, name=f"rvs_{pair_key(a, b)}",
-                                           use_w_r=use_w_a, use_w_s=use_w_b, use_w_rs=use_w_ab,
-                                           dtype="float32")
-                    else:
-                        blk = AlignedAttention(name=f"att_{pair_key(a, b)}", dtype="float32", **self.switches)
-                    self.blocks[pair_key(a, b)] = blk
+        # (the attribute is named after the RVS reference, the first such layer: saved weights keep their paths)
+        self.shared_reference = self.make_shared() if self.attention else None
+        linked = [p for stage in self.plan for p in stage["blocks"]] if self.attention else []
+        self.blocks = {pair_key(a, b): self.make_block(a, b) for a, b in linked}
         self.decoders = {}
         if self.loss_weights["reconstruction_weight"] > 0:
             self.decoders = {m: keras.layers.Dense(d, name=f"decoder_{m}", dtype="float32") for m, d in self.modality_dims.items()}
-        self._build_all()
-        self._make_trackers()
-        self.set_stage(self.current_stage, recompile=False)
 
-    # ------------------------------------------------------------------ plan
+    # ------------------------------------------------------------------ plan and blocks (what a space defines)
     def default_stages(self) -> list[list[str]]:
+        """The stage plan when none is given: every modality in one stage."""
         return [list(self.modality_dims)]
 
-    def make_plan(self, stages):
+    @staticmethod
+    def plan_of(stages, **options) -> list[dict]:
+        """Per stage ``{"blocks": [(a, b), ...], "pairs": [(a, b), ...]}``; ``ConfigError`` for a bad plan."""
         raise NotImplementedError
+
+    def make_plan(self, stages):
+        return self.plan_of(stages)
+
+    def make_shared(self):
+        """A layer shared by every attention block, trained in stage 1 then frozen; None by default."""
+        return None
+
+    def make_block(self, a: str, b: str):
+        """The attention block linking modalities a and b (it exposes ``project`` and ``pair_score``)."""
+        return AlignedAttention(name=f"att_{pair_key(a, b)}", dtype="float32", **self.switches)
+
+    @staticmethod
+    def attention_parameters(dim: int, blocks: int) -> int:
+        """Attention parameters of ``blocks`` blocks of :meth:`make_block` (an upper bound under the switches)."""
+        return 4 * blocks * dim * dim  # w_a, w_b, w_ab, w_e
 
     @property
     def all_modalities(self) -> list[str]:
@@ -124,8 +136,9 @@ class CrossModalModel(LossMixin, keras.Model):
 
     @property
     def modalities(self) -> list[str]:
-        """Modalities trained so far (up to and including the current stage)."""
-        return [m for s in self.stages[: self.current_stage + 1] for m in s]
+        """Modalities trained so far (up to and including the current stage), in the canonical order
+        (image, text, audio, …) whatever the stage plan."""
+        return order_modalities(m for s in self.stages[: self.current_stage + 1] for m in s)
 
     @property
     def num_stages(self) -> int:
@@ -180,7 +193,7 @@ class CrossModalModel(LossMixin, keras.Model):
         for j in range(self.num_stages):
             for layer in self.stage_components(j):
                 layer.trainable = j == k
-        # shared reference objects are tracked inside every RVS block: freeze them again explicitly
+        # a shared layer is tracked inside every block too: freeze it again explicitly
         if self.shared_reference is not None:
             self.shared_reference.trainable = k == 0
         self._make_trackers()
