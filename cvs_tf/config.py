@@ -27,8 +27,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class LossConfig:
-    """L = alpha * L_c + beta * L_t (+ reconstruction_weight * L_rec); L_t per pair is eq. 3.1.6."""
+    """L = alpha * L_c + beta * L_t (+ reconstruction_weight * L_rec); L_t is the pair loss ``kind`` (cvs_tf.losses).
 
+    The one place of the loss defaults: the models and the pair-loss functions take them from here.
+    The default kind is the thesis's semi-hard triplet of eq. 3.1.6 (gammas, margins, symmetric_inter).
+    """
+
+    kind: str = "semihard_triplet"  # a registered pair loss (cvs_tf.losses.pair_loss_names())
     alpha: float = 1.0
     beta: float = 1.0
     gammas: tuple[float, float, float] = (0.25, 0.25, 0.5)
@@ -147,6 +152,12 @@ class RunConfig:
         for name, v in floats[2:]:
             if v < 0:
                 raise ConfigError(f"{name} must be >= 0, got {v}")
+        if loss.kind != LossConfig.kind:  # the default is always registered: no TensorFlow import for it
+            from cvs_tf.losses.registry import pair_loss_names
+
+            if loss.kind not in pair_loss_names():
+                raise ConfigError(f"loss.kind must be a registered pair loss ({', '.join(pair_loss_names())}), "
+                                  f"got {loss.kind!r}")
         if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0:
             raise ConfigError("loss.alpha, loss.beta and loss.reconstruction_weight are all 0: nothing to train")
         if t.dataset is not None and not t.dataset.strip():

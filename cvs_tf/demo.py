@@ -37,10 +37,11 @@ def comparison(ours, baselines: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from cvs_tf.cli.train import main as train_main
+    from cvs_tf.spaces import DEFAULT_SPACE
 
     out = args.out or str(Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     t0 = time.time()
-    train_main(["--space", "cvs", "--dataset", args.dataset, "--epochs", str(args.epochs), "--seed", str(args.seed),
+    train_main(["--space", DEFAULT_SPACE, "--dataset", args.dataset, "--epochs", str(args.epochs), "--seed", str(args.seed),
                 "--out", out, "--quiet"])
     from cvs_tf.evaluation.baselines import run as run_baselines
     from cvs_tf.evaluation.table import read_table

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.config import EARLY_STOPPING, REFERENCES, SPACES, ConfigError, RunConfig
+from cvs_tf.config import EARLY_STOPPING, ConfigError, RunConfig
 from cvs_tf.utils.cli import ArgumentParser, CliError
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them
@@ -20,12 +20,18 @@ def build_parser() -> ArgumentParser:
         description="Train a cross-modal space (CVS, M-CVS or RVS) on a feature set. "
         "Defaults follow the thesis: D=512, batch 128, Adam 1e-3, margins 1.0, gammas (0.25, 0.25, 0.5).",
     )
-    p.add_argument("--space", choices=SPACES, help="cvs (joint), mcvs (stage-wise, frozen), rvs (reference) [cvs]")
-    p.add_argument("--reference", choices=REFERENCES, help="RVS reference modality [image]")
+    from cvs_tf.spaces import space_names  # (the names only: no TensorFlow for --help)
+
+    p.add_argument("--space", choices=space_names(),
+                   help="a registered space (docs/model.md): the thesis's joint CVS [default], stage-wise M-CVS or "
+                   "reference RVS, or one added with cvs_tf.spaces.register_space")
+    p.add_argument("--reference", metavar="M",
+                   help="reference (hub) modality of a space that takes one (RVS): any modality of the dataset [image]")
     p.add_argument("--dataset", help="dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory [tux12]")
     p.add_argument("--modalities", nargs="+", metavar="M", help="modalities to use, in stage order [all]")
     p.add_argument("--stages", nargs="+", metavar="M[,M]",
-                   help="M-CVS/RVS stage plan, one comma-separated group per stage, e.g. image,text video audio")
+                   help="stage plan of a multi-stage space (M-CVS, RVS), one comma-separated group per stage, "
+                   "e.g. image,text video audio")
     p.add_argument("--no-attention", dest="attention", action="store_false", default=None,
                    help="baseline space without attention blocks")
     p.add_argument("--epochs", type=int, help="max epochs per stage [100]")
@@ -68,16 +74,20 @@ def config_from_args(args) -> RunConfig:
         m.modalities = [x.lower() for x in args.modalities]
     if args.stages:
         m.stages = [[x.strip().lower() for x in g.split(",") if x.strip()] for g in args.stages]
-    if m.stages and m.space == "cvs":
-        raise ConfigError("--stages needs --space mcvs or rvs")
-    return cfg.validate()
+    cfg.validate()
+    from cvs_tf.spaces import get_space, multi_stage_names
+
+    if m.stages and not get_space(m.space).multi_stage:
+        raise ConfigError(f"--stages needs --space {' or '.join(multi_stage_names())}")
+    return cfg
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
     ds = Path(cfg.train.dataset).name if cfg.train.dataset else "tux12"
-    ref = f"-{cfg.model.reference}" if cfg.model.space == "rvs" else ""
+    from cvs_tf.spaces import get_space
+
     att = "" if cfg.model.attention else "-noatt"
-    return Path("runs") / f"{cfg.model.space}{ref}{att}-{ds}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"{get_space(cfg.model.space).run_tag(cfg)}{att}-{ds}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def config_flags_given(parser: ArgumentParser, args) -> list[str]:

@@ -9,9 +9,9 @@ The protocols (design.md §5, docs/evaluation.md):
 ``pairwise``
     every (query, candidate) pair goes through the block linking their modalities; the two
     attended outputs are L2-normalised and compared by cosine. Exact and batched: the per-item
-    projections ``g·W_a`` / ``g·W_b`` (``g·W_r`` / ``g·W_s`` for RVS) are computed once per item;
-    only ``(g_q ⊙ g_c)·W_ab``, the ``tanh``, ``W_e`` (``W_ie``, ``W_se``) and the softmax are per
-    pair, over chunks of pairs. O(N_q·N_r·D²). Pairs with no block (RVS: two non-reference
+    projections (the block's ``project``: ``g·W_a`` / ``g·W_b``, ``g·W_r`` / ``g·W_s`` for RVS) are
+    computed once per item; the block's ``pair_score`` (``(g_q ⊙ g_c)·W_ab``, the ``tanh``, ``W_e``,
+    the softmax and the cosine) runs per pair, over chunks of pairs. O(N_q·N_r·D²). Pairs with no block (RVS: two non-reference
     modalities; a model without attention) fall back to ``independent``, and
     :func:`resolve_protocol` says so.
 ``rerank@K``
@@ -23,7 +23,8 @@ The protocols (design.md §5, docs/evaluation.md):
 ``oracle-pairs`` (pairing test items with a same-class partner) is not offered: it needs test
 labels, which this module never receives. The model contract used here is:
 ``model.modalities``, ``model.branch_output(m, x)``, ``model.embed(m, x)`` and
-``model.attention_block(a, b) -> (layer, swapped) | None`` (see docs/evaluation.md).
+``model.attention_block(a, b) -> (layer, swapped) | None``, where the layer has
+``project(g, side)`` and ``pair_score(p_first, p_second, g_first, g_second)`` (see docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -107,46 +108,24 @@ def _block(model, q_mod: str, r_mod: str):
 
 
 class _Block:
-    """An attention block seen from the (query, candidate) side; applies the layer's own terms."""
+    """An attention block seen from the (query, candidate) side, through its ``project`` and ``pair_score``."""
 
     def __init__(self, layer, swapped: bool):
         self.layer = layer
         self.swapped = bool(swapped)
-        self.rvs = hasattr(layer, "w_se")
-        # kernel on the layer's first input (a / reference) and second input (b / other modality)
-        first, second = ("w_r", "w_s") if self.rvs else ("w_a", "w_b")
-        self.k_first, self.k_second = getattr(layer, first, None), getattr(layer, second, None)
 
     def project(self, g, query_side: bool):
         """Per-item term g·W for the side of the pair this modality occupies (None when dropped)."""
-        import keras
         import tensorflow as tf
 
-        g = tf.convert_to_tensor(g, tf.float32)
-        first = query_side != self.swapped
-        kernel = self.k_first if first else self.k_second
-        if kernel is None:
-            return None
-        if isinstance(kernel, keras.layers.Layer):    # a bias-free Dense layer
-            return tf.cast(kernel(g), tf.float32)
-        return tf.cast(keras.ops.matmul(g, kernel), tf.float32)
+        p = self.layer.project(tf.convert_to_tensor(g, tf.float32), 0 if query_side != self.swapped else 1)
+        return None if p is None else tf.cast(p, tf.float32)
 
     def cosine(self, pq, pc, gq, gc):
         """Cosine of the attended, L2-normalised outputs; inputs broadcast over leading dims."""
-        import tensorflow as tf
-
         if self.swapped:
-            out = self.layer.attention_from_terms(pc, pq, gc, gq)
-        else:
-            out = self.layer.attention_from_terms(pq, pc, gq, gc)
-        if self.rvs:
-            a_first, a_second = out
-        else:
-            a_first = a_second = out
-        a_q, a_c = (a_second, a_first) if self.swapped else (a_first, a_second)
-        oq = tf.math.l2_normalize(gq * (1.0 + a_q), axis=-1)
-        oc = tf.math.l2_normalize(gc * (1.0 + a_c), axis=-1)
-        return tf.reduce_sum(oq * oc, axis=-1)
+            return self.layer.pair_score(pc, pq, gc, gq)
+        return self.layer.pair_score(pq, pc, gq, gc)
 
 
 def _rows(p, a: int, b: int, axis):

@@ -82,6 +82,16 @@ def is_absent(term):
     return term is None or (isinstance(term, (int, float)) and term == 0)
 
 
+def l2_normalize(x):
+    """x / max(‖x‖, 1e-6) over the last axis, exactly as ``tf.math.l2_normalize`` computes it."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
+
+
+def attended_cosine(g_a, alpha_a, g_b, alpha_b):
+    """Cosine of the attended outputs ``g_a + α_a ⊙ g_a`` and ``g_b + α_b ⊙ g_b``; broadcasts."""
+    return ops.sum(l2_normalize(g_a * (1.0 + alpha_a)) * l2_normalize(g_b * (1.0 + alpha_b)), axis=-1)
+
+
 def tanh_term(terms, first, second):
     """tanh of the sum of the present terms; a zero tensor of the broadcast shape if none is."""
     present = [t for t in terms if not is_absent(t)]
@@ -124,6 +134,8 @@ class AlignedAttention(keras.layers.Layer):
     ``attention_from_terms(pa, pb, g_a, g_b)`` computes α from precomputed projections
     ``pa = g_a W_a`` and ``pb = g_b W_b`` (or 0/None) and broadcasts, e.g. pa, g_a (Nq, 1, D)
     with pb, g_b (1, Nc, D) gives α for every (query, candidate) pair, (Nq, Nc, D).
+    ``project(g, side)`` makes those per-item terms and ``pair_score(pa, pb, g_a, g_b)`` the
+    cosine of the two attended outputs (what the test-time protocols need).
     """
 
     def __init__(self, use_w_a=True, use_w_b=True, use_w_ab=True, return_attention=False,
@@ -157,6 +169,16 @@ class AlignedAttention(keras.layers.Layer):
             terms.append(ops.matmul(g_a * g_b, self.w_ab))
         t = tanh_term(terms, g_a, g_b)
         return ops.softmax(ops.matmul(t, self.w_e), axis=-1)
+
+    def project(self, g, side: int):
+        """The per-item term of one input: ``g W_a`` (side 0, g_a) or ``g W_b`` (side 1, g_b); None when dropped."""
+        kernel = (self.w_a, self.w_b)[side]
+        return None if kernel is None else ops.matmul(g, kernel)
+
+    def pair_score(self, pa, pb, g_a, g_b):
+        """Cosine of the L2-normalised outputs ``g_a'``, ``g_b'`` from :meth:`project` terms; broadcasts."""
+        alpha = self.attention_from_terms(pa, pb, g_a, g_b)
+        return attended_cosine(g_a, alpha, g_b, alpha)
 
     def call(self, inputs):
         g_a, g_b = split_pair(self, inputs, ("g_a", "g_b"))

@@ -3,7 +3,13 @@
 import keras
 from keras import ops
 
-from cvs_tf.layers.aligned_attention import add_square_kernel, pair_dim, split_pair, tanh_term
+from cvs_tf.layers.aligned_attention import (
+    add_square_kernel,
+    attended_cosine,
+    pair_dim,
+    split_pair,
+    tanh_term,
+)
 
 __all__ = ["RVSReference", "RVSAttention"]
 
@@ -96,7 +102,7 @@ class RVSAttention(keras.layers.Layer):
 
     ``attention_from_terms(pr, ps, g_r, g_s)`` returns ``(α_ie, α_se)`` from precomputed
     ``pr = g_r W_r`` and ``ps = g_s W_s`` (or 0/None), broadcasting like
-    :meth:`AlignedAttention.attention_from_terms`.
+    :meth:`AlignedAttention.attention_from_terms`; ``project`` and ``pair_score`` are as there.
     """
 
     def __init__(self, reference=None, use_w_r=True, use_w_s=True, use_w_rs=True,
@@ -161,6 +167,16 @@ class RVSAttention(keras.layers.Layer):
         alpha_ie = ops.softmax(ops.matmul(t, self.w_ie), axis=-1)
         alpha_se = ops.softmax(ops.matmul(t, self.w_se), axis=-1)
         return alpha_ie, alpha_se
+
+    def project(self, g, side: int):
+        """The per-item term of one input: ``g W_r`` (side 0, g_r) or ``g W_s`` (side 1, g_s); None when dropped."""
+        kernel = (self.w_r, self.w_s)[side]
+        return None if kernel is None else ops.matmul(g, kernel)
+
+    def pair_score(self, pr, ps, g_r, g_s):
+        """Cosine of the L2-normalised outputs ``g_r'``, ``g_s'`` from :meth:`project` terms; broadcasts."""
+        alpha_ie, alpha_se = self.attention_from_terms(pr, ps, g_r, g_s)
+        return attended_cosine(g_r, alpha_ie, g_s, alpha_se)
 
     def call(self, inputs):
         g_r, g_s = split_pair(self, inputs, ("g_r", "g_s"))

@@ -74,10 +74,7 @@ class CrossModalModel(LossMixin, keras.Model):
         self.dropout = float(dropout)
         self.use_batchnorm = bool(use_batchnorm)
         self.switches = dict(use_w_a=use_w_a, use_w_b=use_w_b, use_w_ab=use_w_ab)
-        self.loss_weights = {
-            "alpha": 1.0, "beta": 1.0, "gammas": (0.25, 0.25, 0.5), "margins": (1.0, 1.0, 1.0),
-            "symmetric_inter": False, "reconstruction_weight": 0.0, **(loss_weights or {}),
-        }
+        self.loss_weights = self.loss_options(loss_weights)  # LossConfig's defaults, then the given values
         self.multi_label = bool(multi_label)
         self.stages = [list(s) for s in (stages or self.default_stages())]
         self.plan = self.make_plan(self.stages)
