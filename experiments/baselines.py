@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cvs_tf.data.store import FeatureSet
 from cvs_tf.evaluation.baselines import BASELINES, K, run
+from cvs_tf.evaluation.metrics import normalize_k
 from cvs_tf.evaluation.table import format_table, to_markdown, write_table
 from cvs_tf.utils.atomic import atomic_file
 from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
@@ -77,15 +78,15 @@ def block_key(name: str, k) -> str:
 
 
 def _parse_k(text: str):
-    if text.strip().lower() == "all":
-        return None
+    """``--k``: a positive integer, or ``all`` (None: mAP@all)."""
     try:
-        k = int(text)
+        k = None if text.strip().lower() == "all" else int(text)
     except ValueError:
         raise CliError(f"--k must be a positive integer or 'all', got {text!r}") from None
-    if k < 1:
-        raise CliError(f"--k must be >= 1, got {k}")
-    return k
+    try:
+        return normalize_k(k)
+    except ValueError as exc:  # "k must be >= 1, got 0"
+        raise CliError(f"--{exc}") from None
 
 
 def parser() -> ArgumentParser:

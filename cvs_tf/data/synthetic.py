@@ -2,7 +2,8 @@
 
 The real benchmark features are licensed and cannot be downloaded here, so ``python -m cvs_tf.data
 synth NAME`` writes a feature set with each dataset's published modalities, feature dimensions,
-split sizes and class counts (:data:`DATASET_SPECS`), filled by a class-conditional generator:
+split sizes and class counts (:data:`cvs_tf.data.benchmarks.DATASET_SPECS`), filled by a
+class-conditional generator:
 
 * every class ``c`` has a centre ``mu_c`` in a shared ``LATENT_DIM``-d latent space;
 * an item of class ``c`` has latent ``z = mu_c + SPREAD * e`` (instance-paired sets share one
@@ -23,11 +24,12 @@ labels; results on these sets are always labelled "synthetic stand-in" (the mani
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.benchmarks import DATASET_SPECS, NAMES, DatasetSpec  # noqa: F401 (re-exported)
 from cvs_tf.data.store import FeatureSetError, check_fraction, save_feature_set, stratified_holdout
 
 GENERATOR_VERSION = "1"
@@ -56,65 +58,6 @@ VIEWS = {
 }
 
 
-@dataclass(frozen=True)
-class ModalitySpec:
-    """Published dimension and train/test counts of one modality (train includes validation)."""
-
-    dim: int
-    train: int
-    test: int
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One stand-in: classes, modalities, pairing; ``seen`` > 0 makes a zero-shot split."""
-
-    name: str
-    title: str
-    classes: int
-    modalities: dict[str, ModalitySpec]
-    pairing: str
-    seen: int = 0  # zero-shot: classes [0, seen) give train/val, [seen, classes) give test
-    multi_label: bool = False  # whether --multi-label is offered
-    notes: tuple[str, ...] = field(default=())
-
-
-DATASET_SPECS: dict[str, DatasetSpec] = {
-    "xmedia": DatasetSpec(
-        "xmedia", "XMedia", 20,
-        {"image": ModalitySpec(4096, 4000, 1000), "text": ModalitySpec(3000, 4000, 1000),
-         "audio": ModalitySpec(29, 800, 200), "video": ModalitySpec(4096, 400, 100),
-         "3d": ModalitySpec(4700, 400, 100)},
-        "class", notes=("counts: thesis Table 1; dims: design.md §7 (CNN 4096, BoW 3000, MFCC 29, 3D 4700)",),
-    ),
-    "xmedianet": DatasetSpec(
-        "xmedianet", "XMediaNet", 200,
-        {"image": ModalitySpec(4096, 32000, 8000), "text": ModalitySpec(3000, 32000, 8000),
-         "video": ModalitySpec(4096, 8000, 2000), "audio": ModalitySpec(29, 8000, 2000),
-         "3d": ModalitySpec(4700, 1600, 400)},
-        "class", notes=("counts: thesis Table 1; dims: assumed equal to XMedia's (not published)",),
-    ),
-    "pascal": DatasetSpec(
-        "pascal", "Pascal Sentence", 20,
-        {"image": ModalitySpec(4096, 800, 200), "text": ModalitySpec(300, 800, 200)},
-        "instance", notes=("counts: thesis Table 3; dims and 20 classes: DSCMR layout (design.md §7)",),
-    ),
-    "nuswide": DatasetSpec(
-        "nuswide", "NUS-WIDE", 20,
-        {"image": ModalitySpec(4096, 8000, 2000), "text": ModalitySpec(300, 8000, 2000)},
-        "instance", multi_label=True,
-        notes=("counts and 20 classes: thesis Table 3; dims: assumed equal to Pascal's DSCMR features",),
-    ),
-    "cub": DatasetSpec(
-        "cub", "CUB-200 (zero-shot)", 200,
-        {"image": ModalitySpec(2048, 8855, 2933), "text": ModalitySpec(1024, 8855, 2933)},
-        "instance", seen=150,
-        notes=("zero-shot split 150 seen / 50 unseen classes; counts: CUB-200-2011 images of the "
-               "seen / unseen classes in Reed et al.'s split (8855 / 2933); dims: ResNet-101 2048, "
-               "char-CNN-RNN text 1024",),
-    ),
-}
-NAMES = tuple(DATASET_SPECS)
 
 
 def _spec(name: str) -> DatasetSpec:

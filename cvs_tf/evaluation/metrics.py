@@ -253,16 +253,8 @@ def _ap_chunk(s: np.ndarray, yq: np.ndarray, yr: np.ndarray, k: int) -> np.ndarr
 # --------------------------------------------------------------------------- public metrics
 
 
-def map_at_k(
-    query_emb,
-    retrieval_emb,
-    query_labels,
-    retrieval_labels,
-    k=50,
-    *,
-    return_per_query: bool = False,
-    chunk_size: int | None = None,
-):
+def map_at_k(query_emb, retrieval_emb, query_labels, retrieval_labels, k=50, *,
+             return_per_query: bool = False, chunk_size: int | None = None):
     """mAP@K of cosine-similarity retrieval from a query set into a separate retrieval set.
 
     Args:
@@ -305,15 +297,8 @@ def map_at_k(
     return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
 
 
-def map_at_k_from_scores(
-    scores,
-    query_labels,
-    retrieval_labels,
-    k=50,
-    *,
-    return_per_query: bool = False,
-    chunk_size: int | None = None,
-):
+def map_at_k_from_scores(scores, query_labels, retrieval_labels, k=50, *,
+                         return_per_query: bool = False, chunk_size: int | None = None):
     """mAP@K from a precomputed (N_q, N_r) similarity matrix (larger = more similar).
 
     Same ranking, tie rule, AP definition, label rules and errors as :func:`map_at_k`, which is

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.benchmarks import DATASET_SPECS, expected_counts
 from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
@@ -32,9 +33,10 @@ from cvs_tf.data.store import FeatureSetError
 VERSION = "1"
 SEEN, UNSEEN, CLASSES = "trainvalclasses.txt", "testclasses.txt", "classes.txt"
 FEATURES = "features"
-EXPECTED_SPLIT = (150, 50)
-EXPECTED_CLASSES = 200
-EXPECTED_COUNTS = {"image": (8855, 2933), "text": (8855, 2933)}  # Reed et al. seen / unseen images
+SPEC = DATASET_SPECS["cub"]
+EXPECTED_SPLIT = (SPEC.seen, SPEC.classes - SPEC.seen)
+EXPECTED_CLASSES = SPEC.classes
+EXPECTED_COUNTS = expected_counts("cub")  # Reed et al. seen / unseen images
 
 
 def _names(path: Path, what: str) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvs_tf.data.benchmarks import DATASET_SPECS, expected_counts, expected_dims
 from cvs_tf.data.converters import common, offering
 from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
@@ -28,10 +29,9 @@ VERSION = "1"
 LABEL_BASE = 0
 STEMS = ("train_img", "test_img", "train_txt", "test_txt", "train_img_lab", "test_img_lab")
 EXPECTED = {  # thesis Table 3 counts, design.md class counts
-    "pascal": {"counts": (800, 200), "classes": 20},
-    "nuswide": {"counts": (8000, 2000), "classes": 20},
+    n: {"counts": expected_counts(n)["image"], "classes": DATASET_SPECS[n].classes} for n in ("pascal", "nuswide")
 }
-EXPECTED_DIMS = {"image": 4096, "text": 300}
+EXPECTED_DIMS = expected_dims("pascal")
 
 
 def _open(src: Path, stem: str) -> MatFile:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvs_tf.data.benchmarks import DATASET_SPECS, expected_counts, expected_dims
 from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile
 
@@ -32,11 +33,9 @@ LAYOUT = {  # modality: (train features, test features, train labels, test label
     "video": ("V_tr_CNN", "V_te_CNN", "trVidCat", "teVidCat"),
     "3d": ("d3_tr", "d3_te", "tr3dCat", "te3dCat"),
 }
-EXPECTED_COUNTS = {  # thesis Table 1 (train, test)
-    "image": (4000, 1000), "text": (4000, 1000), "audio": (800, 200), "video": (400, 100), "3d": (400, 100),
-}
-EXPECTED_DIMS = {"image": 4096, "text": 3000, "audio": 29, "video": 4096, "3d": 4700}
-EXPECTED_CLASSES = 20
+EXPECTED_COUNTS = expected_counts("xmedia")  # thesis Table 1 (train, test)
+EXPECTED_DIMS = expected_dims("xmedia")
+EXPECTED_CLASSES = DATASET_SPECS["xmedia"].classes
 
 
 def read_modality(mat: MatFile, x_tr: str, x_te: str, y_tr: str, y_te: str, base: int) -> dict:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvs_tf.data.benchmarks import DATASET_SPECS, expected_counts
 from cvs_tf.data.converters import common
 from cvs_tf.data.converters.matfile import MatFile
 from cvs_tf.data.store import FeatureSetError
@@ -32,11 +33,9 @@ FILE = "XMediaNetFeatures.mat"
 DOC2VEC_FILE = "XMediaNet5View_Doc2Vec.mat"
 VARIANTS = ("auto", "full", "doc2vec")
 PREFIX = {"image": "I", "text": "T", "video": "V", "audio": "A", "3d": "TD"}
-EXPECTED_COUNTS = {  # thesis Table 1 (train, test)
-    "image": (32000, 8000), "text": (32000, 8000), "video": (8000, 2000), "audio": (8000, 2000), "3d": (1600, 400),
-}
-EXPECTED_DIMS = {"full": {}, "doc2vec": {"image": 4096, "text": 300}}
-EXPECTED_CLASSES = 200
+EXPECTED_COUNTS = expected_counts("xmedianet")  # thesis Table 1 (train, test)
+EXPECTED_DIMS = {"full": {}, "doc2vec": {"image": 4096, "text": 300}}  # the full file's dims are not published
+EXPECTED_CLASSES = DATASET_SPECS["xmedianet"].classes
 
 
 def find_file(src: str | Path, variant: str) -> Path:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cvs_tf.cli.data import main
-from cvs_tf.data.store import load_feature_set
+from cvs_tf.data.store import FeatureSetError, load_feature_set
 from cvs_tf.utils.cli import run_cli
 from tests.data.converters import layouts
 from tests.data.converters.layouts import VERSIONS
@@ -222,3 +222,31 @@ def test_convert_as_a_subprocess(tmp_path):
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["provenance"]["source_format"] == "MATLAB v7.3 (HDF5)"
     assert manifest["modalities"]["image"]["counts"] == {"train": 8, "val": 4, "test": 5}
+
+
+def test_dataset_names_and_shapes_have_one_source():
+    from cvs_tf.cli.data import build_parser
+    from cvs_tf.data.benchmarks import DATASET_SPECS
+    from cvs_tf.data.converters import CONVERTERS, cub, xmedia
+    from cvs_tf.data.registry import SYNTH_NAMES
+
+    assert SYNTH_NAMES == tuple(DATASET_SPECS) and set(DATASET_SPECS) < set(CONVERTERS)   # wikipedia: no stand-in
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    choices = {n: next(a.choices for a in sub[n]._actions if a.dest == "name") for n in ("synth", "convert")}
+    assert tuple(choices["synth"]) == SYNTH_NAMES and tuple(choices["convert"]) == tuple(CONVERTERS)
+    spec = DATASET_SPECS["xmedia"]
+    assert xmedia.EXPECTED_COUNTS["audio"] == (spec.modalities["audio"].train, spec.modalities["audio"].test)
+    assert cub.EXPECTED_SPLIT == (150, 50) and cub.EXPECTED_CLASSES == 200
+
+
+@pytest.mark.parametrize("name, says", [("wikipedia", ["convert wikipedia"]), ("pascal", ["synth pascal", "convert pascal"]),
+                                        ("nosuchset", [])])
+def test_an_unknown_name_says_how_to_make_it(name, says, tmp_path, monkeypatch):
+    from cvs_tf.data.registry import dataset_path
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CVS_TF_DATA", raising=False)
+    with pytest.raises(FeatureSetError) as err:
+        dataset_path(name)
+    msg = str(err.value)
+    assert all(f"python -m cvs_tf.data {s}" in msg for s in says) and ("cvs_tf.data" in msg) == bool(says)
