@@ -82,6 +82,12 @@ data-tux12: $(DATAPREP_STAMP) ## Rebuild Tux-12 from Debian/PyPI packages (TUX12
 data-digits10: $(DATAPREP_STAMP) ## Rebuild Digits-10 from Debian/PyPI packages (DIGITS10_OUT=DIR; DATA_FLAGS as above)
 	$(DATAPREP_PY) -m data_prep.digits10 --out $(DIGITS10_OUT) --overwrite $(DATA_FLAGS)
 
+# QUERY is read from the environment by the shell ("$$QUERY"), so quotes and apostrophes in a sentence are safe.
+.PHONY: search-demo
+search-demo: $(STAMP) $(DATAPREP_STAMP) ## Nearest Tux-12 stamps of QUERY=picture.png|clip.wav|"a sentence" (trains, exports, indexes once into runs/search-demo; SEARCH_FLAGS="--k 5")
+	@test -n "$$QUERY" || { echo 'error: give QUERY=path/to/picture.png (or a .wav, or a sentence)' >&2; exit 2; }
+	$(VPY) -m data_prep.search_demo "$$QUERY" $(SEARCH_FLAGS)
+
 baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10, published into docs/results.md
 	$(VPY) -m experiments.baselines --dataset tux12 --publish
 	$(VPY) -m experiments.baselines --dataset digits10 --publish
