@@ -1,12 +1,14 @@
 """Losses of cvs_tf: the pair-loss registry (default: semi-hard triplet, eq. 3.1.6), classification and reconstruction.
 
 The pure functions live in ``triplet``, ``classification`` and ``reconstruction`` and import only
-``tensorflow``; a pair-loss kind is one module that registers its batched function
-(``registry``; the default kind is ``semihard_triplet``); the Keras ``Loss`` wrappers live in ``keras_losses``.
+``tensorflow``; a pair-loss kind is one batched function registered with ``registry``, and the built-in
+kinds are the modules of ``kinds`` (the default, ``kinds/semihard_triplet.py``), all registered on
+import; the Keras ``Loss`` wrappers live in ``keras_losses``.
 """
 
 from cvs_tf.losses.classification import classification_loss
 from cvs_tf.losses.keras_losses import ClassificationLoss, ReconstructionLoss, SemiHardTripletLoss
+from cvs_tf.losses.kinds.semihard_triplet import pair_triplet_loss, semihard_triplet
 from cvs_tf.losses.reconstruction import reconstruction_loss
 from cvs_tf.losses.registry import (
     DEFAULT_PAIR_LOSS,
@@ -15,7 +17,6 @@ from cvs_tf.losses.registry import (
     pair_loss_names,
     register_pair_loss,
 )
-from cvs_tf.losses.semihard_triplet import pair_triplet_loss, semihard_triplet
 from cvs_tf.losses.triplet import (
     cross_triplet_loss,
     pairwise_squared_distances,

@@ -23,7 +23,7 @@ from cvs_tf.config import LossConfig
 
 __all__ = ["DEFAULT_PAIR_LOSS", "PairLoss", "get_pair_loss", "pair_loss_names", "register_pair_loss"]
 
-DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6 (losses/semihard_triplet.py)
+DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6 (losses/kinds/semihard_triplet.py)
 
 # top-level names the model, the trainer and TensorBoard already give a meaning to
 RESERVED_NAMES = ("loss", "classification", "reconstruction", "lr", "map", "total")

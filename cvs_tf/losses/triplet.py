@@ -3,7 +3,7 @@
 Each loss has one body, ``batched_semi_hard_triplet_loss`` / ``batched_cross_triplet_loss``, over
 any number of stacked sets (leading dimensions, or none); ``semi_hard_triplet_loss`` and
 ``cross_triplet_loss`` are that body on one shape-checked set. The eq. 3.1.6 combination of a
-modality pair is the ``semihard_triplet`` pair-loss kind (``cvs_tf.losses.semihard_triplet``).
+modality pair is the ``semihard_triplet`` pair-loss kind (``cvs_tf.losses.kinds.semihard_triplet``).
 
 This module imports only ``tensorflow`` (no ``keras``, no other ``cvs_tf`` module) so that it runs
 unchanged on TF 2.15 and TF 2.21: the TF-Addons oracle lane (``make test-oracle``) loads this

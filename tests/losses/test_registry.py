@@ -132,3 +132,20 @@ def test_loss_defaults_live_in_loss_config_only():
     d = LossConfig()
     assert (sig["gammas"].default, sig["margins"].default, sig["symmetric"].default) == (
         d.gammas, d.margins, d.symmetric_inter)
+
+
+def test_a_module_in_kinds_is_a_builtin_kind(tmp_path, monkeypatch, scratch_registry):
+    """One file in cvs_tf/losses/kinds/ registers a kind (here the package path points at a scratch folder)."""
+    import sys
+
+    from cvs_tf.losses import kinds
+
+    (tmp_path / "file_kind.py").write_text(
+        "from cvs_tf.losses import register_pair_loss\n"
+        "register_pair_loss('file_kind', lambda yx, ex, yy, ey, o: {'t': ex[:, 0, 0], 'total': ex[:, 0, 0]}, terms='t')\n")
+    (tmp_path / "_helpers.py").write_text("raise AssertionError('a _module is not a kind')\n")
+    monkeypatch.setattr(kinds, "__path__", [str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "cvs_tf.losses.kinds.file_kind", raising=False)
+    kinds.import_builtin_kinds()
+    assert "file_kind" in pair_loss_names() and get_pair_loss("file_kind").terms == ("t",)
+    sys.modules.pop("cvs_tf.losses.kinds.file_kind", None)
