@@ -106,6 +106,14 @@ def run_extractor(python: Path, query: str, modality: str, workdir: Path, cache:
 # --------------------------------------------------------------------------- steps 1-3: space, export, gallery
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter lines), else as is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def cache_dir(cache: Path, fs, epochs: int) -> Path:
     """One folder per shipped-set version and epoch count, so a rebuilt Tux-12 never meets a stale space."""
     return cache / f"{DATASET}-{fs.manifest_sha256[:12]}-{epochs}ep"
@@ -237,10 +245,10 @@ def search(args, log=print) -> list[str]:
         x = run_extractor(args.dataprep_python, args.query, modality, Path(work), args.data_cache)
     stamps_root, media = stamp_media(args, log)
     results = Searcher(export, [indexes[m] for m in GALLERIES]).search(modality, x, k=args.k)
-    shown = args.query if modality == "text" else Path(args.query).name
-    lines = [f"query: {modality} {shown!r} ({x.shape[1]}-d features), space {export} ({args.epochs} epochs)"]
+    what = args.query if modality == "text" else Path(args.query).name
+    lines = [f"query: {modality} {what!r} ({x.shape[1]}-d features), space {shown(export)} ({args.epochs} epochs)"]
     if stamps_root is not None:
-        lines.append(f"media files below {stamps_root}")
+        lines.append(f"media files below {shown(stamps_root)}")
     lines += format_results(results, media)
     for line in lines:
         print(line)
