@@ -5,6 +5,7 @@ Subcommands::
     inspect DIR|NAME                      summary table of a feature set (validates it fully)
     synth NAME --out DIR [--scale S] [--seed N] [--multi-label] [--val-fraction F]
     convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V] [--allow-extra-classes]
+    import DIR --out DIR [--val-fraction F] [--seed N] [--pairing auto|instance|class] [--label-base 0|1] [--name N]
 
 Bad input prints one ``error: ...`` line on stderr and exits with status 2; a failed ``synth``
 or ``convert`` leaves no output directory behind.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from cvs_tf.cli import data_import
 from cvs_tf.data.converters import CONVERTERS, offering
 from cvs_tf.data.converters.xmedianet import VARIANTS
 from cvs_tf.data.registry import SYNTH_NAMES, dataset_path
@@ -77,6 +79,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--variant", choices=VARIANTS, default="auto",
                    help=f"{', '.join(offering('variant'))} only: full file or the image-text Doc2Vec file "
                         "(auto: from the file name)")
+    data_import.add_parser(sub, _fraction)
     return parser
 
 
@@ -157,4 +160,4 @@ def _convert(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return {"inspect": _inspect, "synth": _synth, "convert": _convert}[args.command](args)
+    return {"inspect": _inspect, "synth": _synth, "convert": _convert, "import": data_import.run}[args.command](args)
