@@ -303,3 +303,11 @@ def test_table8_runs_unchanged_on_a_converted_official_xmedia_file(tmp_path, cap
     assert rows[0].startswith("experiment,dataset,data_label,variant,protocol,k,query,retrieval,mean,std")
     assert len(rows) == 1 + 2 * (20 + 5 + 5 + 1)
     assert (res / "table8.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_render_of_an_unreadable_results_file_names_it(tmp_path, capsys):
+    (tmp_path / "table8.json").write_text("{not json")
+    assert run_cli(main, ["render", "table8", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'table8.json'}: unreadable (") and err.count("\n") == 1
+    assert (tmp_path / "table8.json").read_text() == "{not json"  # nothing written
