@@ -25,12 +25,12 @@ skips the check (e.g. where XLA on a GPU fuses the cube away and the estimate is
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from pathlib import Path
 
 from cvs_tf.config import ConfigError
+from cvs_tf.spaces import get_space
 
 BYTES_PER_CUBE_ENTRY = 10   # int64 key + 2 bool masks per (anchor, positive, negative)
 BYTES_PER_SQUARE_ENTRY = 64  # per (anchor, candidate): distances, masks, hinge, gradients
@@ -49,18 +49,8 @@ def mining_bytes(batch: int, terms: int) -> int:
 
 
 def stage_pairs(config, fs) -> list[list[tuple[str, str]]]:
-    """The modality pairs each stage trains (the models' plans, without building a model)."""
-    from cvs_tf.models.base import aligned_plan
-    from cvs_tf.models.factory import resolve_stages
-
-    stages = resolve_stages(config, fs)
-    space = config.model.space
-    if space == "cvs":
-        return [list(itertools.combinations(stages[0], 2))]
-    if space == "rvs":
-        ref = config.model.reference
-        return [[(ref, m) for m in s if m != ref] for s in stages]
-    return [p["pairs"] for p in aligned_plan(stages)]
+    """The modality pairs each stage trains (the space's plan, without building a model)."""
+    return get_space(config.model.space).stage_pairs(config, fs)
 
 
 BYTES_PER_PARAMETER = 16  # float32 weight, gradient and two Adam slots
@@ -74,7 +64,7 @@ def model_parameters(config, fs, plan: list[list[tuple[str, str]]]) -> int:
     n = sum(fs.dim(x) * d + d + d * d + d + (4 * d if m.use_batchnorm else 0) for x in mods)  # branches
     if m.attention:
         blocks = sum(len(pairs) for pairs in plan)  # one block per trained pair
-        n += (3 * blocks + 2) * d * d if m.space == "rvs" else 4 * blocks * d * d
+        n += get_space(m.space).attention_parameters(d, blocks)
     n += d * fs.num_classes + fs.num_classes  # classifier
     if config.loss.reconstruction_weight > 0:
         n += sum(d * fs.dim(x) + fs.dim(x) for x in mods)  # decoders
