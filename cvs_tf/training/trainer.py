@@ -18,7 +18,7 @@ from cvs_tf.data.pipeline import FeatureBank, index_dataset, release_feature_set
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
-from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, TrainingDivergedError
+from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
 from cvs_tf.training.lock import LOCK_FILE, RunDirLock
 from cvs_tf.training.run_dir import (
@@ -30,7 +30,7 @@ from cvs_tf.training.run_dir import (
     read_run_config,
 )
 
-__all__ = ["Checkpoint", "TrainResult", "Trainer", "TrainingDivergedError", "write_json"]
+__all__ = ["TrainResult", "Trainer"]
 
 
 @dataclass
