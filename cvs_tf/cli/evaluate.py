@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError, parse_k
 
 
 def build_parser() -> ArgumentParser:
@@ -32,25 +32,13 @@ def parse_args(argv: Sequence[str] | None = None):
     return build_parser().parse_args(argv)
 
 
-def _parse_k(text: str):
-    if text.lower() == "all":
-        return None
-    try:
-        k = int(text)
-    except ValueError:
-        raise CliError(f"--k must be a positive integer or 'all', got {text!r}") from None
-    if k < 1:
-        raise CliError(f"--k must be >= 1, got {k}")
-    return k
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from cvs_tf.evaluation.protocols import parse_protocol
     from cvs_tf.evaluation.table import cross_modal_table, format_table, write_table
     from cvs_tf.training.run_dir import RunDirError, load_run
 
-    k = _parse_k(args.k)
+    k = parse_k(args.k)
     protocol = parse_protocol(args.protocol)
     try:
         model, fs, _ = load_run(args.run_dir, stage=args.stage)

@@ -18,19 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
-
-
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise CliError(f"{name}: not an integer: {text!r}") from None
-        if v < 1:
-            raise CliError(f"{name}: must be >= 1, got {v}")
-        return v
-    return parse
+from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int
 
 
 def _size(n: int) -> str:
@@ -52,12 +40,12 @@ def build_parser() -> ArgumentParser:
                    help="feature-set split to index [test]")
     b.add_argument("--ids", metavar="FILE", help="with a .npy: text file of item ids, one per line [row numbers]")
     b.add_argument("--labels", metavar="FILE.npy", help="with a .npy: (N,) class ids or (N, C) multi-hot labels")
-    b.add_argument("--nlist", type=_positive("--nlist"), help="ivf: number of lists [about sqrt(N)]")
-    b.add_argument("--nprobe", type=_positive("--nprobe"), help="ivf: lists scanned per query by default [nlist/64]")
-    b.add_argument("--hnsw-m", type=_positive("--hnsw-m"), default=32, help="hnsw: links per node [32]")
-    b.add_argument("--ef-construction", type=_positive("--ef-construction"), default=40,
+    b.add_argument("--nlist", type=positive_int("--nlist"), help="ivf: number of lists [about sqrt(N)]")
+    b.add_argument("--nprobe", type=positive_int("--nprobe"), help="ivf: lists scanned per query by default [nlist/64]")
+    b.add_argument("--hnsw-m", type=positive_int("--hnsw-m"), default=32, help="hnsw: links per node [32]")
+    b.add_argument("--ef-construction", type=positive_int("--ef-construction"), default=40,
                    help="hnsw: construction beam [40]")
-    b.add_argument("--ef-search", type=_positive("--ef-search"), default=128, help="hnsw: default search beam [128]")
+    b.add_argument("--ef-search", type=positive_int("--ef-search"), default=128, help="hnsw: default search beam [128]")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     i = sub.add_parser("info", help="describe an index")
     i.add_argument("index", metavar="INDEX")

@@ -16,19 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
-
-
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise CliError(f"{name}: not an integer: {text!r}") from None
-        if v < 1:
-            raise CliError(f"{name}: must be >= 1, got {v}")
-        return v
-    return parse
+from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int
 
 
 def build_parser() -> ArgumentParser:
@@ -40,9 +28,9 @@ def build_parser() -> ArgumentParser:
     q.add_argument("--query-id", metavar="SPLIT:ROW", help="a row of the indexes' feature set (or of --dataset)")
     p.add_argument("--dataset", metavar="D", help="feature set (name or directory) that --query-id refers to")
     p.add_argument("--export", metavar="DIR", help="the export the indexes were built with [recorded in the index]")
-    p.add_argument("--k", type=_positive("--k"), default=10, help="items per index [10]")
-    p.add_argument("--nprobe", type=_positive("--nprobe"), help="ivf indexes: lists scanned [saved default]")
-    p.add_argument("--ef-search", type=_positive("--ef-search"), help="hnsw indexes: search beam [saved default]")
+    p.add_argument("--k", type=positive_int("--k"), default=10, help="items per index [10]")
+    p.add_argument("--nprobe", type=positive_int("--nprobe"), help="ivf indexes: lists scanned [saved default]")
+    p.add_argument("--ef-search", type=positive_int("--ef-search"), help="hnsw indexes: search beam [saved default]")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 

@@ -294,10 +294,8 @@ class CrossModalModel(LossMixin, keras.Model):
         * ``True`` / ``"full"`` (default): the whole train/test step is one XLA cluster (Keras
           ``jit_compile=True``);
         * ``"loss"``: the step runs as a TF graph (oneDNN matmuls), only :meth:`loss_terms` (the
-          cross-entropy and the semi-hard mining) is XLA-compiled, forward and backward; on a
-          shared 2-core CPU it beat ``"full"`` in 2 of 5 comparisons (both with the old, costlier
-          mining or right after it changed) and lost the 3 later ones by up to 1.17×;
-        * ``False`` / ``"off"``: no XLA (1.1–1.4× slower on CPU).
+          cross-entropy and the semi-hard mining) is XLA-compiled, forward and backward;
+        * ``False`` / ``"off"``: no XLA.
         """
         mode = resolve_jit(jit_compile)
         self._jit_setting = jit_compile

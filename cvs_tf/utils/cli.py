@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -90,3 +91,30 @@ def _key_error(exc: KeyError) -> str:
 def _one_line(exc: BaseException | str) -> str:
     text = (exc if isinstance(exc, str) else str(exc)).strip() or type(exc).__name__
     return " ".join(text.split())
+
+
+def positive_int(name: str):
+    """An argparse ``type=`` for an integer >= 1; a bad value is one ``error:`` line naming ``name``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise CliError(f"{name}: not an integer: {text!r}") from None
+        if v < 1:
+            raise CliError(f"{name}: must be >= 1, got {v}")
+        return v
+
+    return parse
+
+
+def parse_k(text: str) -> int | None:
+    """``--k``: a positive integer, or ``all`` (returned as None, i.e. mAP@all)."""
+    if text.strip().lower() == "all":
+        return None
+    if not re.fullmatch(r"[+-]?\d+", text.strip()):
+        raise CliError(f"--k must be a positive integer or 'all', got {text!r}")
+    k = int(text)
+    if k < 1:
+        raise CliError(f"--k must be >= 1, got {k}")
+    return k
