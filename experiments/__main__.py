@@ -33,20 +33,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cvs_tf.utils.atomic import atomic_file
-from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
+from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int, run_cli
 
 DOC = "docs/results.md"
 FIG_DIR = "figures"
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise CliError(f"--seeds: not an integer: {text!r}") from None
-    if n < 1:
-        raise CliError(f"--seeds: must be >= 1, got {n}")
-    return n
 
 
 def build_parser() -> ArgumentParser:
@@ -58,7 +48,7 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--data", metavar="DIR", help="converted real features: one feature set, or a folder of them by name "
                    "[$CVS_TF_DATA; else the synthetic stand-in]")
     r.add_argument("--quick", action="store_true", help="scaled data, few epochs, one seed: minutes on 2 cores")
-    r.add_argument("--seeds", type=_positive, metavar="N", help="train seeds 0..N-1 [the config's seeds]")
+    r.add_argument("--seeds", type=positive_int("--seeds"), metavar="N", help="train seeds 0..N-1 [the config's seeds]")
     r.add_argument("--results", default="results", metavar="DIR", help="where NAME.{md,csv,json,png} go [results]")
     r.add_argument("--runs", default=os.path.join("runs", "experiments"), metavar="DIR",
                    help="where the run folders go [runs/experiments]")

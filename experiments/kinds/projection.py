@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from experiments import report
 from experiments.context import Context
 from experiments.kinds import Kind, register_kind
-from experiments.report import (
-    base_record,
-    figure_path,
-    fmt,
-    header_markdown,
-    markdown_table,
-    outputs,
-)
 
 
 def pca2(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -103,15 +96,15 @@ def run_projection(ctx: Context) -> dict:
              for ax, (state, model) in zip(axes, (("before training", before), ("after training", tr.model)))]
     _legend(axes[1], fs, mods, classes)
     fig.suptitle(f"{exp.title}\n{data.spec.label} ({data.label})", fontsize=9, y=1.04)
-    path = save(fig, figure_path(ctx))
-    md = header_markdown(ctx, [data], [
+    path = save(fig, report.figure_path(ctx))
+    md = report.header_markdown(ctx, [data], [
         f"{variant.name}, seed {seed}; 'before' is the same model at its seeded initialisation (untrained); "
         f"each panel is its own PCA of up to {o.get('per_class', 12)} test items per (modality, class) of the first "
         f"{len(classes)} classes; the mAP is over the whole test split"])
-    md += [markdown_table(["state", f"overall mAP@{exp.k} (test, independent)", "variance explained by 2 PCs"],
-                          [[s["state"], fmt(s["overall_map"]), f"{100 * s['pca_explained']:.1f}%"] for s in stats]), "",
+    md += [report.markdown_table(["state", f"overall mAP@{exp.k} (test, independent)", "variance explained by 2 PCs"],
+                          [[s["state"], report.fmt(s["overall_map"]), f"{100 * s['pca_explained']:.1f}%"] for s in stats]), "",
            f"![{exp.name}]({path.name})", ""]
-    return outputs(md, rows, {**base_record(ctx, [data]), "stats": stats, "run_dir": str(tr.run_dir)})
+    return report.outputs(md, rows, {**report.base_record(ctx, [data]), "stats": stats, "run_dir": str(tr.run_dir)})
 
 
 KIND = register_kind(Kind("projection", run_projection, evaluates=True, figure=True))
