@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, parse_k
+from cvs_tf.utils.cli import ArgumentParser, CliError, parse_k, run_dir_parser
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(
-        prog="python -m cvs_tf.evaluate",
-        description="Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11). "
+    p = run_dir_parser(
+        "python -m cvs_tf.evaluate",
+        "Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11). "
         "Labels are used only for scoring, never to embed or pair items.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m cvs_tf.train")
     p.add_argument("--protocol", default="independent",
                    help="independent (default), pairwise, or rerank@K (e.g. rerank@50)")
     p.add_argument("--k", default="50", help="cut-off K, or 'all' for mAP@all [50]")

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from cvs_tf.utils.cli import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError, run_dir_parser
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(
-        prog="python -m cvs_tf.export",
-        description="Export a trained run's encoders: one SavedModel per modality, mapping features (N, d_m) "
+    p = run_dir_parser(
+        "python -m cvs_tf.export",
+        "Export a trained run's encoders: one SavedModel per modality, mapping features (N, d_m) "
         "float32 to L2-normalised embeddings (N, D), plus export.json. Loads with plain tf.saved_model.load.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m cvs_tf.train")
     p.add_argument("--out", required=True, metavar="DIR", help="export directory (must not exist, or be empty)")
     p.add_argument("--stage", type=int, help="export the model of this (1-based) stage [last]")
     p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from cvs_tf.layers.config import stored_config
+
 __all__ = ["AlignedAttention"]
 
 
@@ -103,6 +105,17 @@ def tanh_term(terms, first, second):
     return ops.tanh(total)
 
 
+def block_tanh(layer, p_first, p_second, g_first, g_second, w_product):
+    """tanh(p_first + p_second + (g_first ⊙ g_second) W_product), the tanh term both blocks share;
+    ``p_*`` are the caller's per-item projections (0/None when dropped), ``w_product`` None when dropped."""
+    if not layer.built:
+        raise ValueError(f"{layer.name}: build the layer (call it once) before attention_from_terms")
+    terms = [p_first, p_second]
+    if w_product is not None:
+        terms.append(ops.matmul(g_first * g_second, w_product))
+    return tanh_term(terms, g_first, g_second)
+
+
 @keras.saving.register_keras_serializable(package="cvs_tf")
 class AlignedAttention(keras.layers.Layer):
     """Aligned attention between two modalities' branch outputs (thesis §3.1.C, eqs. 3.1.11-3.1.14).
@@ -162,12 +175,7 @@ class AlignedAttention(keras.layers.Layer):
         ``pa``/``pb`` are ``g_a W_a``/``g_b W_b`` computed by the caller (pass 0 or None for a
         dropped term); the product term is computed here when ``use_w_ab``.
         """
-        if not self.built:
-            raise ValueError(f"{self.name}: build the layer (call it once) before attention_from_terms")
-        terms = [pa, pb]
-        if self.w_ab is not None:
-            terms.append(ops.matmul(g_a * g_b, self.w_ab))
-        t = tanh_term(terms, g_a, g_b)
+        t = block_tanh(self, pa, pb, g_a, g_b, self.w_ab)
         return ops.softmax(ops.matmul(t, self.w_e), axis=-1)
 
     def project(self, g, side: int):
@@ -198,12 +206,5 @@ class AlignedAttention(keras.layers.Layer):
         return shape_a, shape_b
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            use_w_a=self.use_w_a,
-            use_w_b=self.use_w_b,
-            use_w_ab=self.use_w_ab,
-            return_attention=self.return_attention,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
+        names = ("use_w_a", "use_w_b", "use_w_ab", "return_attention")
+        return stored_config(super().get_config(), self, names, initializer=True)

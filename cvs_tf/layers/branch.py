@@ -2,6 +2,8 @@
 
 import keras
 
+from cvs_tf.layers.config import stored_config
+
 __all__ = ["ModalityBranch"]
 
 
@@ -76,11 +78,4 @@ class ModalityBranch(keras.layers.Layer):
         return (input_shape[0], self.dim)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            dim=self.dim,
-            hidden_dim=self.hidden_dim,
-            dropout=self.dropout,
-            use_batchnorm=self.use_batchnorm,
-        )
-        return config
+        return stored_config(super().get_config(), self, ("dim", "hidden_dim", "dropout", "use_batchnorm"))

@@ -6,10 +6,11 @@ from keras import ops
 from cvs_tf.layers.aligned_attention import (
     add_square_kernel,
     attended_cosine,
+    block_tanh,
     pair_dim,
     split_pair,
-    tanh_term,
 )
+from cvs_tf.layers.config import stored_config
 
 __all__ = ["RVSReference", "RVSAttention"]
 
@@ -56,12 +57,7 @@ class RVSReference(keras.layers.Layer):
         )
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            use_w_r=self.use_w_r,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
+        return stored_config(super().get_config(), self, ("use_w_r",), initializer=True)
 
 
 @keras.saving.register_keras_serializable(package="cvs_tf")
@@ -158,12 +154,7 @@ class RVSAttention(keras.layers.Layer):
 
     def attention_from_terms(self, pr, ps, g_r, g_s):
         """(α_ie, α_se) from ``pr = g_r W_r`` and ``ps = g_s W_s`` (0/None when dropped); broadcasts."""
-        if not self.built:
-            raise ValueError(f"{self.name}: build the layer (call it once) before attention_from_terms")
-        terms = [pr, ps]
-        if self.w_rs is not None:
-            terms.append(ops.matmul(g_r * g_s, self.w_rs))
-        t = tanh_term(terms, g_r, g_s)
+        t = block_tanh(self, pr, ps, g_r, g_s, self.w_rs)
         alpha_ie = ops.softmax(ops.matmul(t, self.w_ie), axis=-1)
         alpha_se = ops.softmax(ops.matmul(t, self.w_se), axis=-1)
         return alpha_ie, alpha_se
@@ -205,15 +196,8 @@ class RVSAttention(keras.layers.Layer):
             # gets the same object back; a plain from_config outside such a scope makes a new one.
             reference = keras.saving.serialize_keras_object(self.reference)
             reference["shared_object_id"] = int(id(self.reference))
-        config.update(
-            reference=reference,
-            use_w_r=self.use_w_r,
-            use_w_s=self.use_w_s,
-            use_w_rs=self.use_w_rs,
-            return_attention=self.return_attention,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-        )
-        return config
+        names = ("use_w_r", "use_w_s", "use_w_rs", "return_attention")
+        return stored_config(config, self, names, initializer=True, reference=reference)
 
     @classmethod
     def from_config(cls, config):

@@ -32,6 +32,7 @@ import tensorflow as tf
 from cvs_tf.data.pipeline import row_batches
 from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, ModalityBranch
+from cvs_tf.layers.config import stored_config
 from cvs_tf.models.objective import LossMixin, pair_key
 
 
@@ -312,22 +313,10 @@ class CrossModalModel(LossMixin, keras.Model):
 
     # ------------------------------------------------------------------ config
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            modality_dims=self.modality_dims,
-            num_classes=self.num_classes,
-            stages=self.stages,
-            reference=self.reference,
-            attention=self.attention,
-            dim=self.dim,
-            dropout=self.dropout,
-            use_batchnorm=self.use_batchnorm,
-            loss_weights={k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()},
-            multi_label=self.multi_label,
-            current_stage=self.current_stage,
-            **self.switches,
-        )
-        return config
+        names = ("modality_dims", "num_classes", "stages", "reference", "attention", "dim", "dropout",
+                 "use_batchnorm", "multi_label", "current_stage")
+        loss_weights = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()}
+        return stored_config(super().get_config(), self, names, loss_weights=loss_weights, **self.switches)
 
 
 JIT_MODES = ("full", "loss", "off")

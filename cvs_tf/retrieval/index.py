@@ -83,6 +83,20 @@ def _identity_of(export) -> dict | None:
     return export.identity
 
 
+
+def _search_param(name: str) -> property:
+    """A property for the search parameter ``name``: reads ``params[name]`` (None where the kind has
+    none); setting it checks it against the faiss index and applies it there too."""
+
+    def get(self) -> int | None:
+        return self.params.get(name)
+
+    def set_(self, value: int) -> None:
+        self._search_params(**{name: value})
+        self.params[name] = int(value)
+
+    return property(get, set_, doc=f"default ``{name}`` of searches")
+
 class Index:
     """Nearest neighbours by inner product over a gallery of embeddings (one modality).
 
@@ -191,23 +205,8 @@ class Index:
     def dim(self) -> int:
         return int(self.faiss_index.d)
 
-    @property
-    def nprobe(self) -> int | None:
-        return self.params.get("nprobe")
-
-    @nprobe.setter
-    def nprobe(self, value: int) -> None:
-        self._search_params(nprobe=value)
-        self.params["nprobe"] = int(value)
-
-    @property
-    def ef_search(self) -> int | None:
-        return self.params.get("ef_search")
-
-    @ef_search.setter
-    def ef_search(self, value: int) -> None:
-        self._search_params(ef_search=value)
-        self.params["ef_search"] = int(value)
+    nprobe = _search_param("nprobe")
+    ef_search = _search_param("ef_search")
 
     def nbytes(self) -> int:
         """Bytes held by the faiss index (vectors, lists or graph links; not ids or labels)."""

@@ -118,3 +118,10 @@ def parse_k(text: str) -> int | None:
     if k < 1:
         raise CliError(f"--k must be >= 1, got {k}")
     return k
+
+
+def run_dir_parser(prog: str, description: str) -> ArgumentParser:
+    """A parser whose first argument is ``RUN_DIR``, a run directory written by ``python -m cvs_tf.train``."""
+    p = ArgumentParser(prog=prog, description=description)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by python -m cvs_tf.train")
+    return p
