@@ -8,28 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.cli.data import main, parse_args
+from cvs_tf.cli.data import parse_args
 from cvs_tf.data.synthetic import write_synthetic
-from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.data.cli_helpers import assert_one_error
+from tests.data.cli_helpers import data_cli as run
 from tests.data.converters import layouts
 from tests.data.converters.layouts import VERSIONS
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(argv, capsys):
-    code = run_cli(main, [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def assert_one_error(code, err, *fragments):
-    assert code == 2
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 def assert_nothing_written(tmp_path):

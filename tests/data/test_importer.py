@@ -6,23 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.cli.data import main
 from cvs_tf.data.store import SPLITS, load_feature_set
-from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
-
-
-def cli(argv, capsys):
-    code = run_cli(main, [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_error(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for f in fragments:
-        assert f in err, (f, err)
+from tests.data.cli_helpers import assert_one_error
+from tests.data.cli_helpers import data_cli as cli
 
 
 def assert_nothing_written(tmp_path):

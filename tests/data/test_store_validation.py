@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvs_tf.cli.data import main
 from cvs_tf.data import store
 from cvs_tf.data.store import (
     FeatureSetError,
@@ -19,24 +18,16 @@ from cvs_tf.data.store import (
     save_feature_set,
     sha256_file,
 )
-from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.data.cli_helpers import assert_one_error
+from tests.data.cli_helpers import data_cli as run
 from tests.data.temporaries import dead_pid, fake_temp
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(argv, capsys):
-    code = run_cli(main, [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def assert_one_error(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 def edit_manifest(path: Path, edit) -> None:

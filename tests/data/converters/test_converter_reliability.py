@@ -7,25 +7,12 @@ import numpy as np
 import pytest
 import scipy.io
 
-from cvs_tf.cli.data import main
 from cvs_tf.data.converters import convert
 from cvs_tf.data.store import FeatureSetError, load_feature_set
-from cvs_tf.utils.cli import run_cli
+from tests.data.cli_helpers import assert_one_error
+from tests.data.cli_helpers import data_cli as cli
 from tests.data.converters import layouts
 from tests.data.temporaries import dead_pid, fake_temp
-
-
-def cli(argv, capsys):
-    code = run_cli(main, [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_error(code, err, *fragments):
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    for f in fragments:
-        assert f in err, (f, err)
 
 
 def assert_nothing_written(tmp_path):
