@@ -40,6 +40,11 @@ class LossConfig:
     margins: tuple[float, float, float] = (1.0, 1.0, 1.0)
     symmetric_inter: bool = False
     reconstruction_weight: float = 0.0
+    label_smoothing: float = 0.0  # of the classification term's one-hot targets
+    temperature: float = 0.1  # of the contrastive kinds (supcon, infonce); the initial value when learnt
+    learn_temperature: bool = False  # the temperature is a weight trained in stage 1, then frozen
+    invariance: float = 1.0  # weight of DSCMR's modality-invariance term (kind dscmr)
+    vse_margin: float = 0.2  # hinge margin of VSE++'s max-violation loss (kind max_violation)
 
 
 @dataclass
@@ -52,7 +57,10 @@ class ModelConfig:
     reference: str = "image"  # the reference (hub) modality of a space that takes one (RVS); read by it only
     attention: bool = True
     dim: int = 512
+    hidden_dim: int | None = None  # width of the branch's hidden layers; None = dim
+    depth: int = 1  # hidden layers per branch (1: the thesis's two dense layers)
     dropout: float = 0.0
+    standardize: bool = False  # per-feature mean/std fitted on the train split, inside the branch
     use_batchnorm: bool = False
     use_w_a: bool = True
     use_w_b: bool = True
@@ -67,6 +75,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3
+    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay (else Adam)
     seed: int = 0
     steps_per_epoch: int | None = None  # None: one pass over the largest modality (pipeline.steps_per_epoch)
     early_stopping: str = "val_map"  # val_map | val_loss | none (validation split only)
@@ -126,11 +135,15 @@ class RunConfig:
             raise ConfigError(f"model.modalities: empty modality name in {m.modalities}")
         if m.stages is not None and (not m.stages or any(not g for g in m.stages) or any(not x for g in m.stages for x in g)):
             raise ConfigError(f"model.stages needs at least one stage and a modality in every stage, got {m.stages}")
-        for name, v, lo in (("model.dim", m.dim, 1), ("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 2),
+        for name, v, lo in (("model.dim", m.dim, 1), ("model.depth", m.depth, 1), ("train.epochs", t.epochs, 1),
+                            ("train.batch_size", t.batch_size, 2),
                             ("train.patience", t.patience, 1), ("train.eval_k", t.eval_k, 1)):
             if v < lo:
                 raise ConfigError(f"{name} must be >= {lo}, got {v}")
-        for name, v in (("model.dim", m.dim), ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
+        if m.hidden_dim is not None and m.hidden_dim < 1:
+            raise ConfigError(f"model.hidden_dim must be >= 1 (or null for model.dim), got {m.hidden_dim}")
+        for name, v in (("model.dim", m.dim), ("model.hidden_dim", m.hidden_dim), ("model.depth", m.depth),
+                        ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
                         ("train.patience", t.patience), ("train.eval_k", t.eval_k), ("train.steps_per_epoch", t.steps_per_epoch)):
             if v is not None and v >= INT_LIMIT:  # TensorFlow's int32 shapes and int64 step counters
                 raise ConfigError(f"{name} must be < 2**31, got {v}")
@@ -138,20 +151,7 @@ class RunConfig:
             raise ConfigError(f"train.steps_per_epoch must be >= 1 (or null for one pass), got {t.steps_per_epoch}")
         if not 0 <= t.seed < 2**32:
             raise ConfigError(f"train.seed must be in [0, 2**32), got {t.seed}")
-        floats = [("train.lr", t.lr), ("model.dropout", m.dropout), ("loss.alpha", loss.alpha), ("loss.beta", loss.beta),
-                  ("loss.reconstruction_weight", loss.reconstruction_weight)]
-        floats += [(f"loss.gammas[{i}]", v) for i, v in enumerate(loss.gammas)]
-        floats += [(f"loss.margins[{i}]", v) for i, v in enumerate(loss.margins)]
-        for name, v in floats:
-            if not math.isfinite(v):
-                raise ConfigError(f"{name} must be a finite number, got {v}")
-        if t.lr <= 0:
-            raise ConfigError(f"train.lr must be > 0, got {t.lr}")
-        if not 0 <= m.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
-        for name, v in floats[2:]:
-            if v < 0:
-                raise ConfigError(f"{name} must be >= 0, got {v}")
+        _check_numbers(m, loss, t)
         if loss.kind != LossConfig.kind:  # the default is always registered: no TensorFlow import for it
             from cvs_tf.losses.registry import pair_loss_names
 
@@ -167,6 +167,29 @@ class RunConfig:
         if isinstance(t.jit, str) and t.jit not in JIT_MODES:
             raise ConfigError(f"train.jit must be true, false or one of {', '.join(JIT_MODES)}, got {t.jit!r}")
         return self
+
+
+def _check_numbers(m: ModelConfig, loss: LossConfig, t: TrainConfig) -> None:
+    """The float fields: finite, and in range (``ConfigError`` names the field)."""
+    floats = [("train.lr", t.lr), ("model.dropout", m.dropout), ("loss.alpha", loss.alpha), ("loss.beta", loss.beta),
+              ("loss.reconstruction_weight", loss.reconstruction_weight), ("loss.invariance", loss.invariance),
+              ("loss.vse_margin", loss.vse_margin), ("train.weight_decay", t.weight_decay)]
+    floats += [(f"loss.gammas[{i}]", v) for i, v in enumerate(loss.gammas)]
+    floats += [(f"loss.margins[{i}]", v) for i, v in enumerate(loss.margins)]
+    for name, v in floats:
+        if not math.isfinite(v):
+            raise ConfigError(f"{name} must be a finite number, got {v}")
+    if t.lr <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    if not 0 <= m.dropout < 1:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout}")
+    if not (math.isfinite(loss.label_smoothing) and 0 <= loss.label_smoothing < 1):
+        raise ConfigError(f"loss.label_smoothing must be in [0, 1), got {loss.label_smoothing}")
+    if not (math.isfinite(loss.temperature) and loss.temperature > 0):
+        raise ConfigError(f"loss.temperature must be a number > 0, got {loss.temperature}")
+    for name, v in floats[2:]:
+        if v < 0:
+            raise ConfigError(f"{name} must be >= 0, got {v}")
 
 
 JIT_MODES = ("full", "loss", "off", "auto")

@@ -11,7 +11,22 @@ from cvs_tf.utils.cli import ArgumentParser, CliError
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them
 CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
-                  "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config")
+                  "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
+                  "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
+                  "label_smoothing", "temperature", "learn_temperature")
+
+# (flag dest, config section, field) of the flags that set one RunConfig field each
+FIELD_FLAGS = (
+    ("space", "model", "space"), ("reference", "model", "reference"), ("attention", "model", "attention"),
+    ("dim", "model", "dim"), ("hidden_dim", "model", "hidden_dim"), ("depth", "model", "depth"),
+    ("dropout", "model", "dropout"), ("standardize", "model", "standardize"),
+    ("loss", "loss", "kind"), ("label_smoothing", "loss", "label_smoothing"), ("temperature", "loss", "temperature"),
+    ("learn_temperature", "loss", "learn_temperature"),
+    ("dataset", "train", "dataset"), ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"),
+    ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
+    ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
+    ("patience", "train", "patience"), ("jit", "train", "jit"), ("mixed_precision", "train", "mixed_precision"),
+)
 
 
 def build_parser() -> ArgumentParser:
@@ -46,6 +61,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
+    _add_recipe_flags(p)
     p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory [runs/<space>-<dataset>-<time>]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last completed epoch")
@@ -53,23 +69,48 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def _add_recipe_flags(p: ArgumentParser) -> None:
+    """The preset and the loss / regularisation / size flags (docs/training.md, docs/losses.md)."""
+    from cvs_tf.losses.registry import DEFAULT_PAIR_LOSS
+    from cvs_tf.presets import preset_names
+
+    p.add_argument("--preset", choices=preset_names(),
+                   help="a named recipe: thesis (the thesis's defaults) or best (chosen on the shipped sets' "
+                   "validation splits; docs/results.md); flags override it; not with --config")
+    p.add_argument("--loss", metavar="KIND",
+                   help=f"pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, ... [{DEFAULT_PAIR_LOSS}]")
+    p.add_argument("--dim", type=int, help="embedding dimension D [512]")
+    p.add_argument("--hidden-dim", type=int, help="width of the branches' hidden layers [D]")
+    p.add_argument("--depth", type=int, help="hidden layers per branch [1]")
+    p.add_argument("--dropout", type=float, help="dropout rate in the branches [0]")
+    p.add_argument("--standardize", action="store_true", default=None,
+                   help="standardise each feature with its train-split mean and std (stored in the model)")
+    p.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay; 0 = Adam [0]")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing of the classification term [0]")
+    p.add_argument("--temperature", type=float, help="temperature of the contrastive losses [0.1]")
+    p.add_argument("--learn-temperature", action="store_true", default=None,
+                   help="learn the temperature (from --temperature) in stage 1")
+
+
 def parse_args(argv: Sequence[str] | None = None):
     return build_parser().parse_args(argv)
 
 
 def config_from_args(args) -> RunConfig:
-    """Defaults, then --config, then explicit flags."""
-    cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
-    m, t = cfg.model, cfg.train
-    for src, obj, attr in [
-        ("space", m, "space"), ("reference", m, "reference"), ("attention", m, "attention"),
-        ("dataset", t, "dataset"), ("epochs", t, "epochs"), ("batch_size", t, "batch_size"), ("lr", t, "lr"),
-        ("seed", t, "seed"), ("steps_per_epoch", t, "steps_per_epoch"), ("early_stopping", t, "early_stopping"),
-        ("patience", t, "patience"), ("jit", t, "jit"), ("mixed_precision", t, "mixed_precision"),
-    ]:
+    """Defaults, then --preset or --config, then explicit flags."""
+    if args.preset and args.config:
+        raise CliError("--preset and --config both give a whole recipe: use one (flags override either)")
+    if args.preset:
+        from cvs_tf.presets import load_preset
+
+        cfg = load_preset(args.preset)
+    else:
+        cfg = RunConfig.from_file(args.config) if args.config else RunConfig()
+    m = cfg.model
+    for src, section, attr in FIELD_FLAGS:
         value = getattr(args, src)
         if value is not None:
-            setattr(obj, attr, value)
+            setattr(getattr(cfg, section), attr, value)
     if args.modalities:
         m.modalities = [x.lower() for x in args.modalities]
     if args.stages:

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from cvs_tf.data.pipeline import row_batches
 from cvs_tf.data.store import order_modalities
-from cvs_tf.layers import AlignedAttention, ModalityBranch
+from cvs_tf.layers import AlignedAttention, LearnedTemperature, ModalityBranch
 from cvs_tf.layers.config import stored_config
 from cvs_tf.models.objective import LossMixin, pair_key
 
@@ -56,6 +56,9 @@ class CrossModalModel(LossMixin, keras.Model):
         dim: int = 512,
         dropout: float = 0.0,
         use_batchnorm: bool = False,
+        hidden_dim: int | None = None,
+        depth: int = 1,
+        standardize: bool = False,
         use_w_a: bool = True,
         use_w_b: bool = True,
         use_w_ab: bool = True,
@@ -74,6 +77,9 @@ class CrossModalModel(LossMixin, keras.Model):
         self.dim = int(dim)
         self.dropout = float(dropout)
         self.use_batchnorm = bool(use_batchnorm)
+        self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
+        self.depth = int(depth)
+        self.standardize = bool(standardize)
         self.switches = dict(use_w_a=use_w_a, use_w_b=use_w_b, use_w_ab=use_w_ab)
         self.loss_weights = self.loss_options(loss_weights)  # LossConfig's defaults, then the given values
         self.multi_label = bool(multi_label)
@@ -87,8 +93,8 @@ class CrossModalModel(LossMixin, keras.Model):
 
     def _make_layers(self):
         self.branches = {
-            m: ModalityBranch(dim=self.dim, dropout=self.dropout, use_batchnorm=self.use_batchnorm,
-                              name=f"branch_{m}")
+            m: ModalityBranch(dim=self.dim, hidden_dim=self.hidden_dim, depth=self.depth, dropout=self.dropout,
+                              use_batchnorm=self.use_batchnorm, standardize=self.standardize, name=f"branch_{m}")
             for m in self.all_modalities
         }
         # Under a mixed-precision policy only the branches run in low precision; blocks (softmax),
@@ -98,6 +104,9 @@ class CrossModalModel(LossMixin, keras.Model):
         self.shared_reference = self.make_shared() if self.attention else None
         linked = [p for stage in self.plan for p in stage["blocks"]] if self.attention else []
         self.blocks = {pair_key(a, b): self.make_block(a, b) for a, b in linked}
+        self.temperature_layer = None
+        if self.loss_weights["learn_temperature"]:
+            self.temperature_layer = LearnedTemperature(self.loss_weights["temperature"], name="temperature")
         self.decoders = {}
         if self.loss_weights["reconstruction_weight"] > 0:
             self.decoders = {m: keras.layers.Dense(d, name=f"decoder_{m}", dtype="float32") for m, d in self.modality_dims.items()}
@@ -168,6 +177,8 @@ class CrossModalModel(LossMixin, keras.Model):
             blk.build([(None, self.dim), (None, self.dim)])
         for dec in self.decoders.values():
             dec.build((None, self.dim))
+        if self.temperature_layer is not None:
+            self.temperature_layer.build()
         self.built = True
 
     def build(self, input_shape=None):  # everything is built in __init__
@@ -179,6 +190,8 @@ class CrossModalModel(LossMixin, keras.Model):
         comps += [self.decoders[m] for m in self.stages[k] if m in self.decoders]
         if k == 0:
             comps.append(self.classifier)
+            if self.temperature_layer is not None:
+                comps.append(self.temperature_layer)
             if self.shared_reference is not None:
                 comps.append(self.shared_reference)
         return comps
@@ -198,6 +211,21 @@ class CrossModalModel(LossMixin, keras.Model):
         if recompile and getattr(self, "optimizer", None) is not None and self.compiled:
             self.compile(optimizer=type(self.optimizer).from_config(self.optimizer.get_config()),
                          jit_compile=self._jit_setting)
+
+    def fit_standardization(self, fs, modalities=None, split: str = "train") -> list[str]:
+        """Set each branch's standardisation (``standardize=True``) to the ``split`` statistics of ``fs``.
+
+        ``modalities``: the branches to set (default: every modality of the model that ``fs`` has);
+        returns them. Frozen branches are left to their caller: pass only the new ones when extending.
+        """
+        from cvs_tf.data.stats import feature_moments
+
+        if not self.standardize:
+            return []
+        mods = [m for m in (modalities or self.all_modalities) if m in fs.modalities]
+        for m in mods:
+            self.branches[m].set_standardization(*feature_moments(fs.x(m, split)))
+        return mods
 
     def trainable_modalities(self) -> list[str]:
         return [m for m in self.modalities if self.branches[m].trainable]
@@ -314,7 +342,7 @@ class CrossModalModel(LossMixin, keras.Model):
     # ------------------------------------------------------------------ config
     def get_config(self):
         names = ("modality_dims", "num_classes", "stages", "reference", "attention", "dim", "dropout",
-                 "use_batchnorm", "multi_label", "current_stage")
+                 "use_batchnorm", "hidden_dim", "depth", "standardize", "multi_label", "current_stage")
         loss_weights = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()}
         return stored_config(super().get_config(), self, names, loss_weights=loss_weights, **self.switches)
 

@@ -80,7 +80,10 @@ class LossMixin:
         """
         lw, kind = self.loss_weights, self.pair_loss
         out = {}
-        out["classification"] = tf.add_n([classification_loss(labels[m], lg) for m, lg in logits.items()]) / len(logits)
+        smooth = lw["label_smoothing"]
+        out["classification"] = tf.add_n([classification_loss(labels[m], lg, smooth) for m, lg in logits.items()]) / len(logits)
+        if lw["learn_temperature"]:  # the kinds see the learnt temperature in place of the initial value
+            lw = {**lw, "temperature": self.temperature_layer.temperature()}
         pairs = self.active_pairs()
         keys = [pair_key(a, b) for a, b in pairs]
         terms = kind(tf.stack([labels[a] for a, _ in pairs]), tf.stack([pair_emb[k][0] for k in keys]),

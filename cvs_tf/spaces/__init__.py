@@ -21,7 +21,8 @@ __all__ = ["DEFAULT_SPACE", "Space", "get_space", "import_builtin_spaces", "mult
 
 _REGISTRY: dict = {}
 #: The ModelConfig fields every space passes to its model class.
-ARCHITECTURE = ("attention", "dim", "dropout", "use_batchnorm", "use_w_a", "use_w_b", "use_w_ab")
+ARCHITECTURE = ("attention", "dim", "hidden_dim", "depth", "dropout", "use_batchnorm", "standardize",
+                "use_w_a", "use_w_b", "use_w_ab")
 
 
 def _builtin_names() -> list[str]:

@@ -60,6 +60,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def make_optimizer(train) -> keras.optimizers.Optimizer:
+    """Adam(lr), or AdamW(lr, weight_decay) when ``train.weight_decay`` > 0 (a :class:`TrainConfig`)."""
+    if train.weight_decay > 0:
+        return keras.optimizers.AdamW(train.lr, weight_decay=train.weight_decay)
+    return keras.optimizers.Adam(train.lr)
+
+
 def _new_stage_state() -> dict:
     return {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0, "history": []}
 
@@ -71,15 +78,19 @@ class Trainer:
     its path and manifest sha256 are recorded as usual), ``init_weights`` (arrays in
     ``model.get_weights()`` order, set after the model is built, before the first stage),
     ``checkpoint`` (False: no resumable checkpoint directory at all, and no ``resume``),
-    ``callbacks`` (extra Keras callbacks for every stage's ``fit``) and ``log`` (the progress sink).
+    ``callbacks`` (extra Keras callbacks for every stage's ``fit``), ``log`` (the progress sink) and
+    ``test_split`` (False: the final tables cover validation only and the test split is never read,
+    as tuning needs; ``metrics["test"]`` is then None).
     """
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike, *, featureset: FeatureSet | None = None,
-                 init_weights=None, checkpoint: bool = True, verbose: int | str = "auto", callbacks=None, log=None):
+                 init_weights=None, checkpoint: bool = True, verbose: int | str = "auto", callbacks=None, log=None,
+                 test_split: bool = True):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self._given_fs = featureset
         self._init_weights = None if init_weights is None else list(init_weights)
+        self._test_split = bool(test_split)
         self._checkpoint = Checkpoint(self.run_dir) if checkpoint else None
         self._callbacks = list(callbacks or [])
         self._verbose = (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
@@ -138,6 +149,7 @@ class Trainer:
             self._model = build_model(self.config, self._fs)
         finally:
             keras.mixed_precision.set_global_policy(policy)
+        self._model.fit_standardization(self._fs)  # (standardize only) train-split statistics; resume restores them
         if self._init_weights is not None:
             try:
                 self._model.set_weights(self._init_weights)
@@ -145,7 +157,7 @@ class Trainer:
                 raise ValueError(f"init_weights do not match the model ({' '.join(str(exc).split())[:160]})") from None
 
     def _compile(self):
-        self._model.compile(optimizer=keras.optimizers.Adam(self.config.train.lr), jit_compile=self.config.train.jit)
+        self._model.compile(optimizer=make_optimizer(self.config.train), jit_compile=self.config.train.jit)
 
     # ------------------------------------------------------------------ run
     def run(self, resume: bool = False) -> TrainResult:
@@ -202,6 +214,9 @@ class Trainer:
         mods = list(dict.fromkeys(m for s in stages for m in s))
         empty = [m for m in mods if self._fs.count(m, "val") == 0]
         self._has_val = not empty
+        if empty and not self._test_split:
+            raise ConfigError(f"dataset {self._fs.name} has no validation items for {', '.join(empty)}: "
+                              "a run that never reads the test split (tuning) needs them")
         if empty and self.config.train.early_stopping != "none":
             raise ConfigError(
                 f"dataset {self._fs.name} has no validation items for {', '.join(empty)} (a set made with "
@@ -366,7 +381,7 @@ class Trainer:
 
         k = self.config.train.eval_k
         fs, model = self._fs, self._model
-        splits = ["val", "test"] if self._has_val else ["test"]
+        splits = (["val"] if self._has_val else []) + (["test"] if self._test_split else [])
         out = {"protocol": "independent", "k": k, "data_label": fs.data_label,
                "dataset": fs.name, "stages": reports, "splits": splits}
         tables, tables_all = {}, {}
