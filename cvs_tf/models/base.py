@@ -300,23 +300,6 @@ class CrossModalModel(LossMixin, keras.Model):
             pair_emb[k] = (ea, eb)
         return {m: y[m] for m in needed}, logits, pair_emb, e
 
-    def _unpack(self, data):
-        """Batches are (features, labels) dicts, or index dicts gathered from an attached FeatureBank."""
-        if isinstance(data, tuple) and len(data) == 2:
-            return data
-        return self.bank.gather(data)
-
-    def attach_bank(self, bank):
-        """Attach the device-resident FeatureBank used to gather index batches."""
-        object.__setattr__(self, "_bank", bank)
-
-    @property
-    def bank(self):
-        bank = getattr(self, "_bank", None)
-        if bank is None:
-            raise RuntimeError("index batches need a FeatureBank: call model.attach_bank(bank) first")
-        return bank
-
     def compile(self, optimizer="adam", jit_compile=True, **kwargs):
         """Keras ``compile``; ``jit_compile`` says where XLA is used (measured in docs/performance.md).
 

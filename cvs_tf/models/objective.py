@@ -100,6 +100,23 @@ class LossMixin:
             t.update_state(losses[n])
         return {n: t.result() for n, t in self._trackers.items()}
 
+    def _unpack(self, data):
+        """Batches are (features, labels) dicts, or index dicts gathered from an attached FeatureBank."""
+        if isinstance(data, tuple) and len(data) == 2:
+            return data
+        return self.bank.gather(data)
+
+    def attach_bank(self, bank):
+        """Attach the device-resident FeatureBank used to gather index batches."""
+        object.__setattr__(self, "_bank", bank)
+
+    @property
+    def bank(self):
+        bank = getattr(self, "_bank", None)
+        if bank is None:
+            raise RuntimeError("index batches need a FeatureBank: call model.attach_bank(bank) first")
+        return bank
+
     def train_step(self, data):
         x, y = self._unpack(data)
         with tf.GradientTape() as tape:
