@@ -53,6 +53,23 @@ test-oracle: $(ORACLE_VENV)/.installed ## Check our semi-hard triplet loss again
 	cd tests/oracle && ../../$(ORACLE_VENV)/bin/python -m pytest -q -p no:cacheprovider -c /dev/null \
 		--rootdir=. --confcutdir=. -o "markers=oracle: needs tensorflow-addons on TF 2.15" -m oracle .
 
+# Apache Beam (python -m cvs_tf.embed_beam) has its own virtualenv, keyed on requirements-beam.txt: Beam 2.77
+# caps pyarrow, protobuf and pillow below the versions of the main stack.
+BEAM_VENV := .venv-beam
+BEAM_PY := $(BEAM_VENV)/bin/python
+BEAM_STAMP := $(BEAM_VENV)/.installed-$(shell cat requirements-beam.txt setup.cfg 2>/dev/null | sha1sum | cut -c1-12)
+
+$(BEAM_STAMP): requirements-beam.txt setup.cfg pyproject.toml
+	@test -x $(BEAM_PY) || $(PYTHON) -m venv $(BEAM_VENV)
+	$(BEAM_PY) -m pip install -q --upgrade pip
+	$(BEAM_PY) -m pip install -q -r requirements-beam.txt
+	$(BEAM_PY) -m pip install -q --no-deps -e .
+	@rm -f $(BEAM_VENV)/.installed-*; touch $@
+
+.PHONY: test-beam
+test-beam: $(BEAM_STAMP) ## Batch embedding with Beam RunInference on the DirectRunner (own .venv-beam, Beam 2.77)
+	CVS_TF_BEAM_LANE=1 $(BEAM_PY) -m pytest -q -p no:cacheprovider tests/serving/test_embed_beam.py tests/serving/test_embed_beam_inputs.py
+
 lint: $(STAMP) ## Run ruff over the code
 	$(VENV)/bin/ruff check cvs_tf data_prep experiments bench tests
 
