@@ -19,6 +19,13 @@ FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-ji
     (["--patience", "-1"], "train.patience must be >= 1"),
     (["--batch-size", "1"], "train.batch_size must be >= 2"),
     (["--seed", "-3"], "train.seed must be in [0, 2**32)"),
+    (["--loss", "hinge9"], "loss.kind must be a registered pair loss"),
+    (["--depth", "0"], "model.depth must be >= 1"),
+    (["--dropout", "1"], "model.dropout must be in [0, 1)"),
+    (["--weight-decay", "-1"], "train.weight_decay must be >= 0"),
+    (["--label-smoothing", "1.5"], "loss.label_smoothing must be in [0, 1)"),
+    (["--temperature", "0"], "loss.temperature must be a number > 0"),
+    (["--preset", "thesis", "--config", "x.json"], "--preset and --config both give a whole recipe"),
 ])
 def test_bad_option_values_are_refused_before_any_output(tmp_path, capsys, argv, needle):
     ds = make_toy_featureset(tmp_path / "ds")
@@ -50,3 +57,17 @@ def test_bad_config_files_name_the_file_and_the_field(tmp_path, capsys, config, 
     if needle.startswith("config."):
         assert err[0].startswith(f"error: {cfg}: {needle}"), err
     assert not out.exists()
+
+
+def test_recipe_flags_and_presets_set_the_run_config(tmp_path):
+    from cvs_tf.cli.train import config_from_args, parse_args
+
+    args = parse_args(["--preset", "thesis", "--loss", "supcon", "--dim", "64", "--hidden-dim", "256", "--depth", "2",
+                       "--dropout", "0.2", "--standardize", "--weight-decay", "1e-4", "--label-smoothing", "0.1",
+                       "--temperature", "0.07", "--learn-temperature", "--dataset", "digits10"])
+    cfg = config_from_args(args)
+    m, loss, t = cfg.model, cfg.loss, cfg.train
+    assert (m.dim, m.hidden_dim, m.depth, m.dropout, m.standardize) == (64, 256, 2, 0.2, True)
+    assert (loss.kind, loss.label_smoothing, loss.temperature, loss.learn_temperature) == ("supcon", 0.1, 0.07, True)
+    assert (t.weight_decay, t.dataset) == (1e-4, "digits10")
+    assert config_from_args(parse_args([])).to_dict() == config_from_args(parse_args(["--preset", "thesis"])).to_dict()

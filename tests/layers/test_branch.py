@@ -72,3 +72,35 @@ class TestModalityBranch:
         inp = keras.Input((5,))
         model = keras.Model(inp, ModalityBranch(dim=4)(inp))
         run_fit_step_test(model, _x(4), np.ones((6, 4), "float32"))
+
+
+class TestBranchOptions:
+    def test_depth_stacks_hidden_layers(self):
+        """depth 2: g = relu(relu(x W1 + b1) W2 + b2) W3 + b3, checked in numpy; hidden_dim sets both widths."""
+        branch = ModalityBranch(dim=4, hidden_dim=6, depth=2)
+        x = _x(3)
+        g = np.asarray(branch(x))
+        (w1, b1), (w2, b2) = ([v.numpy() for v in layer.weights] for layer in (branch.hidden, *branch.deeper))
+        w3, b3 = (v.numpy() for v in branch.proj.weights)
+        relu = lambda a: np.maximum(a, 0)  # noqa: E731
+        np.testing.assert_allclose(g, relu(relu(x @ w1 + b1) @ w2 + b2) @ w3 + b3, atol=1e-5)
+        assert [layer.units for layer in branch.deeper] == [6]
+        with pytest.raises(ValueError, match="depth must be a positive integer"):
+            ModalityBranch(depth=0)
+
+    def test_standardization_is_identity_until_set_then_standardizes(self):
+        """z = (x - μ) / σ before the first layer; μ, 1/σ are non-trainable weights that save with the layer."""
+        x = _x(4, d=3)
+        branch = ModalityBranch(dim=4, standardize=True)
+        plain = np.asarray(branch(x))
+        np.testing.assert_allclose(plain, np.asarray(branch.proj(branch.hidden(x))), atol=1e-6)
+        mean, std = np.array([1.0, -2.0, 0.5]), np.array([2.0, 0.5, 1e-9])
+        branch.set_standardization(mean, std)
+        z = (x - mean) / np.maximum(std, 1e-6)
+        np.testing.assert_allclose(np.asarray(branch(x)), np.asarray(branch.proj(branch.hidden(z.astype("float32")))),
+                                   rtol=1e-5, atol=1e-4)
+        assert len(branch.non_trainable_weights) == 2 and len(branch.trainable_weights) == 4
+        clone = ModalityBranch.from_config(branch.get_config())
+        assert clone.standardize and clone.depth == 1
+        with pytest.raises(ValueError, match="standardize=True"):
+            ModalityBranch(dim=4).set_standardization(mean, std)

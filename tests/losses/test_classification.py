@@ -41,3 +41,13 @@ def test_rejects_bad_shapes():
         classification_loss(np.eye(3), np.zeros((3, 4), "float32"))
     with pytest.raises(ValueError, match="logits"):
         classification_loss([0], np.zeros((1, 2, 2), "float32"))
+
+
+def test_label_smoothing_hand_derived():
+    """logits [0, ln3] (softmax [1/4, 3/4]), label 1, ε = 0.2 over C = 2: target [0.1, 0.9], so the
+    loss is 0.1 ln 4 + 0.9 ln(4/3); multi-hot {1} gives the same, and ε = 0 is plain cross-entropy."""
+    logits = np.array([[0.0, LN3]], "float32")
+    want = 0.1 * np.log(4) + 0.9 * np.log(4 / 3)
+    assert float(classification_loss([1], logits, 0.2)) == pytest.approx(want, abs=1e-6)
+    assert float(classification_loss(np.array([[0, 1]], "uint8"), logits, 0.2)) == pytest.approx(want, abs=1e-6)
+    assert float(classification_loss([1], logits, 0.0)) == pytest.approx(np.log(4 / 3), abs=1e-6)
