@@ -2,9 +2,9 @@
 
 Every function works on P stacked pairs of sets (leading dimension P, or any leading dimensions):
 labels (P, B) class ids or (P, B, C) multi-hot rows, embeddings (P, B, D). Masked entries are
-replaced with a finite :data:`MASKED` value before any reduction, never with ``-inf``, so that a
-row with nothing left (an anchor without positive or negative) yields 0, not NaN, and no NaN
-reaches a gradient.
+replaced with a finite :data:`MASKED` value before any reduction, never with ``-inf``, so every
+intermediate stays finite: a row with nothing left (an anchor without positive or negative) is
+skipped by a masked mean and yields 0, not NaN, in the value and in the gradient.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def same(li, lj):
 
 
 def random_batch(seed, p=2, b=5, d=3, classes=3, multi_hot=False):
-    """(yx, ex, yy, ey) of P stacked pairs; some anchors lack a positive, some a negative."""
+    """(yx, ex, yy, ey) of P stacked pairs of random labels (anchors may lack a positive or a negative)."""
     rng = np.random.default_rng(seed)
     if multi_hot:
         yx, yy = ((rng.random((2, p, b, classes)) < 0.35).astype(np.float32))

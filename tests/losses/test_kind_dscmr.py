@@ -43,6 +43,6 @@ def test_multi_hot_similarity_and_an_unlabelled_row():
 
 
 def test_large_similarities_are_stable():
-    big = np.full((1, 2, 2), 60.0, np.float32)  # not unit vectors: θ = 7200, where log(1 + e^θ) overflows
+    big = np.full((1, 2, 2), 60.0, np.float32)  # not unit vectors: θ = 3600, where a naive log(1 + e^θ) is inf
     value = similarity_likelihood(np.array([[0, 0]]), big, np.array([[0, 0]]), big)
     assert float(value[0]) == pytest.approx(0.0, abs=1e-3)

@@ -51,8 +51,9 @@ def test_masked_anchors_give_finite_values_and_gradients(kind, batch):
     assert all(np.isfinite(v.numpy()).all() and v.shape == (2,) for v in out.values())
     assert all(np.isfinite(g.numpy()).all() for g in grads)
     assert batch == "one_item" or any(np.abs(g.numpy()).sum() > 0 for g in grads)
-    for term, value in REFERENCES[kind](yx[1], ex.numpy()[1], yy[1], ey.numpy()[1]).items():
-        np.testing.assert_allclose(out[term][1], value, rtol=1e-5, atol=1e-6, err_msg=term)
+    for p in range(len(yx)):
+        for term, value in REFERENCES[kind](yx[p], ex.numpy()[p], yy[p], ey.numpy()[p]).items():
+            np.testing.assert_allclose(out[term][p], value, rtol=1e-5, atol=1e-6, err_msg=f"{term} pair {p}")
 
 
 @pytest.mark.parametrize("kind", [k if k == "max_violation" else pytest.param(k, marks=pytest.mark.slow)
