@@ -28,7 +28,8 @@ NO_BEAM = ("apache-beam is not installed in this environment: run the pipeline i
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog=PROG, description=__doc__.split("\n")[0].strip("`"),
+    p = ArgumentParser(prog=PROG, description="Embed feature shards with an export's SavedModel in an Apache Beam "
+                       "pipeline (RunInference); 'merge' indexes the shards.",
                        epilog="Other --options are passed to Beam as pipeline options (e.g. --direct_num_workers 2 "
                               "--direct_running_mode multi_processing, or a cluster runner's; docs/beam.md).")
     p.add_argument("--export", required=True, metavar="EXPORT_DIR", help="an export of python -m cvs_tf.export")
