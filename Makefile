@@ -133,4 +133,4 @@ reproduce-all: $(STAMP) ## Every table and figure
 	$(VPY) -m experiments run all $(if $(QUICK),--quick,)
 
 clean: ## Remove virtualenvs and caches (keeps runs/ and results/)
-	rm -rf $(VENV) $(ORACLE_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(ORACLE_VENV) $(BEAM_VENV) .pytest_cache .ruff_cache
