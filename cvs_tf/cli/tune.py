@@ -36,7 +36,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the study in --out: run only the trials missing up to --trials")
     p.add_argument("--seed", type=_non_negative_int, help="seeds the TPE sampler and every trial's training [0]")
-    p.add_argument("--epochs", type=positive_int("--epochs"), help="max epochs per stage of every trial [30]")
+    p.add_argument("--epochs", type=positive_int("--epochs"),
+                   help="max epochs per stage of every trial [30; with --config: its train.epochs]")
     p.add_argument("--loss-kinds", metavar="A,B,...",
                    help="loss kinds to choose among [the registered ones of semihard_triplet, supcon, infonce, "
                    "dscmr, max_violation]")

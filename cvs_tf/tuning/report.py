@@ -127,6 +127,7 @@ def plot_trials(records: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(7, 4))
     done = [r for r in records if r["state"] == COMPLETE]
@@ -140,6 +141,7 @@ def plot_trials(records: list[dict], path: Path) -> None:
     failed = [r["number"] for r in records if r["state"] != COMPLETE]
     if failed:
         ax.plot(failed, [min(ys, default=0.0)] * len(failed), "x", color="red", label="failed / interrupted")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(f"validation mAP@{records[0]['k'] if records else 50}")
     ax.legend(loc="lower right")

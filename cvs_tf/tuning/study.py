@@ -87,7 +87,7 @@ def _fresh_meta(s: TuneSettings, fs) -> dict:
     base = RunConfig.from_dict(s.base.to_dict()) if s.base is not None else RunConfig()
     base.train.dataset = s.dataset if s.dataset is not None else base.train.dataset
     base.model.space = s.space or base.model.space or DEFAULT_SPACE
-    base.train.epochs = s.epochs if s.epochs is not None else DEFAULT_EPOCHS
+    base.train.epochs = s.epochs if s.epochs is not None else (base.train.epochs if s.base is not None else DEFAULT_EPOCHS)
     base.train.seed = s.seed if s.seed is not None else (base.train.seed if s.base is not None else DEFAULT_SEED)
     base.validate()
     search = (s.search or default_space()).check()
@@ -124,12 +124,14 @@ def _check_resume(out: Path, s: TuneSettings, saved: dict, fs) -> None:
 
 
 def _load_featureset(dataset, sha=None):
+    """The set by name or directory, or (``sha``) the study's set found again; loaded and checked once for all trials."""
+    from cvs_tf.data.pipeline import release_feature_set
     from cvs_tf.data.registry import dataset_path, find_dataset
     from cvs_tf.data.store import load_feature_set
 
-    if sha is None:
-        return load_feature_set(dataset_path(dataset))
-    return find_dataset(sha, names=[dataset])[0]
+    fs = load_feature_set(dataset_path(dataset)) if sha is None else find_dataset(sha, names=[dataset])[0]
+    release_feature_set(fs)  # (the checks mapped every array in; each trial's banks copy what it needs)
+    return fs
 
 
 def _check_validation(meta: dict, fs) -> None:

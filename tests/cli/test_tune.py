@@ -61,6 +61,11 @@ def test_a_used_directory_or_other_settings_on_resume_are_refused_unchanged(stud
     other = toy_set(tmp_path, name="other")
     _error(capsys, ["--out", str(out), "--resume", "--dataset", str(other)], "made for dataset toy")
     assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+    from cvs_tf.training.lock import RunDirLock
+
+    with RunDirLock(out):  # a study that another tune is running
+        _error(capsys, ["--out", str(out), "--resume", "--trials", "3"], "in use by pid")
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 2
 
 
 def test_resume_runs_only_the_missing_trials(study, capsys):
