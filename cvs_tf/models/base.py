@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cvs_tf.config import ConfigError
 from cvs_tf.data.pipeline import row_batches
 from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, LearnedTemperature, ModalityBranch
@@ -65,6 +66,7 @@ class CrossModalModel(LossMixin, keras.Model):
         loss_weights: dict | None = None,
         multi_label: bool = False,
         current_stage: int = 0,
+        partners: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -84,7 +86,8 @@ class CrossModalModel(LossMixin, keras.Model):
         self.loss_weights = self.loss_options(loss_weights)  # LossConfig's defaults, then the given values
         self.multi_label = bool(multi_label)
         self.stages = [list(s) for s in (stages or self.default_stages())]
-        self.plan = self.make_plan(self.stages)
+        self.partners = {m: list(v) for m, v in (partners or {}).items()}
+        self.plan = self.linked_plan(self.make_plan(self.stages))
         self.current_stage = int(current_stage)
         self._make_layers()
         self._build_all()
@@ -123,6 +126,30 @@ class CrossModalModel(LossMixin, keras.Model):
 
     def make_plan(self, stages):
         return self.plan_of(stages)
+
+    def linked_plan(self, plan: list[dict]) -> list[dict]:
+        """``plan`` with each modality named in ``partners`` linked only to its partners in the stage adding it.
+
+        ``partners`` (``{modality: [earlier modalities]}``, set by ``cvs_tf.training.extend`` for a
+        modality added to a trained run on a dataset that lacks some known modalities) keeps the
+        blocks and trained pairs of that stage whose other side is a partner; ``ConfigError`` for a
+        modality of stage 1 or not in the plan, a partner not added earlier, or a stage left with no pair.
+        """
+        added = {m: k for k, s in enumerate(self.stages) for m in s}
+        for m, links in self.partners.items():
+            earlier = [x for s in self.stages[: added.get(m, 0)] for x in s]
+            if not added.get(m) or not links or any(x not in earlier for x in links):
+                raise ConfigError(f"partners of {m!r} must be modalities of earlier stages, and {m!r} one added "
+                                  f"after stage 1 (stages {self.stages}, partners {links})")
+
+        def keep(pair, k):
+            return all(o in self.partners[x] for x, o in (pair, pair[::-1]) if x in self.partners and added[x] == k)
+
+        plan = [{key: [p for p in stage[key] if keep(p, k)] for key in ("blocks", "pairs")} for k, stage in enumerate(plan)]
+        empty = [m for m in self.partners if not any(m in p for p in plan[added[m]]["pairs"])]
+        if empty:
+            raise ConfigError(f"no trained pair is left in the stage of {', '.join(empty)} (partners {self.partners})")
+        return plan
 
     def make_shared(self):
         """A layer shared by every attention block, trained in stage 1 then frozen; None by default."""
@@ -325,7 +352,7 @@ class CrossModalModel(LossMixin, keras.Model):
     # ------------------------------------------------------------------ config
     def get_config(self):
         names = ("modality_dims", "num_classes", "stages", "reference", "attention", "dim", "dropout",
-                 "use_batchnorm", "hidden_dim", "depth", "standardize", "multi_label", "current_stage")
+                 "use_batchnorm", "hidden_dim", "depth", "standardize", "multi_label", "current_stage", "partners")
         loss_weights = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()}
         return stored_config(super().get_config(), self, names, loss_weights=loss_weights, **self.switches)
 
