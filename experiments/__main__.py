@@ -73,10 +73,15 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def _list() -> int:
     from experiments.data import missing_real_data
+    from experiments.errors import SpecError
     from experiments.spec import GROUPS, available, load
 
     for name in available():
-        exp = load(name)
+        try:
+            exp = load(name)
+        except SpecError as exc:  # one broken config does not hide the others
+            print(f"{name:22s} {'invalid':12s} {exc}")
+            continue
         missing = missing_real_data(exp, None)
         note = f"  [needs real data: {missing.split(' (')[0]}]" if missing else ""
         print(f"{name:22s} {exp.kind:12s} {exp.title}{note}")
@@ -86,8 +91,27 @@ def _list() -> int:
     return 0
 
 
+VALUE_OPTIONS = ("--data", "--seeds", "--results", "--runs", "--cache")
+
+
+def single_command(argv: Sequence[str], names: Sequence[str], name: str) -> str:
+    """The command that runs experiment ``name`` alone with the same options: ``argv`` (``run NAME… OPTIONS``)
+    with its experiment names replaced by ``name``."""
+    out, wanted, first = [], list(names), True
+    for i, a in enumerate(argv):
+        after_option = i > 0 and argv[i - 1] in VALUE_OPTIONS
+        if a in wanted and not after_option and i > 0:
+            wanted.remove(a)
+            if first:
+                out.append(name)
+                first = False
+            continue
+        out.append(a)
+    return "python -m experiments " + " ".join(shlex.quote(a) for a in out)
+
+
 def _run(args, argv) -> int:
-    from experiments.context import Context
+    from experiments.context import Context, code_version
     from experiments.data import missing_real_data
     from experiments.errors import ExperimentError
     from experiments.runner import run_experiment
@@ -97,18 +121,20 @@ def _run(args, argv) -> int:
     command = "python -m experiments " + " ".join(shlex.quote(a) for a in argv)
     if args.data is not None and not Path(args.data).is_dir():
         raise CliError(f"--data {args.data}: no such directory")
+    specs = [load(name) for name in names]  # every config checked before anything trains
+    code = code_version()
     written = []
-    for name in names:
-        exp = load(name)
+    for name, exp in zip(names, specs):
         if len(names) > 1:
             missing = missing_real_data(exp, args.data)
             if missing:
                 print(f"[{name}] skipped: {missing}", flush=True)
                 continue
+        alone = single_command(argv, args.names, name)
         ctx = Context(exp=exp, quick=args.quick, seeds=exp.seeds_for(args.quick, args.seeds), data=args.data,
                       results=Path(args.results), runs=Path(args.runs), cache=Path(args.cache),
-                      keep_models=args.keep_models, command=command,
-                      log=lambda m: print(m, flush=True))
+                      keep_models=args.keep_models, command=alone, batch="" if alone == command else command,
+                      code=code, log=lambda m: print(m, flush=True))
         try:
             paths = run_experiment(ctx)
         except ExperimentError as exc:
@@ -156,8 +182,20 @@ def result_kind(results: Path, name: str, md_text: str) -> str:
     return "quick" if quick else "full"
 
 
+def _sibling_end(text: str, name: str) -> int | None:
+    """Where a new block for NAME goes: after the published experiment whose name shares the most leading
+    ``_``-separated words with NAME (the last such on the page; ``real_tux12_recipes`` after ``real_tux12_ablation``)."""
+    words, best, pos = name.split("_"), 0, None
+    for m in re.finditer(r"<!-- /experiment:([\w.-]+) -->", text):
+        n = len(os.path.commonprefix([words, m.group(1).split("_")]))
+        if n and n >= best:
+            best, pos = n, m.end()
+    return pos
+
+
 def publish_section(doc: Path, name: str, body: str, kind: str | None = None) -> None:
-    """Replace (or append) the ``<!-- experiment:NAME -->`` block of the results page; other text is kept.
+    """Replace the ``<!-- experiment:NAME -->`` block of the results page, or add it after its closest sibling
+    (:func:`_sibling_end`; else at the end); other text is kept.
 
     ``kind`` (``"quick"``/``"full"``) is recorded in the block as ``<!-- run: KIND -->``. The page's
     directory must exist (nothing is created around it)."""
@@ -165,8 +203,11 @@ def publish_section(doc: Path, name: str, body: str, kind: str | None = None) ->
     b0, b1 = BEGIN.format(name), END.format(name)
     mark = f"{RUN_MARK.format(kind)}\n" if kind else ""
     block = f"{b0}\n{mark}{body.strip()}\n{b1}"
+    at = _sibling_end(text, name)
     if b0 in text and b1 in text:
         text = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, text, flags=re.S)
+    elif at is not None:
+        text = f"{text[:at]}\n\n{block}{text[at:]}"
     else:
         text = text.rstrip("\n") + f"\n\n{block}\n"
     with atomic_file(doc) as f:

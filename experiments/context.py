@@ -21,7 +21,23 @@ from cvs_tf.data.store import FeatureSet, order_modalities
 from cvs_tf.evaluation.protocols import parse_protocol
 from cvs_tf.training.trainer import Trainer, TrainResult
 from experiments.data import ResolvedData, rel, resolve_data
+from experiments.oracle import is_oracle, oracle_table
 from experiments.schema import DataSpec, ExperimentSpec, VariantSpec
+
+
+def code_version() -> str:
+    """``git <short commit>`` of this checkout (``+ uncommitted changes`` when tracked files differ); "" without git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"git {head}" + (" + uncommitted changes" if dirty else "") if head else ""
 
 
 def slug(text: str) -> str:
@@ -59,6 +75,8 @@ class Context:
     cache: Path = Path("data_cache/synth")
     keep_models: bool = False
     command: str = ""
+    batch: str = ""  # the command that ran this experiment among others ("" when it ran alone)
+    code: str = ""  # the code version that ran it (code_version())
     log: Callable[[str], None] = print
     _resolved: dict = field(default_factory=dict)
 
@@ -75,13 +93,17 @@ class Context:
     def run_config(self, variant: VariantSpec, data: ResolvedData, seed: int) -> RunConfig:
         return self.exp.run_config(variant, data.spec, dataset=str(data.path), seed=seed, quick=self.quick)
 
+    def run_dir(self, data: ResolvedData, variant: VariantSpec, seed: int) -> Path:
+        """The default run folder of one (dataset, variant, seed)."""
+        return self.run_root / data.spec.name / slug(variant.name) / f"seed{seed}"
+
     def train(self, data: ResolvedData, variant: VariantSpec, seed: int, *, run_dir: Path | None = None,
               featureset: FeatureSet | None = None, init_weights=None, callbacks=None,
               config: RunConfig | None = None) -> TrainedRun:
         """Train one (dataset, variant, seed) into a fresh run directory, optionally on ``featureset``
         (instead of the dataset itself) and from ``init_weights``."""
         cfg = config or self.run_config(variant, data, seed)
-        run_dir = Path(run_dir or self.run_root / data.spec.name / slug(variant.name) / f"seed{seed}")
+        run_dir = Path(run_dir or self.run_dir(data, variant, seed))
         if run_dir.exists():
             shutil.rmtree(run_dir)
         self.log(f"[{self.exp.name}] {data.spec.name} / {variant.name} / seed {seed} -> {rel(run_dir)}")
@@ -106,7 +128,9 @@ class Context:
         own = run.result.tables.get("test")
         out = {}
         for p in self.exp.protocols:
-            if (own is not None and not parse_protocol(p).uses_attention and featureset is None
+            if is_oracle(p):  # the label-leaking diagnostic: partners drawn per run seed
+                out[p] = oracle_table(run.model, fs, k=self.exp.k, modalities=mods, seed=run.config.train.seed)
+            elif (own is not None and not parse_protocol(p).uses_attention and featureset is None
                     and self.exp.k == run.config.train.eval_k and list(own.attrs["modalities"]) == mods):
                 out[p] = own  # the Trainer's own final table: same numbers
             else:
@@ -115,4 +139,4 @@ class Context:
         return out
 
 
-__all__ = ["Context", "TrainedRun", "slug"]
+__all__ = ["Context", "TrainedRun", "code_version", "slug"]

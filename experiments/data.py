@@ -32,6 +32,7 @@ class ResolvedData:
     synthetic: bool
     scale: float | None  # stand-in scale (None for real data)
     fs: FeatureSet | None = field(default=None, repr=False)
+    baselines: dict | None = None  # classical baselines on its test split, when the experiment asks for them
 
     @property
     def label(self) -> str:
@@ -50,6 +51,8 @@ class ResolvedData:
                "counts": {m: {s: fs.count(m, s) for s in SPLITS} for m in fs.modalities}}
         if self.synthetic:
             rec.update(scale=self.scale, generator_seed=SYNTH_DATA_SEED)
+        if self.baselines:
+            rec["baselines"] = self.baselines
         return rec
 
     def describe(self) -> str:

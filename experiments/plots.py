@@ -65,4 +65,27 @@ def plot_incremental(rows: list[dict], n_stages: int, path: Path, *, title: str,
     return save(fig, path)
 
 
-__all__ = ["MARKERS", "plot_incremental", "plot_variant_bars", "save"]
+def plot_curves(runs: list[dict], path: Path, *, title: str) -> Path:
+    """Per run: the reconstruction term (train solid, validation dashed) and the total training loss, per epoch."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = list(dict.fromkeys(r["variant"] for r in runs))
+    for r in runs:
+        color = colors[names.index(r["variant"]) % len(colors)]
+        label = f"{r['variant']} (seed {r['seed']})"
+        for ax, tag in ((axes[0], "loss/reconstruction"), (axes[1], "loss/loss")):
+            for split, ls in (("train", "-"), ("validation", "--")):
+                pts = r["curve"].get(split, {}).get(tag, [])
+                if pts:
+                    ax.plot(*zip(*pts), ls, color=color, lw=1, label=f"{label}, {split}")
+    for ax, tag in ((axes[0], "reconstruction term"), (axes[1], "total loss")):
+        ax.set_xlabel("epoch (stages concatenated)")
+        ax.set_ylabel(tag)
+        if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9, y=1.03)
+    return save(fig, path)
+
+
+__all__ = ["MARKERS", "plot_curves", "plot_incremental", "plot_variant_bars", "save"]

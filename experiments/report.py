@@ -14,6 +14,7 @@ import pandas as pd
 
 from cvs_tf.utils.atomic import atomic_file, write_json_atomic
 from experiments.kinds import get_kind
+from experiments.oracle import LEAK_TITLE, is_oracle, with_leak_title
 
 DASH = "—"
 MEAN = "mean"
@@ -121,7 +122,10 @@ def json_table(df: pd.DataFrame) -> dict:
     """A mAP table as its JSON record (values and attrs)."""
     from cvs_tf.evaluation.table import table_record
 
-    return table_record(df)
+    rec = table_record(df)
+    if "unpaired" in df.attrs:  # oracle-pairs: items that found no same-class partner
+        rec["unpaired"] = int(df.attrs["unpaired"])
+    return rec
 
 
 def table_from_record(rec: dict) -> pd.DataFrame:
@@ -130,9 +134,12 @@ def table_from_record(rec: dict) -> pd.DataFrame:
 
     mods = rec["modalities"]
     values = [[np.nan if rec["matrix"][q][r] is None else rec["matrix"][q][r] for r in mods] for q in mods]
-    return table_from_matrix(values, mods, proto=rec["protocol"], split=rec["split"],
-                             k=None if rec["k"] == "all" else rec["k"], data_label=rec["data_label"],
-                             fallback=rec.get("fallback_cells", []))
+    df = table_from_matrix(values, mods, proto=rec["protocol"], split=rec["split"],
+                           k=None if rec["k"] == "all" else rec["k"], data_label=rec["data_label"],
+                           fallback=rec.get("fallback_cells", []))
+    if "unpaired" in rec:
+        df.attrs["unpaired"] = rec["unpaired"]
+    return with_leak_title(df) if is_oracle(rec["protocol"]) else df
 
 
 # --------------------------------------------------------------------------- header and record
@@ -150,8 +157,20 @@ def training_note(exp, quick: bool) -> str:
             if get("early_stopping") == "none" else
             f"early stopping on `{get('early_stopping')}` of the validation split (patience {get('patience')}), "
             "best validation epoch kept")
+    presets = "" if not any(v.preset for v in exp.variants) else (
+        "; a variant with a preset trains with the preset's settings where the experiment sets none (recipes below)")
     return (f"training: up to {get('epochs')} epochs per stage ({steps} each), batch {get('batch_size')}, "
-            f"Adam lr {get('lr')}, {stop}; the test split is used only for the numbers below")
+            f"Adam lr {get('lr')}, {stop}{presets}; the test split is used only for the numbers below")
+
+
+def protocol_line(protocols: list[str], k: int) -> str:
+    """The header line on the test-time protocols; a label-leaking diagnostic among them is named as such."""
+    honest = [p for p in protocols if not is_oracle(p)]
+    parts = [f"{', '.join(honest)} (no label and no ground-truth pairing at test time)"] if honest else []
+    if len(honest) < len(protocols):
+        parts.append(f"oracle-pairs — **{LEAK_TITLE}**: each test item goes through the attention block with a "
+                     "same-class partner drawn with the test labels")
+    return f"- protocol: {'; '.join(parts)}; metric mAP@{k} on the test split"
 
 
 def header_markdown(ctx, datas: list, extra: list[str] | None = None) -> list[str]:
@@ -165,8 +184,7 @@ def header_markdown(ctx, datas: list, extra: list[str] | None = None) -> list[st
     if ctx.quick:
         lines += ["**Quick run** (`--quick`: scaled data, few epochs): a smoke test, not a result.", ""]
     if exp.protocols and kind.evaluates:
-        lines.append(f"- protocol: {', '.join(exp.protocols)} (no label and no ground-truth pairing at test time); "
-                     f"metric mAP@{exp.k} on the test split")
+        lines.append(protocol_line(exp.protocols, exp.k))
     if ctx.seeds and kind.seeded:
         lines.append(f"- seeds: {', '.join(map(str, ctx.seeds))} ({len(ctx.seeds)} run(s) per variant; "
                      "± is the sample standard deviation over seeds, left out for one seed)")
@@ -177,7 +195,9 @@ def header_markdown(ctx, datas: list, extra: list[str] | None = None) -> list[st
     if exp.thesis_ref:
         lines.append(f"- thesis reference: {exp.thesis_ref}")
     lines += [f"- {n}" for n in exp.notes + list(extra or [])]
-    lines.append(f"- command: `{ctx.command}`")
+    lines.append(f"- command: `{ctx.command}`" + (f" (run as part of `{ctx.batch}`)" if ctx.batch else ""))
+    if ctx.code:
+        lines.append(f"- code: {ctx.code}")
     return lines + [""]
 
 
@@ -189,6 +209,7 @@ def base_record(ctx, datas: list) -> dict:
         "format": "cvs_tf.experiment", "format_version": 1,
         "experiment": ctx.exp.name, "title": ctx.exp.title, "kind": ctx.exp.kind, "quick": ctx.quick,
         "seeds": ctx.seeds, "protocols": ctx.exp.protocols, "k": ctx.exp.k, "command": ctx.command,
+        "batch_command": ctx.batch, "code": ctx.code,
         "data": [d.record() for d in datas], "package_version": cvs_tf.__version__,
         "spec": ctx.exp.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -245,5 +266,5 @@ def figure_path(ctx, suffix: str = "") -> Path:
 
 __all__ = ["CELL_LEGEND", "MEAN", "aggregate", "base_record", "cell_key", "cell_text", "clean_json", "figure_path",
            "finish", "fmt", "fmt_mean_std", "fmt_signed", "grid_markdown", "header_markdown", "json_table",
-           "long_rows", "markdown_table", "mean_sd", "outputs", "table_from_record", "training_note",
-           "write_outputs"]
+           "long_rows", "markdown_table", "mean_sd", "outputs", "protocol_line", "table_from_record",
+           "training_note", "write_outputs"]

@@ -51,7 +51,8 @@ def rerender(name: str, results: Path) -> dict[str, Path]:
     exp = spec_from_dict(rec["spec"], str(path.name))
     by_name = {d["dataset"]: d for d in rec["data"]}
     datas = [StoredData(d, by_name[d.name]) for d in exp.datasets]
-    ctx = Context(exp=exp, quick=rec["quick"], seeds=rec["seeds"], results=Path(results), command=rec["command"])
+    ctx = Context(exp=exp, quick=rec["quick"], seeds=rec["seeds"], results=Path(results), command=rec["command"],
+                  batch=rec.get("batch_command") or "", code=rec.get("code") or "")
     out = render(ctx, datas, rec["runs"])
     out["record"].update(created=rec["created"], rendered=time.strftime("%Y-%m-%dT%H:%M:%S"))
     return finish(ctx, out, rec.get("wall_min") or 0.0)

@@ -16,19 +16,34 @@ from dataclasses import dataclass, field
 from cvs_tf.config import RunConfig
 from experiments.errors import SpecError
 
-CLAIM_KINDS = ("greater", "close")
+
+def preset_fields(name: str) -> dict[str, dict]:
+    """Every field preset ``name`` governs, ``{section: {field: value}}`` (its own values, else the defaults)."""
+    from cvs_tf.presets import PRESET_FIELDS, load_preset
+
+    values = load_preset(name).to_dict()
+    return {section: {f: values[section][f] for f in fields} for section, fields in PRESET_FIELDS.items()}
+
+#: ``greater``: a beats b beyond two standard errors of the paired seed differences; ``greater_every_seed``: a beats
+#: b in every seed; ``close``: a within ``tolerance`` of b (experiments.claims)
+CLAIM_KINDS = ("greater", "greater_every_seed", "close")
 #: part 1 of a class-incremental evaluation: the stage-1 classes' test items, or the first N test classes'
 PART1_RULES = ("stage1", "first_test_classes")
 
 
 @dataclass
 class VariantSpec:
-    """One trained configuration (a column of a thesis table): overrides of the run config."""
+    """One trained configuration (a column of a thesis table): overrides of the run config.
+
+    ``preset`` names a recipe of :mod:`cvs_tf.presets` (``thesis``, ``best``) applied first; see
+    :meth:`ExperimentSpec.run_config` for the order of the layers.
+    """
 
     name: str
     model: dict = field(default_factory=dict)  # ModelConfig fields (space, attention, stages, ...)
     loss: dict = field(default_factory=dict)  # LossConfig fields
     train: dict = field(default_factory=dict)  # TrainConfig fields for this variant only
+    preset: str | None = None  # a cvs_tf.presets name applied first; None: the library defaults
 
 
 @dataclass
@@ -124,13 +139,22 @@ class ExperimentSpec:
 
     def run_config(self, variant: VariantSpec, data: DataSpec, *, dataset: str, seed: int,
                    quick: bool = False) -> RunConfig:
-        """The RunConfig of one (variant, dataset, seed): shared settings, then --quick, then the variant."""
-        model = {**self.model, **(self.quick.model if quick else {}), **variant.model}
+        """The RunConfig of one (variant, dataset, seed), each layer over the one before it.
+
+        Model and loss: the library defaults, the experiment's shared settings, the variant's preset,
+        ``--quick``'s model settings, the variant's own fields. Training: the defaults, the preset, the
+        experiment's training settings (one budget for every row), ``--quick``'s, the variant's own.
+        An unknown preset is a ``ConfigError`` naming the shipped ones.
+        """
+        preset = preset_fields(variant.preset) if variant.preset else {}
+        quick_spec = self.quick if quick else QuickSpec()
+        model = {**self.model, **preset.get("model", {}), **quick_spec.model, **variant.model}
         if data.modalities and "modalities" not in model and not model.get("stages"):
             model["modalities"] = list(data.modalities)
-        train = {**self.train, **(self.quick.train if quick else {}), **variant.train,
+        loss = {**self.loss, **preset.get("loss", {}), **variant.loss}
+        train = {**preset.get("train", {}), **self.train, **quick_spec.train, **variant.train,
                  "dataset": str(dataset), "seed": int(seed)}
-        return RunConfig.from_dict({"model": model, "loss": {**self.loss, **variant.loss}, "train": train}).validate()
+        return RunConfig.from_dict({"model": model, "loss": loss, "train": train}).validate()
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

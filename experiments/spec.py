@@ -29,6 +29,7 @@ from experiments.kinds import (  # noqa: F401  (importing a kind module register
     projection,
     timing,
 )
+from experiments.oracle import LEAK_TITLE, ORACLE
 from experiments.schema import (
     CLAIM_KINDS,
     ClaimSpec,
@@ -45,6 +46,8 @@ KINDS = kind_names()
 #: Names that run several experiments (``python -m experiments run figures``).
 GROUPS = {
     "figures": ["fig9", "fig22_24", "fig25", "fig26", "fig27"],
+    "real": ["real_tux12", "real_digits10", "real_tux12_ablation", "real_digits10_ablation", "real_tux12_recipes",
+             "real_digits10_recipes"],
 }
 
 
@@ -84,12 +87,23 @@ def validate(spec: ExperimentSpec, where: str) -> ExperimentSpec:
                 raise SpecError(f"{where}: claims: {v!r} is not a variant ({', '.join(names)})")
     if kind.check is not None:
         kind.check(spec, where)
-    for p in spec.protocols:
+    _check_protocols(spec.protocols, kind, where)
+    return spec
+
+
+def _check_protocols(protocols: list[str], kind, where: str) -> None:
+    """The library's protocols, and the experiments-only ``oracle-pairs`` diagnostic where the kind offers it."""
+    if len(set(protocols)) != len(protocols):
+        raise SpecError(f"{where}: protocols: listed twice in {protocols}")
+    for p in protocols:
+        if p == ORACLE and kind.oracle:
+            continue
+        if p == ORACLE:
+            raise SpecError(f"{where}: protocols: {ORACLE} ({LEAK_TITLE}) is offered by the cross_modal kind only")
         try:
             parse_protocol(p)
         except ValueError as exc:
             raise SpecError(f"{where}: protocols: {exc}") from None
-    return spec
 
 
 def _check_dataset(d: DataSpec, where: str, variants: list[str] | None) -> None:

@@ -25,6 +25,7 @@ class Kind:
     seeded: bool = True  # results are over seeds (the header lists them)
     figure: bool = False  # writes results/NAME*.png
     thesis_by_variant: bool = False  # the datasets' ``thesis`` keys must name variants
+    oracle: bool = False  # offers the label-leaking ``oracle-pairs`` diagnostic protocol (experiments.oracle)
     check: Callable | None = None  # (ExperimentSpec, where) -> None: kind-specific spec checks (SpecError)
     render: Callable | None = None  # (Context, datas, runs) -> outputs: re-render from the recorded runs
 

@@ -8,7 +8,8 @@ from cvs_tf.utils.cli import run_cli
 from experiments.__main__ import main
 from experiments.data import SYNTH_LABEL, missing_real_data
 from experiments.kinds import get_kind
-from experiments.spec import available, load
+from experiments.spec import available
+from tests.experiments import load_or_pending
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,9 @@ def cache(tmp_path_factory):
 
 @pytest.mark.parametrize("name", available())
 def test_experiment_runs_quick_and_writes_its_outputs(name, tmp_path, cache, capsys):
-    exp = load(name)
+    exp = load_or_pending(name)
+    if exp is None:
+        pytest.skip(f"{name} names a preset that has not shipped yet")
     missing = missing_real_data(exp, None)
     if missing:
         pytest.skip(missing)
