@@ -65,6 +65,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory [runs/<space>-<dataset>-<time>]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last completed epoch")
+    from cvs_tf.cli.extend import add_extend_flag
+
+    add_extend_flag(p)
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     return p
 
@@ -148,6 +151,10 @@ def config_flags_given(parser: ArgumentParser, args) -> list[str]:
 def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from cvs_tf.cli.extend import extends, run_extend
+
+    if extends(args):  # --extend: a new stage on a finished run (or --resume of one, refused there)
+        return run_extend(parser, args, callbacks)
     if args.resume:
         if not args.out:
             raise CliError("--resume needs --out RUN_DIR")
