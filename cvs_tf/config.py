@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EARLY_STOPPING = ("val_map", "val_loss", "none")  # model-selection modes on the validation split
+STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies of training (docs/scaling.md)
 
 
 def _default_space() -> str:
@@ -83,6 +84,7 @@ class TrainConfig:
     jit: bool | str = True  # True/False, or an XLA mode of CrossModalModel.compile: full | loss | off
     mixed_precision: bool = False
     eval_k: int = 50
+    strategy: str = "default"  # default | mirrored | multiworker (cvs_tf.training.distribute)
 
 
 @dataclass
@@ -164,6 +166,8 @@ class RunConfig:
             raise ConfigError("train.dataset must be a name or a directory (null for the default), got an empty string")
         if t.early_stopping not in EARLY_STOPPING:
             raise ConfigError(f"train.early_stopping must be {', '.join(EARLY_STOPPING)}, got {t.early_stopping!r}")
+        if t.strategy not in STRATEGIES:
+            raise ConfigError(f"train.strategy must be {', '.join(STRATEGIES)}, got {t.strategy!r}")
         if isinstance(t.jit, str) and t.jit not in JIT_MODES:
             raise ConfigError(f"train.jit must be true, false or one of {', '.join(JIT_MODES)}, got {t.jit!r}")
         return self

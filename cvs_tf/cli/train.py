@@ -6,14 +6,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.config import EARLY_STOPPING, ConfigError, RunConfig
+from cvs_tf.config import EARLY_STOPPING, STRATEGIES, ConfigError, RunConfig
 from cvs_tf.utils.cli import ArgumentParser, CliError
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them
 CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
                   "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
                   "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
-                  "label_smoothing", "temperature", "learn_temperature")
+                  "label_smoothing", "temperature", "learn_temperature", "strategy")
 
 # (flag dest, config section, field) of the flags that set one RunConfig field each
 FIELD_FLAGS = (
@@ -26,6 +26,7 @@ FIELD_FLAGS = (
     ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
     ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
     ("patience", "train", "patience"), ("jit", "train", "jit"), ("mixed_precision", "train", "mixed_precision"),
+    ("strategy", "train", "strategy"),
 )
 
 
@@ -61,6 +62,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="tf.distribute strategy: one device, MirroredStrategy over this host's GPUs, or "
+                   "MultiWorkerMirroredStrategy over the TF_CONFIG cluster (docs/scaling.md) [default]")
     _add_recipe_flags(p)
     p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory [runs/<space>-<dataset>-<time>]")

@@ -1,11 +1,16 @@
-"""tf.data input pipeline: device-resident feature banks and seeded class-aligned or instance-paired index batches.
+"""tf.data input pipeline: feature banks and seeded class-aligned or instance-paired batches, gathered in tf.data.
 
-Features of the active modalities live once as tensors (:class:`FeatureBank`); the ``tf.data``
-pipeline only yields *index* batches, and the model gathers the rows on its device inside
-``train_step``. Nothing is re-read per step.
+Features of the active modalities live once as tensors (:class:`FeatureBank`). The ``tf.data``
+pipeline (:func:`feature_dataset`) draws *index* batches, gathers their rows from the bank on its
+own threads and prefetches them, so the compiled train step takes plain ``(features, labels)``
+batches and captures no feature tensor: it can be compiled before any bank exists. Nothing is
+re-read from disk per step.
 
-Every batch is a pure function of ``(seed, global_step)`` (stateless RNG), so a run resumed at
-epoch ``e`` sees exactly the batches an uninterrupted run would have seen.
+Every global batch is a pure function of ``(seed, global_step)`` (stateless RNG), so a run resumed
+at epoch ``e`` sees exactly the batches an uninterrupted run would have seen, whatever the number of
+replicas: with ``N`` replicas (:class:`ReplicaShard`) each global batch of ``B`` rows is cut into
+``N`` consecutive blocks of ``B/N`` rows, replica ``r`` gets rows ``[r*B/N, (r+1)*B/N)``, and the
+model all-gathers the blocks back in replica order before mining (docs/scaling.md).
 
 * **Class-aligned** (XMedia-like sets, items paired only by class): draw ``B`` labels uniformly
   from the classes present in *every* active modality, then for each label one item of that
@@ -22,14 +27,16 @@ If fewer than 2 classes remain, :class:`FeatureSetError` is raised.
 Memory: a bank holds one float32 copy of its rows and nothing else. :func:`host_tensor` fills
 a 64-byte-aligned buffer from the (memory-mapped) arrays in row chunks, converting float16 on
 the fly, releases the mapped file pages behind each chunk, and hands the buffer to TensorFlow
-without a copy (DLPack); with a GPU the tensor is then moved to the device and the host buffer
-freed. Peak resident memory of a training run is measured by ``bench/scale.py``.
+without a copy (DLPack). The banks stay in host memory; tf.data gathers each batch there and the
+distribution strategy copies it to the replica's device. Peak resident memory of a training run
+is measured by ``bench/scale.py``.
 """
 
 from __future__ import annotations
 
 import math
 import mmap
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
@@ -162,7 +169,7 @@ def host_tensor(x: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> tf.Tensor:
 
     Rows are converted into an aligned float32 buffer chunk by chunk (releasing the mapped pages
     behind them, :func:`release_pages`); the buffer becomes the tensor through DLPack, without a
-    second copy. With a GPU the tensor is placed on it and the host buffer is released.
+    second copy. The tensor stays in host memory, where the input pipeline gathers from it.
     """
     x = np.asarray(x) if not isinstance(x, np.ndarray) else x
     if x.ndim == 1:
@@ -177,9 +184,6 @@ def host_tensor(x: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> tf.Tensor:
         t = tf.experimental.dlpack.from_dlpack(out.__dlpack__())
     except (AttributeError, TypeError, ValueError, tf.errors.OpError):  # no zero-copy path: one TF copy
         t = tf.constant(out)
-    if tf.config.list_physical_devices("GPU"):
-        with tf.device("/GPU:0"):
-            t = tf.identity(t)
     return t
 
 
@@ -252,11 +256,83 @@ def index_dataset(
 
     Each batch stays a pure function of ``(seed, step)`` in all three, so resume is exact.
     """
+    return _global_indices(bank, batch_size, seed, start_step, num_steps, steps).prefetch(tf.data.AUTOTUNE)
+
+
+def _global_indices(bank, batch_size, seed, start_step, num_steps, steps) -> tf.data.Dataset:
     steps = steps or steps_per_epoch(bank, batch_size)
     end = None if num_steps is None else start_step + num_steps
     ds = tf.data.Dataset.range(start_step, end if end is not None else np.iinfo(np.int64).max)
     if bank.paired:
-        ds = ds.map(lambda s: _paired_indices(bank, batch_size, seed, s, steps))
-    else:
-        ds = ds.map(lambda s: _class_aligned_indices(bank, batch_size, seed, s))
-    return ds.prefetch(tf.data.AUTOTUNE)
+        return ds.map(lambda s: _paired_indices(bank, batch_size, seed, s, steps))
+    return ds.map(lambda s: _class_aligned_indices(bank, batch_size, seed, s))
+
+
+PREFETCH = 2  # gathered batches kept ready ahead of the step (a few MiB each at XMedia sizes)
+
+
+@dataclass(frozen=True)
+class ReplicaShard:
+    """The replicas one input pipeline feeds: global replicas ``first … first + count - 1`` of ``replicas``.
+
+    Replica ``r`` of a step gets rows ``[r*B/N, (r+1)*B/N)`` of the step's global batch of ``B``
+    rows (``N = replicas``); a pipeline yields one element per replica it feeds, in replica order,
+    which is the order in which ``tf.distribute`` hands a worker's elements to its local replicas.
+    """
+
+    replicas: int = 1
+    first: int = 0
+    count: int = 1
+
+    def __post_init__(self):
+        if not (self.replicas >= 1 and self.count >= 1 and 0 <= self.first and self.first + self.count <= self.replicas):
+            raise ValueError(f"replica shard {self.first}..{self.first + self.count - 1} outside 0..{self.replicas - 1}")
+
+
+def global_batch_rows(bank_or_count, batch_size: int, paired: bool | None = None) -> int:
+    """Rows of every global batch: ``batch_size``, or the whole set for a paired set of at most ``batch_size`` items."""
+    n, paired = (bank_or_count.size, bank_or_count.paired) if paired is None else (bank_or_count, paired)
+    return min(n, batch_size) if paired else batch_size
+
+
+def per_replica_rows(rows: int, replicas: int) -> int:
+    """``rows // replicas``; ``ValueError`` unless the global batch splits evenly over the replicas."""
+    if rows % replicas:
+        raise ValueError(f"a global batch of {rows} rows does not split evenly over {replicas} replicas "
+                         f"(choose a batch size divisible by {replicas})")
+    return rows // replicas
+
+
+def feature_dataset(bank: FeatureBank, batch_size: int = 128, seed: int = 0, start_step: int = 0,
+                    num_steps: int | None = None, steps: int | None = None,
+                    shard: ReplicaShard | None = None) -> tf.data.Dataset:
+    """Dataset of ``(features, labels)`` batches (``{modality: rows}`` dicts) gathered in tf.data from ``bank``.
+
+    The global batches are those of :func:`index_dataset` (same arguments). Without ``shard``
+    (or with one replica) each element is a global batch; with a :class:`ReplicaShard` each step
+    yields ``shard.count`` elements of ``B / shard.replicas`` rows, the blocks of that step's
+    global batch for the shard's replicas, in order. The gather runs on tf.data's threads, then
+    :data:`PREFETCH` batches are prefetched.
+    """
+    ds = _global_indices(bank, batch_size, seed, start_step, num_steps, steps)
+    if shard is not None and shard.replicas > 1:
+        n, lo, hi = shard.replicas, shard.first, shard.first + shard.count
+        per = per_replica_rows(global_batch_rows(bank, batch_size), n)
+        ds = ds.map(lambda idx: {m: tf.reshape(v, [n, per])[lo:hi] for m, v in idx.items()}).unbatch()
+    ds = ds.map(bank.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(PREFETCH)
+
+
+def batch_spec(fs: FeatureSet, modalities: list[str], rows: int):
+    """The ``(features, labels)`` element spec of :func:`feature_dataset` batches of ``rows`` rows of ``fs``."""
+    multi = fs.label_kind == "multi"
+    x = {m: tf.TensorSpec((rows, fs.dim(m)), tf.float32) for m in modalities}
+    y = {m: tf.TensorSpec((rows, fs.num_classes) if multi else (rows,), tf.float32 if multi else tf.int32)
+         for m in modalities}
+    return x, y
+
+
+def zero_dataset(spec) -> tf.data.Dataset:
+    """An endless dataset of all-zero elements of ``spec`` (to compile a step before any feature is loaded)."""
+    zeros = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), spec)
+    return tf.data.Dataset.from_tensors(zeros).repeat()

@@ -1,4 +1,13 @@
-"""LossMixin: the tracked loss terms, their computation and the train/test steps shared by every space."""
+"""LossMixin: the tracked loss terms, their computation and the train/test steps shared by every space.
+
+Under a ``tf.distribute`` strategy with ``N`` replicas each replica holds ``B/N`` consecutive rows
+of the global batch (cvs_tf.data.pipeline.ReplicaShard). :meth:`LossMixin.compute_losses`
+all-gathers the per-row loss inputs (labels, logits, the pairs' embeddings) in replica order
+before the mining, so every replica computes the loss of the whole global batch, and
+:meth:`LossMixin.train_step` differentiates ``loss / N``: all_gather's gradient sums the
+replicas' upstream gradients, and Keras sums the replicas' variable gradients, so the applied
+gradient equals the one-device gradient of the same ``B`` rows (docs/scaling.md).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +25,50 @@ def pair_key(a: str, b: str) -> str:
     return f"{a}__{b}"
 
 
+def replicas_in_sync() -> int:
+    """Replicas taking part in the current step (1 outside a distribution strategy or in cross-replica context)."""
+    ctx = tf.distribute.get_replica_context()
+    return 1 if ctx is None else int(ctx.num_replicas_in_sync)
+
+
+def gather_replicas(tensors):
+    """The global batch: every replica's rows of each tensor of the nest, all-gathered along axis 0 in
+    replica order; the nest itself with one replica. The gradient of each gathered tensor flows back
+    to the replica's own rows (summed over the replicas that used them)."""
+    if replicas_in_sync() == 1:
+        return tensors
+    ctx = tf.distribute.get_replica_context()
+    flat = tf.nest.flatten(tensors)
+    # integer tensors (labels) apart: one batched all_gather (and its gradient's all-reduce) per dtype kind
+    ints = [i for i, t in enumerate(flat) if t.dtype.is_integer]
+    floats = [i for i in range(len(flat)) if i not in ints]
+    out = list(flat)
+    for group in (ints, floats):
+        if group:
+            for i, t in zip(group, ctx.all_gather([flat[i] for i in group], axis=0)):
+                out[i] = t
+    return tf.nest.pack_sequence_as(tensors, out)
+
+
+def _multi_worker() -> bool:
+    """Whether the step runs under a multi-worker collective strategy (Keras reduces its step logs with an axis)."""
+    ext = tf.distribute.get_strategy().extended
+    return bool(getattr(ext, "_in_multi_worker_mode", lambda: False)())
+
+
 class LossMixin:
     """Loss part of :class:`cvs_tf.models.base.CrossModalModel`: trackers, ``compute_losses``, ``train_step``/``test_step``.
 
     The pair loss is the registered kind ``loss_weights["kind"]`` (:mod:`cvs_tf.losses.registry`); the
     tracked names are ``loss``, ``classification``, the kind's total name (``triplet`` for the default),
     ``{a}__{b}.{term}`` for each active pair and term of the kind, and ``reconstruction`` when on.
+
+    ``replica_gather`` (True) all-gathers the replicas' loss inputs before the mining; False leaves
+    every replica mining its own rows (what plain data parallelism does: a different loss, kept only
+    so that a test can show the difference).
     """
+
+    replica_gather = True
 
     @staticmethod
     def loss_options(overrides: dict | None = None) -> dict:
@@ -55,8 +101,14 @@ class LossMixin:
         part (cross-entropy and the semi-hard triplet mining, O(B³) elementwise work per term) is
         :meth:`loss_terms`, XLA-compiled on its own when the model was compiled with
         ``jit_compile="loss"`` (see :meth:`compile`); the optional reconstruction term is added here.
+        Under ``N`` replicas the per-row inputs of :meth:`loss_terms` are all-gathered first
+        (:func:`gather_replicas`; the model part is row-wise, so this is the one-device batch), and the
+        reconstruction, a mean over equal-sized shards, is the replica's own (its mean over replicas
+        is the global one).
         """
         labels, logits, pair_emb, e = self.loss_inputs(x, y, training=training)
+        if self.replica_gather:
+            labels, logits, pair_emb = gather_replicas((labels, logits, pair_emb))
         fn = self._xla_loss_terms if getattr(self, "_loss_xla", False) else self.loss_terms
         out = dict(fn(labels, logits, pair_emb))
         loss = out["loss"]
@@ -98,16 +150,20 @@ class LossMixin:
     def _update(self, losses):
         for n, t in self._trackers.items():
             t.update_state(losses[n])
+        if _multi_worker():  # Keras reduces multi-worker step logs along axis 0: give them one
+            return {n: tf.reshape(t.result(), [1]) for n, t in self._trackers.items()}
         return {n: t.result() for n, t in self._trackers.items()}
 
     def _unpack(self, data):
-        """Batches are (features, labels) dicts, or index dicts gathered from an attached FeatureBank."""
+        """Batches are ``(features, labels)`` dicts (cvs_tf.data.pipeline.feature_dataset), or index dicts
+        gathered inside the step from an attached FeatureBank (:meth:`attach_bank`)."""
         if isinstance(data, tuple) and len(data) == 2:
             return data
         return self.bank.gather(data)
 
     def attach_bank(self, bank):
-        """Attach the device-resident FeatureBank used to gather index batches."""
+        """Attach a FeatureBank to gather index batches from inside the step (a convenience for small
+        experiments and tests; the Trainer gathers in tf.data, so its compiled step captures no features)."""
         object.__setattr__(self, "_bank", bank)
 
     @property
@@ -117,18 +173,24 @@ class LossMixin:
             raise RuntimeError("index batches need a FeatureBank: call model.attach_bank(bank) first")
         return bank
 
-    def train_step(self, data):
-        x, y = self._unpack(data)
+    def losses_and_gradients(self, x: dict, y: dict):
+        """``(losses, grads)`` of one training batch: the logged loss terms, and the gradients (in
+        ``trainable_variables`` order, None for an unused variable) of this replica's share ``loss / N``,
+        scaled as the optimizer's ``scale_loss`` asks; summed over the replicas they are the one-device gradients."""
         with tf.GradientTape() as tape:
             losses = self.compute_losses(x, y, training=True)
-            scaled = losses["loss"]
+            n = replicas_in_sync()
+            scaled = losses["loss"] / n if n > 1 else losses["loss"]
             if hasattr(self.optimizer, "scale_loss"):
                 scaled = self.optimizer.scale_loss(scaled)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
+        return losses, tape.gradient(scaled, self.trainable_variables)
+
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        losses, grads = self.losses_and_gradients(x, y)
         # None gradients (parts unused by this stage's losses) are skipped by the optimizer, which is
         # still built over every trainable variable, so its state layout is stable for --resume.
-        self.optimizer.apply_gradients(zip(grads, variables))
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._update(losses)
 
     def test_step(self, data):

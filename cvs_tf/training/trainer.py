@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,21 +16,28 @@ import tensorflow as tf
 
 import cvs_tf
 from cvs_tf.config import ConfigError, RunConfig
-from cvs_tf.data.pipeline import FeatureBank, index_dataset, release_feature_set, steps_per_epoch
+from cvs_tf.data.pipeline import FeatureBank, feature_dataset, release_feature_set, steps_per_epoch
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
 from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
-from cvs_tf.training.lock import LOCK_FILE, RunDirLock
-from cvs_tf.training.run_dir import (
-    RunDirError,
-    clear_failed_start,
-    has_completed_work,
-    is_restartable,
-    locate_dataset,
-    read_run_config,
+from cvs_tf.training.distribute import (
+    check_replica_batches,
+    distributed_dataset,
+    effective_jit,
+    is_chief,
+    make_strategy,
+    replica_batch_specs,
 )
+from cvs_tf.training.run_dir import RunDirError, locate_dataset, read_run_config
+from cvs_tf.training.run_setup import (
+    WorkerCheckpoint,
+    lock_run_dir,
+    prepare_run_dir,
+    remove_failed_start,
+)
+from cvs_tf.training.warmup import compile_steps
 
 __all__ = ["TrainResult", "Trainer"]
 
@@ -101,6 +110,7 @@ class Trainer:
         self._model = None
         self._has_val = True
         self._completed_epochs = 0  # epochs finished (and checkpointed) by this process
+        self._strategy = tf.distribute.get_strategy()  # made from train.strategy by run()
         self._saved_resolved: dict | None = None  # config.json's "resolved" of the run being resumed
 
     # ------------------------------------------------------------------ setup
@@ -146,7 +156,8 @@ class Trainer:
             gpu = bool(tf.config.list_physical_devices("GPU"))
             keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
         try:
-            self._model = build_model(self.config, self._fs)
+            with self._strategy.scope():
+                self._model = build_model(self.config, self._fs)
         finally:
             keras.mixed_precision.set_global_policy(policy)
         self._model.fit_standardization(self._fs)  # (standardize only) train-split statistics; resume restores them
@@ -157,7 +168,8 @@ class Trainer:
                 raise ValueError(f"init_weights do not match the model ({' '.join(str(exc).split())[:160]})") from None
 
     def _compile(self):
-        self._model.compile(optimizer=make_optimizer(self.config.train), jit_compile=self.config.train.jit)
+        jit = effective_jit(self.config.train.jit, self._strategy)
+        self._model.compile(optimizer=make_optimizer(self.config.train), jit_compile=jit)
 
     # ------------------------------------------------------------------ run
     def run(self, resume: bool = False) -> TrainResult:
@@ -165,26 +177,32 @@ class Trainer:
 
         Everything that can be checked is checked before the directory is created or touched:
         the dataset (on resume: the same manifest sha256), the memory of a batch, modalities and
-        stage plan, the validation split, the model and (on resume) the checkpoint. The directory
-        is then locked for the whole run (:class:`RunDirLock`).
+        stage plan, the validation split, the split of the batches over the replicas, the model and
+        (on resume) the checkpoint. The directory is then locked for the whole run
+        (:class:`RunDirLock`). A non-chief worker of a multi-worker run writes nothing there (:meth:`_run_worker`).
         """
         from cvs_tf.training.memory import check_batch_memory
 
+        # first: a multi-worker strategy must exist before any other TensorFlow op of the process
+        self._strategy = make_strategy(self.config.train.strategy)
         if resume:
             self._check_resumable()
         self._load_data()
         check_batch_memory(self.config, self._fs)
         self._check_validation_split()
+        check_replica_batches(self.config, self._fs, self._strategy, self._has_val)
         self._build()
+        if not is_chief(self._strategy):
+            return self._run_worker(resume)
         created = not self.run_dir.exists()
-        lock = self._lock(created, resume)
+        lock = lock_run_dir(self.run_dir, created, resume)
         fresh = None  # known only once the directory's state was checked under the lock
         try:
-            fresh = self._prepare_dir(resume)
+            fresh = prepare_run_dir(self.run_dir, self._checkpoint, resume, self._log)
             return self._run_locked(not fresh)
         except BaseException:
             if fresh and self._completed_epochs == 0:  # nothing worth keeping: leave no partial output
-                self._remove_failed_start(created, lock)
+                remove_failed_start(self.run_dir, created, lock)
             raise
         finally:
             self._scalars.close()
@@ -194,6 +212,22 @@ class Trainer:
                     self.run_dir.rmdir()
                 except OSError:
                     pass
+
+    def _run_worker(self, resume: bool) -> TrainResult:
+        """A non-chief worker: the same steps (collectives) as the chief, resuming from the chief's
+        checkpoint; its own records go to a scratch directory, removed at the end."""
+        shared, scratch = self.run_dir, Path(tempfile.mkdtemp(prefix="cvs_tf-worker-"))
+        self.run_dir, self._scalars = scratch, TensorBoardScalars(scratch / "tensorboard")
+        if self._checkpoint is not None:
+            self._checkpoint = WorkerCheckpoint(shared)
+        try:
+            result = self._run_locked(resume and self._checkpoint is not None and self._checkpoint.exists())
+            result.run_dir = shared
+            return result
+        finally:
+            self._scalars.close()
+            self.run_dir = shared
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _check_resumable(self):
         if self._checkpoint is None:
@@ -224,56 +258,6 @@ class Trainer:
                 "use --early-stopping none (no model selection, the last epoch is kept)"
             )
 
-    def _lock(self, created: bool, resume: bool) -> RunDirLock:
-        lock = RunDirLock(self.run_dir)
-        if not (created or resume or lock.path.exists()) and self.run_dir.is_dir():
-            self._refuse_used_dir()  # before a lock file is left in a directory that is not ours
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise RunDirError(f"{self.run_dir}: exists and is not a directory") from None
-        try:
-            return lock.acquire()
-        except BaseException:
-            if created:
-                try:
-                    self.run_dir.rmdir()
-                except OSError:
-                    pass
-            raise
-
-    def _prepare_dir(self, resume: bool) -> bool:
-        """Under the lock: check the directory's state; True for a fresh start."""
-        if resume:
-            ck = self._checkpoint
-            ck.recover()
-            if ck.exists():
-                ck.validate()
-                return False
-            if has_completed_work(self.run_dir):
-                raise RunDirError(f"{ck.dir / 'state.json'}: missing, but the run has finished "
-                                  "work (corrupt run directory); nothing was changed")
-            self._log(f"note: {self.run_dir} holds no completed epoch: starting it from the beginning")
-            clear_failed_start(self.run_dir)
-            return True
-        if any(p.name != LOCK_FILE for p in self.run_dir.iterdir()):
-            self._refuse_used_dir()
-            self._log(f"note: {self.run_dir} holds a failed start (no completed epoch): starting it afresh")
-            clear_failed_start(self.run_dir)
-        return True
-
-    def _refuse_used_dir(self):
-        if any(p.name != LOCK_FILE for p in self.run_dir.iterdir()) and not is_restartable(self.run_dir):
-            raise RunDirError(f"{self.run_dir}: run directory is not empty (use --resume or a new --out)")
-
-    def _remove_failed_start(self, created: bool, lock: RunDirLock):
-        try:
-            clear_failed_start(self.run_dir)
-            if created:
-                lock.path.unlink(missing_ok=True)
-        except OSError:
-            pass
-
     def _run_locked(self, resume: bool) -> TrainResult:
         start_stage, state = 0, None
         if resume:
@@ -298,10 +282,11 @@ class Trainer:
     def _run_stage(self, k: int, st: dict, records: dict) -> None:
         """Train stage ``k`` from state ``st``; save its model, history and report; checkpoint it as done."""
         model = self._model
-        model.set_stage(k, recompile=False)
-        self._compile()
-        if st["epoch"] > 0:
-            self._checkpoint.restore_optimizer(model)
+        with self._strategy.scope():  # the stage's trackers and optimizer are replicated variables
+            model.set_stage(k, recompile=False)
+            self._compile()
+            if st["epoch"] > 0:
+                self._checkpoint.restore_optimizer(model)
         report = model.parameter_report()
         self._log(f"stage {k + 1}/{model.num_stages} [{model.stage_name(k)}]: modalities {', '.join(model.modalities)}; "
                   f"{report['attention_blocks']} attention block(s); {report['trainable_params']:,} trainable / "
@@ -324,35 +309,42 @@ class Trainer:
             self._checkpoint.save(model, {"stage": k, **st}, None)
 
     def _datasets(self, k: int, st: dict, needed: list[str]):
-        """``(train_ds, steps, val_ds, val_steps)`` of stage ``k``; the train bank is attached to the model."""
-        cfg, model = self.config.train, self._model
-        bank = FeatureBank(self._fs, needed, "train")
+        """``(train_ds, steps, val_ds, val_steps)`` of stage ``k``: tf.data gathers the batches from the
+        stage's banks, distributed over the replicas (each gets its block of every global batch)."""
+        cfg, fs = self.config.train, self._fs
+        bank = FeatureBank(fs, needed, "train")
         if bank.dropped_classes:
-            names = [self._fs.classes[c] for c in bank.dropped_classes]
+            names = [fs.classes[c] for c in bank.dropped_classes]
             self._log(f"  note: classes without items in every modality of this stage are not sampled: {', '.join(names)}")
         steps = cfg.steps_per_epoch or steps_per_epoch(bank, cfg.batch_size)
         val_ds = val_steps = None
         if self._has_val:
-            val_bank = FeatureBank(self._fs, needed, "val")
+            val_bank = FeatureBank(fs, needed, "val")
             val_steps = steps_per_epoch(val_bank, cfg.batch_size)
-            val_ds = index_dataset(val_bank, cfg.batch_size, seed=cfg.seed * 1000 + 500 + k, num_steps=val_steps)
-            val_ds = val_ds.map(lambda idx: val_bank.gather(idx))  # validation gathers from its own bank
-        model.attach_bank(bank)
-        train_ds = index_dataset(bank, cfg.batch_size, seed=cfg.seed * 1000 + k, start_step=st["epoch"] * steps, steps=steps)
+            # the same val_steps batches, repeated: Keras keeps a distributed evaluation iterator across epochs
+            val_ds = distributed_dataset(self._strategy, lambda shard: feature_dataset(
+                val_bank, cfg.batch_size, seed=cfg.seed * 1000 + 500 + k, num_steps=val_steps, shard=shard).repeat())
+        train_ds = distributed_dataset(self._strategy, lambda shard: feature_dataset(
+            bank, cfg.batch_size, seed=cfg.seed * 1000 + k, start_step=st["epoch"] * steps, steps=steps, shard=shard))
         return train_ds, steps, val_ds, val_steps
+
+    def _compile_steps(self, needed: list[str]) -> None:
+        """Trace and compile the stage's train and test steps on zero batches, before its banks exist (warmup.py)."""
+        specs = replica_batch_specs(self._fs, needed, self.config.train.batch_size, self._strategy)
+        compile_steps(self._model, self._strategy, specs["train"], specs["val"] if self._has_val else None,
+                      lambda make: distributed_dataset(self._strategy, make))
 
     def _train_stage(self, k: int, st: dict):
         cfg, model = self.config.train, self._model
         needed = sorted({m for p in model.active_pairs() for m in p}, key=model.all_modalities.index)
-        # drop the previous stage's bank (and, via compile, the train function capturing it)
-        # before building this stage's: the two never coexist in memory
-        model.attach_bank(None)
-        gc.collect()
-        train_ds, steps, val_ds, val_steps = self._datasets(k, st, needed)
         end = EpochEnd(k, st, train=cfg, scalars=self._scalars, log=self._log, checkpoint=self._checkpoint,
                        val_set=self._fs if self._has_val else None, on_epoch=self._count_epoch)
         if st["epoch"] >= cfg.epochs or st.get("stage_done"):
             return end.best_weights
+        # the previous stage's banks went with its datasets; compile before this stage's exist
+        gc.collect()
+        self._compile_steps(needed)
+        train_ds, steps, val_ds, val_steps = self._datasets(k, st, needed)
         model.fit(
             train_ds,
             epochs=cfg.epochs,

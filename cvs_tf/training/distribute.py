@@ -1,0 +1,134 @@
+"""tf.distribute for training: the strategies of ``TrainConfig.strategy``, per-replica input shards, the chief, XLA under replicas.
+
+* ``default``: TensorFlow's default strategy (one device; a GPU when one is visible).
+* ``mirrored``: ``MirroredStrategy`` over this host's GPUs, or, without a GPU, over its logical
+  CPU devices (one unless the process split the CPU with ``tf.config.set_logical_device_configuration``).
+* ``multiworker``: ``MultiWorkerMirroredStrategy`` over the cluster in ``TF_CONFIG`` (every
+  worker runs the same command; the chief writes the run directory).
+
+Input: every pipeline computes the same seeded *global* batches and keeps the rows of its own
+replicas (:class:`cvs_tf.data.pipeline.ReplicaShard`: replica ``r`` gets rows
+``[r*B/N, (r+1)*B/N)``), through ``strategy.distribute_datasets_from_function``. The datasets are
+generated (``Dataset.range`` of steps), not read from files, so tf.data's auto-sharding is
+turned off (``AutoShardPolicy.OFF``): ``FILE`` has no files to split, and ``DATA`` would hand
+whole steps to different workers instead of splitting each step's batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from cvs_tf.config import ConfigError
+from cvs_tf.data.pipeline import ReplicaShard, batch_spec, global_batch_rows, per_replica_rows
+
+__all__ = ["check_replica_batches", "distributed_dataset", "effective_jit", "is_chief", "make_strategy",
+           "replica_batch_specs", "replica_count"]
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The strategy of ``TrainConfig.strategy`` (``multiworker``: before any other TensorFlow op of the process)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"train.strategy must be default, mirrored or multiworker, got {name!r}")
+
+
+def _check_tf_config() -> None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError("--strategy multiworker needs the cluster in TF_CONFIG (docs/scaling.md)")
+    try:
+        conf = json.loads(raw)
+        workers = conf["cluster"]["worker"]
+        task = conf["task"]
+        ok = isinstance(workers, list) and task["type"] in ("worker", "chief") and isinstance(task["index"], int)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ConfigError('TF_CONFIG must be JSON {"cluster": {"worker": ["host:port", ...]}, '
+                          '"task": {"type": "worker", "index": I}} (docs/scaling.md)')
+
+
+def replica_count(strategy: tf.distribute.Strategy) -> int:
+    return int(strategy.num_replicas_in_sync)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True in a single process, and on the chief (the ``chief`` task, else worker 0) of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+        return True
+    kind, index = resolver.task_type, resolver.task_id
+    if kind == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return kind in (None, "worker") and not has_chief and (index or 0) == 0
+
+
+def effective_jit(jit, strategy: tf.distribute.Strategy):
+    """The XLA mode the step can use: with more than one replica ``full`` becomes ``loss``.
+
+    Keras compiles ``strategy.run`` of the whole step as one XLA cluster, which cannot reach the
+    other replicas' variables (XLA "resource on a different device"); ``loss`` compiles only the
+    loss terms inside each replica, after the all-gather (cvs_tf.models.base.CrossModalModel.compile).
+    """
+    from cvs_tf.models.base import resolve_jit
+
+    if replica_count(strategy) > 1 and resolve_jit(jit) == "full":
+        return "loss"
+    return jit
+
+
+_INPUT_OPTIONS = tf.distribute.InputOptions()  # one object: the iterator's type spec includes its id
+
+
+def distributed_dataset(strategy: tf.distribute.Strategy, make):
+    """``make(shard)`` distributed over the replicas: ``make(None)`` itself with one replica, else one
+    dataset per worker (``make(ReplicaShard)`` of that worker's replicas) via ``distribute_datasets_from_function``."""
+    if replica_count(strategy) == 1:
+        return make(None)
+
+    def per_worker(ctx: tf.distribute.InputContext):
+        local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        shard = ReplicaShard(ctx.num_replicas_in_sync, ctx.input_pipeline_id * local, local)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return make(shard).with_options(options)
+
+    return strategy.distribute_datasets_from_function(per_worker, options=_INPUT_OPTIONS)
+
+
+def _modalities(config, fs) -> list[str]:
+    from cvs_tf.models.factory import resolve_stages
+
+    return list(dict.fromkeys(m for s in resolve_stages(config, fs) for m in s))
+
+
+def check_replica_batches(config, fs, strategy, has_val: bool) -> None:
+    """``ConfigError`` unless every global batch (train, and validation when there is one) splits evenly over the replicas."""
+    n, b = replica_count(strategy), config.train.batch_size
+    mods = _modalities(config, fs)
+    for split in ("train", "val") if has_val else ("train",):
+        try:
+            per_replica_rows(global_batch_rows(min(fs.count(m, split) for m in mods), b, fs.paired), n)
+        except ValueError as exc:
+            raise ConfigError(f"train.batch_size {b}, {split} split: {exc}") from None
+
+
+def replica_batch_specs(fs, modalities: list[str], batch_size: int, strategy) -> dict:
+    """``{split: element spec}`` of one replica's train and validation batches of ``modalities``."""
+    n = replica_count(strategy)
+    out = {}
+    for split in ("train", "val"):
+        rows = global_batch_rows(max(fs.count(m, split) for m in modalities), batch_size, fs.paired)
+        out[split] = batch_spec(fs, modalities, per_replica_rows(rows, n)) if rows else None
+    return out
