@@ -10,6 +10,7 @@ import pytest
 
 import cvs_tf
 from cvs_tf.config import ConfigError
+from cvs_tf.data.stats import feature_moments
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.evaluation.table import cross_modal_table, table_record
 from cvs_tf.models.factory import build_model
@@ -31,7 +32,7 @@ EXTEND = {"train": {"epochs": 2, "steps_per_epoch": 2}, "verbose": 0}
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("extend")
     sets = toy_sets(root)
-    return {**sets, "root": root, "mcvs": train_source("mcvs", sets["d1"], root / "mcvs")}
+    return {**sets, "root": root, "mcvs": train_source("mcvs", sets["d1"], root / "mcvs", standardize=True)}
 
 
 def _weights(layers):
@@ -53,6 +54,11 @@ def _check_extension(runs, space, dataset, out, blocks, partners):
     start = extend_model(old, "audio", 6, [p for p, _ in partners])
     assert not any(np.array_equal(x, y) for x, y in zip(_weights([start.branches["audio"]]),
                                                         _weights([new.branches["audio"]])))
+    fs2 = load_feature_set(dataset)  # standardisation: the new branch from the new set's train split only
+    mean, std = feature_moments(fs2.x("audio", "train"))
+    np.testing.assert_array_equal(new.branches["audio"].feature_mean.numpy(), mean)
+    known = partners[0][0]  # (a shared modality keeps its statistics from the source set: checked bitwise above)
+    assert not np.allclose(new.branches[known].feature_mean.numpy(), feature_moments(fs2.x(known, "train"))[0])
     src_metrics, fs1 = json.loads((src / "metrics.json").read_text()), load_feature_set(runs["d1"])
     for split in ("val", "test"):  # the known modalities' tables on the source dataset, recomputed
         for k, key in ((50, split), (None, f"{split}_all")):
@@ -84,7 +90,8 @@ def test_mcvs_extension_links_the_new_modality_to_the_known_ones_its_set_holds(r
 
 @pytest.mark.slow
 def test_rvs_extension_aligns_the_new_modality_to_the_reference(runs):
-    runs["rvs"] = runs.get("rvs") or train_source("rvs", runs["d1"], runs["root"] / "rvs", reference="image")
+    runs["rvs"] = runs.get("rvs") or train_source("rvs", runs["d1"], runs["root"] / "rvs", reference="image",
+                                                   standardize=True)
     result, ext = _check_extension(runs, "rvs", runs["d3"], runs["root"] / "rvs+audio",
                                    ["image__audio", "image__text"], [("image", "audio")])
     assert ext == {**ext, "partners": ["image"], "absent": ["text"]}
