@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def update_results(path: Path, key: str, body: str) -> None:
         f.write(head + start + section.rstrip("\n") + "\n" + end + tail)
 
 
-def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, command: str) -> str:
+def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, command: str, minutes: float) -> str:
     counts = ", ".join(f"{m} {fs.count(m, 'train')}/{fs.count(m, 'val')}/{fs.count(m, 'test')}"
                        for m in fs.modalities)
     metric = next(iter(tables.values())).attrs["metric"]
@@ -66,6 +67,7 @@ def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, comma
             picks = "; ".join(f"{k}: " + ", ".join(f"{kk}={vv}" for kk, vv in v.items())
                               for k, v in chosen[b].items())
             lines.append(f"- chosen on val: {picks}\n")
+    lines.append(f"_Wall time of this command: {minutes:.1f} min._")
     return "\n".join(lines)
 
 
@@ -132,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mods = [m.strip() for m in args.modalities.split(",") if m.strip()] if args.modalities else None
     k = _parse_k(args.k)
     doc = _publish_target(args)
+    t0 = time.time()
     fs, tables, chosen = run(args.dataset, wanted, modalities=mods, seed=args.seed, k=k,
                              log=lambda s: print(s, file=sys.stderr, flush=True))
     for df in tables.values():
@@ -145,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {out}/")
     if doc is not None:
         command = " ".join(["python -m experiments.baselines", *map(shlex.quote, argv)])
-        update_results(doc, block_key(fs.name, k), _markdown_block(fs, fs.name, tables, chosen, command))
+        block = _markdown_block(fs, fs.name, tables, chosen, command, (time.time() - t0) / 60)
+        update_results(doc, block_key(fs.name, k), block)
         print(f"published into {doc}")
     return 0
 

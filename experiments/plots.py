@@ -81,7 +81,8 @@ def plot_curves(runs: list[dict], path: Path, *, title: str) -> Path:
     for ax, tag in ((axes[0], "reconstruction term"), (axes[1], "total loss")):
         ax.set_xlabel("epoch (stages concatenated)")
         ax.set_ylabel(tag)
-        if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
+        ys = [v for line in ax.get_lines() for v in line.get_ydata()]
+        if ys and min(ys) > 0 and max(ys) / min(ys) > 20:  # an exploding term: log scale
             ax.set_yscale("log")
     axes[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=9, y=1.03)

@@ -71,7 +71,7 @@ def test_publish_records_the_command_as_run_and_keeps_other_k(toy, tmp_path, mon
     text = doc.read_text()
     assert "the published full tables" not in text and text.startswith("# Results\n\nintro\n")
     command = f"python -m experiments.baselines --dataset {toy} --baselines chance --modalities text,image --publish"
-    assert f"Command: `{command}`" in text
+    assert f"Command: `{command}`" in text and "_Wall time of this command: " in text
     assert "| query \\ retrieval | image | text | mean |" in text          # canonical order
     assert run_cli(bl.main, [*argv, "--k", "all"]) == 0                   # mAP@all: a block of its own
     text = doc.read_text()
