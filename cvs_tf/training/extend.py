@@ -90,9 +90,9 @@ def open_source(run_dir) -> Source:
                              f"stage; only a multi-stage space can be extended (train --space "
                              f"{' or '.join(multi_stage_names())})")
     metrics = _read_json(root / "metrics.json", "its training did not complete")
-    planned, done = len(resolved.get("stages") or []), stage_dirs(root)
-    if not done or len(done) != planned or not isinstance(metrics, dict):
-        raise ExtensionError(f"{root}: not a finished run ({len(done)} of {planned} stages saved)")
+    planned, done = len(resolved.get("stages") or []), stage_dirs(root)  # (an extension saves its new stage only)
+    if not done or int(done[-1].name.split("-", 1)[0]) != planned or not isinstance(metrics, dict):
+        raise ExtensionError(f"{root}: not a finished run (its last stage {planned} has no saved model)")
     model = load_model(done[-1])
     try:
         fs, _ = locate_dataset(cfg, resolved)

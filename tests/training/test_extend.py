@@ -99,6 +99,24 @@ def test_rvs_extension_aligns_the_new_modality_to_the_reference(runs):
     assert new.blocks["image__audio"].reference is new.shared_reference and not new.shared_reference.trainable
 
 
+@pytest.mark.slow
+def test_an_extended_run_extends_again(runs, tmp_path):
+    first = ExtendTrainer(runs["mcvs"], "audio", tmp_path / "first", dataset=str(runs["d2"]), **EXTEND).run()
+    d4 = make_toy_featureset(tmp_path / "d4", modalities={"audio": 6, "video": 4}, seed=4)
+    before = tree_hashes(tmp_path / "first")
+    second = ExtendTrainer(tmp_path / "first", "video", tmp_path / "second", dataset=str(d4), **EXTEND).run()
+    assert tree_hashes(tmp_path / "first") == before and second.metrics["extension"]["unchanged"]
+    model = cvs_tf.load_model(tmp_path / "second")
+    assert model.stages == [["image", "text"], ["audio"], ["video"]]
+    assert model.partners == {"audio": ["text"], "video": ["audio"]} and sorted(model.blocks) == [
+        "audio__video", "image__text", "text__audio"]
+    for m in ("image", "text", "audio"):
+        a, b = _weights([first.model.branches[m]]), _weights([model.branches[m]])
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    history = json.loads((tmp_path / "second" / "history.json").read_text())["stages"]
+    assert [h["name"] for h in history] == ["1-image_text", "2-audio", "3-video"]
+
+
 def _refusal(src, out, needle, modality="audio", dataset=None, **kw):
     before = tree_hashes(src.run_dir if isinstance(src, Source) else src)
     with pytest.raises(ValueError, match=needle) as info:
