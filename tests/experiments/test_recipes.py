@@ -187,3 +187,29 @@ def test_render_states_the_leak_each_claim_under_each_protocol_and_the_diverged_
     assert "*label-space baseline (logistic regression)* (baseline" in md and "| 0.486 |" in md
     assert "recipe of `CVS`" in md and "model.attention=False" in md
     assert rerender("x", tmp_path)["md"].read_text() == md
+
+
+@pytest.mark.slow
+def test_a_recipes_experiment_runs_end_to_end_on_toy_data(tmp_path):
+    """Presets, a new loss, the reconstruction curve, the label-space baseline and oracle-pairs through real training."""
+    from experiments.context import Context
+    from experiments.runner import run_experiment
+    from tests.conftest import make_toy_featureset
+
+    make_toy_featureset(tmp_path / "toy", paired=True)
+    spec = spec_from_dict(_spec(
+        datasets=[{"name": "toy", "real_only": True}], protocols=["independent", "oracle-pairs"], seeds=[0],
+        variants=[{"name": "thesis", "preset": "thesis", "model": {"dim": 16}},
+                  {"name": "supcon", "preset": "thesis", "model": {"dim": 16}, "loss": {"kind": "supcon"}},
+                  {"name": "recon", "preset": "thesis", "model": {"dim": 16}, "loss": {"reconstruction_weight": 1.0}}],
+        train={"epochs": 2, "batch_size": 16, "jit": False},
+        claims=[{"text": "supcon beats thesis", "kind": "greater", "a": "supcon", "b": "thesis"}],
+        options={"recipes": True, "baselines": ["label"], "curves": ["recon"]}), "toy.json")
+    ctx = Context(exp=spec, seeds=[0], data=str(tmp_path / "toy"), results=tmp_path / "res", runs=tmp_path / "runs",
+                  command="python -m experiments run toy", log=lambda m: None)
+    md = run_experiment(ctx)["md"].read_text()
+    rec = json.loads((tmp_path / "res" / "x.json").read_text())
+    assert LEAK_TITLE in rec["runs"][0]["tables"]["oracle-pairs"]["title"]
+    assert rec["runs"][1]["config"]["loss"]["kind"] == "supcon" and "loss.kind=supcon" in md
+    assert len(rec["runs"][2]["curve"]["train"]["loss/reconstruction"]) == 2 and "#### Loss curves" in md
+    assert "*label-space baseline (logistic regression)*" in md and "## Claims" not in md
