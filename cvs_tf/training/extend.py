@@ -147,22 +147,23 @@ def plan_extension(source: Source, fs: FeatureSet, modality: str) -> dict:
     return {"modality": modality, "partners": partners, "absent": absent}
 
 
-def extend_model(model, modality: str, dim: int, partners: list[str]):
+def extend_model(model, modality: str, dim: int, partners: list[str], policy=None):
     """A copy of ``model`` with a new last stage adding ``modality`` (input ``dim``) linked to ``partners``.
 
     Every earlier component gets the source's weights (also the standardisation statistics); the
-    new model is at the new stage (everything earlier frozen) and built under the branches' own
-    precision policy, so the known modalities embed bit for bit as before.
+    new model is at the new stage (everything earlier frozen). ``policy``: the branches' precision
+    policy (default: that of ``model``'s branches); the source run's, so the known modalities
+    embed bit for bit as in that run.
     """
     cfg = model.get_config()
     cfg.update(modality_dims={**model.modality_dims, modality: int(dim)}, stages=[*model.stages, [modality]],
                partners={**model.partners, modality: list(partners)}, current_stage=model.num_stages)
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(model.branches[model.all_modalities[0]].dtype_policy)
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy or model.branches[model.all_modalities[0]].dtype_policy)
     try:
         new = type(model).from_config(cfg)
     finally:
-        keras.mixed_precision.set_global_policy(policy)
+        keras.mixed_precision.set_global_policy(before)
     for k in range(model.num_stages):
         for old, layer in zip(model.stage_components(k), new.stage_components(k), strict=True):
             if old.name != layer.name:
@@ -261,8 +262,12 @@ class ExtendTrainer(Trainer):
     def _build(self):
         keras.utils.set_random_seed(self.config.train.seed)
         m = self.extension["modality"]
+        # the source run's precision (a reloaded model's branches are float32 whatever the run trained in)
+        policy = keras.mixed_precision.global_policy()
+        if self.config.train.mixed_precision:
+            policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
         with getattr(self, "_strategy", tf.distribute.get_strategy()).scope():  # (the Trainer's tf.distribute strategy)
-            self._model = extend_model(self.source.model, m, self._fs.dim(m), self.extension["partners"])
+            self._model = extend_model(self.source.model, m, self._fs.dim(m), self.extension["partners"], policy)
         self._model.fit_standardization(self._fs, modalities=[m])  # the known branches keep their statistics
 
     def _run_stage(self, k: int, st: dict, records: dict) -> None:

@@ -22,6 +22,7 @@ from cvs_tf.training.extend import (
     max_table_difference,
 )
 from cvs_tf.training.run_dir import RunDirError
+from cvs_tf.training.trainer import Trainer
 from tests.conftest import make_toy_featureset
 from tests.training.extend_runs import source_config, toy_sets, train_source, tree_hashes
 
@@ -117,6 +118,18 @@ def test_an_extended_run_extends_again(runs, tmp_path):
     assert [h["name"] for h in history] == ["1-image_text", "2-audio", "3-video"]
 
 
+@pytest.mark.slow
+def test_a_mixed_precision_source_extends_in_its_precision(runs, tmp_path):
+    """A reloaded model's branches are float32; the source run embedded in bfloat16, and so does its extension."""
+    cfg = source_config("mcvs", runs["d1"])
+    cfg.train.mixed_precision = True
+    Trainer(cfg, tmp_path / "src", featureset=load_feature_set(runs["d1"]), checkpoint=False, verbose=0,
+            log=lambda m: None).run()
+    result = ExtendTrainer(tmp_path / "src", "audio", tmp_path / "new", dataset=str(runs["d2"]), **EXTEND).run()
+    assert result.metrics["extension"] == {**result.metrics["extension"], "unchanged": True, "max_abs_difference": 0.0}
+    assert {str(b.dtype_policy.name) for b in result.model.branches.values()} == {"mixed_bfloat16"}
+
+
 def _refusal(src, out, needle, modality="audio", dataset=None, **kw):
     before = tree_hashes(src.run_dir if isinstance(src, Source) else src)
     with pytest.raises(ValueError, match=needle) as info:
@@ -136,11 +149,13 @@ def _untrained_source(space, dataset, run_dir, **model):
     ("already", "already in run"), ("missing", "has no modality 'video'"), ("no-known", "lacks what a new stage"),
     ("no-reference", "lacks what .*the reference image"), ("classes", "classes differ .*3 classes vs 4"),
     ("dim", "dim 5, the run's text branch takes 12"), ("override", "cannot set train.dim"),
+    ("labels", "has multi-label items, the run's dataset toy single-label ones"),
 ])
 def test_bad_extensions_are_refused_in_one_line_and_write_nothing(tmp_path, case, needle):
     d1 = make_toy_featureset(tmp_path / "d1", modalities={"image": 16, "text": 12})
     made = {"no-known": {"audio": 6, "video": 4}, "dim": {"text": 5, "audio": 6}}.get(case, {"text": 12, "audio": 6})
-    ds = make_toy_featureset(tmp_path / "d2", modalities=made, n_classes=3 if case == "classes" else 4)
+    ds = make_toy_featureset(tmp_path / "d2", modalities=made, n_classes=3 if case == "classes" else 4,
+                             label_kind="multi" if case == "labels" else "single")
     space, model = ("rvs", {"reference": "image"}) if case == "no-reference" else ("mcvs", {})
     (tmp_path / "src").mkdir()
     src = _untrained_source(space, d1, tmp_path / "src", **model)
