@@ -13,8 +13,11 @@ def test_demo_prints_beside_the_baselines_and_publishes_nothing(tmp_path, monkey
     ds = make_toy_featureset(tmp_path / "toy", paired=True, n_train=40, n_test=16, modalities={"image": 6, "text": 5})
     mods = load_feature_set(ds).modalities
 
+    presets = []
+
     def fake_train(argv):  # the demo's own training is covered elsewhere; here: what it writes and prints
         out = argv[argv.index("--out") + 1]
+        presets.append(argv[argv.index("--preset") + 1])
         values = np.full((len(mods), len(mods)), 0.9)
         write_table(table_from_matrix(values, mods, data_label="synthetic stand-in"),
                     f"{out}/eval/test-independent-k50")
@@ -26,6 +29,7 @@ def test_demo_prints_beside_the_baselines_and_publishes_nothing(tmp_path, monkey
     monkeypatch.chdir(work)
     assert main(["--dataset", str(ds), "--out", "run"]) == 0
     out = capsys.readouterr().out
-    assert "CVS+att (ours)" in out and "CCA" in out and "label-space" in out and "chance" in out
+    assert "best preset (ours)" in out and "thesis recipe" in out and "CCA" in out and "label-space" in out and "chance" in out
     assert "image→text" in out and "baselines on the overall mean" in out
+    assert presets == ["best", "thesis"] and sorted(p.name for p in (work / "run").iterdir()) == ["best", "thesis"]
     assert sorted(p.name for p in work.iterdir()) == ["run"]     # no docs/, no results/
