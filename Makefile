@@ -13,7 +13,7 @@ export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-slow test-integration test-oracle lint bench \
-	data-tux12 data-digits10 baselines \
+	data-tux12 data-digits10 baselines results-real \
 	reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 \
 	reproduce-table10 reproduce-table11 reproduce-table12 reproduce-table13 \
 	reproduce-figures reproduce-all clean
@@ -108,6 +108,10 @@ search-demo: $(STAMP) $(DATAPREP_STAMP) ## Nearest Tux-12 stamps of QUERY=pictur
 baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10, published into docs/results.md
 	$(VPY) -m experiments.baselines --dataset tux12 --publish
 	$(VPY) -m experiments.baselines --dataset digits10 --publish
+
+results-real: $(STAMP) ## #14: every real-data experiment (3 seeds; hours on 2 cores), published into docs/results.md (QUICK=1: smoke run, not published)
+	$(VPY) -m experiments run real $(if $(QUICK),--quick,)
+	$(if $(QUICK),,$(VPY) -m experiments publish real)
 
 reproduce-table5: $(STAMP) ## Table 5: Pascal & NUS-WIDE, CVS with/without attention
 	$(VPY) -m experiments run table5 $(if $(QUICK),--quick,)
