@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if empty:
         raise CliError(f"dataset {fs.name} has no {args.split} items for {', '.join(empty)}"
                        + (" (a set without a validation split): evaluate --split test" if args.split == "val" else ""))
-    df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=model.modalities)
+    mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
+    df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
     klabel = "all" if k is None else k
     stem = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
     if stem.suffix in (".md", ".csv", ".json"):

@@ -21,7 +21,8 @@ FIELD_FLAGS = (
     ("dim", "model", "dim"), ("hidden_dim", "model", "hidden_dim"), ("depth", "model", "depth"),
     ("dropout", "model", "dropout"), ("standardize", "model", "standardize"),
     ("loss", "loss", "kind"), ("label_smoothing", "loss", "label_smoothing"), ("temperature", "loss", "temperature"),
-    ("learn_temperature", "loss", "learn_temperature"),
+    ("learn_temperature", "loss", "learn_temperature"), ("invariance", "loss", "invariance"),
+    ("vse_margin", "loss", "vse_margin"),
     ("dataset", "train", "dataset"), ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"),
     ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
     ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
@@ -78,14 +79,14 @@ def build_parser() -> ArgumentParser:
 
 def _add_recipe_flags(p: ArgumentParser) -> None:
     """The preset and the loss / regularisation / size flags (docs/training.md, docs/losses.md)."""
-    from cvs_tf.losses.registry import DEFAULT_PAIR_LOSS
+    from cvs_tf.config import LossConfig
     from cvs_tf.presets import preset_names
 
     p.add_argument("--preset", choices=preset_names(),
                    help="a named recipe: thesis (the thesis's defaults) or best (chosen on the shipped sets' "
                    "validation splits; docs/results.md); flags override it; not with --config")
     p.add_argument("--loss", metavar="KIND",
-                   help=f"pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, ... [{DEFAULT_PAIR_LOSS}]")
+                   help=f"pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, ... [{LossConfig.kind}]")
     p.add_argument("--dim", type=int, help="embedding dimension D [512]")
     p.add_argument("--hidden-dim", type=int, help="width of the branches' hidden layers [D]")
     p.add_argument("--depth", type=int, help="hidden layers per branch [1]")
@@ -97,6 +98,8 @@ def _add_recipe_flags(p: ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, help="temperature of the contrastive losses [0.1]")
     p.add_argument("--learn-temperature", action="store_true", default=None,
                    help="learn the temperature (from --temperature) in stage 1")
+    p.add_argument("--invariance", type=float, help="weight of dscmr's modality-invariance term [1.0]")
+    p.add_argument("--vse-margin", type=float, help="hinge margin of max_violation (VSE++) [0.2]")
 
 
 def parse_args(argv: Sequence[str] | None = None):

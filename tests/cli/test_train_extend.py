@@ -74,9 +74,6 @@ def test_extend_from_the_command_line_then_evaluate_and_export(tmp_path, capsys,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="cli/evaluate.py evaluates model.modalities, which the extended run's D2 lacks "
-                   "(the one-line change in /work/notes/requests-extend.md)")
 def test_evaluate_on_an_extension_whose_set_lacks_a_known_modality(tmp_path, capsys):
     sets = toy_sets(tmp_path)
     src, new = tmp_path / "src", tmp_path / "new"

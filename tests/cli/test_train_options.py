@@ -64,10 +64,11 @@ def test_recipe_flags_and_presets_set_the_run_config(tmp_path):
 
     args = parse_args(["--preset", "thesis", "--loss", "supcon", "--dim", "64", "--hidden-dim", "256", "--depth", "2",
                        "--dropout", "0.2", "--standardize", "--weight-decay", "1e-4", "--label-smoothing", "0.1",
-                       "--temperature", "0.07", "--learn-temperature", "--dataset", "digits10"])
+                       "--temperature", "0.07", "--learn-temperature", "--dataset", "digits10",
+                       "--invariance", "0.5", "--vse-margin", "0.3"])
     cfg = config_from_args(args)
     m, loss, t = cfg.model, cfg.loss, cfg.train
     assert (m.dim, m.hidden_dim, m.depth, m.dropout, m.standardize) == (64, 256, 2, 0.2, True)
     assert (loss.kind, loss.label_smoothing, loss.temperature, loss.learn_temperature) == ("supcon", 0.1, 0.07, True)
-    assert (t.weight_decay, t.dataset) == (1e-4, "digits10")
+    assert (t.weight_decay, t.dataset, loss.invariance, loss.vse_margin) == (1e-4, "digits10", 0.5, 0.3)
     assert config_from_args(parse_args([])).to_dict() == config_from_args(parse_args(["--preset", "thesis"])).to_dict()
