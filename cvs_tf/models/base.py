@@ -67,6 +67,7 @@ class CrossModalModel(LossMixin, keras.Model):
         multi_label: bool = False,
         current_stage: int = 0,
         partners: dict | None = None,
+        branch_policy: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,6 +83,9 @@ class CrossModalModel(LossMixin, keras.Model):
         self.hidden_dim = None if hidden_dim is None else int(hidden_dim)
         self.depth = int(depth)
         self.standardize = bool(standardize)
+        # the branches' dtype policy (mixed_bfloat16 / mixed_float16 under --mixed-precision), stored so
+        # a reloaded model computes as it was trained, whatever the global policy at load time
+        self.branch_policy = branch_policy or keras.mixed_precision.global_policy().name
         self.switches = dict(use_w_a=use_w_a, use_w_b=use_w_b, use_w_ab=use_w_ab)
         self.loss_weights = self.loss_options(loss_weights)  # LossConfig's defaults, then the given values
         self.multi_label = bool(multi_label)
@@ -97,7 +101,8 @@ class CrossModalModel(LossMixin, keras.Model):
     def _make_layers(self):
         self.branches = {
             m: ModalityBranch(dim=self.dim, hidden_dim=self.hidden_dim, depth=self.depth, dropout=self.dropout,
-                              use_batchnorm=self.use_batchnorm, standardize=self.standardize, name=f"branch_{m}")
+                              use_batchnorm=self.use_batchnorm, standardize=self.standardize, name=f"branch_{m}",
+                              dtype=self.branch_policy)
             for m in self.all_modalities
         }
         # Under a mixed-precision policy only the branches run in low precision; blocks (softmax),
@@ -352,7 +357,7 @@ class CrossModalModel(LossMixin, keras.Model):
     # ------------------------------------------------------------------ config
     def get_config(self):
         names = ("modality_dims", "num_classes", "stages", "reference", "attention", "dim", "dropout",
-                 "use_batchnorm", "hidden_dim", "depth", "standardize", "multi_label", "current_stage", "partners")
+                 "use_batchnorm", "hidden_dim", "depth", "standardize", "multi_label", "current_stage", "partners", "branch_policy")
         loss_weights = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()}
         return stored_config(super().get_config(), self, names, loss_weights=loss_weights, **self.switches)
 
