@@ -216,12 +216,13 @@ def _permutation(n: int, seed: int, k):
     )
 
 
-def _paired_indices(bank: FeatureBank, batch_size: int, seed: int, step, steps: int):
+def _paired_indices(bank: FeatureBank, batch_size: int, seed: int, step, steps: int, replicas: int = 1):
     """Rows of global step ``step``; see :func:`index_dataset` for the three regimes."""
     step = tf.cast(step, tf.int64)
     n, b = bank.size, batch_size
-    if n <= b:  # the batch is the whole set, one permutation per step
-        idx = _permutation(n, seed, step)
+    if n <= b:  # the batch is the whole set (a multiple of the replicas of it), one permutation per step
+        rows = global_batch_rows(n, b, True, replicas)
+        idx = tf.ensure_shape(_permutation(n, seed, step)[:rows], [rows])
     elif steps * b <= n:  # permutation per epoch, cut into batches; the rest of it is dropped
         epoch, pos = step // steps, step % steps
         idx = tf.ensure_shape(_permutation(n, seed, epoch)[pos * b : (pos + 1) * b], [b])
@@ -252,19 +253,20 @@ def index_dataset(
     * more steps than one pass holds: step ``s`` takes items ``[s*B, (s+1)*B)`` of the
       concatenation ``P_0 P_1 ...``, so every batch is full, a batch may straddle two
       permutations, and every item comes once per pass;
-    * ``n <= batch_size``: the batch is the whole set, step ``s`` takes ``P_s``.
+    * ``n <= batch_size``: the batch is the whole set, step ``s`` takes ``P_s`` (under ``N`` replicas
+      of :func:`feature_dataset`, its first ``n - n % N`` items: see :func:`global_batch_rows`).
 
     Each batch stays a pure function of ``(seed, step)`` in all three, so resume is exact.
     """
     return _global_indices(bank, batch_size, seed, start_step, num_steps, steps).prefetch(tf.data.AUTOTUNE)
 
 
-def _global_indices(bank, batch_size, seed, start_step, num_steps, steps) -> tf.data.Dataset:
+def _global_indices(bank, batch_size, seed, start_step, num_steps, steps, replicas: int = 1) -> tf.data.Dataset:
     steps = steps or steps_per_epoch(bank, batch_size)
     end = None if num_steps is None else start_step + num_steps
     ds = tf.data.Dataset.range(start_step, end if end is not None else np.iinfo(np.int64).max)
     if bank.paired:
-        return ds.map(lambda s: _paired_indices(bank, batch_size, seed, s, steps))
+        return ds.map(lambda s: _paired_indices(bank, batch_size, seed, s, steps, replicas))
     return ds.map(lambda s: _class_aligned_indices(bank, batch_size, seed, s))
 
 
@@ -289,10 +291,13 @@ class ReplicaShard:
             raise ValueError(f"replica shard {self.first}..{self.first + self.count - 1} outside 0..{self.replicas - 1}")
 
 
-def global_batch_rows(bank_or_count, batch_size: int, paired: bool | None = None) -> int:
-    """Rows of every global batch: ``batch_size``, or the whole set for a paired set of at most ``batch_size`` items."""
+def global_batch_rows(bank_or_count, batch_size: int, paired: bool | None = None, replicas: int = 1) -> int:
+    """Rows of every global batch: ``batch_size``; for a paired set of ``n <= batch_size`` items the whole
+    set, or under ``replicas`` replicas its largest multiple of ``replicas`` (the first rows of the step's permutation)."""
     n, paired = (bank_or_count.size, bank_or_count.paired) if paired is None else (bank_or_count, paired)
-    return min(n, batch_size) if paired else batch_size
+    if not paired or n > batch_size:
+        return batch_size
+    return n - n % replicas
 
 
 def per_replica_rows(rows: int, replicas: int) -> int:
@@ -314,10 +319,11 @@ def feature_dataset(bank: FeatureBank, batch_size: int = 128, seed: int = 0, sta
     global batch for the shard's replicas, in order. The gather runs on tf.data's threads, then
     :data:`PREFETCH` batches are prefetched.
     """
-    ds = _global_indices(bank, batch_size, seed, start_step, num_steps, steps)
-    if shard is not None and shard.replicas > 1:
-        n, lo, hi = shard.replicas, shard.first, shard.first + shard.count
-        per = per_replica_rows(global_batch_rows(bank, batch_size), n)
+    n = 1 if shard is None else shard.replicas
+    ds = _global_indices(bank, batch_size, seed, start_step, num_steps, steps, n)
+    if n > 1:
+        lo, hi = shard.first, shard.first + shard.count
+        per = per_replica_rows(global_batch_rows(bank, batch_size, replicas=n), n)
         ds = ds.map(lambda idx: {m: tf.reshape(v, [n, per])[lo:hi] for m, v in idx.items()}).unbatch()
     ds = ds.map(bank.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(PREFETCH)

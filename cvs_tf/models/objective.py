@@ -11,6 +11,7 @@ gradient equals the one-device gradient of the same ``B`` rows (docs/scaling.md)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import keras
@@ -38,7 +39,8 @@ def gather_replicas(tensors):
     if replicas_in_sync() == 1:
         return tensors
     ctx = tf.distribute.get_replica_context()
-    flat = tf.nest.flatten(tensors)
+    with _replica_device():  # (the step's inputs come from outside any device scope)
+        flat = [tf.identity(t) for t in tf.nest.flatten(tensors)]
     # integer tensors (labels) apart: one batched all_gather (and its gradient's all-reduce) per dtype kind
     ints = [i for i, t in enumerate(flat) if t.dtype.is_integer]
     floats = [i for i in range(len(flat)) if i not in ints]
@@ -48,6 +50,16 @@ def gather_replicas(tensors):
             for i, t in zip(group, ctx.all_gather([flat[i] for i in group], axis=0)):
                 out[i] = t
     return tf.nest.pack_sequence_as(tensors, out)
+
+
+def _replica_device():
+    """The device scope of a replica step: this worker's one device when it has one replica among several
+    (MultiWorkerMirroredStrategy places such a step nowhere, and its all_gather needs a device), else none."""
+    if replicas_in_sync() > 1:
+        devices = tf.distribute.get_strategy().extended.worker_devices
+        if len(devices) == 1:
+            return tf.device(devices[0])
+    return contextlib.nullcontext()
 
 
 def _multi_worker() -> bool:
@@ -173,6 +185,14 @@ class LossMixin:
             raise RuntimeError("index batches need a FeatureBank: call model.attach_bank(bank) first")
         return bank
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' symbolic build before fit/evaluate under a strategy pulls one batch and reduces it with
+        # strategy.reduce, which fails on a dict batch under MultiWorkerMirroredStrategy (keras-team/keras
+        # #20585); this model and (once compiled steps ran) its optimizer are built already.
+        if self.built and getattr(self.optimizer, "built", False):
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def losses_and_gradients(self, x: dict, y: dict):
         """``(losses, grads)`` of one training batch: the logged loss terms, and the gradients (in
         ``trainable_variables`` order, None for an unused variable) of this replica's share ``loss / N``,
@@ -186,13 +206,15 @@ class LossMixin:
         return losses, tape.gradient(scaled, self.trainable_variables)
 
     def train_step(self, data):
-        x, y = self._unpack(data)
-        losses, grads = self.losses_and_gradients(x, y)
-        # None gradients (parts unused by this stage's losses) are skipped by the optimizer, which is
-        # still built over every trainable variable, so its state layout is stable for --resume.
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update(losses)
+        with _replica_device():
+            x, y = self._unpack(data)
+            losses, grads = self.losses_and_gradients(x, y)
+            # None gradients (parts unused by this stage's losses) are skipped by the optimizer, which is
+            # still built over every trainable variable, so its state layout is stable for --resume.
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return self._update(losses)
 
     def test_step(self, data):
-        x, y = self._unpack(data)
-        return self._update(self.compute_losses(x, y, training=False))
+        with _replica_device():
+            x, y = self._unpack(data)
+            return self._update(self.compute_losses(x, y, training=False))

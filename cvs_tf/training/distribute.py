@@ -28,18 +28,28 @@ __all__ = ["check_replica_batches", "distributed_dataset", "effective_jit", "is_
            "replica_batch_specs", "replica_count"]
 
 
+_MADE: dict = {}  # one strategy object per kind and process (see make_strategy)
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy of ``TrainConfig.strategy`` (``multiworker``: before any other TensorFlow op of the process)."""
+    """The strategy of ``TrainConfig.strategy`` (``multiworker``: before any other TensorFlow op of the process).
+
+    Made once per process and reused: two ``MirroredStrategy`` objects hand out the same collective
+    instance keys (their steps then mix up each other's all-reduces), and a process can join only one cluster.
+    """
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multiworker":
-        _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ConfigError(f"train.strategy must be default, mirrored or multiworker, got {name!r}")
+    if name not in _MADE:
+        if name == "mirrored":
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+            _MADE[name] = tf.distribute.MirroredStrategy(devices)
+        elif name == "multiworker":
+            _check_tf_config()
+            _MADE[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            raise ConfigError(f"train.strategy must be default, mirrored or multiworker, got {name!r}")
+    return _MADE[name]
 
 
 def _check_tf_config() -> None:
@@ -119,7 +129,10 @@ def check_replica_batches(config, fs, strategy, has_val: bool) -> None:
     mods = _modalities(config, fs)
     for split in ("train", "val") if has_val else ("train",):
         try:
-            per_replica_rows(global_batch_rows(min(fs.count(m, split) for m in mods), b, fs.paired), n)
+            rows = global_batch_rows(min(fs.count(m, split) for m in mods), b, fs.paired, n)
+            if rows < n:
+                raise ValueError(f"{rows} rows cannot feed {n} replicas")
+            per_replica_rows(rows, n)
         except ValueError as exc:
             raise ConfigError(f"train.batch_size {b}, {split} split: {exc}") from None
 
@@ -129,6 +142,6 @@ def replica_batch_specs(fs, modalities: list[str], batch_size: int, strategy) ->
     n = replica_count(strategy)
     out = {}
     for split in ("train", "val"):
-        rows = global_batch_rows(max(fs.count(m, split) for m in modalities), batch_size, fs.paired)
+        rows = global_batch_rows(max(fs.count(m, split) for m in modalities), batch_size, fs.paired, n)
         out[split] = batch_spec(fs, modalities, per_replica_rows(rows, n)) if rows else None
     return out
