@@ -65,12 +65,12 @@ def config(space: str, *, attention: bool = True, dim: int = 512, batch: int = 1
 
 
 class Setup:
-    """A compiled model at one stage, its FeatureBank and a constant batch gathered from it."""
+    """A compiled model at one stage, its FeatureBank, its tf.data feature pipeline and a constant batch from it."""
 
     def __init__(self, cfg, fs, stage: int, jit, seed: int = 0):
         import keras
 
-        from cvs_tf.data.pipeline import FeatureBank, index_dataset
+        from cvs_tf.data.pipeline import FeatureBank, feature_dataset, index_dataset
         from cvs_tf.models.factory import build_model
 
         keras.utils.set_random_seed(seed)
@@ -80,11 +80,10 @@ class Setup:
         self.model.compile(optimizer=keras.optimizers.Adam(cfg.train.lr), jit_compile=jit)
         needed = sorted({m for p in self.model.active_pairs() for m in p}, key=self.model.all_modalities.index)
         self.bank = FeatureBank(fs, needed, "train")
-        self.model.attach_bank(self.bank)
         self.batch = cfg.train.batch_size
         self.index_ds = index_dataset(self.bank, self.batch, seed=seed)
-        first = next(iter(self.index_ds))
-        self.constant = self.bank.gather(first)          # (x, y) dicts of constant tensors
+        self.feature_ds = feature_dataset(self.bank, self.batch, seed=seed)   # what the Trainer feeds
+        self.constant = next(iter(self.feature_ds))      # (x, y) dicts of constant tensors
         self.model.make_train_function()
         self._iterator = None
         self.first_call_s = None      # tracing + compilation + one step, whichever benchmark paid it
@@ -101,9 +100,10 @@ class Setup:
         return self.model.train_function([self.constant])
 
     def step_pipeline(self):
-        """One training step as ``fit`` runs it: next index batch from tf.data, gather in the step."""
+        """One training step as ``fit`` runs it: the next batch from the tf.data pipeline (index batch,
+        rows gathered and prefetched on tf.data's threads)."""
         if self._iterator is None:
-            self._iterator = iter(self.index_ds)
+            self._iterator = iter(self.feature_ds)
         return self.model.train_function(self._iterator)
 
 

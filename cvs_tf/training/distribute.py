@@ -16,6 +16,7 @@ whole steps to different workers instead of splitting each step's batch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -24,8 +25,12 @@ import tensorflow as tf
 from cvs_tf.config import ConfigError
 from cvs_tf.data.pipeline import ReplicaShard, batch_spec, global_batch_rows, per_replica_rows
 
-__all__ = ["check_replica_batches", "distributed_dataset", "effective_jit", "is_chief", "make_strategy",
-           "replica_batch_specs", "replica_count"]
+__all__ = ["ClusterError", "check_replica_batches", "cluster_failures", "distributed_dataset", "effective_jit",
+           "is_chief", "make_strategy", "replica_batch_specs", "replica_count"]
+
+
+class ClusterError(ValueError):
+    """A worker of a multi-worker run stopped (or became unreachable) during training."""
 
 
 _MADE: dict = {}  # one strategy object per kind and process (see make_strategy)
@@ -145,3 +150,17 @@ def replica_batch_specs(fs, modalities: list[str], batch_size: int, strategy) ->
         rows = global_batch_rows(max(fs.count(m, split) for m in modalities), batch_size, fs.paired, n)
         out[split] = batch_spec(fs, modalities, per_replica_rows(rows, n)) if rows else None
     return out
+
+
+@contextlib.contextmanager
+def cluster_failures(strategy):
+    """Under a multi-worker strategy, a collective that fails because a peer died becomes one :class:`ClusterError`."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError) as exc:
+        if not getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
+            raise
+        why = " ".join(str(exc.message).split())[:160]
+        raise ClusterError(f"a worker of the cluster stopped or became unreachable ({type(exc).__name__}: {why}); "
+                           "the run directory keeps its last completed epoch: start every worker again with "
+                           "--resume --out RUN_DIR") from None

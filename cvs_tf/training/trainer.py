@@ -24,6 +24,7 @@ from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
 from cvs_tf.training.distribute import (
     check_replica_batches,
+    cluster_failures,
     distributed_dataset,
     effective_jit,
     is_chief,
@@ -345,17 +346,10 @@ class Trainer:
         gc.collect()
         self._compile_steps(needed)
         train_ds, steps, val_ds, val_steps = self._datasets(k, st, needed)
-        model.fit(
-            train_ds,
-            epochs=cfg.epochs,
-            initial_epoch=st["epoch"],
-            steps_per_epoch=steps,
-            validation_data=val_ds,
-            validation_steps=val_steps,
-            callbacks=[end, *self._callbacks],
-            verbose=self._verbose,
-            shuffle=False,  # batches come from the seeded index pipeline
-        )
+        with cluster_failures(self._strategy):  # a lost worker of a cluster: one line, resume from the checkpoint
+            model.fit(train_ds, epochs=cfg.epochs, initial_epoch=st["epoch"], steps_per_epoch=steps,
+                      validation_data=val_ds, validation_steps=val_steps, callbacks=[end, *self._callbacks],
+                      verbose=self._verbose, shuffle=False)  # (batches come from the seeded pipeline)
         return end.best_weights
 
     def _count_epoch(self) -> None:
