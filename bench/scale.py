@@ -57,7 +57,11 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
     n_train = sum(fs.count(m, s) for m in fs.modalities for s in ("train", "val"))
     del fs
 
-    phases = {}          # peak RSS (VmHWM) when each phase ends, in order
+    phases = {}          # (peak RSS (VmHWM), RSS (VmRSS)) when each phase ends, in order
+
+    def mark(name, once=False):
+        if not (once and name in phases):
+            phases[name] = (peak_rss_bytes(), rss_bytes())
 
     class Clock(keras.callbacks.Callback):
         def __init__(self):
@@ -68,23 +72,24 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
 
         def on_train_begin(self, logs=None):
             if not phases:                   # an older cvs_tf: one phase up to here
-                phases["load, checks, model, banks"] = peak_rss_bytes()
+                mark("load, checks, model, banks")
 
         def on_train_batch_begin(self, batch, logs=None):
             self._last = time.perf_counter()
             if self.t0 is None:
                 self.t0 = self._last
+                mark("fit started (iterators made, first batch gathered)")
 
         def on_train_batch_end(self, batch, logs=None):
             self.steps.append(time.perf_counter() - self._last)
             if batch == 0:
-                phases["first step (compiled already, unless an older cvs_tf traces it here)"] = peak_rss_bytes()
+                mark("first step (compiled already, unless an older cvs_tf traces it here)")
 
         def on_test_begin(self, logs=None):
-            phases.setdefault("training steps", peak_rss_bytes())
+            mark("training steps", once=True)
 
         def on_epoch_end(self, epoch, logs=None):
-            phases["validation loss"] = peak_rss_bytes()
+            mark("validation loss")
             self.t_end = time.perf_counter()
 
     def after(method, name, before=None):
@@ -95,9 +100,9 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
 
         def wrapped(self, *args, **kwargs):
             if before:
-                phases.setdefault(before, peak_rss_bytes())
+                mark(before, once=True)
             out = orig(self, *args, **kwargs)
-            phases.setdefault(name, peak_rss_bytes())
+            mark(name, once=True)
             return out
         setattr(Trainer, method, wrapped)
 
@@ -107,9 +112,9 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
     final = Trainer.final_metrics
 
     def final_metrics(self, reports):
-        phases["epoch end (checkpoint, model save)"] = peak_rss_bytes()
+        mark("epoch end (checkpoint, model save)")
         out = final(self, reports)
-        phases["final val/test tables (independent protocol)"] = peak_rss_bytes()
+        mark("final val/test tables (independent protocol)")
         return out
 
     Trainer.final_metrics = final_metrics
@@ -184,11 +189,11 @@ def markdown(m: dict, command: str, mach: dict) -> str:
         f"| generating the stand-in (separate process) | {m['gen_s']:.0f} s |",
         "",
         "Peak resident memory reached by the end of each phase of the run (VmHWM; the first row that "
-        "reaches the final peak is where it happens):",
+        "reaches the final peak is where it happens), and the resident memory at that moment (VmRSS):",
         "",
-        "| phase | peak RSS | / raw feature bytes |",
-        "|---|---:|---:|",
-        *[f"| {name} | {gib(v)} | {v / m['raw_bytes']:.2f} |" for name, v in m["phases"].items()],
+        "| phase | peak RSS | / raw feature bytes | RSS then |",
+        "|---|---:|---:|---:|",
+        *[f"| {name} | {gib(v[0])} | {v[0] / m['raw_bytes']:.2f} | {gib(v[1])} |" for name, v in m["phases"].items()],
         "",
         "What keeps the ratio down: the feature files are memory-mapped; `FeatureBank` copies the rows of "
         "a split once into an aligned float32 buffer, chunk by chunk, releasing the mapped pages behind "

@@ -62,6 +62,24 @@ def _replica_device():
     return contextlib.nullcontext()
 
 
+MINING_CHUNK_BYTES = 64 << 20  # pairs mined together keep their O(B³) selection cubes under this
+
+
+def pair_chunks(pairs: list, batch: int | None) -> list[list]:
+    """``pairs`` cut into consecutive groups whose mining cubes (up to 4 terms × 10 bytes × B³ per pair)
+    fit :data:`MINING_CHUNK_BYTES`: every pair alone at B = 128, all together at B <= 32; one group when B is unknown."""
+    size = len(pairs) if batch is None else max(1, MINING_CHUNK_BYTES // (40 * batch**3))
+    return [pairs[i:i + size] for i in range(0, len(pairs), size)]
+
+
+def after(t, prev):
+    """``t`` plus an exact zero computed from ``prev``: the data dependency makes XLA (and the graph
+    executor) finish ``prev`` before starting on ``t``, so two groups' cubes are never live together."""
+    if prev is None:
+        return t
+    return t + 0.0 * tf.cast(tf.math.is_nan(tf.reduce_sum(prev)), t.dtype)
+
+
 def _multi_worker() -> bool:
     """Whether the step runs under a multi-worker collective strategy (Keras reduces its step logs with an axis)."""
     ext = tf.distribute.get_strategy().extended
@@ -137,10 +155,12 @@ class LossMixin:
 
         ``logits`` maps each classified modality to its (B, C) logits; ``pair_emb`` maps each
         active pair key ``a__b`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``. The active
-        pairs are stacked and the pair-loss kind is called once on them (one batched op per term:
-        the per-pair form traced ~1000 ops per pair). Returns the tracked components and
-        ``loss = alpha * classification + beta * mean(total)`` (without reconstruction). A pure
-        function of its arguments, so it can be XLA-compiled.
+        pairs are stacked and the pair-loss kind is called once per group of them (:func:`pair_chunks`;
+        one batched op per term and group: the per-pair form traced ~1000 ops per pair), the groups
+        one after the other (:func:`after`), so that only one group's O(B³) mining is in memory at a
+        time (at B = 128: 0.52 → 0.10 GiB for the 10 pairs of a 5-modality CVS, and a faster step;
+        docs/scaling.md). Returns the tracked components and ``loss = alpha * classification + beta *
+        mean(total)`` (without reconstruction). A pure function of its arguments, so it can be XLA-compiled.
         """
         lw, kind = self.loss_weights, self.pair_loss
         out = {}
@@ -148,14 +168,17 @@ class LossMixin:
         out["classification"] = tf.add_n([classification_loss(labels[m], lg, smooth) for m, lg in logits.items()]) / len(logits)
         if lw["learn_temperature"]:  # the kinds see the learnt temperature in place of the initial value
             lw = {**lw, "temperature": self.temperature_layer.temperature()}
-        pairs = self.active_pairs()
-        keys = [pair_key(a, b) for a, b in pairs]
-        terms = kind(tf.stack([labels[a] for a, _ in pairs]), tf.stack([pair_emb[k][0] for k in keys]),
-                     tf.stack([labels[b] for _, b in pairs]), tf.stack([pair_emb[k][1] for k in keys]), lw)
-        for i, (a, b) in enumerate(pairs):
-            for term, name in kind.term_names(a, b).items():
-                out[f"{pair_key(a, b)}.{name}"] = terms[term][i]
-        out[kind.total_name] = tf.reduce_mean(terms["total"])
+        pairs, totals = self.active_pairs(), []
+        for group in pair_chunks(pairs, pair_emb[pair_key(*pairs[0])][0].shape[0]):
+            keys = [pair_key(a, b) for a, b in group]
+            prev = totals[-1] if totals else None
+            terms = kind(tf.stack([labels[a] for a, _ in group]), after(tf.stack([pair_emb[k][0] for k in keys]), prev),
+                         tf.stack([labels[b] for _, b in group]), after(tf.stack([pair_emb[k][1] for k in keys]), prev), lw)
+            for i, (a, b) in enumerate(group):
+                for term, name in kind.term_names(a, b).items():
+                    out[f"{pair_key(a, b)}.{name}"] = terms[term][i]
+            totals.append(terms["total"])
+        out[kind.total_name] = tf.reduce_mean(tf.concat(totals, 0))
         out["loss"] = lw["alpha"] * out["classification"] + lw["beta"] * out[kind.total_name]
         return out
 
