@@ -13,7 +13,7 @@ from cvs_tf.utils.cli import ArgumentParser, CliError
 CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
                   "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
                   "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
-                  "label_smoothing", "temperature", "learn_temperature", "strategy")
+                  "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy")
 
 # (flag dest, config section, field) of the flags that set one RunConfig field each
 FIELD_FLAGS = (

@@ -547,4 +547,5 @@ def test_every_train_option_is_either_a_config_option_or_accepted_by_resume():
     from cvs_tf.cli.train import CONFIG_OPTIONS, build_parser
 
     dests = {a.dest for a in build_parser()._actions}
-    assert dests - set(CONFIG_OPTIONS) <= {"help", "out", "resume", "quiet", "verbose"}, dests
+    # --extend has its own refusal of --resume (tests/cli/test_train_extend.py)
+    assert dests - set(CONFIG_OPTIONS) <= {"help", "out", "resume", "quiet", "verbose", "extend"}, dests
