@@ -24,30 +24,45 @@ A class with no training items in one of the active modalities cannot be aligned
 documented rule it is dropped from sampling for that stage (``FeatureBank.dropped_classes``).
 If fewer than 2 classes remain, :class:`FeatureSetError` is raised.
 
-Memory: a bank holds one float32 copy of its rows and nothing else. :func:`host_tensor` fills
-a 64-byte-aligned buffer from the (memory-mapped) arrays in row chunks, converting float16 on
-the fly, releases the mapped file pages behind each chunk, and hands the buffer to TensorFlow
-without a copy (DLPack). The banks stay in host memory; tf.data gathers each batch there and the
-distribution strategy copies it to the replica's device. Peak resident memory of a training run
-is measured by ``bench/scale.py``.
+Memory (cvs_tf.data.pages): a float32 ``.npy`` is not copied at all: its bank tensor lies over
+the file's pages (:func:`mapped_tensor`), which the OS page cache holds and shares between
+processes, and :func:`feature_dataset` drops the pages each batch touched from this process's
+resident set right after gathering it. Other arrays (float16 files, in-memory arrays) are held
+as one float32 copy: :func:`host_tensor` fills a 64-byte-aligned buffer in row chunks,
+converting on the fly, releases the mapped file pages behind each chunk, and hands the buffer to
+TensorFlow without a second copy (DLPack). The banks stay in host memory; tf.data gathers each
+batch there and the distribution strategy copies it to the replica's device. Peak resident
+memory of a training run is measured by ``bench/scale.py``.
 """
 
 from __future__ import annotations
 
 import math
-import mmap
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
+from cvs_tf.data.pages import (  # noqa: F401  (host_tensor, release_feature_set: this module's API too)
+    drop_pages,
+    host_tensor,
+    mapped_tensor,
+    release_feature_set,
+    release_pages,
+)
 from cvs_tf.data.store import FeatureSet, FeatureSetError
 
 
 class FeatureBank:
-    """Float32 features and labels of some modalities of one split, held as tensors."""
+    """Float32 features and labels of some modalities of one split, as tensors.
 
-    def __init__(self, fs: FeatureSet, modalities: list[str], split: str = "train"):
+    With ``mapped`` (the default) a modality stored as a whole memory-mapped float32 ``.npy`` is a
+    tensor over the file's pages (:func:`mapped_tensor`: no copy; the pages live in the OS page
+    cache, and :func:`feature_dataset` releases them from this process after every batch);
+    anything else (float16 files, in-memory arrays) is copied once (:func:`host_tensor`).
+    """
+
+    def __init__(self, fs: FeatureSet, modalities: list[str], split: str = "train", mapped: bool = True):
         self.modalities = list(modalities)
         self.split = split
         self.paired = fs.paired
@@ -56,12 +71,18 @@ class FeatureBank:
         self.features: dict[str, tf.Tensor] = {}
         self.labels: dict[str, tf.Tensor] = {}
         self.np_labels: dict[str, np.ndarray] = {}
+        self._mappings: list[np.ndarray] = []  # the file views behind mapped tensors
         for m in self.modalities:
             x = fs.x(m, split)
             y = np.asarray(fs.y(m, split))
             if len(x) == 0:
                 raise FeatureSetError(f"{fs.name}: modality {m!r} has no {split} items")
-            self.features[m] = host_tensor(x)
+            found = mapped_tensor(x) if mapped else None
+            if found is not None:
+                self.features[m] = found[0]
+                self._mappings.append(found[1])
+            else:
+                self.features[m] = host_tensor(x)
             self.labels[m] = tf.constant(y.astype(np.float32 if self.multi_label else np.int32))
             self.np_labels[m] = y
         self.counts = {m: int(self.features[m].shape[0]) for m in self.modalities}
@@ -102,47 +123,27 @@ class FeatureBank:
         y = {m: tf.gather(self.labels[m], indices[m]) for m in indices}
         return x, y
 
+    @property
+    def mapped(self) -> bool:
+        """Whether some modality's tensor lies over file pages (:func:`mapped_tensor`)."""
+        return bool(self._mappings)
 
-CHUNK_BYTES = 1 << 24   # 16 MiB of float32 rows per copy step
-_ALIGN = 64             # TF's CPU kernels need EIGEN_MAX_ALIGN_BYTES-aligned buffers
+    def release_mapped(self) -> np.int64:
+        """Drop the file pages the mapped tensors touched from this process's resident set (they stay in the
+        page cache and fault back in when read; the mappings are never written)."""
+        for view in self._mappings:
+            drop_pages(getattr(view, "_mmap", None))
+        return np.int64(0)
 
-
-def _aligned_empty(shape: tuple, dtype=np.float32) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data pointer is 64-byte aligned."""
-    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
-    off = (-raw.ctypes.data) % _ALIGN
-    return raw[off:off + nbytes].view(dtype).reshape(shape)
-
-
-def _mapping(x: np.ndarray):
-    """The ``mmap`` object behind a memory-mapped array (or one of its views), else None."""
-    obj = x
-    while obj is not None:
-        mm = getattr(obj, "_mmap", None)
-        if isinstance(mm, mmap.mmap):
-            return mm
-        obj = getattr(obj, "base", None)
-    return None
-
-
-def release_pages(x: np.ndarray, start: int, stop: int) -> None:
-    """Drop rows ``start:stop`` of a read-only memory-mapped array from this process's resident set.
-
-    The pages stay in the OS page cache and fault back in on the next access; nothing happens
-    for an in-memory array, a writable mapping or a platform without ``madvise``.
-    """
-    mm = _mapping(x)
-    if mm is None or not hasattr(mm, "madvise") or x.flags.writeable or not x.flags.c_contiguous or stop <= start:
-        return
-    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-    lo = x[start:stop].ctypes.data - base
-    hi = lo + (stop - start) * x.strides[0]
-    lo -= lo % mmap.PAGESIZE
-    try:
-        mm.madvise(mmap.MADV_DONTNEED, lo, min(hi, len(mm)) - lo)
-    except (OSError, ValueError):
-        pass
+    def gather_released(self, indices: dict[str, tf.Tensor]):
+        """:meth:`gather`, then (for a mapped bank) the release of the pages it touched (tf.data only: not XLA-compilable)."""
+        x, y = self.gather(indices)
+        if not self.mapped:
+            return x, y
+        with tf.control_dependencies(tf.nest.flatten(x)):
+            done = tf.numpy_function(self.release_mapped, [], tf.int64, stateful=True)
+        with tf.control_dependencies([done]):
+            return {m: tf.identity(v) for m, v in x.items()}, y
 
 
 def row_batches(x, batch_size: int):
@@ -153,38 +154,6 @@ def row_batches(x, batch_size: int):
         yield x[a:a + batch_size]
         if isinstance(x, np.ndarray):
             release_pages(x, a, a + batch_size)
-
-
-def release_feature_set(fs: FeatureSet) -> None:
-    """Drop every memory-mapped array of ``fs`` from the resident set (e.g. after the load-time
-    check read all of them); the data stay on disk and in the page cache, and fault back in when used."""
-    for x, y in fs.arrays.values():
-        for arr in (x, y):
-            if isinstance(arr, np.ndarray) and arr.ndim >= 1 and len(arr):
-                release_pages(arr, 0, len(arr))
-
-
-def host_tensor(x: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> tf.Tensor:
-    """A float32 tensor holding ``x`` (any float array, typically memory-mapped) with a single copy.
-
-    Rows are converted into an aligned float32 buffer chunk by chunk (releasing the mapped pages
-    behind them, :func:`release_pages`); the buffer becomes the tensor through DLPack, without a
-    second copy. The tensor stays in host memory, where the input pipeline gathers from it.
-    """
-    x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-    if x.ndim == 1:
-        x = x.reshape(-1, 1)
-    out = _aligned_empty(x.shape, np.float32)
-    rows = max(1, chunk_bytes // max(1, x.shape[1] * 4))
-    for a in range(0, x.shape[0], rows):
-        b = min(a + rows, x.shape[0])
-        out[a:b] = x[a:b]
-        release_pages(x, a, b)
-    try:
-        t = tf.experimental.dlpack.from_dlpack(out.__dlpack__())
-    except (AttributeError, TypeError, ValueError, tf.errors.OpError):  # no zero-copy path: one TF copy
-        t = tf.constant(out)
-    return t
 
 
 def steps_per_epoch(bank: FeatureBank, batch_size: int) -> int:
@@ -325,8 +294,15 @@ def feature_dataset(bank: FeatureBank, batch_size: int = 128, seed: int = 0, sta
         lo, hi = shard.first, shard.first + shard.count
         per = per_replica_rows(global_batch_rows(bank, batch_size, replicas=n), n)
         ds = ds.map(lambda idx: {m: tf.reshape(v, [n, per])[lo:hi] for m, v in idx.items()}).unbatch()
-    ds = ds.map(bank.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(PREFETCH)
+    ds = ds.map(bank.gather_released, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(PREFETCH).with_options(_NO_GRAPH_REWRITES)
+
+
+# tf.data's default graph optimizations serialize the dataset graph when an iterator is made, a
+# transient copy of every tensor the gather captures (the whole bank); this pipeline is explicitly
+# parallel and prefetched, so they have nothing to add
+_NO_GRAPH_REWRITES = tf.data.Options()
+_NO_GRAPH_REWRITES.experimental_optimization.apply_default_optimizations = False
 
 
 def batch_spec(fs: FeatureSet, modalities: list[str], rows: int):

@@ -67,3 +67,24 @@ def test_a_paired_set_smaller_than_the_batch_keeps_a_multiple_of_the_replicas(ba
         per_replica_rows(8, 3)
     with pytest.raises(ValueError, match="outside"):
         ReplicaShard(2, 1, 2)
+
+
+def _vm_kib(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+
+def test_making_an_iterator_does_not_copy_the_bank(banks):
+    """tf.data's default graph rewrites would serialize the captured bank when the iterator is made."""
+    import tensorflow as tf
+
+    bank = FeatureBank(banks[0], ["image", "text"])
+    bank.features["image"] = tf.zeros((100_000, 512))   # a 195 MiB bank (the gather reads its first rows only)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:     # VmHWM := VmRSS
+            f.write("5")
+    except OSError:
+        pytest.skip("cannot reset the peak resident memory here")
+    before = _vm_kib("VmRSS")
+    next(iter(feature_dataset(bank, 8, seed=0)))
+    assert _vm_kib("VmHWM") - before < 50 * 1024
