@@ -108,7 +108,7 @@ def child(data_dir: str, run_dir: str, overrides: dict) -> dict:
 
     after("_compile_steps", "train/test steps traced and compiled on zero batches (before any bank)",
           before="load, checks, model")
-    after("_datasets", "banks (train + val features resident), tf.data pipelines")
+    after("_datasets", "banks (float32 files mapped, others copied), tf.data pipelines")
     final = Trainer.final_metrics
 
     def final_metrics(self, reports):
@@ -195,15 +195,16 @@ def markdown(m: dict, command: str, mach: dict) -> str:
         "|---|---:|---:|---:|",
         *[f"| {name} | {gib(v[0])} | {v[0] / m['raw_bytes']:.2f} | {gib(v[1])} |" for name, v in m["phases"].items()],
         "",
-        "What keeps the ratio down: the feature files are memory-mapped; `FeatureBank` copies the rows of "
-        "a split once into an aligned float32 buffer, chunk by chunk, releasing the mapped pages behind "
-        "each chunk, and hands the buffer to TensorFlow without a copy (DLPack), so the process holds "
-        "one float32 copy of train and of val (separate splits, no duplication); the rows of each batch "
-        "are gathered in tf.data, so the compiled step captures no feature tensor and is traced and "
-        "XLA-compiled on zero batches *before* the banks exist (the compiler's transient memory is "
-        "returned to the OS, `malloc_trim`, instead of stacking on the features); `embed` converts one "
-        "batch at a time; the trainer drops a stage's banks before building the next. Peak RSS includes "
-        "TensorFlow itself and the feature set's load-time check of every value (which maps every file once).",
+        "What keeps the ratio down: the feature files are memory-mapped, and a float32 file's `FeatureBank` "
+        "tensor lies over the file's pages (no copy; the OS page cache holds them): tf.data gathers each "
+        "batch's rows and then drops the pages it touched from the process (float16 files are copied "
+        "once, chunk by chunk, into one aligned float32 buffer handed to TensorFlow without a second "
+        "copy); the compiled step captures no feature tensor and is traced and XLA-compiled on zero "
+        "batches before the banks exist; tf.data's default graph rewrites, which would serialize (copy) "
+        "the captured bank when an iterator is made, are off; the semi-hard mining runs one modality "
+        "pair after the other, so one pair's O(B³) cubes are live at a time; `embed` converts one batch "
+        "at a time. Peak RSS includes TensorFlow itself and the feature set's load-time check of every "
+        "value (which maps every file once).",
     ])
 
 
