@@ -98,8 +98,9 @@ def test_two_workers_train_to_one_run_directory_within_seed_noise_of_one_process
     for ea, eb in zip(a, b):   # the same global batches, all-gathered: the training losses agree closely
         assert abs(ea["loss"] - eb["loss"]) <= 1e-3 and abs(ea["triplet"] - eb["triplet"]) <= 1e-3, (ea, eb)
     ma, mb = (json.loads((r / "metrics.json").read_text()) for r in (single, multi))
-    for key in ("val", "test", "test_all"):  # rank metrics: within 0.01 (seeds 0 and 1 differ by more)
-        assert abs(ma[key]["overall_mean"] - mb[key]["overall_mean"]) <= 0.01, key
+    # rank metrics: within half of what seeds 0 and 1 of one process differ by (0.008-0.0095 here)
+    for key in ("val", "test", "test_all"):
+        assert abs(ma[key]["overall_mean"] - mb[key]["overall_mean"]) <= 0.004, key
     # one writer per split (the chief's); the other worker removed its scratch directory
     assert len(list((multi / "tensorboard").rglob("events.out.tfevents.*"))) == 2
     assert not list((runs / "tmp").glob("cvs_tf-worker-*"))
