@@ -2,11 +2,12 @@
 
 What dominates: every triplet term mines its negatives through an (anchors × positives ×
 negatives) cube (``losses/triplet.py``: ``_semi_hard_from_masks``/``_closest_candidate``): one
-int64 selection key and two boolean masks per entry, 10 bytes, live together for every term of
-the step. A stage that trains ``P`` modality pairs has ``3P`` terms (intra x, intra y, inter;
-``4P`` with ``loss.symmetric_inter``), so its mining needs about
+int64 selection key and two boolean masks per entry, 10 bytes. A stage that trains ``P`` modality
+pairs has ``3P`` terms (intra x, intra y, inter; ``4P`` with ``loss.symmetric_inter``), mined one
+group of pairs after the other (``models/objective.py: pair_chunks``: every pair alone at B = 128,
+all together at B <= 32), so only one group's terms are live at a time and the mining needs about
 
-    mining(B) = terms × (10 · B³ + 64 · B²) bytes
+    mining(B) = live terms × (10 · B³ + 64 · B²) bytes
 
 (the B² part: distances, masks, hinge and their gradients per (anchor, candidate)). The
 embeddings are float32 whatever the precision policy (``models/base.py: l2n``), so this does
@@ -30,6 +31,7 @@ import os
 from pathlib import Path
 
 from cvs_tf.config import ConfigError
+from cvs_tf.models.objective import pair_chunks
 from cvs_tf.spaces import get_space
 
 BYTES_PER_CUBE_ENTRY = 10   # int64 key + 2 bool masks per (anchor, positive, negative)
@@ -92,8 +94,16 @@ class StageEstimate:
     def effective_batch(self, batch: int) -> int:
         return min(batch, self.train_items) if self.paired and self.train_items else batch
 
+    def live_terms(self, batch: int) -> int:
+        """Terms whose cubes are live together: those of the largest group of pairs mined at once."""
+        if not self.pairs:
+            return 0
+        group = len(pair_chunks(list(range(self.pairs)), self.effective_batch(batch))[0])
+        return self.terms * group // self.pairs
+
     def total(self, batch: int) -> int:
-        return mining_bytes(self.effective_batch(batch), self.terms) + self.fixed_bytes
+        b = self.effective_batch(batch)
+        return mining_bytes(b, self.live_terms(batch)) + self.fixed_bytes
 
 
 def estimates(config, fs) -> list[StageEstimate]:
@@ -214,7 +224,7 @@ def check_batch_memory(config, fs, available: tuple[int, str] | None = None) -> 
     avail, where = budget
     b = worst.effective_batch(batch)
     what = (f"batch size {batch} needs about {_gib(need)} in stage {worst.stage + 1} "
-            f"({worst.terms} triplet terms mined over {b}³ entries, plus {_gib(worst.fixed_bytes)} of features and model) "
+            f"({worst.live_terms(batch)} of its {worst.terms} triplet terms mined at a time over {b}³ entries, plus {_gib(worst.fixed_bytes)} of features and model) "
             f"but {where} {_gib(avail)} available")
     fit = largest_batch(stages, avail, b - 1)
     if fit < 2:

@@ -48,7 +48,9 @@ def test_stage_estimate_by_hand(toy):
     d = 512  # branches (d_m*D + D + D*D + D), 3 aligned blocks of 4 D*D, classifier over 4 classes
     params = sum(dm * d + d + d * d + d for dm in (16, 12, 6)) + 3 * 4 * d * d + (d * 4 + 4)
     assert st.bank_bytes == banks and st.model_bytes == 16 * params
-    assert st.total(100) == 95_760_000 + banks + 16 * params
+    assert st.live_terms(100) == 3 and st.live_terms(32) == 9    # pair by pair at B = 100, together at B <= 32
+    assert st.total(100) == 95_760_000 // 3 + banks + 16 * params
+    assert st.total(32) == mining_bytes(32, 9) + banks + 16 * params
 
 
 @pytest.mark.parametrize("space", ["cvs", "mcvs", "rvs"])
@@ -70,14 +72,14 @@ def _largest_by_hand(terms, banks, budget):
 
 def test_batch_2000_is_refused_with_the_estimate_and_a_batch_that_fits(toy):
     (st,) = estimates(_cfg("cvs"), toy)
-    need = 9 * (10 * 2000**3 + 64 * 2000**2) + st.bank_bytes + st.model_bytes
-    fit = _largest_by_hand(9, st.bank_bytes + st.model_bytes, 16 * GIB)
-    assert 570 < fit < 580  # (16 GiB / 90)^(1/3) ~ 576
+    need = 3 * (10 * 2000**3 + 64 * 2000**2) + st.bank_bytes + st.model_bytes   # one pair's 3 terms live
+    fit = _largest_by_hand(3, st.bank_bytes + st.model_bytes, 16 * GIB)
+    assert 825 < fit < 835  # (16 GiB / 30)^(1/3) ~ 831
     with pytest.raises(ConfigError) as info:
         check_batch_memory(_cfg("cvs", 2000), toy, available=(16 * GIB, "the host has"))
     msg = str(info.value)
     assert "\n" not in msg
-    assert msg.startswith(f"batch size 2000 needs about {need / GIB:.1f} GiB in stage 1 (9 triplet terms")
+    assert msg.startswith(f"batch size 2000 needs about {need / GIB:.1f} GiB in stage 1 (3 of its 9 triplet terms mined at a time")
     assert "the host has 16.0 GiB available" in msg
     assert f"the largest batch size that fits is {fit} " in msg
     check_batch_memory(_cfg("cvs", fit), toy, available=(16 * GIB, "the host has"))
@@ -86,8 +88,8 @@ def test_batch_2000_is_refused_with_the_estimate_and_a_batch_that_fits(toy):
 
 
 def test_the_largest_stage_decides(toy):
-    """M-CVS: stage 2 (2 pairs, 6 terms) needs more than stage 1 (3 terms)."""
-    with pytest.raises(ConfigError, match=r"in stage 2 \(6 triplet terms"):
+    """M-CVS: stage 2 (2 pairs, 6 terms, one pair live at a time, plus the audio bank) needs more than stage 1 (3 terms)."""
+    with pytest.raises(ConfigError, match=r"in stage 2 \(3 of its 6 triplet terms"):
         check_batch_memory(_cfg("mcvs", 1000), toy, available=(8 * GIB, "the host has"))
 
 
@@ -109,7 +111,7 @@ def test_a_paired_batch_is_at_most_the_training_items():
     fs = load_dataset("tux12")  # 442 paired training items
     (st,) = estimates(_cfg("cvs", 2000), fs)
     n = fs.count("image", "train")
-    assert st.effective_batch(2000) == n and st.total(2000) == st.total(n) == mining_bytes(n, 18) + st.fixed_bytes
+    assert st.effective_batch(2000) == n and st.total(2000) == st.total(n) == mining_bytes(n, 3) + st.fixed_bytes
 
 
 @pytest.mark.parametrize("name", ["tux12", "digits10"])
@@ -129,7 +131,7 @@ def test_batch_128_mining_fits_on_every_synthetic_stand_in(tmp_path, name):
     fs = load_feature_set(write_synthetic(name, tmp_path / name, scale=0.02))
     for space in ("cvs", "mcvs", "rvs"):
         cfg = _cfg(space, 128, symmetric=True)
-        assert max(mining_bytes(s.effective_batch(128), s.terms) for s in estimates(cfg, fs)) < GIB
+        assert max(mining_bytes(s.effective_batch(128), s.live_terms(128)) for s in estimates(cfg, fs)) < GIB
         check_batch_memory(cfg, fs, available=(2 * GIB, "the host has"))
 
 
@@ -155,7 +157,7 @@ def test_budget_is_the_host_without_a_gpu(monkeypatch):
 
 
 def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run(tmp_path, monkeypatch, capsys):
-    """A small budget, so that a regression would train a still-affordable batch (~2.4 GB) instead of crashing."""
+    """A small budget, so that a regression would train a still-affordable batch (~0.8 GB) instead of crashing."""
     from cvs_tf.cli.train import main
     from cvs_tf.utils.cli import run_cli
 
@@ -163,7 +165,7 @@ def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run
     cfg = _cfg("cvs")
     cfg.model.dim = 16  # as small.json in tests/cli/test_train.py
     (st,) = estimates(cfg, load_feature_set(ds))
-    fit = _largest_by_hand(9, st.fixed_bytes, 256 << 20)
+    fit = _largest_by_hand(3, st.fixed_bytes, 256 << 20)   # one pair's 3 terms live above B = 94
     (tmp_path / "small.json").write_text('{"model": {"dim": 16}}')
     monkeypatch.setattr(memory, "available_memory", lambda: (256 << 20, "the host has"))
     out = tmp_path / "run"
@@ -171,6 +173,6 @@ def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run
                           "--early-stopping", "none", "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("error: batch size 300 needs about 2.3 GiB in stage 1 (9 triplet terms"), err[0]
+    assert err[0].startswith("error: batch size 300 needs about 790 MiB in stage 1 (3 of its 9 triplet terms mined at a time"), err[0]
     assert f"the host has 256 MiB available; the largest batch size that fits is {fit} " in err[0]
     assert not out.exists()
