@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration test-oracle lint bench \
+.PHONY: help venv demo test test-slow test-integration test-oracle lint bench gpu-check \
 	data-tux12 data-digits10 baselines results-real \
 	reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 \
 	reproduce-table10 reproduce-table11 reproduce-table12 reproduce-table13 \
@@ -75,6 +75,9 @@ lint: $(STAMP) ## Run ruff over the code
 
 bench: $(STAMP) ## Benchmarks as side-by-side ratios (QUICK=1 for a ~2 min smoke run)
 	$(VPY) -m bench $(if $(QUICK),--quick,)
+
+gpu-check: $(STAMP) ## Train step, mirrored step and export on the GPUs present, as fractions of the matmul limit (one line without a GPU)
+	$(VPY) -m bench.gpu_check
 
 # Data preparation (torch CPU + model packages) lives in its own virtualenv, keyed on its requirements.
 DATAPREP_VENV := .venv-dataprep

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+import cvs_tf  # noqa: F401  (first: under `python -m bench.gpu_check` it quiets TensorFlow's native start-up lines)
 from bench.common import interleaved, matmul_skeleton, stats, total_flops
 
 SERVE_ROWS = 65536
