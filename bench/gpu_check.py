@@ -117,8 +117,18 @@ def line(r: dict) -> str:
             f"TFLOP/s  limit {r['flops'] / r['limit_s'] / 1e12:7.2f} TFLOP/s  fraction {frac:5.0%}{extra}")
 
 
+def parse_args(argv: list[str] | None = None):
+    from cvs_tf.utils.cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m bench.gpu_check", description=(
+        "The train step, the mirrored step over every GPU and the served export, as fractions of their "
+        "matmul limits (one line and exit 0 without a GPU; nothing is written to the docs)."))
+    p.add_argument("--quick", action="store_true", help="small sizes, 2 rounds: a smoke run")
+    return p.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.common import header
     from bench.standin import sizes
 
-    quick = "--quick" in argv
+    quick = args.quick
     st, rounds = sizes(quick), 2 if quick else 6
     print(header("gpu_check", quick, "per row"), flush=True)
     one = train_step(st, rounds)
@@ -138,4 +148,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cvs_tf.utils.cli import run_cli
+
+    sys.exit(run_cli(main))

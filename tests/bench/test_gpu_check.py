@@ -21,3 +21,11 @@ def test_it_is_not_run_by_make_bench():
     from bench.__main__ import discover
 
     assert "gpu_check" not in discover()
+
+
+def test_an_unknown_option_is_one_error_line_and_exit_2():
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu_check", "--bogus"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--bogus" in err[0], proc.stderr
