@@ -65,10 +65,16 @@ def _replica_device():
 MINING_CHUNK_BYTES = 64 << 20  # pairs mined together keep their O(B³) selection cubes under this
 
 
+def pairs_per_group(batch: int) -> int:
+    """How many pairs are mined together at batch ``batch``: as many as keep their mining cubes (up to
+    4 terms × 10 bytes × B³ per pair) under :data:`MINING_CHUNK_BYTES`, at least one."""
+    return max(1, MINING_CHUNK_BYTES // (40 * batch**3))
+
+
 def pair_chunks(pairs: list, batch: int | None) -> list[list]:
-    """``pairs`` cut into consecutive groups whose mining cubes (up to 4 terms × 10 bytes × B³ per pair)
-    fit :data:`MINING_CHUNK_BYTES`: every pair alone at B = 128, all together at B <= 32; one group when B is unknown."""
-    size = len(pairs) if batch is None else max(1, MINING_CHUNK_BYTES // (40 * batch**3))
+    """``pairs`` cut into consecutive groups of :func:`pairs_per_group`: every pair alone at B = 128,
+    all together at B <= 32; one group when B is unknown."""
+    size = len(pairs) if batch is None else pairs_per_group(batch)
     return [pairs[i:i + size] for i in range(0, len(pairs), size)]
 
 

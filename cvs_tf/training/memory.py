@@ -4,7 +4,7 @@ What dominates: every triplet term mines its negatives through an (anchors × po
 negatives) cube (``losses/triplet.py``: ``_semi_hard_from_masks``/``_closest_candidate``): one
 int64 selection key and two boolean masks per entry, 10 bytes. A stage that trains ``P`` modality
 pairs has ``3P`` terms (intra x, intra y, inter; ``4P`` with ``loss.symmetric_inter``), mined one
-group of pairs after the other (``models/objective.py: pair_chunks``: every pair alone at B = 128,
+group of pairs after the other (``models/objective.py: pair_chunks``, ``pairs_per_group``: every pair alone at B = 128,
 all together at B <= 32), so only one group's terms are live at a time and the mining needs about
 
     mining(B) = live terms × (10 · B³ + 64 · B²) bytes
@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from cvs_tf.config import ConfigError
-from cvs_tf.models.objective import pair_chunks
+from cvs_tf.models.objective import pairs_per_group
 from cvs_tf.spaces import get_space
 
 BYTES_PER_CUBE_ENTRY = 10   # int64 key + 2 bool masks per (anchor, positive, negative)
@@ -98,7 +98,7 @@ class StageEstimate:
         """Terms whose cubes are live together: those of the largest group of pairs mined at once."""
         if not self.pairs:
             return 0
-        group = len(pair_chunks(list(range(self.pairs)), self.effective_batch(batch))[0])
+        group = min(self.pairs, pairs_per_group(self.effective_batch(batch)))
         return self.terms * group // self.pairs
 
     def total(self, batch: int) -> int:
