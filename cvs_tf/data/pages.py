@@ -60,9 +60,10 @@ def mapped_tensor(x):
         return None
 
 
-def drop_pages(mm) -> None:
-    """Drop every resident page of the mapping ``mm`` (an ``mmap.mmap``; nothing for anything else)."""
-    if isinstance(mm, mmap.mmap) and hasattr(mm, "madvise"):
+def drop_pages(x: np.ndarray) -> None:
+    """Drop every resident page of the file mapping behind ``x`` (nothing for an in-memory array)."""
+    mm = _mapping(x)
+    if mm is not None and hasattr(mm, "madvise"):
         try:
             mm.madvise(mmap.MADV_DONTNEED)
         except (OSError, ValueError):

@@ -132,7 +132,7 @@ class FeatureBank:
         """Drop the file pages the mapped tensors touched from this process's resident set (they stay in the
         page cache and fault back in when read; the mappings are never written)."""
         for view in self._mappings:
-            drop_pages(getattr(view, "_mmap", None))
+            drop_pages(view)
         return np.int64(0)
 
     def gather_released(self, indices: dict[str, tf.Tensor]):
