@@ -5,26 +5,9 @@ import pytest
 
 from cvs_tf.data.pipeline import FeatureBank, feature_dataset, mapped_tensor
 from cvs_tf.data.store import load_feature_set, save_feature_set
+from tests.data.proc_memory import mapped_kib, status_kib
 
 MIB = 2**20
-
-
-def _kib(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
-
-
-def _mapped_kib(path):
-    """Resident KiB of every mapping of ``path`` (other file pages, e.g. shared libraries, are not counted)."""
-    total, inside = 0, False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split()
-            if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
-                inside = len(head) >= 6 and head[5] == str(path)
-            elif inside and line.startswith("Rss:"):
-                total += int(head[1])
-    return total
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +39,15 @@ def test_a_float32_file_is_mapped_a_float16_one_copied(big_set):
 
 
 def test_a_mapped_bank_adds_no_copy_and_its_pages_leave_after_each_batch(big_set):
-    anon = _kib("RssAnon")
+    anon = status_kib("RssAnon")
     bank = FeatureBank(big_set, ["image", "text"])
     image_file = (big_set.path / "image.train.x.npy").resolve()
-    assert (_kib("RssAnon") - anon) * 1024 < 8 * MIB               # a copy would add 96 MiB
+    assert (status_kib("RssAnon") - anon) * 1024 < 8 * MIB               # a copy would add 96 MiB
     it = iter(feature_dataset(bank, 64, seed=0))
     for _ in range(60):                                             # 3840 random rows: most pages touched
         next(it)
-    assert _mapped_kib(image_file) * 1024 < 32 * MIB                # released behind every batch (96 MiB if kept)
+    assert mapped_kib(image_file) * 1024 < 32 * MIB                # released behind every batch (96 MiB if kept)
     total = float(bank.features["image"][:5].numpy().sum(dtype=np.float64))
     assert total == pytest.approx(float(np.asarray(big_set.x("image", "train"))[:5].sum(dtype=np.float64)))
     np.asarray(big_set.x("image", "train")).sum(dtype=np.float64)   # touching every page is seen by the probe
-    assert _mapped_kib(image_file) * 1024 > 64 * MIB
+    assert mapped_kib(image_file) * 1024 > 64 * MIB

@@ -7,13 +7,13 @@ import tensorflow as tf
 from cvs_tf.data.pipeline import FeatureBank, host_tensor, release_feature_set, release_pages
 from cvs_tf.data.store import load_feature_set
 from tests.conftest import make_toy_featureset
+from tests.data.proc_memory import status_kib
 
 MIB = 2**20
 
 
 def rss() -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    return status_kib("VmRSS") * 1024
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from cvs_tf.data.pipeline import (
 )
 from cvs_tf.data.store import load_feature_set
 from tests.conftest import make_toy_featureset
+from tests.data.proc_memory import status_kib
 
 
 def _take(ds, n):
@@ -69,11 +70,6 @@ def test_a_paired_set_smaller_than_the_batch_keeps_a_multiple_of_the_replicas(ba
         ReplicaShard(2, 1, 2)
 
 
-def _vm_kib(key):
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
-
-
 def test_making_an_iterator_does_not_copy_the_bank(banks):
     """tf.data's default graph rewrites would serialize the captured bank when the iterator is made."""
     import tensorflow as tf
@@ -85,6 +81,6 @@ def test_making_an_iterator_does_not_copy_the_bank(banks):
             f.write("5")
     except OSError:
         pytest.skip("cannot reset the peak resident memory here")
-    before = _vm_kib("VmRSS")
+    before = status_kib("VmRSS")
     next(iter(feature_dataset(bank, 8, seed=0)))
-    assert _vm_kib("VmHWM") - before < 50 * 1024
+    assert status_kib("VmHWM") - before < 50 * 1024
