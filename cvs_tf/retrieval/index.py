@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.manifest import as_labels
 from cvs_tf.data.store import all_finite, sha256_file
 from cvs_tf.utils.artifacts import check_replaceable, read_manifest
 from cvs_tf.utils.atomic import atomic_dir
+from cvs_tf.utils.fields import Fields
 
 INDEX_FORMAT = "cvs_tf.index"
 INDEX_FORMAT_VERSION = 1
@@ -33,6 +35,23 @@ EF_CONSTRUCTION = 40
 EF_SEARCH = 128
 #: IVF training points per list (faiss warns below 39)
 TRAIN_PER_LIST = 64
+#: allowed range of each build/search parameter (docs/serving.md); faiss takes 32-bit ints, and an HNSW
+#: graph with M = 1 crashes it, while M links per node cost 8 M bytes per item
+BOUNDS = {"nlist": (1, 65536), "nprobe": (1, 65536), "hnsw_m": (2, 256), "ef_construction": (1, 4096),
+          "ef_search": (1, 4096), "k": (1, 100_000), "train_size": (1, 2**31 - 1), "seed": (0, 2**32 - 1)}
+#: the files an index directory may hold
+FILES = ("faiss.index", "ids.npy", "labels.npy")
+
+
+def check_bound(name: str, value, error=None) -> int:
+    """``value`` as an int within ``BOUNDS[name]``; ``error`` (default RetrievalError) naming it otherwise."""
+    error = error or RetrievalError
+    low, high = BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise error(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    if not low <= value <= high:
+        raise error(f"{name} must be in [{low}, {high}], got {value}")
+    return int(value)
 
 
 class RetrievalError(ValueError):
@@ -97,6 +116,49 @@ def _search_param(name: str) -> property:
 
     return property(get, set_, doc=f"default ``{name}`` of searches")
 
+def check_index_manifest(mpath: Path, manifest: dict) -> None:
+    """Every field :meth:`Index.load` reads has the right JSON type and range (RetrievalError naming the file
+    and field); the files it lists are the index's own (no path leads out of the directory)."""
+    f = Fields(mpath, manifest, error=RetrievalError)
+    kind = f.get("kind", "string", choices=KINDS)
+    f.get("dim", "integer", low=1)
+    count = f.get("count", "integer", low=0)
+    f.get("modality", "string", "null", required=False)
+    f.strings("classes", required=False, nullable=True)
+    f.get("label_kind", "string", "null", required=False, choices=("single", "multi"))
+    files = f.sub("files")
+    for name in ("faiss.index", "ids.npy"):
+        if name not in files.obj:
+            files.fail(name, "missing entry")
+    for name in files.obj:
+        if name not in FILES:
+            files.fail(name, f"not a file of an index (the files are {', '.join(FILES)})")
+        rec = files.sub(name)
+        rec.get("sha256", "string")
+        rec.get("bytes", "integer", low=0)
+    params = f.sub("params", required=False, nullable=True)
+    if params is not None:
+        for name, (low, high) in BOUNDS.items():
+            params.get(name, "integer", required=name == "nlist" and kind == "ivf", low=low,
+                       high=min(high, count) if name == "nlist" else high)
+        if "nprobe" in params.obj and "nlist" in params.obj and params.obj["nprobe"] > params.obj["nlist"]:
+            params.fail("nprobe", f"must be in [1, nlist = {params.obj['nlist']}], got {params.obj['nprobe']}")
+    elif kind == "ivf":
+        f.fail("params", "missing (an ivf index records nlist)")
+    exp = f.sub("export", required=False, nullable=True)
+    if exp is not None:
+        exp.get("sha256", "string")
+        exp.get("dim", "integer", low=1)
+        exp.get("path_from_index", "string", required=False)
+        exp.get("stage", "integer", "null", required=False)
+        for key in ("run", "space"):
+            exp.get(key, "string", "null", required=False)
+    src = f.sub("source", required=False, nullable=True)
+    if src is not None:
+        for key in ("type", "path_from_index", "name", "dataset", "manifest_sha256", "split", "file"):
+            src.get(key, "string", "null", required=False)
+
+
 class Index:
     """Nearest neighbours by inner product over a gallery of embeddings (one modality).
 
@@ -118,11 +180,14 @@ class Index:
         self.ids = np.arange(n).astype(str) if ids is None else np.asarray(ids).astype(str)
         if self.ids.shape != (n,):
             raise RetrievalError(f"ids have shape {self.ids.shape}; the index holds {n} items")
-        self.labels = None if labels is None else np.asarray(labels)
-        if self.labels is not None and self.labels.shape[0] != n:
-            raise RetrievalError(f"{self.labels.shape[0]} labels for {n} items")
         self.classes = None if classes is None else [str(c) for c in classes]
-        self.label_kind = label_kind or (None if self.labels is None else ("multi" if self.labels.ndim == 2 else "single"))
+        self.labels, self.label_kind = None, None
+        if labels is not None:
+            try:
+                self.labels, self.label_kind = as_labels(labels, n, n_classes=len(self.classes) if self.classes else None,
+                                                         label_kind=label_kind)
+            except ValueError as exc:
+                raise RetrievalError(f"{path / 'labels.npy' if path else 'labels'}: {exc}") from None
         self.modality = modality
         self.export = export
         self.source = source or {}
@@ -165,12 +230,15 @@ class Index:
             index.add(x)
         elif kind == "ivf":
             defaulted = nlist is None
-            nlist = default_nlist(n) if defaulted else int(nlist)
+            nlist = default_nlist(n) if defaulted else check_bound("nlist", nlist)
             if not 1 <= nlist <= n:
                 raise RetrievalError(f"nlist must be in [1, {n}] (the gallery size), got {nlist}")
-            nprobe = default_nprobe(nlist) if nprobe is None else int(nprobe)
+            nprobe = default_nprobe(nlist) if nprobe is None else check_bound("nprobe", nprobe)
             if not 1 <= nprobe <= nlist:
                 raise RetrievalError(f"nprobe must be in [1, nlist = {nlist}], got {nprobe}")
+            seed = check_bound("seed", seed)
+            if train_size is not None:
+                check_bound("train_size", train_size)
             quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = int(seed)
@@ -186,8 +254,7 @@ class Index:
             params = {"nlist": nlist, "nprobe": nprobe, "train_size": m, "seed": int(seed)}
         else:
             for name, v in (("hnsw_m", hnsw_m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
-                if int(v) < 1:
-                    raise RetrievalError(f"{name} must be >= 1, got {v}")
+                check_bound(name, v)
             index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = int(ef_construction)
             index.hnsw.efSearch = int(ef_search)
@@ -228,16 +295,14 @@ class Index:
         faiss = _faiss()
         if self.kind == "ivf":
             nlist = self.params["nlist"]
-            nprobe = self.params.get("nprobe", 1) if nprobe is None else int(nprobe)
+            nprobe = self.params.get("nprobe", 1) if nprobe is None else check_bound("nprobe", nprobe)
             if not 1 <= nprobe <= nlist:
                 raise RetrievalError(f"nprobe must be in [1, nlist = {nlist}], got {nprobe}")
             return faiss.SearchParametersIVF(nprobe=nprobe)
         if nprobe is not None:
             raise RetrievalError(f"nprobe applies to an ivf index, not to this {self.kind} index")
         if self.kind == "hnsw":
-            ef = self.params.get("ef_search", EF_SEARCH) if ef_search is None else int(ef_search)
-            if ef < 1:
-                raise RetrievalError(f"ef_search must be >= 1, got {ef}")
+            ef = self.params.get("ef_search", EF_SEARCH) if ef_search is None else check_bound("ef_search", ef_search)
             return faiss.SearchParametersHNSW(efSearch=ef)
         if ef_search is not None:
             raise RetrievalError(f"ef_search applies to an hnsw index, not to this {self.kind} index")
@@ -251,8 +316,7 @@ class Index:
         score -inf. ``nprobe`` (ivf) and ``ef_search`` (hnsw) override the saved defaults.
         """
         q = as_embeddings(queries, self.dim, "queries")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise RetrievalError(f"k must be a positive integer, got {k!r}")
+        check_bound("k", k)
         params = self._search_params(nprobe, ef_search)
         kk = min(int(k), self.count)
         if params is None:
@@ -313,6 +377,7 @@ class Index:
         manifest, _ = read_manifest(path, INDEX_MANIFEST, fmt=INDEX_FORMAT, version=INDEX_FORMAT_VERSION,
                                     required=("kind", "dim", "count", "files"), noun="index", error=RetrievalError,
                                     hint="build one with python -m cvs_tf.index build")
+        check_index_manifest(path / INDEX_MANIFEST, manifest)
         for fname, rec in manifest["files"].items():
             fpath = path / fname
             if not fpath.is_file():
@@ -331,6 +396,9 @@ class Index:
             labels = np.load(path / "labels.npy", allow_pickle=False) if "labels.npy" in manifest["files"] else None
         except (ValueError, OSError, EOFError) as exc:
             raise RetrievalError(f"{path}: unreadable ids/labels ({' '.join(str(exc).split())})") from None
+        if ids.ndim != 1 or ids.dtype.kind not in "USiu":
+            raise RetrievalError(f"{path / 'ids.npy'}: must be a 1-D array of ids (strings or integers), "
+                                 f"got shape {ids.shape}, dtype {ids.dtype}")
         out = cls(index, manifest["kind"], ids=ids, labels=labels, classes=manifest.get("classes"),
                   label_kind=manifest.get("label_kind"), modality=manifest.get("modality"),
                   export=manifest.get("export"), source=manifest.get("source"),

@@ -150,7 +150,7 @@ def test_mismatched_index_is_refused_by_the_searcher(space):
     (["{ix}", "--query-modality", "text", "--query-id", "test-3"], "--query-id must be SPLIT:ROW"),
     (["{ix}", "--query-modality", "text", "--query-features", "{nope}"], "no such query file"),
     (["{nope}", "--query-modality", "text", "--query-id", "test:0"], "no such index directory"),
-    (["{ix}", "--query-modality", "text", "--query-id", "test:0", "--k", "0"], "--k: must be >= 1"),
+    (["{ix}", "--query-modality", "text", "--query-id", "test:0", "--k", "0"], "--k: must be in [1, 100000], got 0"),
     (["{ix}", "--query-modality", "text", "--query-id", "test:0", "--nprobe", "2"], "nprobe applies"),
 ])
 def test_search_errors_are_one_line_exit_2(space, tmp_path, capsys, argv, needle):
