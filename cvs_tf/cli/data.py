@@ -22,7 +22,7 @@ from cvs_tf.data.converters.xmedianet import VARIANTS
 from cvs_tf.data.registry import SYNTH_NAMES, dataset_path
 from cvs_tf.data.store import SPLITS, FeatureSet, load_feature_set
 from cvs_tf.data.synthetic import DATASET_SPECS
-from cvs_tf.utils.cli import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_float, seed_int
 
 CONVERT_NAMES = tuple(CONVERTERS)
 MULTI_LABEL = {"synth": [n for n, s in DATASET_SPECS.items() if s.multi_label], "convert": offering("multi_label")}
@@ -60,7 +60,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("name", choices=SYNTH_NAMES)
     p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     p.add_argument("--scale", type=_scale, default=1.0, help="shrink every count by this factor (0, 1]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int(), default=0, help="in [0, 2**32) [0]")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
     p.add_argument("--multi-label", action="store_true", help=f"{', '.join(MULTI_LABEL['synth'])} only: multi-hot labels")
@@ -71,7 +71,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
+    p.add_argument("--seed", type=seed_int(), default=0, help="seed of the validation carve-out, in [0, 2**32) [0]")
     p.add_argument("--allow-extra-classes", action="store_true",
                    help="accept labels beyond the dataset's documented class count (a variant with more classes)")
     p.add_argument("--multi-label", action="store_true",
