@@ -14,22 +14,12 @@ from cvs_tf.cli.index import main as index_cli
 from cvs_tf.cli.search import main as search_cli
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.retrieval import Index, RetrievalError, Searcher
-from cvs_tf.serving import Export, export_model
+from cvs_tf.serving import Export
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.retrieval.exports import make_export
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def make_export(path, fs, seed):
-    """Export an untrained CVS (no attention) over ``fs``: plumbing needs weights, not training."""
-    import keras
-
-    from cvs_tf.models.cvs import CVSModel
-
-    keras.utils.set_random_seed(seed)
-    model = CVSModel({m: fs.dim(m) for m in fs.modalities}, fs.num_classes, attention=False, dim=16)
-    return export_model(model, path, dataset=fs, run_config={"seed": seed}, run_name=f"untrained-{seed}")
 
 
 @pytest.fixture(scope="module")
