@@ -22,7 +22,7 @@ from cvs_tf.data.converters.xmedianet import VARIANTS
 from cvs_tf.data.registry import SYNTH_NAMES, dataset_path
 from cvs_tf.data.store import SPLITS, FeatureSet, load_feature_set
 from cvs_tf.data.synthetic import DATASET_SPECS
-from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_float, seed_int
+from cvs_tf.utils.cli import ArgumentParser, CliError, seed_int
 
 CONVERT_NAMES = tuple(CONVERTERS)
 MULTI_LABEL = {"synth": [n for n, s in DATASET_SPECS.items() if s.multi_label], "convert": offering("multi_label")}
@@ -38,6 +38,9 @@ def _fraction(text: str) -> float:
     return value
 
 
+_fraction.bounds = (0, 1)
+
+
 def _scale(text: str) -> float:
     try:
         value = float(text)
@@ -46,6 +49,9 @@ def _scale(text: str) -> float:
     if not 0 < value <= 1:
         raise CliError(f"--scale: must be in (0, 1], got {text}")
     return value
+
+
+_scale.bounds = (0, 1)
 
 
 def build_parser() -> ArgumentParser:

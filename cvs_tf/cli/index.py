@@ -124,6 +124,8 @@ def _build(args) -> int:
     from cvs_tf.serving.export import Export
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not args.overwrite:    # before the (slow) embedding
         raise CliError(f"{out}: exists and is not empty (pass --overwrite to replace an index)")
     if args.kind != "ivf" and (args.nlist is not None or args.nprobe is not None):

@@ -133,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvs_tf.retrieval.index import Index
     from cvs_tf.retrieval.search import Searcher
 
+    if args.dataset and args.query_features:
+        raise CliError("--dataset applies to --query-id (the feature set its SPLIT:ROW refers to), not to --query-features")
     indexes = [Index.load(p) for p in args.indexes]
     for flag, value, kind in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
         if value is not None and not any(ix.kind == kind for ix in indexes):

@@ -127,24 +127,6 @@ def bounded_int(name: str, low: int, high: int):
     return parse
 
 
-def bounded_float(name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False):
-    """An argparse ``type=`` for a finite number in [low, high] (``low_open``/``high_open``: that end excluded)."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise CliError(f"{name}: not a number: {text!r}") from None
-        ok = (low < v if low_open else low <= v) and (v < high if high_open else v <= high)
-        if not ok:  # also refuses nan and inf
-            raise CliError(f"{name}: must be in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}, "
-                           f"got {text}")
-        return v
-
-    parse.bounds = (low, high)
-    return parse
-
-
 #: seeds: what numpy's and TensorFlow's seeding accept on every platform
 SEED_BOUNDS = (0, 2**32 - 1)
 
@@ -188,6 +170,9 @@ def parse_k(text: str) -> int | None:
 
 #: largest cut-off K of mAP@K (larger: use 'all')
 K_MAX = 1_000_000
+parse_k.bounds = (1, K_MAX)
+#: largest 1-based --stage (a stage per modality)
+MAX_STAGE = 1000
 
 
 def run_dir_parser(prog: str, description: str) -> ArgumentParser:
