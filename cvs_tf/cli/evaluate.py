@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import K_MAX, MAX_STAGE, ArgumentParser, CliError, bounded_int, parse_k, run_dir_parser
+from cvs_tf.utils.cli import (
+    K_MAX,
+    MAX_STAGE,
+    ArgumentParser,
+    CliError,
+    bounded_int,
+    parse_k,
+    run_dir_parser,
+)
 
 
 def build_parser() -> ArgumentParser:

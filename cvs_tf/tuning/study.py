@@ -23,7 +23,6 @@ from pathlib import Path
 
 from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.tuning.space import SearchSpace, default_space, describe
-from cvs_tf.utils.fields import Fields
 from cvs_tf.tuning.trial import (
     COMPLETE,
     describe_space_params,
@@ -32,6 +31,7 @@ from cvs_tf.tuning.trial import (
     run_trial,
     write_trials_jsonl,
 )
+from cvs_tf.utils.fields import Fields
 
 __all__ = ["STUDY_FILE", "TuneError", "TuneResult", "TuneSettings", "tune"]
 

@@ -17,7 +17,6 @@ no traceback, and no output directory. ``ATTEMPTED`` lists what was tried (print
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
