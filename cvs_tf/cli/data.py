@@ -6,6 +6,7 @@ Subcommands::
     synth NAME --out DIR [--scale S] [--seed N] [--multi-label] [--val-fraction F]
     convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V] [--allow-extra-classes]
     import DIR --out DIR [--val-fraction F] [--seed N] [--pairing auto|instance|class] [--label-base 0|1] [--name N]
+                         [--allow-id-overlap]
 
 Bad input prints one ``error: ...`` line on stderr and exits with status 2; a failed ``synth``
 or ``convert`` leaves no output directory behind.

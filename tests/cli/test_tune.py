@@ -123,3 +123,16 @@ def test_a_study_with_wrongly_typed_settings_is_refused_on_resume(study, capsys,
     s = optuna.load_study(study_name=STUDY_NAME, storage=_storage(out))
     s.set_user_attr(META_KEY, {**s.user_attrs[META_KEY], field: value})
     _error(capsys, ["--out", str(out), "--resume", "--trials", "3"], "study.journal: " + needle)
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("number", "1", "trial.json: number: must be integer, got string '1'"),
+    ("val_map", "high", "trial.json: val_map: must be number or null, got string"),
+    ("state", "DONE", "trial.json: state: must be one of COMPLETE, FAIL, INTERRUPTED"),
+])
+def test_a_wrongly_typed_trial_record_is_one_line_on_resume(study, capsys, field, value, needle):
+    out, _ = study
+    rec_path = out / "trials" / "0001" / "trial.json"
+    rec = json.loads(rec_path.read_text())
+    rec_path.write_text(json.dumps({**rec, field: value}))
+    _error(capsys, ["--out", str(out), "--resume", "--trials", "3"], needle)
