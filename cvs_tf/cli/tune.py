@@ -47,7 +47,7 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def _read_json(path: str, what: str):
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise CliError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -136,3 +136,14 @@ def test_a_wrongly_typed_trial_record_is_one_line_on_resume(study, capsys, field
     rec = json.loads(rec_path.read_text())
     rec_path.write_text(json.dumps({**rec, field: value}))
     _error(capsys, ["--out", str(out), "--resume", "--trials", "3"], needle)
+
+
+def test_json_files_with_a_utf8_bom_are_read(tmp_path):
+    from cvs_tf.cli.tune import parse_args, settings_from_args
+
+    base, space = tmp_path / "base.json", tmp_path / "space.json"
+    base.write_text("\ufeff" + json.dumps({"model": {"dim": 8}}), encoding="utf-8")
+    space.write_text("\ufeff" + json.dumps({"dim": {"choices": [8, 16]}}), encoding="utf-8")
+    s = settings_from_args(parse_args(["--config", str(base), "--search-space", str(space), "--out", str(tmp_path / "o")]))
+    assert s.base.model.dim == 8
+    assert next(p for p in s.search.params if p.name == "dim").choices == (8, 16)
