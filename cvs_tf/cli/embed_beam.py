@@ -20,7 +20,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cvs_tf.retrieval.index import BOUNDS
+from cvs_tf.retrieval.checks import BOUNDS
 from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_path
 
 #: rows per RunInference batch: at most this many (docs/beam.md)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.retrieval.index import BOUNDS
+from cvs_tf.retrieval.checks import BOUNDS
 from cvs_tf.utils.arrayfile import load_matrix
 from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_path
 

@@ -21,43 +21,25 @@ import numpy as np
 
 from cvs_tf.data.manifest import as_labels
 from cvs_tf.data.store import all_finite, sha256_file
+from cvs_tf.retrieval.checks import (
+    KINDS,
+    RetrievalError,
+    check_bound,
+    check_bounds,
+    check_index_manifest,
+)
 from cvs_tf.utils.artifacts import check_replaceable, read_manifest
 from cvs_tf.utils.atomic import atomic_dir
-from cvs_tf.utils.fields import Fields
 
 INDEX_FORMAT = "cvs_tf.index"
 INDEX_FORMAT_VERSION = 1
 INDEX_MANIFEST = "index.json"
-KINDS = ("exact", "ivf", "hnsw")
 #: HNSW defaults: links per node and construction beam (faiss's defaults are 32 and 40)
 HNSW_M = 32
 EF_CONSTRUCTION = 40
 EF_SEARCH = 128
 #: IVF training points per list (faiss warns below 39)
 TRAIN_PER_LIST = 64
-#: allowed range of each build/search parameter (docs/serving.md); faiss takes 32-bit ints, and an HNSW
-#: graph with M = 1 crashes it, while M links per node cost 8 M bytes per item
-BOUNDS = {"nlist": (1, 65536), "nprobe": (1, 65536), "hnsw_m": (2, 256), "ef_construction": (1, 4096),
-          "ef_search": (1, 4096), "k": (1, 100_000), "train_size": (1, 2**31 - 1), "seed": (0, 2**32 - 1)}
-#: the files an index directory may hold
-FILES = ("faiss.index", "ids.npy", "labels.npy")
-
-
-def check_bound(name: str, value, error=None) -> int:
-    """``value`` as an int within ``BOUNDS[name]``; ``error`` (default RetrievalError) naming it otherwise."""
-    error = error or RetrievalError
-    low, high = BOUNDS[name]
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise error(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise error(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
-
-
-class RetrievalError(ValueError):
-    """An index is missing, corrupt, built for another export, or queried with the wrong input."""
-
-
 def _faiss():
     import faiss
 
@@ -115,49 +97,6 @@ def _search_param(name: str) -> property:
         self.params[name] = int(value)
 
     return property(get, set_, doc=f"default ``{name}`` of searches")
-
-def check_index_manifest(mpath: Path, manifest: dict) -> None:
-    """Every field :meth:`Index.load` reads has the right JSON type and range (RetrievalError naming the file
-    and field); the files it lists are the index's own (no path leads out of the directory)."""
-    f = Fields(mpath, manifest, error=RetrievalError)
-    kind = f.get("kind", "string", choices=KINDS)
-    f.get("dim", "integer", low=1)
-    count = f.get("count", "integer", low=0)
-    f.get("modality", "string", "null", required=False)
-    f.strings("classes", required=False, nullable=True)
-    f.get("label_kind", "string", "null", required=False, choices=("single", "multi"))
-    files = f.sub("files")
-    for name in ("faiss.index", "ids.npy"):
-        if name not in files.obj:
-            files.fail(name, "missing entry")
-    for name in files.obj:
-        if name not in FILES:
-            files.fail(name, f"not a file of an index (the files are {', '.join(FILES)})")
-        rec = files.sub(name)
-        rec.get("sha256", "string")
-        rec.get("bytes", "integer", low=0)
-    params = f.sub("params", required=False, nullable=True)
-    if params is not None:
-        for name, (low, high) in BOUNDS.items():
-            params.get(name, "integer", required=name == "nlist" and kind == "ivf", low=low,
-                       high=min(high, count) if name == "nlist" else high)
-        if "nprobe" in params.obj and "nlist" in params.obj and params.obj["nprobe"] > params.obj["nlist"]:
-            params.fail("nprobe", f"must be in [1, nlist = {params.obj['nlist']}], got {params.obj['nprobe']}")
-    elif kind == "ivf":
-        f.fail("params", "missing (an ivf index records nlist)")
-    exp = f.sub("export", required=False, nullable=True)
-    if exp is not None:
-        exp.get("sha256", "string")
-        exp.get("dim", "integer", low=1)
-        exp.get("path_from_index", "string", required=False)
-        exp.get("stage", "integer", "null", required=False)
-        for key in ("run", "space"):
-            exp.get(key, "string", "null", required=False)
-    src = f.sub("source", required=False, nullable=True)
-    if src is not None:
-        for key in ("type", "path_from_index", "name", "dataset", "manifest_sha256", "split", "file"):
-            src.get(key, "string", "null", required=False)
-
 
 class Index:
     """Nearest neighbours by inner product over a gallery of embeddings (one modality).
@@ -220,6 +159,8 @@ class Index:
         faiss = _faiss()
         if kind not in KINDS:
             raise RetrievalError(f"unknown index kind {kind!r} (use {', '.join(KINDS)})")
+        check_bounds(nlist=nlist, nprobe=nprobe, train_size=train_size, seed=seed, hnsw_m=hnsw_m,
+                     ef_construction=ef_construction, ef_search=ef_search)
         x = as_embeddings(embeddings)
         n, d = x.shape
         if n == 0:
@@ -230,15 +171,12 @@ class Index:
             index.add(x)
         elif kind == "ivf":
             defaulted = nlist is None
-            nlist = default_nlist(n) if defaulted else check_bound("nlist", nlist)
+            nlist = default_nlist(n) if defaulted else int(nlist)
             if not 1 <= nlist <= n:
                 raise RetrievalError(f"nlist must be in [1, {n}] (the gallery size), got {nlist}")
-            nprobe = default_nprobe(nlist) if nprobe is None else check_bound("nprobe", nprobe)
+            nprobe = default_nprobe(nlist) if nprobe is None else int(nprobe)
             if not 1 <= nprobe <= nlist:
                 raise RetrievalError(f"nprobe must be in [1, nlist = {nlist}], got {nprobe}")
-            seed = check_bound("seed", seed)
-            if train_size is not None:
-                check_bound("train_size", train_size)
             quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = int(seed)
@@ -253,8 +191,6 @@ class Index:
             index.add(x)
             params = {"nlist": nlist, "nprobe": nprobe, "train_size": m, "seed": int(seed)}
         else:
-            for name, v in (("hnsw_m", hnsw_m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
-                check_bound(name, v)
             index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = int(ef_construction)
             index.hnsw.efSearch = int(ef_search)
