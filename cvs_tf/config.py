@@ -107,7 +107,7 @@ class RunConfig:
     def from_file(cls, path: str | os.PathLike) -> RunConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) is dropped
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
         except json.JSONDecodeError as exc:

@@ -6,6 +6,7 @@ Subcommands::
     synth NAME --out DIR [--scale S] [--seed N] [--multi-label] [--val-fraction F]
     convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V] [--allow-extra-classes]
     import DIR --out DIR [--val-fraction F] [--seed N] [--pairing auto|instance|class] [--label-base 0|1] [--name N]
+                         [--allow-id-overlap]
 
 Bad input prints one ``error: ...`` line on stderr and exits with status 2; a failed ``synth``
 or ``convert`` leaves no output directory behind.
@@ -22,7 +23,7 @@ from cvs_tf.data.converters.xmedianet import VARIANTS
 from cvs_tf.data.registry import SYNTH_NAMES, dataset_path
 from cvs_tf.data.store import SPLITS, FeatureSet, load_feature_set
 from cvs_tf.data.synthetic import DATASET_SPECS
-from cvs_tf.utils.cli import ArgumentParser, CliError
+from cvs_tf.utils.cli import ArgumentParser, CliError, seed_int
 
 CONVERT_NAMES = tuple(CONVERTERS)
 MULTI_LABEL = {"synth": [n for n, s in DATASET_SPECS.items() if s.multi_label], "convert": offering("multi_label")}
@@ -38,6 +39,9 @@ def _fraction(text: str) -> float:
     return value
 
 
+_fraction.bounds = (0, 1)
+
+
 def _scale(text: str) -> float:
     try:
         value = float(text)
@@ -46,6 +50,9 @@ def _scale(text: str) -> float:
     if not 0 < value <= 1:
         raise CliError(f"--scale: must be in (0, 1], got {text}")
     return value
+
+
+_scale.bounds = (0, 1)
 
 
 def build_parser() -> ArgumentParser:
@@ -60,7 +67,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("name", choices=SYNTH_NAMES)
     p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     p.add_argument("--scale", type=_scale, default=1.0, help="shrink every count by this factor (0, 1]")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int(), default=0, help="in [0, 2**32) [0]")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
     p.add_argument("--multi-label", action="store_true", help=f"{', '.join(MULTI_LABEL['synth'])} only: multi-hot labels")
@@ -71,7 +78,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory (must not exist)")
     p.add_argument("--val-fraction", type=_fraction, default=0.1,
                    help="share of train held out as val, in [0, 1); 0: no validation split [0.1]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the validation carve-out")
+    p.add_argument("--seed", type=seed_int(), default=0, help="seed of the validation carve-out, in [0, 2**32) [0]")
     p.add_argument("--allow-extra-classes", action="store_true",
                    help="accept labels beyond the dataset's documented class count (a variant with more classes)")
     p.add_argument("--multi-label", action="store_true",

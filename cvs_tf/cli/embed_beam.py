@@ -20,7 +20,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int
+from cvs_tf.retrieval.checks import BOUNDS
+from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_path
+
+#: rows per RunInference batch: at most this many (docs/beam.md)
+MAX_BATCH = 1 << 20
 
 PROG = "python -m cvs_tf.embed_beam"
 NO_BEAM = ("apache-beam is not installed in this environment: run the pipeline in the Beam virtualenv "
@@ -32,14 +36,14 @@ def build_parser() -> ArgumentParser:
                        "pipeline (RunInference); 'merge' indexes the shards.",
                        epilog="Other --options are passed to Beam as pipeline options (e.g. --direct_num_workers 2 "
                               "--direct_running_mode multi_processing, or a cluster runner's; docs/beam.md).")
-    p.add_argument("--export", required=True, metavar="EXPORT_DIR", help="an export of python -m cvs_tf.export")
+    p.add_argument("--export", required=True, metavar="EXPORT_DIR", type=existing_path("--export", "dir", "export directory"), help="an export of python -m cvs_tf.export")
     p.add_argument("--features", required=True, metavar="GLOB",
                    help="feature shards: .npz (features, ids) or .npy (+ NAME.ids.txt); quote the glob")
     p.add_argument("--modality", required=True, metavar="M", help="modality of the features")
     p.add_argument("--out", required=True, metavar="PREFIX", help="write PREFIX-SSSSS-of-NNNNN.npz, one per input shard")
     p.add_argument("--runner", default="DirectRunner", help="Beam runner [DirectRunner]")
-    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=1024,
-                   help="rows per RunInference batch [1024]")
+    p.add_argument("--batch-size", type=bounded_int("--batch-size", 1, MAX_BATCH), default=1024,
+                   help=f"rows per RunInference batch, at most {MAX_BATCH} [1024]")
     return p
 
 
@@ -47,10 +51,11 @@ def build_merge_parser() -> ArgumentParser:
     p = ArgumentParser(prog=f"{PROG} merge", description="Index a complete set of embedding shards (cvs_tf.index format).")
     p.add_argument("--shards", required=True, metavar="GLOB", help="the shards of one run, e.g. 'PREFIX-*'")
     p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
-    p.add_argument("--export", metavar="DIR", help="the export the shards were embedded with [recorded in them]")
+    p.add_argument("--export", metavar="DIR", type=existing_path("--export", "dir", "export directory"),
+                   help="the export the shards were embedded with [recorded in them]")
     p.add_argument("--kind", choices=("exact", "ivf", "hnsw"), default="exact", help="index kind [exact]")
-    p.add_argument("--nlist", type=positive_int("--nlist"), help="ivf: number of lists [about sqrt(N)]")
-    p.add_argument("--nprobe", type=positive_int("--nprobe"), help="ivf: lists scanned per query [nlist/64]")
+    p.add_argument("--nlist", type=bounded_int("--nlist", *BOUNDS["nlist"]), help="ivf: number of lists [about sqrt(N)]")
+    p.add_argument("--nprobe", type=bounded_int("--nprobe", *BOUNDS["nprobe"]), help="ivf: lists scanned per query [nlist/64]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     return p
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, parse_k, run_dir_parser
+from cvs_tf.utils.cli import (
+    K_MAX,
+    MAX_STAGE,
+    ArgumentParser,
+    CliError,
+    bounded_int,
+    parse_k,
+    run_dir_parser,
+)
 
 
 def build_parser() -> ArgumentParser:
@@ -16,9 +24,9 @@ def build_parser() -> ArgumentParser:
     )
     p.add_argument("--protocol", default="independent",
                    help="independent (default), pairwise, or rerank@K (e.g. rerank@50)")
-    p.add_argument("--k", default="50", help="cut-off K, or 'all' for mAP@all [50]")
+    p.add_argument("--k", type=parse_k, default=50, help=f"cut-off K in [1, {K_MAX}], or 'all' for mAP@all [50]")
     p.add_argument("--split", choices=("val", "test"), default="test", help="split to evaluate [test]")
-    p.add_argument("--stage", type=int, help="evaluate the model of this (1-based) stage [last]")
+    p.add_argument("--stage", type=bounded_int("--stage", 1, MAX_STAGE), help="evaluate the model of this (1-based) stage [last]")
     p.add_argument("--out", metavar="FILE",
                    help="output stem for .md/.csv/.json [RUN_DIR/eval/<split>-<protocol>-k<K>]")
     p.add_argument("--projector", action="store_true",
@@ -37,8 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvs_tf.evaluation.table import cross_modal_table, format_table, write_table
     from cvs_tf.training.run_dir import RunDirError, load_run
 
-    k = parse_k(args.k)
+    k = args.k
     protocol = parse_protocol(args.protocol)
+    if protocol.k is not None and protocol.k > K_MAX:
+        raise CliError(f"--protocol: rerank@K needs K in [1, {K_MAX}], got {protocol.k}")
     try:
         model, fs, _ = load_run(args.run_dir, stage=args.stage)
     except RunDirError as exc:

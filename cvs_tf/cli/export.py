@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, run_dir_parser
+from cvs_tf.utils.cli import MAX_STAGE, ArgumentParser, CliError, bounded_int, run_dir_parser
 
 
 def build_parser() -> ArgumentParser:
@@ -15,7 +15,7 @@ def build_parser() -> ArgumentParser:
         "float32 to L2-normalised embeddings (N, D), plus export.json. Loads with plain tf.saved_model.load.",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="export directory (must not exist, or be empty)")
-    p.add_argument("--stage", type=int, help="export the model of this (1-based) stage [last]")
+    p.add_argument("--stage", type=bounded_int("--stage", 1, MAX_STAGE), help="export the model of this (1-based) stage [last]")
     p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",
                    help="savedmodel (default), or onnx: the SavedModels plus <modality>.onnx (needs tf2onnx)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
@@ -31,8 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvs_tf.serving.export import EXPORT_MANIFEST, export_run
     from cvs_tf.training.run_dir import RunDirError
 
-    if args.stage is not None and args.stage < 1:
-        raise CliError(f"--stage must be >= 1, got {args.stage}")
     formats = ("savedmodel", "onnx") if args.format == "onnx" else ("savedmodel",)
     try:
         out = export_run(args.run_dir, args.out, stage=args.stage, formats=formats, overwrite=args.overwrite)

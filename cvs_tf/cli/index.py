@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int
+from cvs_tf.retrieval.checks import BOUNDS
+from cvs_tf.utils.arrayfile import load_array, load_matrix
+from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_path
 
 
 def _size(n: int) -> str:
@@ -29,45 +31,42 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m cvs_tf.index", description=__doc__.split("\n")[0].strip("`"))
     sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     b = sub.add_parser("build", help="embed a gallery with an export and index it")
-    b.add_argument("export_dir", metavar="EXPORT_DIR", help="an export written by python -m cvs_tf.export")
+    b.add_argument("export_dir", metavar="EXPORT_DIR", type=existing_path("EXPORT_DIR", "dir", "export directory"),
+                   help="an export written by python -m cvs_tf.export")
     b.add_argument("--features", required=True, metavar="FEATURES",
-                   help="feature-set directory or dataset name, or a .npy of raw (N, d_m) features")
+                   help="feature-set directory or dataset name, or a .npy (or one-array .npz) of raw (N, d_m) features")
     b.add_argument("--modality", required=True, metavar="M", help="modality of the gallery features")
     b.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
     b.add_argument("--kind", choices=("exact", "ivf", "hnsw"), default="exact",
                    help="exact inner product (default), ivf (IVF-flat) or hnsw")
     b.add_argument("--split", choices=("train", "val", "test"), default="test",
                    help="feature-set split to index [test]")
-    b.add_argument("--ids", metavar="FILE", help="with a .npy: text file of item ids, one per line [row numbers]")
-    b.add_argument("--labels", metavar="FILE.npy", help="with a .npy: (N,) class ids or (N, C) multi-hot labels")
-    b.add_argument("--nlist", type=positive_int("--nlist"), help="ivf: number of lists [about sqrt(N)]")
-    b.add_argument("--nprobe", type=positive_int("--nprobe"), help="ivf: lists scanned per query by default [nlist/64]")
-    b.add_argument("--hnsw-m", type=positive_int("--hnsw-m"), default=32, help="hnsw: links per node [32]")
-    b.add_argument("--ef-construction", type=positive_int("--ef-construction"), default=40,
+    b.add_argument("--ids", metavar="FILE", type=existing_path("--ids", noun="ids file"), help="with a .npy: text file of item ids, one per line [row numbers]")
+    b.add_argument("--labels", metavar="FILE.npy", type=existing_path("--labels", noun="labels file"), help="with a .npy: (N,) class ids or (N, C) multi-hot labels")
+    b.add_argument("--nlist", type=_bounded("--nlist"), help="ivf: number of lists [about sqrt(N)]")
+    b.add_argument("--nprobe", type=_bounded("--nprobe"), help="ivf: lists scanned per query by default [nlist/64]")
+    b.add_argument("--hnsw-m", type=_bounded("--hnsw-m"), default=32, help="hnsw: links per node [32]")
+    b.add_argument("--ef-construction", type=_bounded("--ef-construction"), default=40,
                    help="hnsw: construction beam [40]")
-    b.add_argument("--ef-search", type=positive_int("--ef-search"), default=128, help="hnsw: default search beam [128]")
+    b.add_argument("--ef-search", type=_bounded("--ef-search"), default=128, help="hnsw: default search beam [128]")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index directory")
     i = sub.add_parser("info", help="describe an index")
-    i.add_argument("index", metavar="INDEX")
+    i.add_argument("index", metavar="INDEX", type=existing_path("INDEX", "dir", "index directory"))
     return p
+
+
+def _bounded(flag: str):
+    """``flag``'s integer type, bounded by :data:`cvs_tf.retrieval.index.BOUNDS` (docs/serving.md)."""
+    return bounded_int(flag, *BOUNDS[flag.lstrip("-").replace("-", "_")])
 
 
 def parse_args(argv: Sequence[str] | None = None):
     return build_parser().parse_args(argv)
 
 
-def _load_npy(path: str, what: str) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise CliError(f"{path}: no such {what} file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise CliError(f"{path}: unreadable .npy ({' '.join(str(exc).split())})") from None
-
-
 def _read_ids(path: str, n: int) -> np.ndarray:
     try:
-        ids = [line.rstrip("\r\n") for line in Path(path).read_text().splitlines()]
+        ids = [line.rstrip("\r\n") for line in Path(path).read_text(encoding="utf-8-sig").splitlines()]
     except FileNotFoundError:
         raise CliError(f"{path}: no such ids file") from None
     except UnicodeDecodeError:
@@ -79,30 +78,31 @@ def _read_ids(path: str, n: int) -> np.ndarray:
     return np.asarray(ids)
 
 
+def _gallery_labels(path: str, n: int, known: list[str] | None):
+    """``(labels, classes, label_kind)`` of ``--labels``: checked by the shared label check (an (N, 1) column is class ids)."""
+    from cvs_tf.data.manifest import as_labels
+
+    try:
+        labels, kind = as_labels(load_array(path, "labels"), n)
+    except ValueError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    top = labels.shape[1] if kind == "multi" else (int(labels.max()) + 1 if labels.size else 0)
+    fits = known and (top == len(known) if kind == "multi" else top <= len(known))
+    return labels, (known if fits else None), kind
+
+
 def gallery_from_args(args, export):
     """(features, ids, labels, classes, label_kind, source) of the gallery named on the command line."""
     from cvs_tf.data.registry import dataset_path
     from cvs_tf.data.store import load_feature_set, sha256_file
 
     spec = args.features
-    if spec.endswith(".npy") or Path(spec).is_file():
-        x = _load_npy(spec, "features")
-        if x.ndim != 2:
-            raise CliError(f"{spec}: features must be 2-D (N, d_m), got shape {x.shape}")
+    if spec.endswith((".npy", ".npz")) or Path(spec).is_file():
+        x = load_matrix(spec, "features")
         ids = _read_ids(args.ids, len(x)) if args.ids else None
         labels, classes, label_kind = None, None, None
         if args.labels:
-            labels = np.asarray(_load_npy(args.labels, "labels"))
-            if labels.shape[0:1] != (len(x),) or labels.ndim not in (1, 2):
-                raise CliError(f"{args.labels}: labels have shape {labels.shape}; need ({len(x)},) or ({len(x)}, C)")
-            if not np.issubdtype(labels.dtype, np.integer) and not np.issubdtype(labels.dtype, np.bool_):
-                raise CliError(f"{args.labels}: labels must be integers, got dtype {labels.dtype}")
-            if labels.size and labels.min() < 0:
-                raise CliError(f"{args.labels}: negative labels")
-            label_kind = "multi" if labels.ndim == 2 else "single"
-            known = export.classes
-            top = labels.shape[1] if labels.ndim == 2 else (int(labels.max()) + 1 if labels.size else 0)
-            classes = known if known and top <= len(known) else None
+            labels, classes, label_kind = _gallery_labels(args.labels, len(x), export.classes)
         source = {"type": "npy", "file": Path(spec).name, "sha256": sha256_file(spec)}
         return x, ids, labels, classes, label_kind, source
     if args.ids or args.labels:
@@ -124,6 +124,8 @@ def _build(args) -> int:
     from cvs_tf.serving.export import Export
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not args.overwrite:    # before the (slow) embedding
         raise CliError(f"{out}: exists and is not empty (pass --overwrite to replace an index)")
     if args.kind != "ivf" and (args.nlist is not None or args.nprobe is not None):

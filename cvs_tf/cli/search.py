@@ -16,21 +16,26 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int
+from cvs_tf.retrieval.checks import BOUNDS
+from cvs_tf.utils.arrayfile import load_matrix
+from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_path
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m cvs_tf.search", description=__doc__.split("\n")[0].strip("`"))
-    p.add_argument("indexes", nargs="+", metavar="INDEX", help="index directories (python -m cvs_tf.index build)")
+    p.add_argument("indexes", nargs="+", metavar="INDEX", type=existing_path("INDEX", "dir", "index directory"), help="index directories (python -m cvs_tf.index build)")
     p.add_argument("--query-modality", required=True, metavar="M", help="modality of the query features")
     q = p.add_mutually_exclusive_group(required=True)
-    q.add_argument("--query-features", metavar="FILE.npy", help="raw query features, (d_m,) or (N, d_m)")
+    q.add_argument("--query-features", metavar="FILE.npy", type=existing_path("--query-features", noun="query file"),
+                   help="raw query features, (d_m,) or (N, d_m): a .npy, or a .npz holding one array (or 'features')")
     q.add_argument("--query-id", metavar="SPLIT:ROW", help="a row of the indexes' feature set (or of --dataset)")
     p.add_argument("--dataset", metavar="D", help="feature set (name or directory) that --query-id refers to")
-    p.add_argument("--export", metavar="DIR", help="the export the indexes were built with [recorded in the index]")
-    p.add_argument("--k", type=positive_int("--k"), default=10, help="items per index [10]")
-    p.add_argument("--nprobe", type=positive_int("--nprobe"), help="ivf indexes: lists scanned [saved default]")
-    p.add_argument("--ef-search", type=positive_int("--ef-search"), help="hnsw indexes: search beam [saved default]")
+    p.add_argument("--export", metavar="DIR", type=existing_path("--export", "dir", "export directory"), help="the export the indexes were built with [recorded in the index]")
+    p.add_argument("--k", type=bounded_int("--k", *BOUNDS["k"]), default=10, help="items per index [10]")
+    p.add_argument("--nprobe", type=bounded_int("--nprobe", *BOUNDS["nprobe"]),
+                   help="ivf indexes: lists scanned [saved default]")
+    p.add_argument("--ef-search", type=bounded_int("--ef-search", *BOUNDS["ef_search"]),
+                   help="hnsw indexes: search beam [saved default]")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
@@ -78,14 +83,8 @@ def _featureset_of(args, indexes):
 def _query(args, indexes):
     """(features (N, d_m), description dict) of the query."""
     if args.query_features:
-        try:
-            x = np.load(args.query_features, allow_pickle=False)
-        except FileNotFoundError:
-            raise CliError(f"{args.query_features}: no such query file") from None
-        except (ValueError, OSError, EOFError) as exc:
-            raise CliError(f"{args.query_features}: unreadable .npy ({' '.join(str(exc).split())})") from None
-        return x, {"modality": args.query_modality, "features": Path(args.query_features).name,
-                   "rows": int(x.shape[0]) if x.ndim == 2 else 1}
+        x = load_matrix(args.query_features, "query features", one_row=True)
+        return x, {"modality": args.query_modality, "features": Path(args.query_features).name, "rows": int(x.shape[0])}
     split, sep, row = args.query_id.partition(":")
     if not sep or split not in ("train", "val", "test") or not row.lstrip("-").isdigit():
         raise CliError(f"--query-id must be SPLIT:ROW with SPLIT train, val or test (e.g. test:0), got {args.query_id!r}")
@@ -134,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvs_tf.retrieval.index import Index
     from cvs_tf.retrieval.search import Searcher
 
+    if args.dataset and args.query_features:
+        raise CliError("--dataset applies to --query-id (the feature set its SPLIT:ROW refers to), not to --query-features")
     indexes = [Index.load(p) for p in args.indexes]
     for flag, value, kind in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
         if value is not None and not any(ix.kind == kind for ix in indexes):

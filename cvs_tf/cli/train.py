@@ -126,10 +126,14 @@ def config_from_args(args) -> RunConfig:
     if args.stages:
         m.stages = [[x.strip().lower() for x in g.split(",") if x.strip()] for g in args.stages]
     cfg.validate()
-    from cvs_tf.spaces import get_space, multi_stage_names
+    from cvs_tf.spaces import get_space, multi_stage_names, space_names
 
     if m.stages and not get_space(m.space).multi_stage:
         raise ConfigError(f"--stages needs --space {' or '.join(multi_stage_names())}")
+    if args.reference is not None and "reference" not in get_space(m.space).options:
+        takers = [n for n in space_names() if "reference" in get_space(n).options]
+        raise ConfigError(f"--reference applies to a space with a reference modality ({', '.join(takers)}), "
+                          f"not {m.space}")
     return cfg
 
 

@@ -6,17 +6,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int
+from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_path, seed_int
 
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise CliError(f"--seed: not an integer: {text!r}") from None
-    if not 0 <= v < 2**32:
-        raise CliError(f"--seed must be in [0, 2**32), got {v}")
-    return v
+#: bounds of --trials and --epochs (docs/tuning.md)
+MAX_TRIALS, MAX_EPOCHS = 10_000, 100_000
 
 
 def build_parser() -> ArgumentParser:
@@ -30,19 +23,19 @@ def build_parser() -> ArgumentParser:
 
     p.add_argument("--dataset", help="dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory [tux12]")
     p.add_argument("--space", choices=space_names(), help="the space to tune [the default space]")
-    p.add_argument("--trials", type=positive_int("--trials"),
+    p.add_argument("--trials", type=bounded_int("--trials", 1, MAX_TRIALS),
                    help="total trials of the study (with --resume: a new total) [20]")
     p.add_argument("--out", metavar="DIR", required=True, help="study directory: new or empty (or --resume)")
     p.add_argument("--resume", action="store_true",
                    help="continue the study in --out: run only the trials missing up to --trials")
-    p.add_argument("--seed", type=_non_negative_int, help="seeds the TPE sampler and every trial's training [0]")
-    p.add_argument("--epochs", type=positive_int("--epochs"),
+    p.add_argument("--seed", type=seed_int(), help="seeds the TPE sampler and every trial's training [0]")
+    p.add_argument("--epochs", type=bounded_int("--epochs", 1, MAX_EPOCHS),
                    help="max epochs per stage of every trial [30; with --config: its train.epochs]")
     p.add_argument("--loss-kinds", metavar="A,B,...",
                    help="loss kinds to choose among [the registered ones of semihard_triplet, supcon, infonce, "
                    "dscmr, max_violation]")
-    p.add_argument("--config", metavar="FILE", help="JSON RunConfig of the fields not tuned (batch size, patience, ...)")
-    p.add_argument("--search-space", metavar="FILE",
+    p.add_argument("--config", metavar="FILE", type=existing_path("--config", noun="config file"), help="JSON RunConfig of the fields not tuned (batch size, patience, ...)")
+    p.add_argument("--search-space", metavar="FILE", type=existing_path("--search-space", noun="search space file"),
                    help='JSON overrides of the search space, e.g. {"dim": {"low": 64, "high": 128}, "depth": null}')
     p.add_argument("--progress", action="store_true", help="also print every trial's per-epoch lines")
     return p
@@ -54,7 +47,7 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def _read_json(path: str, what: str):
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise CliError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.manifest import as_labels
 from cvs_tf.data.store import FeatureSetError
 
 
@@ -114,31 +115,10 @@ def _features(path: Path, key: str, raw: np.ndarray) -> np.ndarray:
 
 def _labels(path: Path, key: str, raw: np.ndarray, rows: int, base: int) -> np.ndarray:
     """(N,) 0-based int64 class ids, or (N, C) uint8 multi-hot."""
-    y = np.asarray(raw)
-    if y.dtype.kind not in "biuf":
-        raise layout_error(path, key, f"not a numeric array (dtype {y.dtype}; labels are class ids, names go in classes.txt)")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim not in (1, 2):
-        raise layout_error(path, key, f"wrong shape {y.shape}: labels must be (N,) class ids or (N, C) multi-hot")
-    if len(y) != rows:
-        raise layout_error(path, key, f"wrong shape: {len(y)} labels for {rows} feature rows")
-    if y.ndim == 2:
-        if not np.isin(y, (0, 1)).all():
-            raise layout_error(path, key, f"labels out of range: multi-hot labels must be 0/1, found {y[~np.isin(y, (0, 1))][0].item()!r}")
-        return y.astype(np.uint8)
-    if y.dtype.kind == "b":
-        raise layout_error(path, key, "labels out of range: boolean labels (class ids must be integers)")
-    if y.dtype.kind == "f" and len(y):
-        if not np.isfinite(y).all():
-            raise layout_error(path, key, "labels contain NaN or Inf")
-        frac = y != np.round(y)
-        if frac.any():
-            raise layout_error(path, key, f"labels out of range: not integers (found {y[frac][0].item()!r})")
-    if len(y) and (y.max() >= 2**31 or y.min() < base):
-        bad = y.max() if y.max() >= 2**31 else y.min()
-        raise layout_error(path, key, f"labels out of range: found {bad.item():g}, labels here are {base}-based")
-    return y.astype(np.int64) - base
+    try:
+        return as_labels(raw, rows, base=base)[0]
+    except ValueError as exc:
+        raise layout_error(path, key, str(exc)) from None
 
 
 def _ids(path: Path, key: str, raw, rows: int) -> list[str]:
@@ -156,7 +136,7 @@ def _ids(path: Path, key: str, raw, rows: int) -> list[str]:
 
 def text_lines(path: Path, key: str) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not part of the first line
     except UnicodeDecodeError:
         raise layout_error(path, key, "not UTF-8 text") from None
     except OSError as exc:

@@ -83,6 +83,9 @@ def scan(root: Path) -> dict[str, dict[str, Path]]:
             raise layout_error(p, "file", f"two feature files for {m} {split} ({found[m][split].name} too); keep one")
         found[m][split] = p
     if not found:
+        if (root / "manifest.json").is_file() or any(root.glob("*.train.x.npy")):
+            raise layout_error(root, "layout", "this is already a cvs_tf feature set (<modality>.<split>.x.npy and "
+                               ".y.npy); use it as it is: --dataset DIR (python -m cvs_tf.data inspect DIR describes it)")
         raise layout_error(root, "layout", "no feature files <modality>.<split>.npy|npz|parquet (split: train, val, test)")
     for m, per in found.items():
         missing = [s for s in ("train", "test") if s not in per]
@@ -200,8 +203,22 @@ def pair(parts: dict[str, dict[str, Part]], pairing: str) -> str:
     return pairing
 
 
-def read_layout(src: str | Path, *, pairing: str = "auto", label_base: int = 0) -> Layout:
-    """Read and validate every file of the layout at ``src`` (nothing is written)."""
+def check_id_overlap(parts: dict[str, dict[str, Part]]) -> None:
+    """Refuse an item id given in two splits of one modality (a test item that is also a train item leaks)."""
+    for m, per in parts.items():
+        seen: dict[str, str] = {}
+        for split, part in per.items():
+            for i in part.ids or ():
+                if seen.setdefault(i, split) != split:
+                    raise layout_error(next((f for f in part.files if f.suffix == ".txt"), part.files[0]), "ids",
+                                       f"id {i!r} is both a {seen[i]} and a {split} item of {m} (the splits would "
+                                       "share items; --allow-id-overlap if they are really different items)")
+
+
+def read_layout(src: str | Path, *, pairing: str = "auto", label_base: int = 0,
+                allow_id_overlap: bool = False) -> Layout:
+    """Read and validate every file of the layout at ``src`` (nothing is written); an id in two splits of a
+    modality is refused unless ``allow_id_overlap``."""
     if label_base not in (0, 1):
         raise FeatureSetError(f"label_base: must be 0 or 1, got {label_base!r}")
     root = Path(src)
@@ -214,6 +231,8 @@ def read_layout(src: str | Path, *, pairing: str = "auto", label_base: int = 0) 
         if len(set(dims.values())) > 1:
             s = next(s for s in per if dims[s] != dims["train"])
             raise layout_error(per[s].files[0], "features", f"wrong shape: feature dim {dims[s]}, {m} train has {dims['train']}")
+    if not allow_id_overlap:
+        check_id_overlap(parts)
     classes, kind = resolve_classes(parts, names, root, label_base)
     pairing = pair(parts, pairing)
     notes = [f"{m}: " + " / ".join(f"{len(p.x)} {s}" for s, p in per.items()) + f" items, dim {per['train'].x.shape[1]}"
@@ -253,18 +272,19 @@ def _gather(layout: Layout, val_fraction: float | None, seed: int):
 
 def import_layout(src: str | Path, out: str | Path, *, val_fraction: float | None = None, seed: int = 0,
                   pairing: str = "auto", label_base: int = 0, name: str | None = None,
-                  report: Callable[[str], None] | None = print) -> Path:
+                  report: Callable[[str], None] | None = print, allow_id_overlap: bool = False) -> Path:
     """Read, validate and write the layout at ``src`` as a feature set at ``out`` (atomically).
 
     ``val_fraction`` (default 0.1; refused when the layout has val files) and ``seed`` define the
-    validation carve-out; ``pairing`` is ``auto`` (instance with ids, else class), ``instance`` or ``class``.
+    validation carve-out; ``pairing`` is ``auto`` (instance with ids, else class), ``instance`` or ``class``;
+    ``allow_id_overlap`` accepts an id in two splits of one modality (refused by default).
     """
     if val_fraction is not None:
         check_fraction(val_fraction)
     out, root = Path(out), Path(src)
     if out.exists():
         raise FeatureSetError(f"{out}: output directory already exists (remove it first)")
-    layout = read_layout(root, pairing=pairing, label_base=label_base)
+    layout = read_layout(root, pairing=pairing, label_base=label_base, allow_id_overlap=allow_id_overlap)
     data, ids, validation = _gather(layout, val_fraction, seed)
     for note in layout.notes if report else ():
         report(f"import: {note}")

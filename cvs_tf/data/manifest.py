@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.utils.fields import is_int as _is_int
+from cvs_tf.utils.fields import json_kind as _json_kind
+from cvs_tf.utils.fields import short as _short
+
 FORMAT = "cvs_tf.featureset"
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -92,6 +96,50 @@ def label_value_error(y: np.ndarray, label_kind: str, n_classes: int) -> str | N
     return None
 
 
+def as_labels(raw, rows: int | None = None, *, n_classes: int | None = None, label_kind: str | None = None,
+              base: int = 0) -> tuple[np.ndarray, str]:
+    """``(labels, label_kind)`` of a label array from outside: (N,) class ids (an (N, 1) column is read as
+    one) come back as 0-based int64 (``base``: the smallest id), (N, C) multi-hot of 0/1 as uint8.
+
+    ``rows``: the item count they must match; ``n_classes``: class ids must be below it (multi-hot: C
+    must equal it); ``label_kind``: the kind they must be. Raises ValueError with the reason (no file
+    name: the caller puts it in front). The one label check of import, index and search.
+    """
+    y = np.asarray(raw)
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"not a numeric array (dtype {y.dtype}; labels are class ids, names go in classes.txt)")
+    if y.ndim == 2 and y.shape[1] == 1 and label_kind != "multi":
+        y = y[:, 0]
+    if y.ndim not in (1, 2):
+        raise ValueError(f"wrong shape {y.shape}: labels must be (N,) class ids or (N, C) multi-hot")
+    if rows is not None and len(y) != rows:
+        raise ValueError(f"wrong shape: {len(y)} labels for {rows} feature rows")
+    kind = "multi" if y.ndim == 2 else "single"
+    if label_kind is not None and kind != label_kind:
+        want = "(N, C) multi-hot" if label_kind == "multi" else "(N,) class ids"
+        raise ValueError(f"wrong shape {y.shape}: {label_kind}-label data needs {want}")
+    if kind == "multi":
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"labels out of range: multi-hot labels must be 0/1, found {y[~np.isin(y, (0, 1))][0].item()!r}")
+        if n_classes is not None and y.shape[1] != n_classes:
+            raise ValueError(f"wrong shape {y.shape}: multi-hot labels need {n_classes} columns (one per class)")
+        return y.astype(np.uint8), kind
+    if y.dtype.kind == "b":
+        raise ValueError("labels out of range: boolean labels (class ids must be integers)")
+    if y.dtype.kind == "f" and len(y):
+        if not np.isfinite(y).all():
+            raise ValueError("labels contain NaN or Inf")
+        frac = y != np.round(y)
+        if frac.any():
+            raise ValueError(f"labels out of range: not integers (found {y[frac][0].item()!r})")
+    if len(y) and (y.max() >= 2**31 or y.min() < base):
+        bad = y.max() if y.max() >= 2**31 else y.min()
+        raise ValueError(f"labels out of range: found {bad.item():g}, labels here are {base}-based")
+    if len(y) and n_classes is not None and y.max() - base >= n_classes:
+        raise ValueError(f"labels out of range: found {y.max().item():g}, but there are {n_classes} classes")
+    return y.astype(np.int64) - base, kind
+
+
 # --------------------------------------------------------------------------- checking arrays
 
 
@@ -129,24 +177,6 @@ def check_labels(ypath: Path, y: np.ndarray, label_kind: str, n_classes: int) ->
 
 
 # --------------------------------------------------------------------------- checking a manifest
-
-
-def _json_kind(value) -> str:
-    """JSON type name of a decoded value, for messages."""
-    for kind, types in (("null", type(None)), ("boolean", bool), ("number", (int, float)), ("string", str),
-                        ("array", list), ("object", dict)):
-        if isinstance(value, types):
-            return kind
-    return type(value).__name__
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _obj(mpath: Path, value, fld: str) -> dict:

@@ -11,10 +11,10 @@
 
 "After" is the run's model at its last (or ``--stage``) finished stage. "Before" is the same
 space re-built from the run's own ``config.json`` with its seed, exactly as the trainer builds it
-before the first step (``keras.utils.set_random_seed(seed)``, then ``build_model``): the initial
-weights of that run, not a checkpoint (none is kept of them). Rows of every modality of the
-model are stacked in the model's modality order; labels only colour the picture, they are never
-used to embed.
+before the first step (``keras.utils.set_random_seed(seed)``, ``build_model``, then with
+``standardize`` the train-split statistics): the initial weights of that run, not a checkpoint
+(none is kept of them). Rows of every modality of the model are stacked in the model's modality
+order; labels only colour the picture, they are never used to embed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def initial_model(run_dir: str | Path, fs):
 
     cfg, _ = read_run_config(run_dir)
     keras.utils.set_random_seed(cfg.train.seed)
-    return build_model(cfg, fs)
+    model = build_model(cfg, fs)
+    model.fit_standardization(fs)  # as the trainer does before the first step (standardize only)
+    return model
 
 
 def _class_names(fs, y: np.ndarray) -> list[str]:

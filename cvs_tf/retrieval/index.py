@@ -19,26 +19,27 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.manifest import as_labels
 from cvs_tf.data.store import all_finite, sha256_file
+from cvs_tf.retrieval.checks import (
+    KINDS,
+    RetrievalError,
+    check_bound,
+    check_bounds,
+    check_index_manifest,
+)
 from cvs_tf.utils.artifacts import check_replaceable, read_manifest
 from cvs_tf.utils.atomic import atomic_dir
 
 INDEX_FORMAT = "cvs_tf.index"
 INDEX_FORMAT_VERSION = 1
 INDEX_MANIFEST = "index.json"
-KINDS = ("exact", "ivf", "hnsw")
 #: HNSW defaults: links per node and construction beam (faiss's defaults are 32 and 40)
 HNSW_M = 32
 EF_CONSTRUCTION = 40
 EF_SEARCH = 128
 #: IVF training points per list (faiss warns below 39)
 TRAIN_PER_LIST = 64
-
-
-class RetrievalError(ValueError):
-    """An index is missing, corrupt, built for another export, or queried with the wrong input."""
-
-
 def _faiss():
     import faiss
 
@@ -118,11 +119,14 @@ class Index:
         self.ids = np.arange(n).astype(str) if ids is None else np.asarray(ids).astype(str)
         if self.ids.shape != (n,):
             raise RetrievalError(f"ids have shape {self.ids.shape}; the index holds {n} items")
-        self.labels = None if labels is None else np.asarray(labels)
-        if self.labels is not None and self.labels.shape[0] != n:
-            raise RetrievalError(f"{self.labels.shape[0]} labels for {n} items")
         self.classes = None if classes is None else [str(c) for c in classes]
-        self.label_kind = label_kind or (None if self.labels is None else ("multi" if self.labels.ndim == 2 else "single"))
+        self.labels, self.label_kind = None, None
+        if labels is not None:
+            try:
+                self.labels, self.label_kind = as_labels(labels, n, n_classes=len(self.classes) if self.classes else None,
+                                                         label_kind=label_kind)
+            except ValueError as exc:
+                raise RetrievalError(f"{path / 'labels.npy' if path else 'labels'}: {exc}") from None
         self.modality = modality
         self.export = export
         self.source = source or {}
@@ -155,6 +159,8 @@ class Index:
         faiss = _faiss()
         if kind not in KINDS:
             raise RetrievalError(f"unknown index kind {kind!r} (use {', '.join(KINDS)})")
+        check_bounds(nlist=nlist, nprobe=nprobe, train_size=train_size, seed=seed, hnsw_m=hnsw_m,
+                     ef_construction=ef_construction, ef_search=ef_search)
         x = as_embeddings(embeddings)
         n, d = x.shape
         if n == 0:
@@ -185,9 +191,6 @@ class Index:
             index.add(x)
             params = {"nlist": nlist, "nprobe": nprobe, "train_size": m, "seed": int(seed)}
         else:
-            for name, v in (("hnsw_m", hnsw_m), ("ef_construction", ef_construction), ("ef_search", ef_search)):
-                if int(v) < 1:
-                    raise RetrievalError(f"{name} must be >= 1, got {v}")
             index = faiss.IndexHNSWFlat(d, int(hnsw_m), faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = int(ef_construction)
             index.hnsw.efSearch = int(ef_search)
@@ -228,16 +231,14 @@ class Index:
         faiss = _faiss()
         if self.kind == "ivf":
             nlist = self.params["nlist"]
-            nprobe = self.params.get("nprobe", 1) if nprobe is None else int(nprobe)
+            nprobe = self.params.get("nprobe", 1) if nprobe is None else check_bound("nprobe", nprobe)
             if not 1 <= nprobe <= nlist:
                 raise RetrievalError(f"nprobe must be in [1, nlist = {nlist}], got {nprobe}")
             return faiss.SearchParametersIVF(nprobe=nprobe)
         if nprobe is not None:
             raise RetrievalError(f"nprobe applies to an ivf index, not to this {self.kind} index")
         if self.kind == "hnsw":
-            ef = self.params.get("ef_search", EF_SEARCH) if ef_search is None else int(ef_search)
-            if ef < 1:
-                raise RetrievalError(f"ef_search must be >= 1, got {ef}")
+            ef = self.params.get("ef_search", EF_SEARCH) if ef_search is None else check_bound("ef_search", ef_search)
             return faiss.SearchParametersHNSW(efSearch=ef)
         if ef_search is not None:
             raise RetrievalError(f"ef_search applies to an hnsw index, not to this {self.kind} index")
@@ -251,8 +252,7 @@ class Index:
         score -inf. ``nprobe`` (ivf) and ``ef_search`` (hnsw) override the saved defaults.
         """
         q = as_embeddings(queries, self.dim, "queries")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise RetrievalError(f"k must be a positive integer, got {k!r}")
+        check_bound("k", k)
         params = self._search_params(nprobe, ef_search)
         kk = min(int(k), self.count)
         if params is None:
@@ -313,6 +313,7 @@ class Index:
         manifest, _ = read_manifest(path, INDEX_MANIFEST, fmt=INDEX_FORMAT, version=INDEX_FORMAT_VERSION,
                                     required=("kind", "dim", "count", "files"), noun="index", error=RetrievalError,
                                     hint="build one with python -m cvs_tf.index build")
+        check_index_manifest(path / INDEX_MANIFEST, manifest)
         for fname, rec in manifest["files"].items():
             fpath = path / fname
             if not fpath.is_file():
@@ -331,6 +332,9 @@ class Index:
             labels = np.load(path / "labels.npy", allow_pickle=False) if "labels.npy" in manifest["files"] else None
         except (ValueError, OSError, EOFError) as exc:
             raise RetrievalError(f"{path}: unreadable ids/labels ({' '.join(str(exc).split())})") from None
+        if ids.ndim != 1 or ids.dtype.kind not in "USiu":
+            raise RetrievalError(f"{path / 'ids.npy'}: must be a 1-D array of ids (strings or integers), "
+                                 f"got shape {ids.shape}, dtype {ids.dtype}")
         out = cls(index, manifest["kind"], ids=ids, labels=labels, classes=manifest.get("classes"),
                   label_kind=manifest.get("label_kind"), modality=manifest.get("modality"),
                   export=manifest.get("export"), source=manifest.get("source"),

@@ -25,6 +25,7 @@ import numpy as np
 
 from cvs_tf.utils.artifacts import check_replaceable, read_manifest
 from cvs_tf.utils.atomic import atomic_dir
+from cvs_tf.utils.fields import Fields, inside
 
 EXPORT_FORMAT = "cvs_tf.export"
 EXPORT_FORMAT_VERSION = 1
@@ -46,12 +47,21 @@ class ExportError(ValueError):
 
 def weights_sha256(layer) -> str:
     """sha256 over the bytes of a layer's weights (in ``layer.weights`` order)."""
+    return _sha256_of((v.path, np.asarray(v)) for v in layer.weights)
+
+
+def _sha256_of(named_arrays) -> str:
     h = hashlib.sha256()
-    for v in layer.weights:
-        a = np.ascontiguousarray(np.asarray(v))
-        h.update(f"{v.path}:{a.dtype}:{a.shape};".encode())
+    for path, value in named_arrays:
+        a = np.ascontiguousarray(value)
+        h.update(f"{path}:{a.dtype}:{a.shape};".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def loaded_weights_sha256(loaded) -> str:
+    """:func:`weights_sha256` of a loaded SavedModel's variables (their names are the layer's weight paths + ``:0``)."""
+    return _sha256_of((v.name.rsplit(":", 1)[0], v.numpy()) for v in loaded.variables)
 
 
 def _serve_fn(model, modality: str):
@@ -245,6 +255,41 @@ def export_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256((Path(path) / EXPORT_MANIFEST).read_bytes()).hexdigest()
 
 
+def check_export_manifest(mpath: Path, manifest: dict) -> None:
+    """Every field :class:`Export` reads has the right JSON type (ExportError naming the file and field);
+    artifact paths stay inside the export directory."""
+    from cvs_tf.data.manifest import modality_name_error
+
+    f = Fields(mpath, manifest, error=ExportError)
+    f.get("dim", "integer", low=1)
+    f.get("stage", "integer", low=1)
+    f.get("space", "string", "null", required=False)
+    f.strings("formats", required=False)
+    mods = f.sub("modalities")
+    if not mods.obj:
+        f.fail("modalities", "empty (an export holds at least one modality)")
+    for m in mods.obj:
+        if err := modality_name_error(m):
+            f.fail("modalities", err)
+        entry = mods.sub(m)
+        entry.get("input_dim", "integer", low=1)
+        entry.get("weights_sha256", "string")
+        for key in ("savedmodel", "onnx"):
+            rel = entry.get(key, "string", required=key == "savedmodel")
+            if rel is not None:
+                inside(mpath.parent, rel, where=f"{mpath}: {entry.name(key)}", error=ExportError)
+    order = f.strings("modality_order", required=False)
+    if order is not None and sorted(order) != sorted(mods.obj):
+        f.fail("modality_order", f"lists {order}, but modalities has {sorted(mods.obj)}")
+    ds = f.sub("dataset", required=False, nullable=True)
+    if ds is not None:
+        ds.strings("classes", required=False, nullable=True)
+        ds.get("label_kind", "string", "null", required=False, choices=("single", "multi"))
+    run = f.sub("run", required=False, nullable=True)
+    if run is not None:
+        run.get("name", "string", "null", required=False)
+
+
 class Export:
     """A loaded export directory: its manifest, identity, and ``embed(modality, features)``.
 
@@ -256,6 +301,7 @@ class Export:
         manifest, blob = read_manifest(self.path, EXPORT_MANIFEST, fmt=EXPORT_FORMAT, version=EXPORT_FORMAT_VERSION,
                                        required=("dim", "modalities", "stage"), noun="export", error=ExportError,
                                        hint="make one with python -m cvs_tf.export RUN_DIR --out DIR")
+        check_export_manifest(self.path / EXPORT_MANIFEST, manifest)
         self.manifest = manifest
         self.sha256 = hashlib.sha256(blob).hexdigest()
         self._loaded: dict = {}
@@ -302,13 +348,21 @@ class Export:
         if modality not in self._loaded:
             import tensorflow as tf
 
-            sub = self.path / self.manifest["modalities"][modality].get("savedmodel", modality)
+            entry = self.manifest["modalities"][modality]
+            sub = inside(self.path, entry["savedmodel"], error=ExportError,
+                         where=f"{self.path / EXPORT_MANIFEST}: modalities.{modality}.savedmodel")
             if not (sub / "saved_model.pb").is_file():
                 raise ExportError(f"{sub}: missing SavedModel (saved_model.pb) for modality {modality!r}")
             try:
-                self._loaded[modality] = tf.saved_model.load(str(sub))
+                loaded = tf.saved_model.load(str(sub))
+                sha = loaded_weights_sha256(loaded)
             except Exception as exc:  # TF raises several types for a damaged SavedModel
                 raise ExportError(f"{sub}: cannot be loaded ({' '.join(str(exc).split())[:200]})") from None
+            if sha != entry["weights_sha256"]:
+                raise ExportError(f"{sub}: its weights are not the ones {EXPORT_MANIFEST} records for {modality!r} "
+                                  f"(weights_sha256 {sha[:12]}, recorded {entry['weights_sha256'][:12]}): the "
+                                  "SavedModel was replaced or changed; export the run again")
+            self._loaded[modality] = loaded
         return self._loaded[modality]
 
     def check_features(self, modality: str, features) -> np.ndarray:

@@ -88,7 +88,7 @@ def _check_features(path: str, shape: tuple, dtype: np.dtype, modality: str, inp
 
 def _read_ids_file(path: str, rows: int) -> np.ndarray:
     try:
-        ids = Path(path).read_text(encoding="utf-8").splitlines()
+        ids = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise ShardError(f"{path}: ids file is not UTF-8 text") from None
     if len(ids) != rows:

@@ -27,12 +27,14 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from cvs_tf.config import ConfigError, RunConfig
+from cvs_tf.utils.fields import is_number, json_kind, short
 
 __all__ = ["DEFAULT_LOSS_KINDS", "Param", "SearchSpace", "default_space", "override_space", "resolve_loss_kinds"]
 
 DEFAULT_LOSS_KINDS = ("semihard_triplet", "supcon", "infonce", "dscmr", "max_violation")
 KINDS = ("int", "float", "choice")
 LOSS_KIND_FIELD = "loss.kind"
+LIST_FIELDS = ("choices", "alt", "when")  # the Param attributes a JSON space gives as lists
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,17 @@ class Param:
             raise ConfigError(f"{where}: {self.field!r} is not a RunConfig field (model.*, loss.* or train.*)")
         if self.kind not in KINDS:
             raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        self._check_types(where)
         if self.kind == "choice":
             if not self.choices:
                 raise ConfigError(f"{where}: a choice needs at least one value in 'choices'")
+            if self.low is not None or self.high is not None or self.log or self.alt:
+                raise ConfigError(f"{where}: a choice takes 'choices' only, not low/high/log/alt")
+            self._check_values(where, self.choices)
             return
+        if self.choices:
+            raise ConfigError(f"{where}: 'choices' needs kind 'choice' (this parameter is an {self.kind} range "
+                              "low..high); give low/high, or kind 'choice' with the choices")
         if self.low is None or self.high is None or not self.low <= self.high:
             raise ConfigError(f"{where}: needs low <= high, got low={self.low}, high={self.high}")
         if self.log and self.low <= 0:
@@ -74,6 +83,34 @@ class Param:
             raise ConfigError(f"{where}: an int range needs integer bounds, got {self.low}, {self.high}")
         if len(self.alt) > 1:
             raise ConfigError(f"{where}: alt holds at most one value, got {list(self.alt)}")
+        self._check_values(where, (self.low, self.high, *self.alt))
+
+    def _check_types(self, where: str) -> None:
+        """Each attribute has the JSON type a search-space file must give it."""
+        for key in ("low", "high"):
+            v = getattr(self, key)
+            if v is not None and not is_number(v):
+                raise ConfigError(f"{where}: {key} must be a finite number, got {json_kind(v)} {short(v)}")
+        if not isinstance(self.log, bool):
+            raise ConfigError(f"{where}: log must be true or false, got {json_kind(self.log)} {short(self.log)}")
+        for key in ("choices", "alt"):
+            for v in getattr(self, key):
+                if v is not None and not isinstance(v, str | bool) and not is_number(v):
+                    raise ConfigError(f"{where}: {key} must hold numbers, strings, true/false or null, "
+                                      f"got {json_kind(v)} {short(v)}")
+        if not all(isinstance(k, str) for k in self.when):
+            raise ConfigError(f"{where}: when must be a list of loss kinds (strings), got {list(self.when)}")
+
+    def _check_values(self, where: str, values) -> None:
+        """Every value the parameter can take is legal for its field (as RunConfig.validate judges it alone;
+        loss kinds are checked against the registry by :meth:`SearchSpace.check`)."""
+        if self.field == LOSS_KIND_FIELD:
+            return
+        for v in values:
+            try:
+                apply_values(RunConfig(), {self.field: v})
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: value {short(v)} is not allowed ({exc})") from None
 
     def sample(self, trial):
         """This parameter's value for an Optuna trial."""
@@ -97,6 +134,13 @@ class SearchSpace:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"search space: repeated parameter(s) {', '.join(dup)}")
+        for p in self.params:
+            if not isinstance(p.field, str):
+                raise ConfigError(f"search space parameter {p.name!r}: field must be a string, got {short(p.field)}")
+            twins = [q.name for q in self.params if q.field == p.field]
+            if len(twins) > 1:
+                raise ConfigError(f"search space: parameters {' and '.join(map(repr, twins))} both tune {p.field} "
+                                  "(one parameter per field)")
         for p in self.params:
             p.check()
         kinds = self.loss_kinds
@@ -130,7 +174,7 @@ class SearchSpace:
     @classmethod
     def from_dict(cls, data: dict) -> SearchSpace:
         try:
-            params = tuple(Param(**{k: tuple(v) if isinstance(v, list) else v for k, v in p.items()})
+            params = tuple(Param(**{k: tuple(v) if k in LIST_FIELDS and isinstance(v, list) else v for k, v in p.items()})
                            for p in data["params"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"search space: malformed ({exc})") from None
@@ -169,7 +213,8 @@ def default_space(kinds=None) -> SearchSpace:
 
 def override_space(space: SearchSpace, overrides: dict) -> SearchSpace:
     """``space`` with ``{name: {field: value} | null}`` applied: null drops a parameter, an unknown name adds one
-    (it then needs ``field`` and ``kind``). The result is checked (:meth:`SearchSpace.check`)."""
+    (it then needs ``field`` and ``kind``); ``choices`` alone turns a range into a choice among them.
+    The result is checked (:meth:`SearchSpace.check`)."""
     if not isinstance(overrides, dict):
         raise ConfigError(f"search space overrides: expected an object of parameters, got {type(overrides).__name__}")
     params = {p.name: p for p in space.params}
@@ -181,7 +226,17 @@ def override_space(space: SearchSpace, overrides: dict) -> SearchSpace:
         if not isinstance(change, dict) or set(change) - known:
             raise ConfigError(f"search space parameter {name!r}: expected an object of {', '.join(sorted(known))}, "
                               f"got {change!r}")
-        change = {k: tuple(v) if isinstance(v, list) else v for k, v in change.items()}
+        for key in LIST_FIELDS:
+            if key in change and not isinstance(change[key], list):
+                raise ConfigError(f"search space parameter {name!r}: {key} must be a list, got "
+                                  f"{json_kind(change[key])} {short(change[key])}")
+        for key in ("field", "kind"):
+            if key in change and not isinstance(change[key], str):
+                raise ConfigError(f"search space parameter {name!r}: {key} must be a string, got "
+                                  f"{json_kind(change[key])} {short(change[key])}")
+        change = {k: tuple(v) if k in LIST_FIELDS else v for k, v in change.items()}
+        if name in params and "choices" in change and "kind" not in change and params[name].kind != "choice":
+            change = {"kind": "choice", "low": None, "high": None, "log": False, "alt": (), **change}
         try:
             params[name] = dataclasses.replace(params[name], **change) if name in params else Param(name, **change)
         except TypeError as exc:

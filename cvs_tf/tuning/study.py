@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvs_tf.config import RunConfig
+from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.tuning.space import SearchSpace, default_space, describe
 from cvs_tf.tuning.trial import (
     COMPLETE,
@@ -31,6 +31,7 @@ from cvs_tf.tuning.trial import (
     run_trial,
     write_trials_jsonl,
 )
+from cvs_tf.utils.fields import Fields
 
 __all__ = ["STUDY_FILE", "TuneError", "TuneResult", "TuneSettings", "tune"]
 
@@ -169,9 +170,11 @@ def _open(out: Path, s: TuneSettings, resume: bool, featureset):
         raise TuneError(f"{out}: no study to resume (missing {STUDY_FILE})")
     try:
         study = optuna.load_study(study_name=STUDY_NAME, storage=_storage(out))
-        saved = dict(study.user_attrs[META_KEY])
+        saved = study.user_attrs[META_KEY]
     except (KeyError, ValueError, TypeError) as exc:
         raise TuneError(f"{out / STUDY_FILE}: not a cvs_tf tuning study ({' '.join(str(exc).split())[:120]})") from None
+    check_meta(out / STUDY_FILE, saved)
+    saved = dict(saved)
     if featureset is not None:
         fs = featureset
     elif s.dataset is not None:  # given: must be the study's set (checked below)
@@ -180,6 +183,27 @@ def _open(out: Path, s: TuneSettings, resume: bool, featureset):
         fs = _load_featureset(saved["dataset"], saved["dataset_sha256"])
     _check_resume(out, s, saved, fs)
     return study, saved, fs
+
+
+def check_meta(path: Path, saved) -> None:
+    """The settings saved in a study have the types and ranges :func:`tune` relies on (TuneError naming the
+    file and field); the saved base config and search space are checked as a fresh study's are."""
+    f = Fields(path, saved, error=TuneError, prefix=META_KEY)
+    for key in ("dataset", "dataset_name", "dataset_sha256", "space"):
+        f.get(key, "string")
+    f.get("seed", "integer", low=0, high=2**32 - 1)
+    f.get("epochs", "integer", low=1)
+    f.get("trials", "integer", low=1)
+    for key in ("base_config", "search_space"):
+        f.get(key, "object")
+    try:
+        RunConfig.from_dict(saved["base_config"]).validate()
+    except ConfigError as exc:
+        f.fail("base_config", str(exc))
+    try:
+        SearchSpace.from_dict(saved["search_space"]).check()
+    except ConfigError as exc:
+        f.fail("search_space", str(exc))
 
 
 def _create(out: Path, meta: dict):

@@ -91,14 +91,36 @@ def write_record(out: Path, record: dict) -> None:
 
 
 def read_records(out: Path) -> list[dict]:
-    """Every trial record under ``DIR/trials``, by trial number (an unreadable one is skipped)."""
+    """Every trial record under ``DIR/trials``, by trial number (an unreadable one is skipped; a readable one
+    with a wrongly typed field is a ValueError naming the file and field: :func:`check_record`)."""
     records = []
     for p in sorted((Path(out) / TRIALS_DIR).glob(f"*/{RECORD}")):
         try:
-            records.append(json.loads(p.read_text()))
+            rec = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
+        records.append(check_record(p, rec))
     return sorted(records, key=lambda r: r["number"])
+
+
+def check_record(path: Path, rec) -> dict:
+    """``rec`` when every field the study and its report read has the right JSON type."""
+    from cvs_tf.utils.fields import Fields
+
+    f = Fields(path, rec)
+    f.get("number", "integer", low=0)
+    f.get("slot", "integer")
+    f.get("k", "integer", low=1)
+    f.get("state", "string", "null", choices=(COMPLETE, FAIL, INTERRUPTED))
+    for key in ("val_map", "val_map_all", "wall_s"):
+        f.get(key, "number", "null")
+    f.get("error", "string", "null")
+    f.get("params", "object")
+    f.get("config", "object", "null")
+    if rec["state"] == COMPLETE:
+        f.get("val_map", "number")
+        f.get("config", "object")
+    return rec
 
 
 def write_trials_jsonl(out: Path) -> list[dict]:

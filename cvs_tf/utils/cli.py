@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 VERBOSE_HELP = "show TensorFlow's native log lines (silenced by default; see cvs_tf._startup)"
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
@@ -108,6 +109,53 @@ def positive_int(name: str):
     return parse
 
 
+def bounded_int(name: str, low: int, high: int):
+    """An argparse ``type=`` for an integer in [low, high]; a bad value is one ``error:`` line naming ``name``.
+
+    The parser carries its range as ``.bounds`` (tests walk every option's bounds).
+    """
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"\s*[+-]?\d+\s*", text):
+            raise CliError(f"{name}: not an integer: {text!r}")
+        v = int(text)
+        if not low <= v <= high:
+            raise CliError(f"{name}: must be in [{low}, {high}], got {v}")
+        return v
+
+    parse.bounds = (low, high)
+    return parse
+
+
+#: seeds: what numpy's and TensorFlow's seeding accept on every platform
+SEED_BOUNDS = (0, 2**32 - 1)
+
+
+def seed_int(name: str = "--seed"):
+    """An argparse ``type=`` for a seed in [0, 2**32)."""
+    return bounded_int(name, *SEED_BOUNDS)
+
+
+def existing_path(name: str, kind: str = "file", noun: str | None = None):
+    """An argparse ``type=`` for an input path that must exist: ``kind`` is ``file``, ``dir`` or ``any``
+    (``noun``: what the message calls it). The parser carries ``.path_kind`` (tests walk every input path option).
+    """
+    noun = noun or ("directory" if kind == "dir" else "file")
+
+    def parse(text: str) -> str:
+        p = Path(text)
+        if not p.exists():
+            raise CliError(f"{name}: {text}: no such {noun}")
+        if kind == "file" and not p.is_file():
+            raise CliError(f"{name}: {text}: not a file")
+        if kind == "dir" and not p.is_dir():
+            raise CliError(f"{name}: {text}: not a directory")
+        return text
+
+    parse.path_kind = kind
+    return parse
+
+
 def parse_k(text: str) -> int | None:
     """``--k``: a positive integer, or ``all`` (returned as None, i.e. mAP@all)."""
     if text.strip().lower() == "all":
@@ -115,9 +163,16 @@ def parse_k(text: str) -> int | None:
     if not re.fullmatch(r"[+-]?\d+", text.strip()):
         raise CliError(f"--k must be a positive integer or 'all', got {text!r}")
     k = int(text)
-    if k < 1:
-        raise CliError(f"--k must be >= 1, got {k}")
+    if not 1 <= k <= K_MAX:
+        raise CliError(f"--k must be in [1, {K_MAX}] or 'all', got {k}")
     return k
+
+
+#: largest cut-off K of mAP@K (larger: use 'all')
+K_MAX = 1_000_000
+parse_k.bounds = (1, K_MAX)
+#: largest 1-based --stage (a stage per modality)
+MAX_STAGE = 1000
 
 
 def run_dir_parser(prog: str, description: str) -> ArgumentParser:

@@ -40,9 +40,9 @@ def study(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv,needles", [
     (["--dataset", "no-such-set", "--trials", "2"], ["no-such-set: no such dataset"]),
-    (["--trials", "0"], ["--trials: must be >= 1, got 0"]),
+    (["--trials", "0"], ["--trials: must be in [1, 10000], got 0"]),
     (["--loss-kinds", "semihard_triplet,nope"], ["unknown loss kind(s) nope", "registered:"]),
-    (["--search-space", "missing.json"], ["missing.json: no such search space file"]),
+    (["--search-space", "missing.json"], ["--search-space: missing.json: no such search space file"]),
     (["--resume"], ["no study to resume (missing study.journal)"]),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(tmp_path, capsys, argv, needles):
@@ -96,3 +96,54 @@ def test_tune_tux12_end_to_end(tmp_path):
     assert config_from_args(parse_args(["--config", str(out / "best_config.json")])).to_dict() == best_cfg.to_dict()
     assert best_cfg.train.dataset == "tux12" and best_cfg.train.epochs == 3
     assert (out / "val_map.png").stat().st_size > 0 and (out / "summary.md").is_file()
+
+
+def test_a_string_bound_in_the_search_space_file_is_one_line(tmp_path, capsys):
+    ds = toy_set(tmp_path)
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"dim": {"low": "8", "high": 16}}))
+    out = tmp_path / "study"
+    _error(capsys, ["--dataset", str(ds), "--search-space", str(space), "--out", str(out)],
+           "search space parameter 'dim': low must be a finite number, got string '8'")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("seed", "0", "cvs_tf.seed: must be integer, got string '0'"),
+    ("trials", None, "cvs_tf.trials: must be integer, got null"),
+    ("search_space", {"params": 3}, "cvs_tf.search_space: search space: malformed"),
+    ("base_config", {"model": {"dim": "x"}}, "cvs_tf.base_config: config.model.dim: expected an integer"),
+])
+def test_a_study_with_wrongly_typed_settings_is_refused_on_resume(study, capsys, field, value, needle):
+    import optuna
+
+    from cvs_tf.tuning.study import META_KEY, STUDY_NAME, _storage
+
+    out, _ = study
+    s = optuna.load_study(study_name=STUDY_NAME, storage=_storage(out))
+    s.set_user_attr(META_KEY, {**s.user_attrs[META_KEY], field: value})
+    _error(capsys, ["--out", str(out), "--resume", "--trials", "3"], "study.journal: " + needle)
+
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("number", "1", "trial.json: number: must be integer, got string '1'"),
+    ("val_map", "high", "trial.json: val_map: must be number or null, got string"),
+    ("state", "DONE", "trial.json: state: must be one of COMPLETE, FAIL, INTERRUPTED"),
+])
+def test_a_wrongly_typed_trial_record_is_one_line_on_resume(study, capsys, field, value, needle):
+    out, _ = study
+    rec_path = out / "trials" / "0001" / "trial.json"
+    rec = json.loads(rec_path.read_text())
+    rec_path.write_text(json.dumps({**rec, field: value}))
+    _error(capsys, ["--out", str(out), "--resume", "--trials", "3"], needle)
+
+
+def test_json_files_with_a_utf8_bom_are_read(tmp_path):
+    from cvs_tf.cli.tune import parse_args, settings_from_args
+
+    base, space = tmp_path / "base.json", tmp_path / "space.json"
+    base.write_text("\ufeff" + json.dumps({"model": {"dim": 8}}), encoding="utf-8")
+    space.write_text("\ufeff" + json.dumps({"dim": {"choices": [8, 16]}}), encoding="utf-8")
+    s = settings_from_args(parse_args(["--config", str(base), "--search-space", str(space), "--out", str(tmp_path / "o")]))
+    assert s.base.model.dim == 8
+    assert next(p for p in s.search.params if p.name == "dim").choices == (8, 16)

@@ -280,3 +280,57 @@ def test_corrupt_parquet_is_one_line(tmp_path, capsys, paired, edit, fragment):
     code, _, err = cli(["import", src, "--out", tmp_path / "out"], capsys)
     assert_one_error(code, err, fragment)
     assert_nothing_written(tmp_path)
+
+
+# --------------------------------------------------------------------------- import semantics (#20 item 5)
+
+
+def test_a_utf8_bom_is_stripped_from_classes_and_ids(tmp_path, capsys, paired):
+    src = write_layout(tmp_path / "layout", paired, "npy")
+    (src / "classes.txt").write_text("\ufeff" + "".join(f"{c}\n" for c in paired.classes), encoding="utf-8")
+    ids = src / "image.train.ids.txt"
+    ids.write_text("\ufeff" + ids.read_text(), encoding="utf-8")
+    code, _, err = cli(["import", src, "--out", tmp_path / "out"], capsys)
+    assert (code, err) == (0, ""), err
+    fs = load_feature_set(tmp_path / "out")
+    assert fs.classes == paired.classes and fs.paired                   # the ids still pair image with text
+    assert not any("\ufeff" in i for ids in fs.manifest["item_ids"]["id"].values() for i in ids)
+
+
+def _test_ids_as_train_ids(src):
+    for m in ("image", "text", "audio"):
+        z = dict(np.load(src / f"{m}.test.npz"))
+        z["ids"] = np.array([f"train-{r}" for r in range(len(z["ids"]))])
+        np.savez(src / f"{m}.test.npz", **z)
+
+
+def test_test_ids_equal_to_train_ids_are_refused_unless_allowed(tmp_path, capsys, paired):
+    src = write_layout(tmp_path / "layout", paired, "npz")
+    _test_ids_as_train_ids(src)
+    code, out, err = cli(["import", src, "--out", tmp_path / "out"], capsys)
+    assert_one_error(code, err, "image.test.npz: ids: id 'train-0' is both a train and a test item of image")
+    assert out == ""
+    assert_nothing_written(tmp_path)
+    code, _, err = cli(["import", src, "--out", tmp_path / "out", "--allow-id-overlap"], capsys)
+    assert (code, err) == (0, ""), err
+    assert load_feature_set(tmp_path / "out").count("image", "test") == paired.count("image", "test")
+
+
+def test_a_cvs_tf_feature_set_is_named_as_one(tmp_path, capsys, paired):
+    code, out, err = cli(["import", paired.path, "--out", tmp_path / "out"], capsys)
+    assert_one_error(code, err, "layout: this is already a cvs_tf feature set")
+    assert "--dataset DIR" in err and out == ""
+    assert_nothing_written(tmp_path)
+
+
+def test_labels_of_shape_n_by_1_are_class_ids_and_multi_hot_must_be_0_1(tmp_path, capsys, paired):
+    src = write_layout(tmp_path / "layout", paired, "npy")
+    for p in src.glob("*.labels.npy"):
+        np.save(p, np.load(p)[:, None])
+    code, _, err = cli(["import", src, "--out", tmp_path / "out"], capsys)
+    assert (code, err) == (0, ""), err
+    np.testing.assert_array_equal(load_feature_set(tmp_path / "out").y("text", "test"), paired.y("text", "test"))
+    hot = np.eye(4, dtype=np.int64)[np.load(src / "text.test.labels.npy")[:, 0]] * 2
+    np.save(src / "text.test.labels.npy", hot)
+    code, _, err = cli(["import", src, "--out", tmp_path / "out2"], capsys)
+    assert_one_error(code, err, "text.test.labels.npy: labels: labels out of range: multi-hot labels must be 0/1, found 2")

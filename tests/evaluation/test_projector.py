@@ -103,8 +103,10 @@ def test_png_has_pca_and_tsne_before_and_after(run):
     assert img.ndim == 3 and img.shape[0] > 800 and img.shape[1] > 800
 
 
-def test_before_is_the_initial_weights_the_trainer_started_from(tmp_path):
-    """Re-building from the run's config and seed gives exactly the weights of the first training step's start."""
+@pytest.mark.parametrize("extra", [[], ["--standardize"]], ids=["plain", "standardize"])
+def test_before_is_the_initial_weights_the_trainer_started_from(tmp_path, extra):
+    """Re-building from the run's config and seed gives exactly the weights of the first training step's start
+    (with --standardize: the train-split statistics too)."""
     import keras
 
     from cvs_tf.cli.train import config_from_args, parse_args
@@ -119,7 +121,7 @@ def test_before_is_the_initial_weights_the_trainer_started_from(tmp_path):
             if not seen:
                 seen.append([np.array(w) for w in self.model.get_weights()])
 
-    cfg = config_from_args(parse_args(["--dataset", str(ds), "--epochs", "1", "--seed", "11", "--no-attention", *FAST]))
+    cfg = config_from_args(parse_args(["--dataset", str(ds), "--epochs", "1", "--seed", "11", "--no-attention", *extra, *FAST]))
     Trainer(cfg, tmp_path / "run", verbose=0, callbacks=[FirstWeights()], log=lambda m: None).run()
     rebuilt = initial_model(tmp_path / "run", load_feature_set(ds)).get_weights()
     assert len(rebuilt) == len(seen[0])

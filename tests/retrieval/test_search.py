@@ -14,22 +14,12 @@ from cvs_tf.cli.index import main as index_cli
 from cvs_tf.cli.search import main as search_cli
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.retrieval import Index, RetrievalError, Searcher
-from cvs_tf.serving import Export, export_model
+from cvs_tf.serving import Export
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.retrieval.exports import make_export
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def make_export(path, fs, seed):
-    """Export an untrained CVS (no attention) over ``fs``: plumbing needs weights, not training."""
-    import keras
-
-    from cvs_tf.models.cvs import CVSModel
-
-    keras.utils.set_random_seed(seed)
-    model = CVSModel({m: fs.dim(m) for m in fs.modalities}, fs.num_classes, attention=False, dim=16)
-    return export_model(model, path, dataset=fs, run_config={"seed": seed}, run_name=f"untrained-{seed}")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +140,7 @@ def test_mismatched_index_is_refused_by_the_searcher(space):
     (["{ix}", "--query-modality", "text", "--query-id", "test-3"], "--query-id must be SPLIT:ROW"),
     (["{ix}", "--query-modality", "text", "--query-features", "{nope}"], "no such query file"),
     (["{nope}", "--query-modality", "text", "--query-id", "test:0"], "no such index directory"),
-    (["{ix}", "--query-modality", "text", "--query-id", "test:0", "--k", "0"], "--k: must be >= 1"),
+    (["{ix}", "--query-modality", "text", "--query-id", "test:0", "--k", "0"], "--k: must be in [1, 100000], got 0"),
     (["{ix}", "--query-modality", "text", "--query-id", "test:0", "--nprobe", "2"], "nprobe applies"),
 ])
 def test_search_errors_are_one_line_exit_2(space, tmp_path, capsys, argv, needle):

@@ -162,7 +162,7 @@ def test_export_embed_matches_model_and_checks_its_input(trained):
 @pytest.mark.parametrize("argv,needle", [
     (["{missing}", "--out", "{new}"], "no such run directory"),
     (["{run}", "--out", "{new}", "--stage", "9"], "no finished stage 9"),
-    (["{run}", "--out", "{new}", "--stage", "0"], "--stage must be >= 1"),
+    (["{run}", "--out", "{new}", "--stage", "0"], "--stage: must be in [1, 1000], got 0"),
     (["{run}", "--out", "{full}"], "exists and is not empty"),
     (["{run}", "--out", "{full}", "--overwrite"], "not an export directory"),
     (["{run}", "--out", "{new}", "--format", "tflite"], "invalid choice"),

@@ -49,3 +49,31 @@ def test_a_malformed_space_is_refused_naming_the_parameter(overrides, needle):
     with pytest.raises(ConfigError, match=None) as exc:
         override_space(default_space(), overrides)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_choices_alone_turn_a_range_into_a_choice_and_every_draw_is_one_of_them():
+    import optuna
+
+    space = override_space(default_space(["semihard_triplet"]), {"dim": {"choices": [8, 16]}})
+    dim = next(p for p in space.params if p.name == "dim")
+    assert (dim.kind, dim.choices, dim.low, dim.high) == ("choice", (8, 16), None, None)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = {space.sample(study.ask(), RunConfig())["model.dim"] for _ in range(12)}
+    assert drawn == {8, 16}
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"dim": {"low": "8", "high": 16}}, "'dim': low must be a finite number, got string '8'"),
+    ({"lr": {"high": [1]}}, "'lr': high must be a finite number, got array"),
+    ({"dim": {"kind": "int", "choices": [8, 16]}}, "'dim': 'choices' needs kind 'choice'"),
+    ({"standardize": {"low": 0, "high": 1}}, "'standardize': a choice takes 'choices' only"),
+    ({"width": {"field": "model.dim", "kind": "int", "low": 8, "high": 16}}, "'dim' and 'width' both tune model.dim"),
+    ({"dim": {"choices": 8}}, "'dim': choices must be a list, got number 8"),
+    ({"dim": {"choices": ["wide"]}}, "'dim': value 'wide' is not allowed"),
+    ({"depth": {"low": 0, "high": 2}}, "'depth': value 0 is not allowed (model.depth must be >= 1"),
+    ({"dim": {"log": "yes"}}, "'dim': log must be true or false"),
+])
+def test_wrong_types_and_two_parameters_for_one_field_are_refused(overrides, needle):
+    with pytest.raises(ConfigError) as exc:
+        override_space(default_space(), overrides)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
