@@ -23,9 +23,14 @@ class RunDirLock:
     refused the lock can name the holder.
     """
 
-    def __init__(self, run_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, *, path: str | os.PathLike | None = None,
+                 noun: str = "run directory", transient: bool = False):
+        """``path``: the lock file [``RUN_DIR/.lock``]; ``noun`` names what is locked in the refusal;
+        ``transient``: the lock file is removed on release (a lock beside an output, not inside it)."""
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
+        self.path = Path(path) if path is not None else self.run_dir / LOCK_FILE
+        self.noun = noun
+        self.transient = transient
         self._fd: int | None = None
 
     @property
@@ -43,16 +48,26 @@ class RunDirLock:
             pid = self.holder_pid()
             who = f"pid {pid}" if pid else "another process (pid not yet recorded)"
             raise RunDirLockedError(
-                f"{self.run_dir}: run directory is in use by {who} (lock {self.path}); "
+                f"{self.run_dir}: {self.noun} is in use by {who} (lock {self.path}); "
                 "wait for it to finish or use another --out"
             ) from None
         except BaseException:
             os.close(fd)
             raise
+        if self.transient and not self._still_linked(fd):  # locked a file its last holder just removed
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            return self.acquire()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def _still_linked(self, fd: int) -> bool:
+        try:
+            return os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except FileNotFoundError:
+            return False
 
     def holder_pid(self, wait_s: float = 2.0) -> int | None:
         """The pid recorded by the holder (it writes it just after locking: wait briefly for it)."""
@@ -75,6 +90,8 @@ class RunDirLock:
             return
         fd, self._fd = self._fd, None
         try:
+            if self.transient:
+                self.path.unlink(missing_ok=True)  # while still held: a waiter then sees a removed file
             os.ftruncate(fd, 0)
         except OSError:
             pass
