@@ -206,6 +206,7 @@ def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False,
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # once renamed, the permissions of a plain mkdir
         yield tmp
+        fault_point("output-built")
         _swap_in(tmp, target, None if backup is None else Path(backup), overwrite)
     except BaseException:
         _discard(tmp)

@@ -23,7 +23,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvs_tf.utils.atomic import _discard, _umask, fault_point, make_temporary, rename_noreplace
+from cvs_tf.utils.atomic import (
+    _discard,
+    _umask,
+    fault_point,
+    make_temporary,
+    make_temporary_file,
+    rename_noreplace,
+)
+from cvs_tf.utils.lock import RunDirLock
 
 PREVIOUS_SUFFIX = ".previous"
 LOCK_SUFFIX = ".lock"
@@ -105,10 +113,9 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _lock(target: Path, kind: OutputKind):
-    from cvs_tf.training.lock import RunDirLock
-
-    return RunDirLock(target, path=lock_path(target), noun=f"{kind.noun} output", transient=True)
+def _lock(target: Path, noun: str):
+    """The lock of an output (``.NAME.lock`` beside it, removed on release)."""
+    return RunDirLock(target, path=lock_path(target), noun=f"{noun} output", transient=True)
 
 
 def _recover(target: Path, kind: OutputKind) -> None:
@@ -129,7 +136,7 @@ def recover_previous(target: str | os.PathLike, kind: OutputKind) -> None:
     target = Path(target)
     if not os.path.lexists(previous_path(target)):
         return
-    lock = _lock(target, kind)
+    lock = _lock(target, kind.noun)
     try:
         lock.acquire()
     except (OSError, ValueError):
@@ -162,7 +169,7 @@ class OutputDir:
             raise self.error(msg)
         self._made = [p for p in [*reversed(target.parents)] if not p.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
-        lock = _lock(target, self.kind)
+        lock = _lock(target, self.kind.noun)
         try:
             lock.acquire()
         except ValueError as exc:  # RunDirLockedError: one line naming the holder
@@ -239,3 +246,83 @@ class OutputDir:
             raise
         fault_point("output-swapped")
         _discard(prev)
+
+
+class OutputFiles:
+    """Files one command writes side by side (``evaluate --out``), held from the checks to the last rename.
+
+    ``with OutputFiles(paths, ...) as out:`` refuses (``error``, one line) a second writer (lock beside
+    the first path), an existing file without ``overwrite``, and with it a file ``recognise(path)``
+    does not take for one of its kind. ``with out.write(path) as tmp:`` yields a temporary file
+    beside ``path``, renamed onto it on success (a file replaced by rename is the old one or the new
+    one, never neither); a file that appears or changes meanwhile is never replaced.
+    """
+
+    def __init__(self, paths: Iterable[str | os.PathLike], *, noun: str, recognise: Callable[[Path], bool],
+                 overwrite: bool = False, error: type[Exception] = ValueError):
+        self.paths = [Path(p) for p in paths]
+        self.noun, self.recognise, self.overwrite, self.error = noun, recognise, overwrite, error
+        self._lock = None
+        self._before: dict[Path, tuple[int, int] | None] = {}
+
+    def _refusal(self, path: Path) -> str | None:
+        if not os.path.lexists(path):
+            return None
+        if path.is_symlink() or not path.is_file():
+            return f"{path}: exists and is not a file"
+        if not self.overwrite:
+            return f"{path}: exists (pass --overwrite to replace it)"
+        if not self.recognise(path):
+            return f"{path}: not {_a(self.noun)} written by cvs_tf; refusing to replace it"
+        return None
+
+    def __enter__(self) -> OutputFiles:
+        for p in self.paths:
+            if p.parent.exists() and not p.parent.is_dir():
+                raise self.error(f"{p.parent}: not a directory")
+        self.paths[0].parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock(self.paths[0], self.noun)
+        try:
+            lock.acquire()
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+        self._lock = lock
+        try:
+            for p in self.paths:
+                if msg := self._refusal(p):
+                    raise self.error(msg)
+                self._before[p] = _identity(p)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @contextlib.contextmanager
+    def write(self, path: str | os.PathLike) -> Iterator[Path]:
+        path = Path(path)
+        if self._lock is None or path not in self._before:
+            raise RuntimeError(f"OutputFiles.write({path}) outside its with-block or not among its paths")
+        tmp = make_temporary_file(path)
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # once renamed, the permissions of a plain open(..., "w")
+            yield tmp
+            fault_point("output-built")
+            changed = self.error(f"{path}: appeared or changed while it was being written; left as it is")
+            if _identity(path) != self._before[path]:
+                raise changed
+            if self._before[path] is None:
+                try:
+                    rename_noreplace(tmp, path)
+                except FileExistsError:
+                    raise changed from None
+            else:
+                os.replace(tmp, path)
+            fault_point("output-swapped")
+        except BaseException:
+            _discard(tmp)
+            raise
