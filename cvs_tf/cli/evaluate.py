@@ -69,12 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise CliError("--overwrite applies to --out files (the run's own eval/ tables are always replaced)")
     stem, exts, overwrite = table_outputs(args, protocol, k)
     paths = table_paths(stem, exts)
+    try:
+        model, fs, _ = load_run(args.run_dir, stage=args.stage)
+    except RunDirError as exc:
+        raise CliError(str(exc)) from None
     with OutputFiles(paths.values(), noun="table file", recognise=is_table_file, overwrite=overwrite,
-                     error=CliError) as outputs:  # checked and locked before the model is loaded
-        try:
-            model, fs, _ = load_run(args.run_dir, stage=args.stage)
-        except RunDirError as exc:
-            raise CliError(str(exc)) from None
+                     error=CliError) as outputs:  # checked and locked before anything is computed
         empty = [m for m in model.modalities if m in fs.modalities and fs.count(m, args.split) == 0]
         if empty:
             raise CliError(f"dataset {fs.name} has no {args.split} items for {', '.join(empty)}"

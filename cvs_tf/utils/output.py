@@ -105,6 +105,20 @@ def refusal(path: str | os.PathLike, kind: OutputKind, *, overwrite: bool) -> st
     return None
 
 
+def _make_parents(path: Path) -> list[Path]:
+    """Create ``path``'s missing parent folders; returns them (for :func:`_remove_made`)."""
+    made = [p for p in reversed(path.parents) if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return made
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the folders :func:`_make_parents` created, deepest first, where still empty."""
+    for p in reversed(made):
+        with contextlib.suppress(OSError):
+            p.rmdir()
+
+
 def _identity(path: Path) -> tuple[int, int] | None:
     try:
         st = os.lstat(path)
@@ -167,13 +181,12 @@ class OutputDir:
         target = self.target
         if msg := refusal(target, self.kind, overwrite=self.overwrite):
             raise self.error(msg)
-        self._made = [p for p in [*reversed(target.parents)] if not p.exists()]
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._made = _make_parents(target)
         lock = _lock(target, self.kind.noun)
         try:
             lock.acquire()
         except ValueError as exc:  # RunDirLockedError: one line naming the holder
-            self._remove_made()
+            _remove_made(self._made)
             raise self.error(str(exc)) from None
         self._lock = lock
         try:
@@ -194,12 +207,7 @@ class OutputDir:
             self._lock.release()
             self._lock = None
         if failed:
-            self._remove_made()
-
-    def _remove_made(self) -> None:
-        for p in reversed(self._made):
-            with contextlib.suppress(OSError):
-                p.rmdir()  # only if still empty
+            _remove_made(self._made)
 
     @contextlib.contextmanager
     def build(self) -> Iterator[Path]:
@@ -263,6 +271,7 @@ class OutputFiles:
         self.paths = [Path(p) for p in paths]
         self.noun, self.recognise, self.overwrite, self.error = noun, recognise, overwrite, error
         self._lock = None
+        self._made: list[Path] = []
         self._before: dict[Path, tuple[int, int] | None] = {}
 
     def _refusal(self, path: Path) -> str | None:
@@ -280,11 +289,12 @@ class OutputFiles:
         for p in self.paths:
             if p.parent.exists() and not p.parent.is_dir():
                 raise self.error(f"{p.parent}: not a directory")
-        self.paths[0].parent.mkdir(parents=True, exist_ok=True)
+        self._made = _make_parents(self.paths[0])
         lock = _lock(self.paths[0], self.noun)
         try:
             lock.acquire()
         except ValueError as exc:
+            _remove_made(self._made)
             raise self.error(str(exc)) from None
         self._lock = lock
         try:
@@ -292,8 +302,8 @@ class OutputFiles:
                 if msg := self._refusal(p):
                     raise self.error(msg)
                 self._before[p] = _identity(p)
-        except BaseException:
-            self.__exit__(None, None, None)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
             raise
         return self
 
@@ -301,6 +311,8 @@ class OutputFiles:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if exc_type is not None:
+            _remove_made(self._made)
 
     @contextlib.contextmanager
     def write(self, path: str | os.PathLike) -> Iterator[Path]:
