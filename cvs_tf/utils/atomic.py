@@ -38,9 +38,22 @@ def _host() -> str:
 FAULT_ENV = "CVS_TF_FAULT_POINT"
 
 
+_FAULT_HITS: dict[str, int] = {}
+
+
 def fault_point(name: str) -> None:
-    """Test hook: SIGKILL this process here when ``$CVS_TF_FAULT_POINT`` is ``name`` (kill -9 tests)."""
-    if os.environ.get(FAULT_ENV) == name:
+    """Test hook: SIGKILL this process here when ``$CVS_TF_FAULT_POINT`` is ``name`` (kill -9 tests).
+
+    ``NAME@N`` kills at the N-th time the process reaches point NAME.
+    """
+    want = os.environ.get(FAULT_ENV)
+    if not want or not want.startswith(name):
+        return
+    point, _, nth = want.partition("@")
+    if point != name:
+        return
+    _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
+    if _FAULT_HITS[name] == (int(nth) if nth.isdigit() else 1):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -249,7 +262,9 @@ def atomic_path(target: str | os.PathLike, *, suffix: str = "") -> Iterator[Path
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # once renamed, the permissions of a plain open(..., "w")
         yield tmp
+        fault_point("output-built")
         os.replace(tmp, target)
+        fault_point("output-swapped")
     except BaseException:
         _discard(tmp)
         raise

@@ -7,7 +7,7 @@ import pytest
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.conftest import make_toy_featureset, run_killed
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,14 @@ def test_corrupt_model_file_is_reported(rvs_run, tmp_path, capsys):
         p.write_bytes(b"not a zip")
     assert run_cli(evaluate, [str(bad)]) == 2
     assert "cannot be loaded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("point", ["output-built", pytest.param("output-swapped", marks=pytest.mark.slow)])
+def test_kill_9_during_evaluate_out_leaves_the_old_table_or_the_new_one(tiny_export, tmp_path, point):
+    out = tmp_path / "t.json"
+    assert evaluate([str(tiny_export[0]), "--out", str(out), "--split", "val"]) == 0
+    run_killed(["cvs_tf.evaluate", tiny_export[0], "--out", out, "--overwrite"], point)
+    assert json.loads(out.read_text())["split"] == ("val" if point == "output-built" else "test")
+    assert all(p.name == "t.json" or p.name.startswith(".t.json.") for p in tmp_path.iterdir())  # the rest hidden
+    assert evaluate([str(tiny_export[0]), "--out", str(out), "--overwrite"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
