@@ -46,6 +46,8 @@ class OutputKind:
     manifest: str
     fmt: str
     members: Callable[[dict], Iterable[str]]
+    #: also recognised: a manifest of this kind written before it had a ``format`` field
+    legacy: Callable[[dict], bool] | None = None
 
 
 def previous_path(target: str | os.PathLike) -> Path:
@@ -72,7 +74,8 @@ def foreign_reason(path: Path, kind: OutputKind) -> str | None:
         manifest = json.loads(mpath.read_bytes())
     except (ValueError, OSError):
         return f"{kind.manifest} is not valid JSON"
-    if not isinstance(manifest, dict) or manifest.get("format") != kind.fmt:
+    if not isinstance(manifest, dict) or (manifest.get("format") != kind.fmt and not (
+            "format" not in manifest and kind.legacy is not None and kind.legacy(manifest))):
         return f"{kind.manifest} is not a {kind.fmt!r} manifest"
     try:
         expected = {kind.manifest, *kind.members(manifest)}

@@ -7,7 +7,7 @@ import pytest
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset, run_killed
+from tests.conftest import dir_tree, make_toy_featureset, one_error_line, run_killed
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,34 @@ def test_kill_9_during_evaluate_out_leaves_the_old_table_or_the_new_one(tiny_exp
     assert all(p.name == "t.json" or p.name.startswith(".t.json.") for p in tmp_path.iterdir())  # the rest hidden
     assert evaluate([str(tiny_export[0]), "--out", str(out), "--overwrite"]) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+def _copy_run(run, where):
+    import shutil
+
+    shutil.copytree(run, where, ignore=shutil.ignore_patterns("eval", "projector"))
+    return where
+
+
+def test_projector_replaces_its_own_folder_only(tiny_export, tmp_path, capsys):
+    run = _copy_run(tiny_export[0], tmp_path / "run")
+    assert evaluate([str(run), "--projector"]) == 0
+    assert evaluate([str(run), "--projector"]) == 0  # its own earlier folder is replaced
+    (run / "projector" / "mine.txt").write_text("mine")
+    before = dir_tree(run)
+    one_error_line(capsys, run_cli(evaluate, [str(run), "--projector", "--split", "val"]),
+                   "projector: not a projector written by cvs_tf (it also holds mine.txt")
+    assert dir_tree(run) == before  # the val tables were not written either
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["output-aside", "output-swapped@4"])  # @4: after the three table files
+def test_kill_9_during_projector_leaves_the_old_one_or_the_new_one(tiny_export, tmp_path, point):
+    run = _copy_run(tiny_export[0], tmp_path / "run")
+    assert evaluate([str(run), "--projector", "--split", "val"]) == 0
+    run_killed(["cvs_tf.evaluate", run, "--projector"], point)
+    kept = run / (".projector.previous" if point == "output-aside" else "projector")  # the old one, or the new one
+    assert json.loads((kept / "projector.json").read_text())["split"] == ("val" if point == "output-aside" else "test")
+    assert evaluate([str(run), "--projector"]) == 0  # restores or finishes the cut swap first
+    assert json.loads((run / "projector" / "projector.json").read_text())["split"] == "test"
+    assert not [p for p in run.iterdir() if p.name.startswith(".projector")]
