@@ -157,6 +157,16 @@ def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float =
     return sorted(removed)
 
 
+PREVIOUS_SUFFIX = ".previous"
+
+
+def previous_path(target: str | os.PathLike) -> Path:
+    """Where an overwrite keeps the old output until the new one is in place: ``.NAME.previous``
+    (never taken for a dead writer's temporary)."""
+    target = Path(target)
+    return target.parent / f".{target.name}{PREVIOUS_SUFFIX}"
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -204,44 +214,49 @@ def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False,
     On any exception the temporary is removed and ``target`` is untouched. An existing ``target``
     is refused (``FileExistsError``) unless ``overwrite``, also when it appears while the caller
     writes (even an empty directory); with ``overwrite`` the old one is moved aside and
-    removed only after the new one is in place. ``backup`` names where it is moved (default: a
-    temporary), for a caller that recovers from a kill between the two renames by renaming
-    ``backup`` back when ``target`` is missing.
+    removed only after the new one is in place. ``backup`` names where it is moved, for a caller
+    that recovers from a kill between the two renames by renaming ``backup`` back when ``target``
+    is missing; by default it is :func:`previous_path`, which the next ``atomic_dir`` of the same
+    target renames back itself.
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target}: already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite and backup is None:
+        prev = previous_path(target)
+        if os.path.lexists(prev) and not os.path.lexists(target):
+            rename_noreplace(prev, target)  # an earlier overwrite was killed between its renames
+        backup = prev
     tmp = make_temporary(target)
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # once renamed, the permissions of a plain mkdir
         yield tmp
         fault_point("output-built")
-        _swap_in(tmp, target, None if backup is None else Path(backup), overwrite)
+        _swap_in(tmp, target, Path(backup) if overwrite else None)
     except BaseException:
         _discard(tmp)
         raise
 
 
-def _swap_in(tmp: Path, target: Path, backup: Path | None, overwrite: bool) -> None:
-    """Rename ``tmp`` onto ``target``; an existing ``target`` goes to ``backup`` first and is removed last."""
-    old = None
-    if not overwrite:
+def _swap_in(tmp: Path, target: Path, backup: Path | None) -> None:
+    """Rename ``tmp`` onto ``target``: without ``backup`` never over anything; else an existing
+    ``target`` goes to ``backup`` first and is removed last."""
+    if backup is None:
         try:
             rename_noreplace(tmp, target)  # a target that appeared meanwhile is never replaced
         except FileExistsError:
             raise FileExistsError(f"{target}: appeared while it was being written; left as it is "
                                   "(nothing was written)") from None
         return
+    old = None
     if os.path.lexists(target):
-        if backup is None:
-            old = make_temporary(target)
-            os.rmdir(old)
-        else:
-            old = backup
-            _discard(old)
+        old = backup
+        _discard(old)
         os.replace(target, old)
+        fault_point("output-aside")
     os.replace(tmp, target)
+    fault_point("output-swapped")
     if old is not None:
         _discard(old)
 

@@ -29,11 +29,11 @@ from cvs_tf.utils.atomic import (
     fault_point,
     make_temporary,
     make_temporary_file,
+    previous_path,
     rename_noreplace,
 )
 from cvs_tf.utils.lock import RunDirLock
 
-PREVIOUS_SUFFIX = ".previous"
 LOCK_SUFFIX = ".lock"
 
 
@@ -48,12 +48,6 @@ class OutputKind:
     members: Callable[[dict], Iterable[str]]
     #: also recognised: a manifest of this kind written before it had a ``format`` field
     legacy: Callable[[dict], bool] | None = None
-
-
-def previous_path(target: str | os.PathLike) -> Path:
-    """Where ``overwrite`` keeps the old output until the new one is in place: ``.NAME.previous``."""
-    target = Path(target)
-    return target.parent / f".{target.name}{PREVIOUS_SUFFIX}"
 
 
 def lock_path(target: str | os.PathLike) -> Path:
