@@ -31,8 +31,9 @@ EXPORT_FORMAT_VERSION = 1
 EXPORT_MANIFEST = "export.json"
 ENDPOINT = "serve"
 INPUT_NAME = "features"
-#: largest |exported - model.embed| accepted when an export checks itself
+#: largest |exported - model.embed| accepted when an export checks itself, on this many probe rows
 TOLERANCE = 1e-6
+CHECK_ROWS = 64
 FORMATS = ("savedmodel", "onnx")
 ONNX_OPSET = 17
 
@@ -200,7 +201,7 @@ def export_model(
     run_name: str | None = None,
     formats: tuple[str, ...] = ("savedmodel",),
     overwrite: bool = False,
-    check_rows: int = 64,
+    check_rows: int = CHECK_ROWS,
 ) -> Path:
     """Write one SavedModel per modality trained so far (``model.modalities``) and ``export.json``.
 
@@ -243,7 +244,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int
     with OutputDir(out, EXPORT_KIND, overwrite=overwrite, error=ExportError) as dest:  # checked and locked first
         model, fs, config = load_run(run_dir, stage=stage)
         _write_export(dest, model, formats, dataset=fs, run_config=config, run_name=Path(run_dir).resolve().name,
-                      check_rows=64)
+                      check_rows=CHECK_ROWS)
     return Path(out)
 
 

@@ -86,6 +86,8 @@ def refusal(path: str | os.PathLike, kind: OutputKind, *, overwrite: bool) -> st
 
     Nothing there, or an empty directory, may be written; with ``overwrite``, also an output of ``kind``."""
     path = Path(path)
+    if path.name in ("", ".", ".."):
+        return f"{path}: name a new directory to write (not {str(path)!r} itself)"
     if path.parent.exists() and not path.parent.is_dir():
         return f"{path.parent}: not a directory"
     if not os.path.lexists(path):

@@ -239,3 +239,12 @@ def test_refusals_leave_no_lock_and_no_directory_they_made(tmp_path):
             write(tmp_path / "x", "y")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
     assert json.loads('{"ok": 1}')
+
+
+@pytest.mark.parametrize("name", [".", "..", "sub/.."])
+def test_the_current_or_parent_folder_is_not_an_output(tmp_path, monkeypatch, name):
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(ValueError, match="name a new directory to write"):
+        write(Path(name), "x", overwrite=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["sub"] and not list((tmp_path / "sub").iterdir())
