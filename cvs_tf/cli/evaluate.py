@@ -28,10 +28,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--split", choices=("val", "test"), default="test", help="split to evaluate [test]")
     p.add_argument("--stage", type=bounded_int("--stage", 1, MAX_STAGE), help="evaluate the model of this (1-based) stage [last]")
     p.add_argument("--out", metavar="FILE",
-                   help="output stem for .md/.csv/.json [RUN_DIR/eval/<split>-<protocol>-k<K>]")
+                   help="write the table to FILE.md, FILE.csv and FILE.json, or only to FILE when it ends in "
+                        ".md, .csv or .json; an existing file is replaced only with --overwrite, and only a "
+                        "table cvs_tf wrote [RUN_DIR/eval/<split>-<protocol>-k<K>.{md,csv,json}, which "
+                        "replace the run's earlier tables of that name]")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out files (cvs_tf tables only)")
     p.add_argument("--projector", action="store_true",
                    help="also write TensorBoard Embedding Projector files and a PCA/t-SNE PNG of the split's "
-                        "embeddings, before and after training, to RUN_DIR/projector (cvs_tf.evaluation.projector)")
+                        "embeddings, before and after training, to RUN_DIR/projector (cvs_tf.evaluation.projector); "
+                        "refused, before anything is written, for an extended run")
     return p
 
 
@@ -39,35 +44,63 @@ def parse_args(argv: Sequence[str] | None = None):
     return build_parser().parse_args(argv)
 
 
+def table_outputs(args, protocol, k) -> tuple[Path, tuple[str, ...], bool]:
+    """``(stem, extensions, overwrite)`` of the table files: ``--out`` as documented in ``--help``."""
+    from cvs_tf.evaluation.table import TABLE_EXTS
+
+    if not args.out:
+        klabel = "all" if k is None else k
+        stem = Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
+        return stem, TABLE_EXTS, True  # the run's own eval/ tables (still only files cvs_tf wrote)
+    out = Path(args.out)
+    if out.suffix in tuple(f".{e}" for e in TABLE_EXTS):
+        return out.with_suffix(""), (out.suffix[1:],), args.overwrite
+    return out, TABLE_EXTS, args.overwrite
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from cvs_tf.evaluation.protocols import parse_protocol
-    from cvs_tf.evaluation.table import cross_modal_table, format_table, write_table
+    from cvs_tf.evaluation.table import (
+        cross_modal_table,
+        format_table,
+        is_table_file,
+        table_paths,
+        write_table,
+    )
     from cvs_tf.training.run_dir import RunDirError, load_run
+    from cvs_tf.utils.output import OutputFiles
 
     k = args.k
     protocol = parse_protocol(args.protocol)
     if protocol.k is not None and protocol.k > K_MAX:
         raise CliError(f"--protocol: rerank@K needs K in [1, {K_MAX}], got {protocol.k}")
+    if args.overwrite and not args.out:
+        raise CliError("--overwrite applies to --out files (the run's own eval/ tables are always replaced)")
+    stem, exts, overwrite = table_outputs(args, protocol, k)
+    paths = table_paths(stem, exts)
     try:
         model, fs, _ = load_run(args.run_dir, stage=args.stage)
     except RunDirError as exc:
         raise CliError(str(exc)) from None
-    empty = [m for m in model.modalities if m in fs.modalities and fs.count(m, args.split) == 0]
-    if empty:
-        raise CliError(f"dataset {fs.name} has no {args.split} items for {', '.join(empty)}"
-                       + (" (a set without a validation split): evaluate --split test" if args.split == "val" else ""))
-    mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
-    df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
-    klabel = "all" if k is None else k
-    stem = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
-    if stem.suffix in (".md", ".csv", ".json"):
-        stem = stem.with_suffix("")
-    paths = write_table(df, stem)
+    with OutputFiles(paths.values(), noun="table file", recognise=is_table_file, overwrite=overwrite,
+                     error=CliError) as outputs:  # checked and locked before anything is computed
+        empty = [m for m in model.modalities if m in fs.modalities and fs.count(m, args.split) == 0]
+        if empty:
+            raise CliError(f"dataset {fs.name} has no {args.split} items for {', '.join(empty)}"
+                           + (" (a set without a validation split): evaluate --split test" if args.split == "val"
+                              else ""))
+        contents = None
+        if args.projector:  # refused or computed before anything is written
+            from cvs_tf.evaluation.projector import projector_contents, write_projector
+
+            contents = projector_contents(args.run_dir, model, fs, split=args.split)
+        mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
+        df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
+        write_table(df, stem, exts=exts, into=outputs)
     print(format_table(df))
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
-    if args.projector:
-        from cvs_tf.evaluation.projector import write_projector
-
-        print(f"wrote {write_projector(args.run_dir, model, fs, split=args.split)} (tensorboard --logdir it: Projector tab)")
+    if contents is not None:
+        where = write_projector(args.run_dir, model, fs, split=args.split, contents=contents)
+        print(f"wrote {where} (tensorboard --logdir it: Projector tab)")
     return 0

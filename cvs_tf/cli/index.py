@@ -120,16 +120,27 @@ def gallery_from_args(args, export):
 
 
 def _build(args) -> int:
-    from cvs_tf.retrieval.index import Index, RetrievalError
-    from cvs_tf.serving.export import Export
+    from cvs_tf.retrieval.index import INDEX_KIND
+    from cvs_tf.utils.output import OutputDir
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:    # before the (slow) embedding
-        raise CliError(f"{out}: exists and is not empty (pass --overwrite to replace an index)")
     if args.kind != "ivf" and (args.nlist is not None or args.nprobe is not None):
         raise CliError(f"--nlist/--nprobe apply to --kind ivf, not {args.kind}")
+    with OutputDir(out, INDEX_KIND, overwrite=args.overwrite, error=CliError) as dest:  # before the (slow) embedding
+        index = _embed_and_index(args, out)
+        index.write_to(dest)
+    extra = ", ".join(f"{k} {v}" for k, v in index.params.items())
+    print(f"indexed {index.count} {args.modality} items (D = {index.dim}, {args.kind}{', ' + extra if extra else ''}) "
+          f"to {out}; {_size(index.nbytes())}")
+    return 0
+
+
+def _embed_and_index(args, out: Path):
+    from cvs_tf.retrieval.index import Index, RetrievalError
+    from cvs_tf.serving.export import Export
+
     export = Export(args.export_dir)
     export.input_dim(args.modality)                  # the export has this modality
     x, ids, labels, classes, label_kind, source = gallery_from_args(args, export)
@@ -142,11 +153,7 @@ def _build(args) -> int:
     except RetrievalError as exc:
         raise CliError(str(exc)) from None
     index.label_kind = label_kind if labels is not None else None
-    index.save(out, overwrite=args.overwrite)
-    extra = ", ".join(f"{k} {v}" for k, v in index.params.items())
-    print(f"indexed {index.count} {args.modality} items (D = {index.dim}, {args.kind}{', ' + extra if extra else ''}) "
-          f"to {out}; {_size(index.nbytes())}")
-    return 0
+    return index
 
 
 def _info(args) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.data.import_files import Part, layout_error, read_part, text_lines
+from cvs_tf.data.manifest import FORMAT as MANIFEST_FORMAT
 from cvs_tf.data.store import (
     SPLITS,
     FeatureSetError,
@@ -36,9 +37,12 @@ from cvs_tf.data.store import (
     save_feature_set,
     sha256_file,
 )
+from cvs_tf.utils.output import OutputDir, OutputKind
 
 VERSION = "1"
 FORMATS = ("npy", "npz", "parquet")
+#: a feature set as an output (import has no --overwrite: only its lock and checks are used)
+FEATURE_SET_KIND = OutputKind("feature set", "manifest.json", MANIFEST_FORMAT, lambda manifest: list(manifest["arrays"]))
 RESERVED = ("labels", "ids", "classes")
 PAIRINGS = ("auto", "instance", "class")
 DEFAULT_VAL_FRACTION = 0.1
@@ -284,6 +288,13 @@ def import_layout(src: str | Path, out: str | Path, *, val_fraction: float | Non
     out, root = Path(out), Path(src)
     if out.exists():
         raise FeatureSetError(f"{out}: output directory already exists (remove it first)")
+    with OutputDir(out, FEATURE_SET_KIND, error=FeatureSetError):  # one import into --out at a time
+        return _import(root, out, val_fraction=val_fraction, seed=seed, pairing=pairing, label_base=label_base,
+                       name=name, report=report, allow_id_overlap=allow_id_overlap)
+
+
+def _import(root: Path, out: Path, *, val_fraction, seed, pairing, label_base, name, report,
+            allow_id_overlap) -> Path:
     layout = read_layout(root, pairing=pairing, label_base=label_base, allow_id_overlap=allow_id_overlap)
     data, ids, validation = _gather(layout, val_fraction, seed)
     for note in layout.notes if report else ():

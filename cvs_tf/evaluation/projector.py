@@ -7,7 +7,7 @@
     before.tsv, after.tsv     one row per item of the split: its unit embedding (D tab-separated floats)
     metadata.tsv              header "class  modality  id", then one row per item (the same rows for both)
     space.png                 2x2: PCA and t-SNE of the same items, before and after training
-    projector.json            what was embedded: run, stage, split, modalities, counts, seed
+    projector.json            format (cvs_tf.projector), what was embedded: run, stage, split, modalities, counts, seed, files
 
 "After" is the run's model at its last (or ``--stage``) finished stage. "Before" is the same
 space re-built from the run's own ``config.json`` with its seed, exactly as the trainer builds it
@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 PROJECTOR_DIR = "projector"
+PROJECTOR_FORMAT = "cvs_tf.projector"
+PROJECTOR_MANIFEST = "projector.json"
 CONFIG_FILE = "projector_config.pbtxt"
 METADATA_FILE = "metadata.tsv"
 PNG_FILE = "space.png"
@@ -151,33 +153,61 @@ def plot_space(path: Path, tensors: dict[str, np.ndarray], meta, seed: int, titl
     return path
 
 
-def write_projector(run_dir: str | Path, model, fs, *, split: str = "test", out: str | Path | None = None,
-                    png: bool = True) -> Path:
-    """Write the projector files (and ``space.png``) of ``model`` (a stage of ``run_dir``) and of its initial weights.
+def projector_contents(run_dir: str | Path, model, fs, *, split: str = "test", png: bool = True) -> dict:
+    """Everything :func:`write_projector` writes, computed (and refused, in one line) before anything is written.
 
-    ``out`` defaults to ``RUN_DIR/projector``; it is written atomically and replaces an earlier one.
+    An extended run is refused: its initial weights are partly another run's trained ones; so is a
+    ``RUN_DIR/projector`` that an earlier ``--projector`` did not write.
     """
     from cvs_tf.training.run_dir import read_run_config
-    from cvs_tf.utils.atomic import atomic_dir
+    from cvs_tf.utils.output import refusal
 
     run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / PROJECTOR_DIR
-    cfg, _ = read_run_config(run_dir)
+    cfg, resolved = read_run_config(run_dir)
+    if resolved.get("extended_from") is not None:
+        raise ValueError(f"{run_dir}: --projector does not apply to an extended run (its 'before' space would "
+                         "hold the source run's trained weights); evaluate it without --projector")
+    if msg := refusal(run_dir / PROJECTOR_DIR, projector_kind(), overwrite=True):
+        raise ValueError(msg)
     mods = list(model.modalities)
     tensors = {"before": embed_split(initial_model(run_dir, fs), fs, mods, split),
                "after": embed_split(model, fs, mods, split)}
-    meta = metadata_rows(fs, mods, split)
     stage = model.current_stage + 1
-    info = {"run": run_dir.name, "stage": stage, "stage_name": model.stage_name(model.current_stage), "split": split,
+    info = {"format": PROJECTOR_FORMAT, "run": run_dir.name, "stage": stage, "stage_name": model.stage_name(model.current_stage), "split": split,
             "dataset": fs.name, "data_label": fs.data_label, "modalities": {m: fs.count(m, split) for m in mods},
             "dim": int(tensors["after"].shape[1]), "seed": cfg.train.seed,
             "before": "the run's space re-built from its config.json with its seed (its initial weights)",
             "files": [CONFIG_FILE, METADATA_FILE, "before.tsv", "after.tsv"] + ([PNG_FILE] if png else [])}
-    with atomic_dir(out, overwrite=True) as tmp:
-        write_projector_files(tmp, tensors, meta)
-        if png:
-            title = (f"{fs.name} [{fs.data_label}], {cfg.model.space}, {split} split, stage {stage}: "
-                     "colour = class, marker = modality")
-            plot_space(tmp / PNG_FILE, tensors, meta, cfg.train.seed, title)
-        (tmp / "projector.json").write_text(json.dumps(info, indent=2) + "\n")
+    title = (f"{fs.name} [{fs.data_label}], {cfg.model.space}, {split} split, stage {stage}: "
+             "colour = class, marker = modality")
+    return {"tensors": tensors, "meta": metadata_rows(fs, mods, split), "info": info, "png": png,
+            "title": title, "seed": cfg.train.seed}
+
+
+def write_projector(run_dir: str | Path, model, fs, *, split: str = "test", out: str | Path | None = None,
+                    png: bool = True, contents: dict | None = None) -> Path:
+    """Write the projector files (and ``space.png``) of ``model`` (a stage of ``run_dir``) and of its initial weights.
+
+    ``out`` defaults to ``RUN_DIR/projector``; it is written atomically, locked, and replaces an earlier
+    projector folder only (:class:`cvs_tf.utils.output.OutputDir`).
+    ``contents``: what :func:`projector_contents` computed for these arguments (else computed here).
+    """
+    from cvs_tf.utils.output import OutputDir
+
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / PROJECTOR_DIR
+    c = contents if contents is not None else projector_contents(run_dir, model, fs, split=split, png=png)
+    with OutputDir(out, projector_kind(), overwrite=True) as dest, dest.build() as tmp:
+        write_projector_files(tmp, c["tensors"], c["meta"])
+        if c["png"]:
+            plot_space(tmp / PNG_FILE, c["tensors"], c["meta"], c["seed"], c["title"])
+        (tmp / PROJECTOR_MANIFEST).write_text(json.dumps(c["info"], indent=2) + "\n")
     return out
+
+
+def projector_kind():
+    """What an earlier projector folder is (replaced by the next ``--projector``; anything else is refused)."""
+    from cvs_tf.utils.output import OutputKind
+
+    return OutputKind("projector", PROJECTOR_MANIFEST, PROJECTOR_FORMAT, lambda info: list(info["files"]),
+                      legacy=lambda info: isinstance(info.get("files"), list) and "before" in info)

@@ -29,10 +29,10 @@ import pandas as pd
 from cvs_tf.data.store import order_modalities
 from cvs_tf.evaluation.metrics import map_at_k, map_at_k_from_scores, normalize_k
 from cvs_tf.evaluation.protocols import ModelScorer, parse_protocol
-from cvs_tf.utils.atomic import atomic_file
+from cvs_tf.utils.output import OutputFiles
 
 __all__ = ["cross_modal_table", "format_table", "to_markdown", "write_table", "read_table", "table_from_matrix",
-           "table_record", "MEAN", "TABLE_FORMAT"]
+           "table_record", "table_paths", "is_table_file", "MEAN", "TABLE_FORMAT", "TABLE_EXTS"]
 
 MEAN = "mean"
 TABLE_FORMAT = "cvs_tf.map_table"
@@ -272,22 +272,69 @@ def table_record(df: pd.DataFrame) -> dict:
     }
 
 
-def write_table(df: pd.DataFrame, stem: str | os.PathLike) -> dict[str, Path]:
-    """Write ``stem.md``, ``stem.csv`` and ``stem.json`` (each atomically); return their paths by extension.
+TABLE_EXTS = ("md", "csv", "json")
+
+
+def table_paths(stem: str | os.PathLike, exts: tuple[str, ...] = TABLE_EXTS) -> dict[str, Path]:
+    """``{ext: stem.ext}`` for each of ``exts`` (a subset of md, csv, json)."""
+    stem = Path(stem)
+    bad = [e for e in exts if e not in TABLE_EXTS]
+    if bad or not exts:
+        raise ValueError(f"table formats must be among {', '.join(TABLE_EXTS)}, got {list(exts)}")
+    return {ext: stem.with_name(stem.name + "." + ext) for ext in exts}
+
+
+def is_table_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a file :func:`write_table` wrote (by its extension's layout)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            rec = json.loads(path.read_bytes())
+        except (ValueError, OSError):
+            return False
+        return isinstance(rec, dict) and rec.get("format") == TABLE_FORMAT
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    lines = head.decode("utf-8", "replace").splitlines()
+    if path.suffix == ".csv":
+        return bool(lines) and lines[0].startswith("query,")
+    if path.suffix == ".md":
+        return bool(lines) and lines[0].startswith("### ") and any(ln.startswith("| query \\ retrieval |")
+                                                                   for ln in lines[1:4])
+    return False
+
+
+def _render(df: pd.DataFrame, ext: str) -> str:
+    if ext == "md":
+        return to_markdown(df)
+    if ext == "csv":
+        return df.to_csv(float_format="%.17g")
+    return json.dumps(table_record(df), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_table(df: pd.DataFrame, stem: str | os.PathLike, *, exts: tuple[str, ...] = TABLE_EXTS,
+                overwrite: bool = True, into: OutputFiles | None = None) -> dict[str, Path]:
+    """Write ``stem.EXT`` for each of ``exts`` [md, csv, json] (each atomically); return their paths by extension.
 
     The CSV holds the full-precision matrix with row/column means (empty cells on the diagonal);
     the JSON holds protocol, split, K, data label, the matrix, row and column means, the overall
-    mean and the fallback cells (:func:`read_table` reads it back).
+    mean and the fallback cells (:func:`read_table` reads it back). An existing file is replaced
+    only with ``overwrite`` and only when it is a table file of its kind (:func:`is_table_file`);
+    a second writer of the same stem is refused (:class:`cvs_tf.utils.output.OutputFiles`). ``into``:
+    those files already checked and locked by the caller (``overwrite`` is then theirs).
     """
-    stem = Path(stem)
-    paths = {ext: stem.with_name(stem.name + "." + ext) for ext in ("md", "csv", "json")}
-    with atomic_file(paths["md"]) as f:
-        f.write(to_markdown(df))
-    with atomic_file(paths["csv"]) as f:
-        df.to_csv(f, float_format="%.17g")
-    with atomic_file(paths["json"]) as f:
-        json.dump(table_record(df), f, indent=2, ensure_ascii=False)
-        f.write("\n")
+    paths = table_paths(stem, exts)
+    if into is None:
+        with OutputFiles(paths.values(), noun="table file", recognise=is_table_file, overwrite=overwrite) as out:
+            return write_table(df, stem, exts=exts, into=out)
+    for ext, path in paths.items():
+        with into.write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(_render(df, ext))
+            f.flush()
+            os.fsync(f.fileno())
     return paths
 
 

@@ -28,8 +28,8 @@ from cvs_tf.retrieval.checks import (
     check_bounds,
     check_index_manifest,
 )
-from cvs_tf.utils.artifacts import check_replaceable, read_manifest
-from cvs_tf.utils.atomic import atomic_dir
+from cvs_tf.utils.artifacts import read_manifest
+from cvs_tf.utils.output import OutputDir, OutputKind, recover_previous
 
 INDEX_FORMAT = "cvs_tf.index"
 INDEX_FORMAT_VERSION = 1
@@ -40,6 +40,12 @@ EF_CONSTRUCTION = 40
 EF_SEARCH = 128
 #: IVF training points per list (faiss warns below 39)
 TRAIN_PER_LIST = 64
+
+
+#: what ``--overwrite`` may replace: a directory whose index.json is a cvs_tf index listing every file
+INDEX_KIND = OutputKind("index", INDEX_MANIFEST, INDEX_FORMAT, lambda manifest: list(manifest["files"]))
+
+
 def _faiss():
     import faiss
 
@@ -289,10 +295,14 @@ class Index:
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the index directory atomically (an existing index is replaced only with ``overwrite``)."""
+        with OutputDir(path, INDEX_KIND, overwrite=overwrite, error=RetrievalError) as dest:
+            return self.write_to(dest)
+
+    def write_to(self, dest: OutputDir) -> Path:
+        """Write the index into ``dest``, an output directory its caller checked and locked."""
         faiss = _faiss()
-        path = Path(path)
-        check_replaceable(path, INDEX_MANIFEST, overwrite=overwrite, noun="index", error=RetrievalError)
-        with atomic_dir(path, overwrite=True) as tmp:  # refused above what may not be replaced
+        path = dest.target
+        with dest.build() as tmp:
             faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
             np.save(tmp / "ids.npy", self.ids, allow_pickle=False)
             files = ["faiss.index", "ids.npy"]
@@ -310,6 +320,7 @@ class Index:
         """Read an index directory; with ``export``, refuse one built for another export or D."""
         faiss = _faiss()
         path = Path(path)
+        recover_previous(path, INDEX_KIND)  # an old index a killed --overwrite left aside
         manifest, _ = read_manifest(path, INDEX_MANIFEST, fmt=INDEX_FORMAT, version=INDEX_FORMAT_VERSION,
                                     required=("kind", "dim", "count", "files"), noun="index", error=RetrievalError,
                                     hint="build one with python -m cvs_tf.index build")

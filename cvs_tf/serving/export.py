@@ -23,23 +23,29 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.utils.artifacts import check_replaceable, read_manifest
-from cvs_tf.utils.atomic import atomic_dir
-from cvs_tf.utils.fields import Fields, inside
+from cvs_tf.serving.checks import ExportError, check_export_manifest
+from cvs_tf.utils.artifacts import read_manifest
+from cvs_tf.utils.fields import inside
+from cvs_tf.utils.output import OutputDir, OutputKind, recover_previous
 
 EXPORT_FORMAT = "cvs_tf.export"
 EXPORT_FORMAT_VERSION = 1
 EXPORT_MANIFEST = "export.json"
 ENDPOINT = "serve"
 INPUT_NAME = "features"
-#: largest |exported - model.embed| accepted when an export checks itself
+#: largest |exported - model.embed| accepted when an export checks itself, on this many probe rows
 TOLERANCE = 1e-6
+CHECK_ROWS = 64
 FORMATS = ("savedmodel", "onnx")
 ONNX_OPSET = 17
 
 
-class ExportError(ValueError):
-    """An export is missing, corrupt, or used with inputs it cannot embed."""
+def _export_members(manifest: dict) -> list[str]:
+    return [v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v]
+
+
+#: what ``--overwrite`` may replace: a directory whose export.json is a cvs_tf export listing every entry
+EXPORT_KIND = OutputKind("export", EXPORT_MANIFEST, EXPORT_FORMAT, _export_members)
 
 
 # --------------------------------------------------------------------------- writing
@@ -136,10 +142,6 @@ def _versions() -> dict:
     return {"cvs_tf": cvs_tf.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    check_replaceable(out, EXPORT_MANIFEST, overwrite=overwrite, noun="export", error=ExportError)
-
-
 def _modality_entry(model, m: str, tmp: Path, formats: tuple[str, ...], check_rows: int) -> tuple[dict, float]:
     """Write modality ``m``'s artifacts into ``tmp``; ``(its export.json entry, |served - embed| max)``."""
     _write_savedmodel(model, m, tmp / m)
@@ -206,7 +208,7 @@ def export_model(
     run_name: str | None = None,
     formats: tuple[str, ...] = ("savedmodel",),
     overwrite: bool = False,
-    check_rows: int = 64,
+    check_rows: int = CHECK_ROWS,
 ) -> Path:
     """Write one SavedModel per modality trained so far (``model.modalities``) and ``export.json``.
 
@@ -222,8 +224,15 @@ def export_model(
     """
     out = Path(out)
     formats = _check_formats(formats)
-    _prepare_out(out, overwrite)
-    with atomic_dir(out, overwrite=True) as tmp:  # _prepare_out refused what may not be replaced
+    with OutputDir(out, EXPORT_KIND, overwrite=overwrite, error=ExportError) as dest:
+        _write_export(dest, model, formats, dataset=dataset, run_config=run_config, run_name=run_name,
+                      check_rows=check_rows)
+    return out
+
+
+def _write_export(dest: OutputDir, model, formats: tuple[str, ...], *, dataset, run_config, run_name,
+                  check_rows: int) -> None:
+    with dest.build() as tmp:
         modalities, max_diff = {}, 0.0
         for m in model.modalities:
             modalities[m], diff = _modality_entry(model, m, tmp, formats, check_rows)
@@ -231,7 +240,6 @@ def export_model(
         manifest = _manifest(model, modalities, formats, dataset=dataset, run_config=run_config,
                              run_name=run_name, check_rows=check_rows, max_diff=max_diff)
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return out
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int | None = None,
@@ -239,12 +247,12 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int
     """Export a run directory's model (last or 1-based ``stage``); see :func:`export_model`."""
     from cvs_tf.training.run_dir import load_run
 
-    if "onnx" in formats:
-        require_onnx()              # before the (slow) model load
-    _prepare_out(Path(out), overwrite)
-    model, fs, config = load_run(run_dir, stage=stage)
-    return export_model(model, out, run_config=config, dataset=fs, run_name=Path(run_dir).resolve().name,
-                        formats=formats, overwrite=overwrite)
+    formats = _check_formats(formats)  # before the (slow) model load
+    with OutputDir(out, EXPORT_KIND, overwrite=overwrite, error=ExportError) as dest:  # checked and locked first
+        model, fs, config = load_run(run_dir, stage=stage)
+        _write_export(dest, model, formats, dataset=fs, run_config=config, run_name=Path(run_dir).resolve().name,
+                      check_rows=CHECK_ROWS)
+    return Path(out)
 
 
 # --------------------------------------------------------------------------- loading
@@ -255,41 +263,6 @@ def export_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256((Path(path) / EXPORT_MANIFEST).read_bytes()).hexdigest()
 
 
-def check_export_manifest(mpath: Path, manifest: dict) -> None:
-    """Every field :class:`Export` reads has the right JSON type (ExportError naming the file and field);
-    artifact paths stay inside the export directory."""
-    from cvs_tf.data.manifest import modality_name_error
-
-    f = Fields(mpath, manifest, error=ExportError)
-    f.get("dim", "integer", low=1)
-    f.get("stage", "integer", low=1)
-    f.get("space", "string", "null", required=False)
-    f.strings("formats", required=False)
-    mods = f.sub("modalities")
-    if not mods.obj:
-        f.fail("modalities", "empty (an export holds at least one modality)")
-    for m in mods.obj:
-        if err := modality_name_error(m):
-            f.fail("modalities", err)
-        entry = mods.sub(m)
-        entry.get("input_dim", "integer", low=1)
-        entry.get("weights_sha256", "string")
-        for key in ("savedmodel", "onnx"):
-            rel = entry.get(key, "string", required=key == "savedmodel")
-            if rel is not None:
-                inside(mpath.parent, rel, where=f"{mpath}: {entry.name(key)}", error=ExportError)
-    order = f.strings("modality_order", required=False)
-    if order is not None and sorted(order) != sorted(mods.obj):
-        f.fail("modality_order", f"lists {order}, but modalities has {sorted(mods.obj)}")
-    ds = f.sub("dataset", required=False, nullable=True)
-    if ds is not None:
-        ds.strings("classes", required=False, nullable=True)
-        ds.get("label_kind", "string", "null", required=False, choices=("single", "multi"))
-    run = f.sub("run", required=False, nullable=True)
-    if run is not None:
-        run.get("name", "string", "null", required=False)
-
-
 class Export:
     """A loaded export directory: its manifest, identity, and ``embed(modality, features)``.
 
@@ -298,6 +271,7 @@ class Export:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        recover_previous(self.path, EXPORT_KIND)  # an old export a killed --overwrite left aside
         manifest, blob = read_manifest(self.path, EXPORT_MANIFEST, fmt=EXPORT_FORMAT, version=EXPORT_FORMAT_VERSION,
                                        required=("dim", "modalities", "stage"), noun="export", error=ExportError,
                                        hint="make one with python -m cvs_tf.export RUN_DIR --out DIR")

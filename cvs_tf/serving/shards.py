@@ -242,11 +242,12 @@ def merge_shards(pattern: str, out: str | os.PathLike, *, kind: str = "exact", e
     The index records the export (its identity and path from the index, as ``cvs_tf.index build``
     does), so ``python -m cvs_tf.search INDEX`` embeds queries with it.
     """
-    from cvs_tf.retrieval.index import Index
-    from cvs_tf.utils.artifacts import check_replaceable
+    from cvs_tf.retrieval.index import INDEX_KIND, Index
+    from cvs_tf.utils.output import refusal
 
     out = Path(out)
-    check_replaceable(out, "index.json", overwrite=overwrite, noun="index", error=ShardError)
+    if msg := refusal(out, INDEX_KIND, overwrite=overwrite):  # before reading the shards (save checks again)
+        raise ShardError(msg)
     meta, emb, ids = read_output_set(pattern)
     export = _export_for(meta, export_dir)
     if emb.shape[1] != export.dim:

@@ -1,29 +1,9 @@
-"""Self-describing artifact directories (exports, gallery indexes): what may be replaced, and reading their manifest."""
+"""Self-describing artifact directories (exports, gallery indexes): reading their manifest (writing: cvs_tf.utils.output)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
-
-
-def check_replaceable(path: Path, manifest_name: str, *, overwrite: bool, noun: str, error=ValueError) -> None:
-    """Refuse (``error``, one line) to write the artifact directory ``path`` over anything but nothing, an
-    empty directory or, with ``overwrite``, an artifact of its kind (a directory holding ``manifest_name``)."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise error(f"{path}: exists and is not a directory")
-        if any(path.iterdir()):
-            if not overwrite:
-                raise error(f"{path}: exists and is not empty (pass --overwrite to replace {_a(noun)})")
-            if not (path / manifest_name).is_file():
-                raise error(f"{path}: not {_a(noun)} directory (no {manifest_name}); refusing to replace it")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise error(f"{path.parent}: not a directory")
 
 
 def read_manifest(path: Path, manifest_name: str, *, fmt: str, version: int, required: tuple[str, ...],

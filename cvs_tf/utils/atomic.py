@@ -1,16 +1,24 @@
 """Atomic writes: build a file or directory beside its target under a temporary name, then rename it into place.
 
 Temporaries are named ``.NAME.tmp-PID@HOST-XXXXXXXX``; every new one first removes those whose
-writer (same host) is dead, so a ``kill -9`` leaves nothing behind for long.
+writer (same host) is dead, so a ``kill -9`` leaves nothing behind for long. A target that
+``overwrite`` replaces is renamed aside first; :mod:`cvs_tf.utils.output` names it
+``.NAME.previous`` (never taken for a temporary) so that the old output survives a kill.
+
+``CVS_TF_FAULT_POINT=NAME`` (tests only) makes the process SIGKILL itself at :func:`fault_point` NAME.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import functools
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -27,8 +35,27 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
 
 
+FAULT_ENV = "CVS_TF_FAULT_POINT"
+
+
+_FAULT_HITS: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Test hook: SIGKILL this process here when ``$CVS_TF_FAULT_POINT`` is ``name`` (kill -9 tests).
+
+    ``NAME@N`` kills at the N-th time the process reaches point NAME.
+    """
+    point, _, nth = os.environ.get(FAULT_ENV, "").partition("@")
+    if point != name:
+        return
+    _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
+    if _FAULT_HITS[name] == (int(nth) if nth.isdigit() else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host (another user's process counts as alive)."""
+    """Whether process ``pid`` exists on this host (another user's process counts as alive; a zombie does not)."""
     if pid <= 0:
         return True  # not a real pid: never treat it as dead
     try:
@@ -37,7 +64,55 @@ def pid_alive(pid: int) -> bool:
         return False
     except OSError:  # PermissionError: a live process of another user
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet: it can write nothing any more (Linux /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:][:1] in ("Z", "X")
+
+
+def rename_noreplace(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rename ``src`` to ``dst``; ``FileExistsError`` if ``dst`` exists (even an empty directory).
+
+    Linux's ``renameat2(RENAME_NOREPLACE)`` makes the check and the rename one step; elsewhere
+    (or on a file system without it) the check comes just before the rename.
+    """
+    if not _renameat2_noreplace(os.fspath(src), os.fspath(dst)):
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "File exists", os.fspath(dst))
+        os.rename(src, dst)
+
+
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def _renameat2_noreplace(src: str, dst: str) -> bool:
+    """True once renamed; False where renameat2 is missing or unsupported; raises OSError otherwise."""
+    libc = _libc()
+    if libc is None:
+        return False
+    rc = libc.renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), dst if err == errno.EEXIST else src)
+
+
+@functools.cache
+def _libc():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def temporary_of(name: str) -> str | None:
@@ -80,6 +155,16 @@ def remove_stale_temporaries(target: str | os.PathLike, *, legacy_age_s: float =
             if not os.path.lexists(entry.path):
                 removed.append(parent / entry.name)
     return sorted(removed)
+
+
+PREVIOUS_SUFFIX = ".previous"
+
+
+def previous_path(target: str | os.PathLike) -> Path:
+    """Where an overwrite keeps the old output until the new one is in place: ``.NAME.previous``
+    (never taken for a dead writer's temporary)."""
+    target = Path(target)
+    return target.parent / f".{target.name}{PREVIOUS_SUFFIX}"
 
 
 def _umask() -> int:
@@ -127,37 +212,51 @@ def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False,
     """Yield a private temporary directory; on success it replaces ``target`` in one rename.
 
     On any exception the temporary is removed and ``target`` is untouched. An existing ``target``
-    is refused (``FileExistsError``) unless ``overwrite``; then the old one is moved aside and
-    removed only after the new one is in place. ``backup`` names where it is moved (default: a
-    temporary), for a caller that recovers from a kill between the two renames by renaming
-    ``backup`` back when ``target`` is missing.
+    is refused (``FileExistsError``) unless ``overwrite``, also when it appears while the caller
+    writes (even an empty directory); with ``overwrite`` the old one is moved aside and
+    removed only after the new one is in place. ``backup`` names where it is moved, for a caller
+    that recovers from a kill between the two renames by renaming ``backup`` back when ``target``
+    is missing; by default it is :func:`previous_path`, which the next ``atomic_dir`` of the same
+    target renames back itself.
     """
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target}: already exists")
     target.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite and backup is None:
+        prev = previous_path(target)
+        if os.path.lexists(prev) and not os.path.lexists(target):
+            rename_noreplace(prev, target)  # an earlier overwrite was killed between its renames
+        backup = prev
     tmp = make_temporary(target)
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # once renamed, the permissions of a plain mkdir
         yield tmp
-        _swap_in(tmp, target, None if backup is None else Path(backup))
+        fault_point("output-built")
+        _swap_in(tmp, target, Path(backup) if overwrite else None)
     except BaseException:
         _discard(tmp)
         raise
 
 
 def _swap_in(tmp: Path, target: Path, backup: Path | None) -> None:
-    """Rename ``tmp`` onto ``target``; an existing ``target`` goes to ``backup`` first and is removed last."""
+    """Rename ``tmp`` onto ``target``: without ``backup`` never over anything; else an existing
+    ``target`` goes to ``backup`` first and is removed last."""
+    if backup is None:
+        try:
+            rename_noreplace(tmp, target)  # a target that appeared meanwhile is never replaced
+        except FileExistsError:
+            raise FileExistsError(f"{target}: appeared while it was being written; left as it is "
+                                  "(nothing was written)") from None
+        return
     old = None
     if os.path.lexists(target):
-        if backup is None:
-            old = make_temporary(target)
-            os.rmdir(old)
-        else:
-            old = backup
-            _discard(old)
+        old = backup
+        _discard(old)
         os.replace(target, old)
+        fault_point("output-aside")
     os.replace(tmp, target)
+    fault_point("output-swapped")
     if old is not None:
         _discard(old)
 
@@ -175,7 +274,9 @@ def atomic_path(target: str | os.PathLike, *, suffix: str = "") -> Iterator[Path
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # once renamed, the permissions of a plain open(..., "w")
         yield tmp
+        fault_point("output-built")
         os.replace(tmp, target)
+        fault_point("output-swapped")
     except BaseException:
         _discard(tmp)
         raise

@@ -7,7 +7,7 @@ import pytest
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.conftest import dir_tree, make_toy_featureset, one_error_line, run_killed
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,64 @@ def test_pairwise_table_names_protocol_and_fallback_cells(rvs_run, capsys):
 
 
 def test_out_stem_and_rerank(rvs_run, tmp_path):
-    assert evaluate([str(rvs_run), "--protocol", "rerank@5", "--out", str(tmp_path / "t.md")]) == 0
-    assert {p.suffix for p in tmp_path.iterdir()} == {".md", ".csv", ".json"}
+    assert evaluate([str(rvs_run), "--protocol", "rerank@5", "--out", str(tmp_path / "t")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.json", "t.md"]
+
+
+def test_out_with_an_extension_writes_that_file_only_and_never_replaces_its_siblings(rvs_run, tmp_path, capsys):
+    """Was: ``--out notes.json`` replaced an existing notes.md and wrote notes.csv unasked."""
+    (tmp_path / "notes.md").write_text("my notes\n")
+    assert evaluate([str(rvs_run), "--out", str(tmp_path / "notes.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.json", "notes.md"]
+    assert (tmp_path / "notes.md").read_text() == "my notes\n"
+    assert json.loads((tmp_path / "notes.json").read_text())["format"] == "cvs_tf.map_table"
+    assert capsys.readouterr().out.rstrip().endswith(f"wrote {tmp_path / 'notes.json'}")
+
+
+def test_existing_out_files_need_overwrite_and_must_be_cvs_tf_tables(rvs_run, tmp_path, capsys):
+    (tmp_path / "notes.md").write_text("my notes\n")
+    before = (tmp_path / "notes.md").read_bytes()
+    for argv, needle in [([], "notes.md: exists (pass --overwrite to replace it)"),
+                         (["--overwrite"], "notes.md: not a table file written by cvs_tf")]:
+        assert run_cli(evaluate, [str(rvs_run), "--out", str(tmp_path / "notes"), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md"]  # nothing else, no temporary
+        assert (tmp_path / "notes.md").read_bytes() == before
+    assert evaluate([str(rvs_run), "--out", str(tmp_path / "t")]) == 0
+    old = (tmp_path / "t.json").read_bytes()
+    assert run_cli(evaluate, [str(rvs_run), "--out", str(tmp_path / "t"), "--split", "val"]) == 2
+    assert (tmp_path / "t.json").read_bytes() == old
+    assert evaluate([str(rvs_run), "--out", str(tmp_path / "t"), "--split", "val", "--overwrite"]) == 0
+    assert json.loads((tmp_path / "t.json").read_text())["split"] == "val"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md", "t.csv", "t.json", "t.md"]
+
+
+def test_a_second_evaluate_into_the_same_out_is_refused(rvs_run, tmp_path, capsys):
+    from cvs_tf.utils.lock import RunDirLock
+    from cvs_tf.utils.output import lock_path
+
+    with RunDirLock(tmp_path / "t.md", path=lock_path(tmp_path / "t.md"), transient=True):  # another writer
+        assert run_cli(evaluate, [str(rvs_run), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is in use by pid" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_projector_on_an_extended_run_is_refused_before_anything_is_written(rvs_run, tmp_path, capsys):
+    """Was: eval/* written, then the refusal. The run here is a copy whose config.json records extended_from."""
+    import shutil
+
+    run = tmp_path / "ext"
+    shutil.copytree(rvs_run, run, ignore=shutil.ignore_patterns("eval", "projector"))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["resolved"]["extended_from"] = {"run": "source"}
+    (run / "config.json").write_text(json.dumps(cfg))
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    assert run_cli(evaluate, [str(run), "--projector"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not apply to an extended run" in err[0], err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -62,3 +118,45 @@ def test_corrupt_model_file_is_reported(rvs_run, tmp_path, capsys):
         p.write_bytes(b"not a zip")
     assert run_cli(evaluate, [str(bad)]) == 2
     assert "cannot be loaded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("point", ["output-built", pytest.param("output-swapped", marks=pytest.mark.slow)])
+def test_kill_9_during_evaluate_out_leaves_the_old_table_or_the_new_one(tiny_export, tmp_path, point):
+    out = tmp_path / "t.json"
+    assert evaluate([str(tiny_export[0]), "--out", str(out), "--split", "val"]) == 0
+    run_killed(["cvs_tf.evaluate", tiny_export[0], "--out", out, "--overwrite"], point)
+    assert json.loads(out.read_text())["split"] == ("val" if point == "output-built" else "test")
+    assert all(p.name == "t.json" or p.name.startswith(".t.json.") for p in tmp_path.iterdir())  # the rest hidden
+    assert evaluate([str(tiny_export[0]), "--out", str(out), "--overwrite"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+def _copy_run(run, where):
+    import shutil
+
+    shutil.copytree(run, where, ignore=shutil.ignore_patterns("eval", "projector"))
+    return where
+
+
+def test_projector_replaces_its_own_folder_only(tiny_export, tmp_path, capsys):
+    run = _copy_run(tiny_export[0], tmp_path / "run")
+    assert evaluate([str(run), "--projector"]) == 0
+    assert evaluate([str(run), "--projector"]) == 0  # its own earlier folder is replaced
+    (run / "projector" / "mine.txt").write_text("mine")
+    before = dir_tree(run)
+    one_error_line(capsys, run_cli(evaluate, [str(run), "--projector", "--split", "val"]),
+                   "projector: not a projector written by cvs_tf (it also holds mine.txt")
+    assert dir_tree(run) == before  # the val tables were not written either
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["output-aside", "output-swapped@4"])  # @4: after the three table files
+def test_kill_9_during_projector_leaves_the_old_one_or_the_new_one(tiny_export, tmp_path, point):
+    run = _copy_run(tiny_export[0], tmp_path / "run")
+    assert evaluate([str(run), "--projector", "--split", "val"]) == 0
+    run_killed(["cvs_tf.evaluate", run, "--projector"], point)
+    kept = run / (".projector.previous" if point == "output-aside" else "projector")  # the old one, or the new one
+    assert json.loads((kept / "projector.json").read_text())["split"] == ("val" if point == "output-aside" else "test")
+    assert evaluate([str(run), "--projector"]) == 0  # restores or finishes the cut swap first
+    assert json.loads((run / "projector" / "projector.json").read_text())["split"] == "test"
+    assert not [p for p in run.iterdir() if p.name.startswith(".projector")]

@@ -147,3 +147,27 @@ def test_json_files_with_a_utf8_bom_are_read(tmp_path):
     s = settings_from_args(parse_args(["--config", str(base), "--search-space", str(space), "--out", str(tmp_path / "o")]))
     assert s.base.model.dim == 8
     assert next(p for p in s.search.params if p.name == "dim").choices == (8, 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["output-built@2", "output-swapped@24", "output-built@47"])
+def test_kill_9_at_several_points_then_resume_finishes_the_study_and_leaves_no_temporary(tmp_path, monkeypatch,
+                                                                                         capsys, point):
+    """A real 2-trial study killed early (first trial), midway and late (final run); --resume (stand-in training) ends it."""
+    from tests.conftest import run_killed
+
+    ds = toy_set(tmp_path)
+    opts, out = _files(tmp_path, ds), tmp_path / "study"
+    run_killed(["cvs_tf.tune", *opts, "--trials", "2", "--out", out], point)
+    shown = [p for p in out.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(out).parts)]
+    for p in shown:  # every file presented as output is complete
+        if p.suffix == ".json":
+            json.loads(p.read_text())
+        elif p.name == "trials.jsonl":
+            [json.loads(line) for line in p.read_text().splitlines()]
+    fake_training(monkeypatch)
+    assert run_cli(main, [*opts, "--trials", "2", "--out", str(out), "--resume"]) == 0
+    assert "chosen: trial #" in capsys.readouterr().out
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name or p.name.endswith(".previous")]
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert sum(r["state"] == "COMPLETE" for r in records) == 2

@@ -175,7 +175,7 @@ def test_save_never_overwrites_unless_asked_and_leaves_no_temp_dirs(tmp_path):
     ix = Index.build(unit_rows(10))
     with pytest.raises(RetrievalError, match="exists and is not empty"):
         ix.save(tmp_path / "mine")
-    with pytest.raises(RetrievalError, match="not an index directory"):
+    with pytest.raises(RetrievalError, match="not an index written by cvs_tf"):
         ix.save(tmp_path / "mine", overwrite=True)
     ix.save(tmp_path / "ix")
     Index.build(unit_rows(12)).save(tmp_path / "ix", overwrite=True)

@@ -164,7 +164,7 @@ def test_export_embed_matches_model_and_checks_its_input(trained):
     (["{run}", "--out", "{new}", "--stage", "9"], "no finished stage 9"),
     (["{run}", "--out", "{new}", "--stage", "0"], "--stage: must be in [1, 1000], got 0"),
     (["{run}", "--out", "{full}"], "exists and is not empty"),
-    (["{run}", "--out", "{full}", "--overwrite"], "not an export directory"),
+    (["{run}", "--out", "{full}", "--overwrite"], "not an export written by cvs_tf"),
     (["{run}", "--out", "{new}", "--format", "tflite"], "invalid choice"),
     (["{run}"], "--out"),
 ])

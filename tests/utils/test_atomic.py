@@ -187,3 +187,31 @@ def test_temporary_of_knows_every_naming():
     assert temporary_of(".checkpoint.tmp-a1b2c3d4") == "checkpoint"  # before names carried the pid
     assert temporary_of(".checkpoint.tmp") == "checkpoint"  # the hand-written name of earlier versions
     assert temporary_of("checkpoint") is None and temporary_of(".checkpoint.old") is None
+
+
+@pytest.mark.parametrize("point", ["output-aside", "output-swapped"])
+def test_a_kill_during_an_overwrite_keeps_the_old_directory_until_the_next_write_of_it(tmp_path, point):
+    """The old directory waits as .NAME.previous (not a temporary: other writes leave it), then comes back."""
+    from tests.utils.output_writer import PACKAGE
+
+    target = tmp_path / "d"
+    target.mkdir()
+    (target / "v").write_text("old")
+    script = ("import sys, types; m = types.ModuleType('cvs_tf'); "
+              f"m.__path__ = [{str(PACKAGE)!r}]; sys.modules['cvs_tf'] = m\n"
+              "from cvs_tf.utils.atomic import atomic_dir\n"
+              f"with atomic_dir({str(target)!r}, overwrite=True) as tmp:\n"
+              "    (tmp / 'v').write_text('new')\n")
+    env = {**os.environ, atomic.FAULT_ENV: point}
+    assert subprocess.run([sys.executable, "-c", script], env=env, timeout=60).returncode == -9
+    kept = atomic.previous_path(target) if point == "output-aside" else target
+    assert (kept / "v").read_text() == ("old" if point == "output-aside" else "new")
+    with atomic_dir(tmp_path / "other") as tmp:  # another write in the folder removes temporaries only
+        (tmp / "v").write_text("x")
+    assert (kept / "v").read_text() in ("old", "new")
+    with pytest.raises(Boom), atomic_dir(target, overwrite=True):
+        raise Boom  # the old (or new) directory is back before anything is written
+    assert (target / "v").read_text() == ("old" if point == "output-aside" else "new")
+    with atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "v").write_text("next")
+    assert _entries(tmp_path) == ["d", "other"]
