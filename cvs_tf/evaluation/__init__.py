@@ -1,4 +1,4 @@
-"""Retrieval evaluation: exact mAP@K, leak-free test-time attention protocols, and the cross-modal mAP table."""
+"""Retrieval evaluation: exact mAP@K and recall@K, leak-free test-time attention protocols, the cross-modal tables."""
 
 from cvs_tf.evaluation.metrics import (
     chance_map_at_k,
@@ -21,7 +21,9 @@ from cvs_tf.evaluation.protocols import (
 )
 from cvs_tf.evaluation.table import (
     MEAN,
+    cross_modal_recall,
     cross_modal_table,
+    format_recall,
     format_table,
     read_table,
     table_from_matrix,
@@ -47,6 +49,8 @@ __all__ = [
     "ModelScorer",
     "LEAK_TITLE",
     "cross_modal_table",
+    "cross_modal_recall",
+    "format_recall",
     "format_table",
     "to_markdown",
     "write_table",
