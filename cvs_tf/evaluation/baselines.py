@@ -12,7 +12,9 @@ split is touched only for the final numbers.
   Class-paired sets (Digits-10) have none: there each class's items of the two modalities are
   paired by class-aligned sampling (every item of the larger side once, the smaller side
   cycled in a seeded random order), the same thing the models' class-aligned batches do.
-  Both directions of a pair (a->b and b->a) use the same CCA.
+  Both directions of a pair (a->b and b->a) use the same CCA. Instance-paired sets also get the
+  instance level (:func:`cca_recall`): R@1/5/10 and median rank on test, with ``lambda`` and
+  ``k`` chosen per pair on val by the rsum (R@1 + R@5 + R@10 of both directions).
 * ``label`` -- label-space baseline: per modality, standardise, multinomial logistic
   regression (lbfgs, at most 1000 iterations, one warm-started path over ``C``) with ``C``
   chosen on val accuracy (ties: val log-loss), fit on train; items are retrieved by the cosine
@@ -22,7 +24,11 @@ split is touched only for the final numbers.
   chosen from :data:`POSTERIOR_CS` by stratified k-fold cross-validation **on train only**
   (mean validation-fold log-loss; ties: the smaller ``C``); the model refitted on all of train
   gives every split's class-posterior vectors, and items are retrieved by the dot product of
-  the query's and the candidate's posteriors.
+  the query's and the candidate's posteriors (instance level: :func:`posterior_recall`).
+
+For instance-paired sets the ``posterior`` and ``cca`` tables carry their test recall record
+``{query: {retrieval: {"1", "5", "10", "median_rank"}}}`` in ``df.attrs["recall"]``.
+:func:`baseline_validation_scores` gives each baseline's overall val mAP@K without reading test.
 * ``chance`` -- the exact expected mAP@K of a uniformly random ranking
   (:func:`cvs_tf.evaluation.metrics.chance_map_at_k`).
 
@@ -42,7 +48,15 @@ import numpy as np
 
 from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import SPLITS, FeatureSet, order_modalities
-from cvs_tf.evaluation.metrics import chance_map_at_k, map_at_k, map_at_k_from_scores, normalize_k
+from cvs_tf.evaluation.metrics import (
+    RECALL_KS,
+    chance_map_at_k,
+    map_at_k,
+    map_at_k_from_scores,
+    normalize_k,
+    recall_at_k,
+    recall_at_k_from_scores,
+)
 from cvs_tf.evaluation.table import cross_modal_table, table_from_matrix
 
 K = 50  # the default cut-off (mAP@50)
@@ -153,8 +167,11 @@ def _metric(k) -> str:
     return f"mAP@{'all' if k is None else k}"
 
 
-def _best_cca(fs: FeatureSet, views: dict, a: str, b: str, seed: int, k):
-    """(val mAP, lambda, dims, fitted CCA) of the best grid point for the pair a-b on val."""
+def _best_cca(fs: FeatureSet, views: dict, a: str, b: str, seed: int, k, criterion=None):
+    """(val score, lambda, dims, fitted CCA) of the best grid point for the pair a-b on val; the
+    score is ``criterion(cca, dims)``, by default the val mAP@k averaged over both directions."""
+    if criterion is None:
+        criterion = lambda cca, dims: float(np.mean(_both_directions(cca, fs, a, b, "val", dims, k)))  # noqa: E731
     pa, pb = _pairs(fs, a, b, seed)
     best = None
     for lam in CCA_LAMBDAS:
@@ -162,10 +179,42 @@ def _best_cca(fs: FeatureSet, views: dict, a: str, b: str, seed: int, k):
         for dims in CCA_DIMS:
             if dims > len(cca.corr) and dims != CCA_DIMS[0]:
                 continue
-            val = float(np.mean(_both_directions(cca, fs, a, b, "val", dims, k)))
+            val = criterion(cca, dims)
             if best is None or val > best[0] + 1e-12:
                 best = (val, lam, dims, cca)
     return best
+
+
+def _pair_recall(cca: PairCCA, fs: FeatureSet, a: str, b: str, split: str, dims: int) -> tuple[dict, dict]:
+    za, zb = cca.project(fs.x(a, split), "a", dims), cca.project(fs.x(b, split), "b", dims)
+    return recall_at_k(za, zb), recall_at_k(zb, za)
+
+
+def rsum(*records: dict) -> float:
+    """Sum of R@1, R@5 and R@10 over recall records (both directions: the usual "rsum" criterion)."""
+    return float(sum(rec[str(k)] for rec in records for k in RECALL_KS))
+
+
+def _require_paired(fs: FeatureSet) -> None:
+    if not fs.paired:
+        raise ValueError(f"{fs.name} is class-paired: instance-level recall needs instance-paired items")
+
+
+def cca_recall(fs: FeatureSet, modalities: list[str], seed: int = 0, log: Log = _quiet) -> tuple[dict, dict]:
+    """Instance-level CCA on test, ``({query: {retrieval: recall record}}, chosen per pair)``.
+
+    Per pair, ``lambda`` and the number of components are chosen on val by the rsum (R@1 + R@5 +
+    R@10 of both directions), the usual selection criterion for instance retrieval."""
+    _require_paired(fs)
+    views = {m: View(fs.x(m, "train")) for m in modalities}
+    record, chosen = {m: {} for m in modalities}, {}
+    for a, b in combinations(modalities, 2):
+        score = lambda cca, dims, a=a, b=b: rsum(*_pair_recall(cca, fs, a, b, "val", dims))  # noqa: E731
+        val, lam, dims, cca = _best_cca(fs, views, a, b, seed, None, criterion=score)
+        record[a][b], record[b][a] = _pair_recall(cca, fs, a, b, "test", dims)
+        chosen[f"{a}-{b} (R@K)"] = {"lambda": lam, "k": min(dims, len(cca.corr)), "val_rsum": round(val, 4)}
+        log(f"  cca {a}-{b} (instance level): lambda={lam:g} k={min(dims, len(cca.corr))} (val rsum {val:.3f})")
+    return {q: {r: record[q][r] for r in modalities if r != q} for q in modalities}, chosen
 
 
 def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log: Log = _quiet, k=K):
@@ -183,7 +232,11 @@ def cca_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log: Log = _
         values[idx[a], idx[b]], values[idx[b], idx[a]] = ab, ba
         chosen[f"{a}-{b}"] = {"lambda": lam, "k": min(dims, len(cca.corr)), "val_map": round(val, 4)}
         log(f"  cca {a}-{b}: lambda={lam:g} k={min(dims, len(cca.corr))} (val {_metric(k)} {val:.3f})")
-    return _table(values, modalities, fs, "CCA", k), chosen
+    df = _table(values, modalities, fs, "CCA (ridge and dimension chosen on val)", k)
+    if fs.paired:
+        df.attrs["recall"], picks = cca_recall(fs, modalities, seed, log)
+        chosen.update(picks)
+    return df, chosen
 
 
 # --------------------------------------------------------------------------- label space
@@ -343,7 +396,17 @@ def posterior_table(fs: FeatureSet, modalities: list[str], seed: int = 0, log: L
     models, chosen = posterior_models(fs, modalities, seed=seed, log=log)
     post = {m: {"test": _posteriors(models[m], fs.x(m, "test"), fs)} for m in modalities}
     values = _posterior_matrix(post, fs, modalities, "test", k)
-    return _table(values, modalities, fs, "Posterior product (logistic regression, C by CV on train)", k), chosen
+    df = _table(values, modalities, fs, "Posterior product (logistic regression, C by CV on train)", k)
+    if fs.paired:
+        df.attrs["recall"] = posterior_recall(post, modalities, "test")
+    return df, chosen
+
+
+def posterior_recall(post: dict, modalities: list[str], split: str = "test") -> dict:
+    """Instance-level posterior product: ``{query: {retrieval: recall record}}`` from
+    ``{modality: {split: posteriors}}`` of an instance-paired set."""
+    return {q: {r: recall_at_k_from_scores(posterior_scores(post[q][split], post[r][split]))
+                for r in modalities if r != q} for q in modalities}
 
 
 # --------------------------------------------------------------------------- chance

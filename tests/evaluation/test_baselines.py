@@ -53,7 +53,8 @@ def test_tables_beat_chance_and_chance_is_exact(paired_set):
         off = [(q, r) for q in mods for r in mods if q != r]
         assert all(tables[b].at[q, r] > tables["chance"].at[q, r] + 0.3 for q, r in off), b
         assert tables[b].attrs["split"] == "test" and tables[b].attrs["metric"] == "mAP@50"
-    assert set(chosen["cca"]) == {"image-text", "image-audio", "text-audio"}
+    pairs = {"image-text", "image-audio", "text-audio"}
+    assert set(chosen["cca"]) == pairs | {f"{p} (R@K)" for p in pairs}      # class level, instance level
     assert chosen["cca"]["image-text"]["lambda"] in bl.CCA_LAMBDAS
     assert set(chosen["label"]) == set(mods)
     assert set(chosen["posterior"]) == set(mods) and chosen["posterior"]["text"]["C"] in bl.POSTERIOR_CS
@@ -72,10 +73,11 @@ def test_hyper_parameters_never_depend_on_test(paired_set, tmp_path):
         manifest["arrays"][name]["sha256"] = sha256_file(noisy / name)
     (noisy / "manifest.json").write_text(json.dumps(manifest))
     load_feature_set(noisy)
-    _, t1, c1 = bl.run(str(paired_set), ("cca", "label"), log=lambda s: None)
-    _, t2, c2 = bl.run(str(noisy), ("cca", "label"), log=lambda s: None)
-    assert c1 == c2
+    _, t1, c1 = bl.run(str(paired_set), ("posterior", "cca", "label"), log=lambda s: None)
+    _, t2, c2 = bl.run(str(noisy), ("posterior", "cca", "label"), log=lambda s: None)
+    assert c1 == c2 and "image-text (R@K)" in c1["cca"]
     assert t1["cca"].attrs["overall_mean"] != t2["cca"].attrs["overall_mean"]
+    assert t1["cca"].attrs["recall"] != t2["cca"].attrs["recall"]
 
 
 def test_class_paired_data_uses_class_aligned_cca(tmp_path):
@@ -153,3 +155,28 @@ def test_posterior_multi_label_is_one_vs_rest(tmp_path):
     assert p.shape == (fs.count("image", "test"), fs.num_classes)
     assert np.all((p >= 0) & (p <= 1)) and not np.allclose(p.sum(1), 1.0)   # independent per-class posteriors
     assert np.mean(p.argmax(1) == fs.y("image", "test").argmax(1)) > 0.9
+
+
+def test_instance_level_cca_and_posterior(paired_set):
+    """The instance-level CCA finds partners well above chance; the records hold every ordered pair."""
+    fs = load_feature_set(paired_set)
+    mods = bl.check_modalities(fs)
+    record, chosen = bl.cca_recall(fs, mods)
+    assert list(record) == mods and all(list(record[q]) == [r for r in mods if r != q] for q in mods)
+    n = fs.count("image", "test")
+    assert set(chosen) == {"image-text (R@K)", "image-audio (R@K)", "text-audio (R@K)"}
+    assert chosen["image-text (R@K)"]["lambda"] in bl.CCA_LAMBDAS
+    assert record["image"]["text"]["10"] > 2 * 10 / n              # chance R@10 is 10/n
+    tables, _ = bl.baseline_tables(fs, ("posterior", "cca"))
+    assert tables["cca"].attrs["recall"] == record
+    post = tables["posterior"].attrs["recall"]
+    assert set(post["audio"]) == {"image", "text"} and 1 <= post["audio"]["text"]["median_rank"] <= n
+    assert bl.rsum(record["image"]["text"]) == pytest.approx(sum(record["image"]["text"][k] for k in ("1", "5", "10")))
+
+
+def test_class_paired_sets_have_no_instance_level(tmp_path):
+    fs = load_feature_set(make_toy_featureset(tmp_path / "toy", paired=False))
+    with pytest.raises(ValueError, match="class-paired"):
+        bl.cca_recall(fs, fs.modalities)
+    tables, chosen = bl.baseline_tables(fs, ("cca",))
+    assert "recall" not in tables["cca"].attrs and not any("R@K" in key for key in chosen["cca"])
