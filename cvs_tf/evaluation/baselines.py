@@ -482,6 +482,39 @@ def strongest_baseline(scores: dict[str, float]) -> tuple[str, float]:
     return name, learned[name]
 
 
+#: What tables and the demo call each baseline.
+BASELINE_LABELS = {"posterior": "posterior product", "cca": "CCA (tuned)", "label": "label-space", "chance": "chance"}
+
+
+def recall_means(record: dict) -> dict[str, float]:
+    """Means over the ordered pairs of a recall record: ``{"1", "5", "10", "median_rank"}``."""
+    recs = [rec for per in record.values() for rec in per.values()]
+    return {key: float(np.mean([rec[key] for rec in recs])) for key in recs[0]}
+
+
+def strongest_summary(tables: dict, ours: dict[str, float] | None = None,
+                      ours_recall: dict[str, dict] | None = None) -> list[str]:
+    """Lines naming the strongest baseline in ``tables`` (test overall mAP; for instance-paired
+    sets also the best mean rsum over pairs) and, given ``ours`` ``{method: overall mAP}`` /
+    ``ours_recall`` ``{method: recall record}``, each method's margin over it."""
+    overall = {b: float(df.attrs["overall_mean"]) for b, df in tables.items()}
+    name, value = strongest_baseline(overall)
+    metric = next(iter(tables.values())).attrs["metric"]
+    lines = [f"strongest baseline, class level (overall {metric}): {BASELINE_LABELS.get(name, name)} {value:.3f}"]
+    lines += [f"  {m}: {v:.3f} ({v - value:+.3f} over {BASELINE_LABELS.get(name, name)})" for m, v in (ours or {}).items()]
+    recalls = {b: recall_means(df.attrs["recall"]) for b, df in tables.items() if "recall" in df.attrs}
+    if recalls:
+        best = max(recalls, key=lambda b: rsum(recalls[b]))
+        r = recalls[best]
+        lines.append(f"strongest baseline, instance level (mean over pairs, by R@1+R@5+R@10): "
+                     f"{BASELINE_LABELS.get(best, best)} R@1 {r['1']:.3f}, R@5 {r['5']:.3f}, R@10 {r['10']:.3f}")
+        for m, rec in (ours_recall or {}).items():
+            o = recall_means(rec)
+            lines.append(f"  {m}: R@1 {o['1']:.3f} ({o['1'] - r['1']:+.3f}), R@5 {o['5']:.3f} ({o['5'] - r['5']:+.3f}), "
+                         f"R@10 {o['10']:.3f} ({o['10'] - r['10']:+.3f})")
+    return lines
+
+
 def check_modalities(fs: FeatureSet, modalities: Sequence[str] | None = None) -> list[str]:
     """The modalities to compare (default all), in canonical order; ValueError when the set cannot
     give baselines (fewer than two modalities, multi-hot labels, a modality without val items)."""
