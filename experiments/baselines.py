@@ -64,8 +64,9 @@ def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, comma
     metric = next(iter(tables.values())).attrs["metric"]
     lines = [f"### {name}: baselines ({fs.data_label})", "",
              f"Command: `{command}`. Dataset `{fs.name}`, {fs.num_classes} classes, pairing "
-             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. {metric} on the test split; "
-             "hyper-parameters chosen on val.", ""]
+             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. {metric} on the test split"
+             + (" (and, instance level, R@K of each query's own partner)" if fs.paired else "")
+             + "; hyper-parameters chosen on val (the posterior product's C by 5-fold CV on train).", ""]
     for b, df in tables.items():
         lines.append(to_markdown(df).replace("### ", "#### ", 1))
         if "recall" in df.attrs:
