@@ -478,6 +478,8 @@ def baseline_validation_scores(fs: FeatureSet, modalities: Sequence[str] | None 
 def strongest_baseline(scores: dict[str, float]) -> tuple[str, float]:
     """(name, score) of the best learned baseline in ``{name: score}`` (chance excluded)."""
     learned = {b: v for b, v in scores.items() if b != "chance"}
+    if not learned:
+        raise ValueError("no learned baseline to compare with (only chance)")
     name = max(learned, key=lambda b: learned[b])
     return name, learned[name]
 
@@ -498,6 +500,8 @@ def strongest_summary(tables: dict, ours: dict[str, float] | None = None,
     sets also the best mean rsum over pairs) and, given ``ours`` ``{method: overall mAP}`` /
     ``ours_recall`` ``{method: recall record}``, each method's margin over it."""
     overall = {b: float(df.attrs["overall_mean"]) for b, df in tables.items()}
+    if not any(b != "chance" for b in overall):
+        return []
     name, value = strongest_baseline(overall)
     metric = next(iter(tables.values())).attrs["metric"]
     lines = [f"strongest baseline, class level (overall {metric}): {BASELINE_LABELS.get(name, name)} {value:.3f}"]
