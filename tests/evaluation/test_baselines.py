@@ -200,3 +200,26 @@ def test_strongest_summary_names_the_best_learned_baseline_and_margins():
     assert bl.strongest_summary({"chance": tables["chance"]}) == []
     with pytest.raises(ValueError, match="only chance"):
         bl.strongest_baseline({"chance": 0.2})
+
+
+class _Arrays:
+    """Just the x/y access posterior_models uses."""
+
+    def __init__(self, x, y):
+        self._x, self._y = x, y
+
+    def x(self, modality, split):
+        return self._x
+
+    def y(self, modality, split):
+        return self._y
+
+
+def test_posterior_folds_shrink_to_the_rarest_class():
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 10 + [1] * 10 + [2] * 3)
+    x = rng.normal(size=(len(y), 4)) + 3 * np.eye(3, 4)[y]
+    assert bl.posterior_models(_Arrays(x, y), ["m"])[1]["m"]["folds"] == 3
+    y1 = np.array([0] * 10 + [1] * 10 + [2])                     # one item of class 2: no CV, C = 1
+    _, chosen = bl.posterior_models(_Arrays(x[:21], y1), ["m"])
+    assert chosen["m"]["folds"] is None and chosen["m"]["C"] == 1.0
