@@ -1,7 +1,10 @@
-"""`python -m cvs_tf.evaluate RUN_DIR`: the cross-modal mAP table of a trained run under a test-time protocol."""
+"""`python -m cvs_tf.evaluate RUN_DIR`: the cross-modal mAP table (and R@K for instance-paired sets) of a trained run."""
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +22,8 @@ from cvs_tf.utils.cli import (
 def build_parser() -> ArgumentParser:
     p = run_dir_parser(
         "python -m cvs_tf.evaluate",
-        "Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11). "
+        "Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11) and, for "
+        "instance-paired sets, recall@1/5/10 and the median rank of each query's own partner. "
         "Labels are used only for scoring, never to embed or pair items.",
     )
     p.add_argument("--protocol", default="independent",
@@ -33,6 +37,9 @@ def build_parser() -> ArgumentParser:
                         "table cvs_tf wrote [RUN_DIR/eval/<split>-<protocol>-k<K>.{md,csv,json}, which "
                         "replace the run's earlier tables of that name]")
     p.add_argument("--overwrite", action="store_true", help="replace existing --out files (cvs_tf tables only)")
+    p.add_argument("--json", action="store_true",
+                   help='print JSON instead of tables: {"map": <table record>, "recall": {split: {query: {retrieval: '
+                        '{"1", "5", "10", "median_rank"}}}}} ("recall" only for instance-paired sets)')
     p.add_argument("--projector", action="store_true",
                    help="also write TensorBoard Embedding Projector files and a PCA/t-SNE PNG of the split's "
                         "embeddings, before and after training, to RUN_DIR/projector (cvs_tf.evaluation.projector); "
@@ -62,10 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from cvs_tf.evaluation.protocols import parse_protocol
     from cvs_tf.evaluation.table import (
+        cross_modal_recall,
         cross_modal_table,
+        format_recall,
         format_table,
         is_table_file,
         table_paths,
+        table_record,
         write_table,
     )
     from cvs_tf.training.run_dir import RunDirError, load_run
@@ -97,10 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             contents = projector_contents(args.run_dir, model, fs, split=args.split)
         mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
         df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
+        recall = (cross_modal_recall(model, split=args.split, protocol=protocol, dataset=fs, modalities=mods)
+                  if fs.paired else None)
         write_table(df, stem, exts=exts, into=outputs)
-    print(format_table(df))
-    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    report = print
+    if args.json:
+        report = functools.partial(print, file=sys.stderr)
+        print(json.dumps({"map": table_record(df), **({"recall": {args.split: recall}} if recall else {})},
+                         indent=2, ensure_ascii=False))
+    else:
+        print(format_table(df))
+        if recall:
+            print("\n" + format_recall(recall, f"instance level: each query's own partner ({protocol} protocol, "
+                                                 f"{args.split} split)"))
+    report("\nwrote " + ", ".join(str(p) for p in paths.values()))
     if contents is not None:
         where = write_projector(args.run_dir, model, fs, split=args.split, contents=contents)
-        print(f"wrote {where} (tensorboard --logdir it: Projector tab)")
+        report(f"wrote {where} (tensorboard --logdir it: Projector tab)")
     return 0

@@ -160,3 +160,22 @@ def test_kill_9_during_projector_leaves_the_old_one_or_the_new_one(tiny_export, 
     assert evaluate([str(run), "--projector"]) == 0  # restores or finishes the cut swap first
     assert json.loads((run / "projector" / "projector.json").read_text())["split"] == "test"
     assert not [p for p in run.iterdir() if p.name.startswith(".projector")]
+
+
+def test_json_and_recall_of_an_instance_paired_run(tmp_path, capsys, rvs_run):
+    ds = make_toy_featureset(tmp_path / "ds", paired=True, modalities={"image": 8, "text": 6})
+    out = tmp_path / "run"
+    train(["--dataset", str(ds), "--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit",
+           "--quiet", "--out", str(out)])
+    capsys.readouterr()
+    assert evaluate([str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "instance level" in printed and "image→text" in printed and "R@10" in printed
+    assert evaluate([str(out), "--json", "--split", "val"]) == 0
+    captured = capsys.readouterr()
+    rec = json.loads(captured.out)
+    assert rec["map"]["split"] == "val" and "wrote" in captured.err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert rec["recall"] == {"val": metrics["recall"]["val"]}
+    assert evaluate([str(rvs_run), "--json"]) == 0                 # class-paired: mAP only
+    assert "recall" not in json.loads(capsys.readouterr().out)
