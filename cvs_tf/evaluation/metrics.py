@@ -22,6 +22,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
+
+class NonFiniteError(ValueError):
+    """Embeddings or scores hold NaN or Inf (a diverged model: the Trainer says so)."""
+
 __all__ = [
     "map_at_k",
     "map_at_k_from_scores",
@@ -104,7 +108,7 @@ def _check_embeddings(x, what: str) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or Inf")
+        raise NonFiniteError(f"{what} contains NaN or Inf")
     return x
 
 
@@ -320,7 +324,7 @@ def map_at_k_from_scores(scores, query_labels, retrieval_labels, k=50, *,
         b = min(a + step, s.shape[0])
         block = np.asarray(s[a:b], dtype=_F)
         if not np.isfinite(block).all():
-            raise ValueError("scores contain NaN or Inf")
+            raise NonFiniteError("scores contain NaN or Inf")
         ap[a:b] = _ap_chunk(block, yq[a:b], yr, kk)
     return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
 

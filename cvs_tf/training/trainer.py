@@ -20,7 +20,7 @@ from cvs_tf.data.pipeline import FeatureBank, feature_dataset, release_feature_s
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
-from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars
+from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, TrainingDivergedError
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
 from cvs_tf.training.distribute import (
     check_replica_batches,
@@ -363,6 +363,7 @@ class Trainer:
         (mAP@all); without a validation split ``val`` and ``val_all`` are None and ``splits`` lists
         ``test`` only. A public seam: a subclass or test may wrap it to see when training ends.
         """
+        from cvs_tf.evaluation.metrics import NonFiniteError
         from cvs_tf.evaluation.table import cross_modal_table, table_record, write_table
 
         k = self.config.train.eval_k
@@ -376,8 +377,22 @@ class Trainer:
                 out[split] = out[f"{split}_all"] = None
                 continue
             for kk, key, into in ((k, split, tables), (None, f"{split}_all", tables_all)):
-                df = cross_modal_table(model, split=split, k=kk, dataset=fs, modalities=model.modalities)
+                try:
+                    df = cross_modal_table(model, split=split, k=kk, dataset=fs, modalities=model.modalities)
+                except NonFiniteError as exc:
+                    raise self._diverged_at_evaluation(split, exc) from None
                 write_table(df, self.run_dir / "eval" / f"{split}-independent-k{'all' if kk is None else kk}")
                 into[split] = df
                 out[key] = table_record(df)
         return out, tables, tables_all
+
+    def _diverged_at_evaluation(self, split: str, exc: Exception) -> TrainingDivergedError:
+        """Non-finite embeddings of the final model (every epoch passed its checks): what diverged and what was kept."""
+        model = self._model
+        k = model.num_stages - 1
+        stage = model.stage_name(k)
+        saved = self.run_dir / "stages" / stage / "model.keras"
+        return TrainingDivergedError(
+            f"the run diverged: the final model (stage {k + 1} [{stage}]) gives NaN or Inf on the {split} split "
+            f"({exc}) although every epoch's loss, weights and validation embeddings were finite; no metrics.json "
+            f"was written; {saved} and the checkpoint keep that model; try a smaller --lr in a new run")
