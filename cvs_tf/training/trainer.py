@@ -22,6 +22,7 @@ from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
 from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, TrainingDivergedError
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
+from cvs_tf.training.determinism import op_determinism
 from cvs_tf.training.distribute import (
     check_replica_batches,
     cluster_failures,
@@ -169,7 +170,7 @@ class Trainer:
                 raise ValueError(f"init_weights do not match the model ({' '.join(str(exc).split())[:160]})") from None
 
     def _compile(self):
-        jit = effective_jit(self.config.train.jit, self._strategy)
+        jit = effective_jit(self.config.train.jit, self._strategy, self.config.train.deterministic)
         self._model.compile(optimizer=make_optimizer(self.config.train), jit_compile=jit)
 
     # ------------------------------------------------------------------ run
@@ -181,7 +182,12 @@ class Trainer:
         stage plan, the validation split, the split of the batches over the replicas, the model and
         (on resume) the checkpoint. The directory is then locked for the whole run
         (:class:`RunDirLock`). A non-chief worker of a multi-worker run writes nothing there (:meth:`_run_worker`).
+        ``train.deterministic`` turns TensorFlow's op determinism on for the run (restored after it).
         """
+        with op_determinism(self.config.train.deterministic):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
         from cvs_tf.training.memory import check_batch_memory
 
         # first: a multi-worker strategy must exist before any other TensorFlow op of the process
