@@ -6,11 +6,12 @@ import contextlib
 
 import tensorflow as tf
 
+# the public API can only enable op determinism; this module also reads and restores it
+from tensorflow.python.framework import config as tf_config
+
 
 def op_determinism_enabled() -> bool:
     """Whether TensorFlow's op determinism is on in this process."""
-    from tensorflow.python.framework import config as tf_config  # (the public API can only enable it)
-
     return bool(tf_config.is_op_determinism_enabled())
 
 
@@ -18,13 +19,11 @@ def set_op_determinism(on: bool) -> None:
     """Turn TensorFlow's process-global op determinism on or off.
 
     On: every op runs a deterministic kernel or raises (GPU reductions, cuDNN algorithms, XLA's GPU
-    scatter), tf.data runs its transformations in order, and a random op without a seed raises.
+    ops), tf.data runs its transformations in order, and a random op without a seed raises.
     """
     if on:
         tf.config.experimental.enable_op_determinism()
     else:
-        from tensorflow.python.framework import config as tf_config
-
         tf_config.disable_op_determinism()
 
 

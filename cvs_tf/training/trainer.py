@@ -184,14 +184,14 @@ class Trainer:
         (:class:`RunDirLock`). A non-chief worker of a multi-worker run writes nothing there (:meth:`_run_worker`).
         ``train.deterministic`` turns TensorFlow's op determinism on for the run (restored after it).
         """
+        # first: a multi-worker strategy must exist before any other TensorFlow op of the process
+        self._strategy = make_strategy(self.config.train.strategy)
         with op_determinism(self.config.train.deterministic):
             return self._run(resume)
 
     def _run(self, resume: bool) -> TrainResult:
         from cvs_tf.training.memory import check_batch_memory
 
-        # first: a multi-worker strategy must exist before any other TensorFlow op of the process
-        self._strategy = make_strategy(self.config.train.strategy)
         if resume:
             self._check_resumable()
         self._load_data()

@@ -21,6 +21,7 @@ from cvs_tf.data.store import carve_validation, load_feature_set, save_feature_s
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.training.run_equality import assert_bitwise_equal_runs
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none",
         "--no-attention"]
@@ -54,29 +55,6 @@ def _one_error(capsys, code, *needles):
 def _snapshot(root: Path) -> dict:
     """Every file under root with its bytes (to show that nothing changed)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _weights(run):
-    model, _, _ = load_run(run)
-    return model.get_weights()
-
-
-def _assert_bitwise_equal_runs(a: Path, b: Path):
-    """Weights, metrics.json and every logged loss term bit for bit.
-
-    Exception: the epoch mean of the *total* loss of an M-CVS stage >= 2 can differ in its last bit
-    even between two uninterrupted same-seed runs in one process (the weights and every loss term
-    stay equal), so it is compared to 1e-6.
-    """
-    assert json.loads((a / "metrics.json").read_text()) == json.loads((b / "metrics.json").read_text())
-    ha, hb = (json.loads((p / "history.json").read_text()) for p in (a, b))
-    for sa, sb in zip(ha["stages"], hb["stages"], strict=True):
-        for ea, eb in zip(sa.pop("epochs"), sb.pop("epochs"), strict=True):
-            assert ea.pop("loss") == pytest.approx(eb.pop("loss"), rel=1e-6)
-            assert ea == eb
-        assert sa == sb
-    for wa, wb in zip(_weights(a), _weights(b), strict=True):
-        assert np.array_equal(wa, wb)
 
 
 class Crash(keras.callbacks.Callback):
@@ -294,7 +272,7 @@ def test_divergence_stops_at_that_epoch_and_keeps_the_last_good_checkpoint(share
     _one_error(capsys, code, "stage 1 epoch 2", "diverged", *needles, "not checkpointed", "epoch (1)")
     _assert_kept_epoch_1(run)
     assert main(["--resume", "--out", str(run), "--quiet"]) == 0  # the kept checkpoint is resumable
-    _assert_bitwise_equal_runs(ref, run)
+    assert_bitwise_equal_runs(ref, run)
 
 
 @pytest.mark.parametrize("jit", ["full", "loss"])
@@ -561,7 +539,7 @@ def test_kill_9_after_the_first_epoch_then_resume_is_bitwise_identical(tmp_path,
     changed = tmp_path / "changed"
     shutil.copytree(run, changed)
     assert main(["--resume", "--out", str(run), "--quiet"]) == 0
-    _assert_bitwise_equal_runs(ref, run)
+    assert_bitwise_equal_runs(ref, run)
 
     old = load_feature_set(ds).manifest_sha256  # case 1 as reported: the data regenerated, then --resume
     shutil.rmtree(ds)

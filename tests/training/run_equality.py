@@ -3,8 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
-
 from cvs_tf.training.run_dir import load_run
 
 
