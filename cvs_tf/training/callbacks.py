@@ -44,6 +44,17 @@ def monitor(mode: str) -> tuple[str, float]:
     return ("val_loss", -1.0) if mode == "val_loss" else ("val_map", 1.0)
 
 
+def diverged_at_evaluation(model, run_dir: Path, split: str, exc: Exception) -> TrainingDivergedError:
+    """Non-finite embeddings of the final model, whose every epoch passed its checks: what diverged and what was kept."""
+    k = model.num_stages - 1
+    stage = model.stage_name(k)
+    return TrainingDivergedError(
+        f"the run diverged: the final model (stage {k + 1} [{stage}]) gives NaN or Inf on the {split} split "
+        f"({exc}) although every epoch's loss, weights and validation embeddings were finite; no metrics.json "
+        f"was written; {Path(run_dir) / 'stages' / stage / 'model.keras'} and the checkpoint keep that model; "
+        "try a smaller --lr in a new run")
+
+
 def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> float:
     """Mean mAP@k (independent protocol) over both directions of the current stage's trained pairs;
     :class:`NonFiniteEmbeddingsError` when an embedding holds NaN or Inf."""

@@ -20,7 +20,7 @@ from cvs_tf.data.pipeline import FeatureBank, feature_dataset, release_feature_s
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
-from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, TrainingDivergedError
+from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, diverged_at_evaluation
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
 from cvs_tf.training.determinism import op_determinism
 from cvs_tf.training.distribute import (
@@ -386,19 +386,8 @@ class Trainer:
                 try:
                     df = cross_modal_table(model, split=split, k=kk, dataset=fs, modalities=model.modalities)
                 except NonFiniteError as exc:
-                    raise self._diverged_at_evaluation(split, exc) from None
+                    raise diverged_at_evaluation(model, self.run_dir, split, exc) from None
                 write_table(df, self.run_dir / "eval" / f"{split}-independent-k{'all' if kk is None else kk}")
                 into[split] = df
                 out[key] = table_record(df)
         return out, tables, tables_all
-
-    def _diverged_at_evaluation(self, split: str, exc: Exception) -> TrainingDivergedError:
-        """Non-finite embeddings of the final model (every epoch passed its checks): what diverged and what was kept."""
-        model = self._model
-        k = model.num_stages - 1
-        stage = model.stage_name(k)
-        saved = self.run_dir / "stages" / stage / "model.keras"
-        return TrainingDivergedError(
-            f"the run diverged: the final model (stage {k + 1} [{stage}]) gives NaN or Inf on the {split} split "
-            f"({exc}) although every epoch's loss, weights and validation embeddings were finite; no metrics.json "
-            f"was written; {saved} and the checkpoint keep that model; try a smaller --lr in a new run")
