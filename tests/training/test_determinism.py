@@ -39,11 +39,21 @@ def _train_twice(tmp_path, args) -> tuple[Path, Path]:
     return outs[0], outs[1]
 
 
-def test_two_same_seed_mcvs_runs_are_bitwise_equal(tmp_path):
-    """M-CVS with attention, the default XLA mode and validation-mAP model selection."""
-    a, b = _train_twice(tmp_path, [*_setup(tmp_path), "--space", "mcvs"])
+def test_two_same_seed_mcvs_runs_in_one_process_are_bitwise_equal(tmp_path):
+    """The fast variant (no XLA, no attention): M-CVS with validation-mAP model selection."""
+    args = [*_setup(tmp_path), "--space", "mcvs", "--no-jit", "--no-attention"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert main([*args, "--out", str(out)]) == 0
     assert json.loads((a / "config.json").read_text())["train"]["deterministic"] is True  # the default
     assert len(json.loads((a / "history.json").read_text())["stages"]) == 2  # stage 2 adds audio
+    assert_bitwise_equal_runs(a, b)
+
+
+@pytest.mark.slow
+def test_two_same_seed_mcvs_runs_in_two_processes_are_bitwise_equal(tmp_path):
+    """M-CVS with attention and the default XLA mode (``loss`` under op determinism)."""
+    a, b = _train_twice(tmp_path, [*_setup(tmp_path), "--space", "mcvs"])
     assert_bitwise_equal_runs(a, b)
 
 
@@ -64,7 +74,18 @@ class _Seen(keras.callbacks.Callback):
         self.states.append(op_determinism_enabled())
 
 
-@pytest.mark.parametrize("flag,want", [([], True), (["--deterministic"], True), (["--no-deterministic"], False)])
+def test_the_flags_set_the_config_field(tmp_path):
+    from cvs_tf.cli.train import config_from_args, parse_args
+
+    cfg = tmp_path / "off.json"
+    cfg.write_text(json.dumps({"train": {"deterministic": False}}))
+    assert config_from_args(parse_args([])).train.deterministic is True
+    assert config_from_args(parse_args(["--no-deterministic"])).train.deterministic is False
+    assert config_from_args(parse_args(["--config", str(cfg)])).train.deterministic is False
+    assert config_from_args(parse_args(["--config", str(cfg), "--deterministic"])).train.deterministic is True
+
+
+@pytest.mark.parametrize("flag,want", [([], True), (["--no-deterministic"], False)])
 def test_op_determinism_is_on_for_the_run_only(tmp_path, flag, want):
     args = [*_setup(tmp_path), "--epochs", "1", "--no-jit", "--no-attention", *flag]
     seen = _Seen()
