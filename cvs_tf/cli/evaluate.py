@@ -33,6 +33,7 @@ def parse_args(argv: Sequence[str] | None = None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from cvs_tf.evaluation.metrics import NonFiniteError
     from cvs_tf.evaluation.protocols import parse_protocol
     from cvs_tf.evaluation.table import cross_modal_table, format_table, write_table
     from cvs_tf.training.run_dir import RunDirError, load_run
@@ -48,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise CliError(f"dataset {fs.name} has no {args.split} items for {', '.join(empty)}"
                        + (" (a set without a validation split): evaluate --split test" if args.split == "val" else ""))
     mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
-    df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
+    try:
+        df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
+    except NonFiniteError as exc:
+        raise CliError(f"{args.run_dir}: the run diverged: its model (stage {model.current_stage + 1}) gives NaN or "
+                       f"Inf on the {args.split} split ({exc}); nothing written; train a new run with a smaller --lr") from None
     klabel = "all" if k is None else k
     stem = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
     if stem.suffix in (".md", ".csv", ".json"):

@@ -4,10 +4,13 @@ import keras
 import numpy as np
 import pytest
 
+from cvs_tf.cli.evaluate import main as evaluate
+from cvs_tf.cli.train import main as train
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.training import Trainer
 from cvs_tf.training.callbacks import TrainingDivergedError, check_finite, check_weights
+from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
 KEPT = "RUN/checkpoint keeps the last good epoch (2)"
@@ -61,3 +64,19 @@ def test_non_finite_final_embeddings_say_the_run_diverged(tmp_path):
                    "stages/1-image_text/model.keras"):
         assert needle in msg, (needle, msg)
     assert not (run / "metrics.json").exists() and (run / "stages" / "1-image_text" / "model.keras").is_file()
+
+
+def test_evaluate_on_a_diverged_model_says_the_run_diverged(tmp_path, capsys):
+    ds = make_toy_featureset(tmp_path / "ds", modalities={"image": 8, "text": 6})
+    run = tmp_path / "run"
+    assert train(["--dataset", str(ds), "--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--dim", "16",
+                  "--no-jit", "--no-attention", "--quiet", "--early-stopping", "none", "--out", str(run)]) == 0
+    saved = run / "stages" / "1-image_text" / "model.keras"
+    model = keras.saving.load_model(saved)  # a run diverged before #20's checks: its saved model is NaN
+    model.set_weights([np.full_like(w, np.nan) if w.dtype.kind == "f" else w for w in model.get_weights()])
+    model.save(saved)
+    capsys.readouterr()
+    assert run_cli(evaluate, [str(run), "--out", str(tmp_path / "t.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "the run diverged" in err[0] and "stage 1" in err[0], err
+    assert not list(tmp_path.glob("t.*"))
