@@ -104,3 +104,15 @@ def test_op_determinism_block_leaves_an_enabled_process_enabled():
         with op_determinism(False):
             assert op_determinism_enabled()  # off means: leave the process as it is
     assert not op_determinism_enabled()
+
+
+def test_the_feature_pipeline_is_ordered_and_a_function_of_seed_and_step(tmp_path):
+    from cvs_tf.data.pipeline import FeatureBank, feature_dataset
+    from cvs_tf.data.store import load_feature_set
+
+    fs = load_feature_set(make_toy_featureset(tmp_path / "ds", modalities=THREE))
+    bank = FeatureBank(fs, list(THREE), "train")
+    ds = feature_dataset(bank, 8, seed=3, num_steps=4)
+    assert ds.options().deterministic is True
+    first, again = ([b[0]["image"].numpy() for b in d] for d in (ds, feature_dataset(bank, 8, seed=3, num_steps=4)))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(first, again, strict=True))
