@@ -85,6 +85,7 @@ class TrainConfig:
     mixed_precision: bool = False
     eval_k: int = 50
     strategy: str = "default"  # default | mirrored | multiworker (cvs_tf.training.distribute)
+    deterministic: bool = True  # TensorFlow's op determinism for the run (cvs_tf.training.determinism)
 
 
 @dataclass

@@ -67,15 +67,13 @@ def table_outputs(args, protocol, k) -> tuple[Path, tuple[str, ...], bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from cvs_tf.evaluation.metrics import NonFiniteError
     from cvs_tf.evaluation.protocols import parse_protocol
     from cvs_tf.evaluation.table import (
         cross_modal_recall,
         cross_modal_table,
-        format_recall,
-        format_table,
         is_table_file,
         table_paths,
-        table_record,
         write_table,
     )
     from cvs_tf.training.run_dir import RunDirError, load_run
@@ -106,10 +104,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             contents = projector_contents(args.run_dir, model, fs, split=args.split)
         mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
-        df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
-        recall = (cross_modal_recall(model, split=args.split, protocol=protocol, dataset=fs, modalities=mods)
-                  if fs.paired else None)
+        try:
+            df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
+            recall = (cross_modal_recall(model, split=args.split, protocol=protocol, dataset=fs, modalities=mods)
+                      if fs.paired else None)
+        except NonFiniteError as exc:
+            raise CliError(f"{args.run_dir}: the run diverged: its model (stage {model.current_stage + 1}) gives NaN "
+                           f"or Inf on the {args.split} split ({exc}); nothing written; train a new run with a "
+                           "smaller --lr") from None
         write_table(df, stem, exts=exts, into=outputs)
+    report = _report(args, df, recall, protocol, paths)
+    if contents is not None:
+        where = write_projector(args.run_dir, model, fs, split=args.split, contents=contents)
+        report(f"wrote {where} (tensorboard --logdir it: Projector tab)")
+    return 0
+
+
+def _report(args, df, recall, protocol, paths):
+    """Print the tables (or ``--json``) and what was written; return the printer for later lines."""
+    from cvs_tf.evaluation.table import format_recall, format_table, table_record
+
     report = print
     if args.json:
         report = functools.partial(print, file=sys.stderr)
@@ -121,7 +135,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n" + format_recall(recall, f"instance level: each query's own partner ({protocol} protocol, "
                                                  f"{args.split} split)"))
     report("\nwrote " + ", ".join(str(p) for p in paths.values()))
-    if contents is not None:
-        where = write_projector(args.run_dir, model, fs, split=args.split, contents=contents)
-        report(f"wrote {where} (tensorboard --logdir it: Projector tab)")
-    return 0
+    return report

@@ -13,7 +13,8 @@ from cvs_tf.utils.cli import ArgumentParser, CliError
 CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
                   "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
                   "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
-                  "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy")
+                  "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy",
+                  "deterministic")
 
 # (flag dest, config section, field) of the flags that set one RunConfig field each
 FIELD_FLAGS = (
@@ -27,7 +28,7 @@ FIELD_FLAGS = (
     ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
     ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
     ("patience", "train", "patience"), ("jit", "train", "jit"), ("mixed_precision", "train", "mixed_precision"),
-    ("strategy", "train", "strategy"),
+    ("strategy", "train", "strategy"), ("deterministic", "train", "deterministic"),
 )
 
 
@@ -66,6 +67,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: one device, MirroredStrategy over this host's GPUs, or "
                    "MultiWorkerMirroredStrategy over the TF_CONFIG cluster (docs/scaling.md) [default]")
+    p.add_argument("--deterministic", dest="deterministic", action="store_true", default=None,
+                   help="TensorFlow's op determinism: same seed, same machine, bitwise-equal results [on]")
+    p.add_argument("--no-deterministic", dest="deterministic", action="store_false",
+                   help="let TensorFlow pick faster kernels that may differ run to run (GPU)")
     _add_recipe_flags(p)
     p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory [runs/<space>-<dataset>-<time>]")

@@ -300,9 +300,10 @@ def feature_dataset(bank: FeatureBank, batch_size: int = 128, seed: int = 0, sta
 
 # tf.data's default graph optimizations serialize the dataset graph when an iterator is made, a
 # transient copy of every tensor the gather captures (the whole bank); this pipeline is explicitly
-# parallel and prefetched, so they have nothing to add
+# parallel and prefetched, so they have nothing to add. Its elements come in order (issue #20).
 _NO_GRAPH_REWRITES = tf.data.Options()
 _NO_GRAPH_REWRITES.experimental_optimization.apply_default_optimizations = False
+_NO_GRAPH_REWRITES.deterministic = True
 
 
 def batch_spec(fs: FeatureSet, modalities: list[str], rows: int):

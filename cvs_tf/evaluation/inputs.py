@@ -15,6 +15,10 @@ DEFAULT_CHUNK_ENTRIES = 1 << 20
 _F = np.float64
 
 
+class NonFiniteError(ValueError):
+    """Embeddings or scores hold NaN or Inf (a diverged model: the Trainer says so)."""
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -78,7 +82,7 @@ def _check_embeddings(x, what: str) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or Inf")
+        raise NonFiniteError(f"{what} contains NaN or Inf")
     return x
 
 

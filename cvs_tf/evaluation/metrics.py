@@ -29,6 +29,7 @@ from scipy.special import gammaln
 from cvs_tf.evaluation.inputs import (  # noqa: F401 (re-exported: the metrics' checks)
     _F,
     DEFAULT_CHUNK_ENTRIES,
+    NonFiniteError,
     _check_embeddings,
     _check_label_pair,
     _check_labels,
@@ -253,7 +254,7 @@ def map_at_k_from_scores(scores, query_labels, retrieval_labels, k=50, *,
         b = min(a + step, s.shape[0])
         block = np.asarray(s[a:b], dtype=_F)
         if not np.isfinite(block).all():
-            raise ValueError("scores contain NaN or Inf")
+            raise NonFiniteError("scores contain NaN or Inf")
         ap[a:b] = _ap_chunk(block, yq[a:b], yr, kk)
     return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvs_tf.evaluation.inputs import _F, _check_embeddings, _chunk_rows, _l2_normalize
+from cvs_tf.evaluation.inputs import (
+    _F,
+    NonFiniteError,
+    _check_embeddings,
+    _chunk_rows,
+    _l2_normalize,
+)
 
 __all__ = ["RECALL_KS", "partner_ranks", "recall_at_k", "recall_at_k_from_scores"]
 
@@ -56,7 +62,7 @@ def partner_ranks(scores, *, chunk_size: int | None = None) -> np.ndarray:
         b = min(a + step, s.shape[0])
         block = np.asarray(s[a:b], dtype=_F)
         if not np.isfinite(block).all():
-            raise ValueError("scores contain NaN or Inf")
+            raise NonFiniteError("scores contain NaN or Inf")
         ranks[a:b] = _partner_rank_chunk(block, a)
     return ranks
 

@@ -1,4 +1,4 @@
-"""The Trainer's epoch end: validation mAP, finite-loss check, early stopping, checkpoint, TensorBoard scalars, progress line."""
+"""The Trainer's epoch end: divergence checks, validation mAP, early stopping, checkpoint, TensorBoard scalars, progress line."""
 
 from __future__ import annotations
 
@@ -17,7 +17,23 @@ VALIDATION_TERMS = ("val_loss", "val_map")  # the validation values of the progr
 
 
 class TrainingDivergedError(ValueError):
-    """The training loss became NaN or Inf; the run stopped before checkpointing that epoch."""
+    """A loss term, a trainable weight or an embedding became NaN or Inf; the run stopped before checkpointing that epoch."""
+
+
+class NonFiniteEmbeddingsError(ValueError):
+    """A model's embeddings of ``modality`` (``split`` items) hold NaN or Inf."""
+
+    def __init__(self, modality: str, split: str):
+        super().__init__(f"the {split} embeddings of {modality} hold NaN or Inf")
+        self.modality, self.split = modality, split
+
+
+def diverged(stage: int, epoch: int, what: str, kept: str) -> TrainingDivergedError:
+    """The one-line divergence error of (0-based) ``stage`` and (1-based) ``epoch``; ``kept`` says what survives."""
+    return TrainingDivergedError(
+        f"stage {stage + 1} epoch {epoch}: {what} (diverged); training stopped "
+        f"and this epoch was not checkpointed; {kept}; try a smaller --lr in a new run"
+    )
 
 
 def monitor(mode: str) -> tuple[str, float]:
@@ -28,8 +44,20 @@ def monitor(mode: str) -> tuple[str, float]:
     return ("val_loss", -1.0) if mode == "val_loss" else ("val_map", 1.0)
 
 
+def diverged_at_evaluation(model, run_dir: Path, split: str, exc: Exception) -> TrainingDivergedError:
+    """Non-finite embeddings of the final model, whose every epoch passed its checks: what diverged and what was kept."""
+    k = model.num_stages - 1
+    stage = model.stage_name(k)
+    return TrainingDivergedError(
+        f"the run diverged: the final model (stage {k + 1} [{stage}]) gives NaN or Inf on the {split} split "
+        f"({exc}) although every epoch's loss, weights and validation embeddings were finite; no metrics.json "
+        f"was written; {Path(run_dir) / 'stages' / stage / 'model.keras'} and the checkpoint keep that model; "
+        "try a smaller --lr in a new run")
+
+
 def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> float:
-    """Mean mAP@k (independent protocol) over both directions of the current stage's trained pairs."""
+    """Mean mAP@k (independent protocol) over both directions of the current stage's trained pairs;
+    :class:`NonFiniteEmbeddingsError` when an embedding holds NaN or Inf."""
     from cvs_tf.evaluation.metrics import map_at_k
 
     emb = {}
@@ -38,6 +66,8 @@ def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> fl
         for m in (a, b):
             if m not in emb:
                 emb[m] = model.embed(m, fs.x(m, split)).numpy()
+                if not np.isfinite(emb[m]).all():
+                    raise NonFiniteEmbeddingsError(m, split)
         for q, r in ((a, b), (b, a)):
             if len(emb[q]) and len(emb[r]):
                 scores.append(map_at_k(emb[q], emb[r], fs.y(q, split), fs.y(r, split), k=k))
@@ -90,21 +120,33 @@ class TensorBoardScalars:
 
 
 def check_finite(logs: dict, *, stage: int, epoch: int, kept: str) -> None:
-    """A NaN/Inf training loss (or none logged) raises :class:`TrainingDivergedError`; ``kept`` says what survives."""
+    """A NaN/Inf training loss term (or no loss logged) raises :class:`TrainingDivergedError`; ``kept`` says what survives."""
     bad = {k: v for k, v in logs.items() if not k.startswith("val_") and k != "lr" and not np.isfinite(v)}
     if not bad and "loss" in logs:
         return
     if "loss" not in logs:
         bad = {"loss": float("nan")}
     key = "loss" if "loss" in bad else sorted(bad)[0]
-    raise TrainingDivergedError(
-        f"stage {stage + 1} epoch {epoch}: training {key} is {bad[key]} (diverged); training stopped "
-        f"and this epoch was not checkpointed; {kept}; try a smaller --lr in a new run"
-    )
+    raise diverged(stage, epoch, f"training {key} is {bad[key]}", kept)
+
+
+def non_finite_weights(model) -> list[str]:
+    """Paths of the trainable weights holding NaN or Inf (each tested where it lives, device or host)."""
+    return [v.path for v in model.trainable_weights
+            if not bool(keras.ops.convert_to_numpy(keras.ops.all(keras.ops.isfinite(v))))]
+
+
+def check_weights(model, *, stage: int, epoch: int, kept: str) -> None:
+    """A trainable weight holding NaN or Inf raises :class:`TrainingDivergedError`, whatever the loss said."""
+    bad = non_finite_weights(model)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise diverged(stage, epoch, f"trainable weight {bad[0]}{more} holds NaN or Inf", kept)
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """In this order at each epoch end: finite check, val mAP, early stopping, checkpoint, TensorBoard, progress line.
+    """In this order at each epoch end: divergence checks (loss terms, trainable weights, validation
+    embeddings), val mAP, early stopping, checkpoint, TensorBoard, progress line.
 
     ``state`` (the stage's early-stopping state and history, as checkpointed) is updated in place;
     ``best_weights`` holds the selected epoch's weights. ``val_set`` is None without a validation
@@ -123,9 +165,14 @@ class EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items()}
-        check_finite(logs, stage=self.stage, epoch=epoch + 1, kept=self._kept())
+        kept = self._kept()
+        check_finite(logs, stage=self.stage, epoch=epoch + 1, kept=kept)
+        check_weights(self.model, stage=self.stage, epoch=epoch + 1, kept=kept)
         if self.val_set is not None:
-            logs["val_map"] = validation_map(self.model, self.val_set, "val", self.train.eval_k)
+            try:
+                logs["val_map"] = validation_map(self.model, self.val_set, "val", self.train.eval_k)
+            except NonFiniteEmbeddingsError as exc:
+                raise diverged(self.stage, epoch + 1, str(exc), kept) from None
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         st = self.state
         st["history"].append({"epoch": epoch + 1, **logs})

@@ -89,16 +89,18 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return kind in (None, "worker") and not has_chief and (index or 0) == 0
 
 
-def effective_jit(jit, strategy: tf.distribute.Strategy):
-    """The XLA mode the step can use: with more than one replica ``full`` becomes ``loss``.
+def effective_jit(jit, strategy: tf.distribute.Strategy, deterministic: bool = False):
+    """The XLA mode the step can use: with more than one replica, or under op determinism, ``full`` becomes ``loss``.
 
     Keras compiles ``strategy.run`` of the whole step as one XLA cluster, which cannot reach the
     other replicas' variables (XLA "resource on a different device"); ``loss`` compiles only the
     loss terms inside each replica, after the all-gather (cvs_tf.models.base.CrossModalModel.compile).
+    Under TensorFlow's op determinism Keras compiles no whole step with XLA at all (it falls back to
+    no XLA with a warning); ``loss`` keeps XLA for the loss terms (docs/performance.md, determinism).
     """
     from cvs_tf.models.base import resolve_jit
 
-    if replica_count(strategy) > 1 and resolve_jit(jit) == "full":
+    if (replica_count(strategy) > 1 or deterministic) and resolve_jit(jit) == "full":
         return "loss"
     return jit
 

@@ -29,7 +29,7 @@ __all__ = ["ExtendTrainer", "ExtensionError", "Source", "extend_model", "open_so
 
 #: TrainConfig fields an extension may set (the rest of the recipe is the source run's).
 TRAIN_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "seed", "steps_per_epoch", "early_stopping",
-                   "patience", "jit")
+                   "patience", "jit", "deterministic")
 #: Largest |difference| allowed between the source run's tables and the extended model's on the source dataset.
 TABLE_TOLERANCE = 1e-6
 

@@ -20,8 +20,9 @@ from cvs_tf.data.pipeline import FeatureBank, feature_dataset, release_feature_s
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
-from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars
+from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, diverged_at_evaluation
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
+from cvs_tf.training.determinism import op_determinism
 from cvs_tf.training.distribute import (
     check_replica_batches,
     cluster_failures,
@@ -169,7 +170,7 @@ class Trainer:
                 raise ValueError(f"init_weights do not match the model ({' '.join(str(exc).split())[:160]})") from None
 
     def _compile(self):
-        jit = effective_jit(self.config.train.jit, self._strategy)
+        jit = effective_jit(self.config.train.jit, self._strategy, self.config.train.deterministic)
         self._model.compile(optimizer=make_optimizer(self.config.train), jit_compile=jit)
 
     # ------------------------------------------------------------------ run
@@ -181,11 +182,16 @@ class Trainer:
         stage plan, the validation split, the split of the batches over the replicas, the model and
         (on resume) the checkpoint. The directory is then locked for the whole run
         (:class:`RunDirLock`). A non-chief worker of a multi-worker run writes nothing there (:meth:`_run_worker`).
+        ``train.deterministic`` turns TensorFlow's op determinism on for the run (restored after it).
         """
-        from cvs_tf.training.memory import check_batch_memory
-
         # first: a multi-worker strategy must exist before any other TensorFlow op of the process
         self._strategy = make_strategy(self.config.train.strategy)
+        with op_determinism(self.config.train.deterministic):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
+        from cvs_tf.training.memory import check_batch_memory
+
         if resume:
             self._check_resumable()
         self._load_data()
@@ -356,14 +362,13 @@ class Trainer:
         self._completed_epochs += 1
 
     def final_metrics(self, reports) -> tuple[dict, dict, dict]:
-        """``(metrics, tables, tables_all)`` of the final model (independent protocol); the tables are
-        also written as Markdown/CSV/JSON under RUN_DIR/eval/.
+        """``(metrics, tables, tables_all)`` of the final model (independent protocol; tables also under RUN_DIR/eval/).
 
-        ``metrics`` keys: ``val``/``test`` (mAP@k, k = ``train.eval_k``) and ``val_all``/``test_all``
-        (mAP@all); without a validation split ``val`` and ``val_all`` are None and ``splits`` lists
-        ``test`` only. Instance-paired sets add ``recall``: ``{split: {query: {retrieval: {"1", "5",
-        "10", "median_rank"}}}}``. A public seam: a subclass or test may wrap it to see when training ends.
+        ``metrics``: ``val``/``test`` (mAP@k, k = ``train.eval_k``), ``val_all``/``test_all`` (mAP@all; None
+        without a validation split), and for instance-paired sets ``recall``: ``{split: {query: {retrieval:
+        {"1", "5", "10", "median_rank"}}}}``. A public seam: a subclass or test may wrap it to see when training ends.
         """
+        from cvs_tf.evaluation.metrics import NonFiniteError
         from cvs_tf.evaluation.table import (
             cross_modal_recall,
             cross_modal_table,
@@ -382,7 +387,10 @@ class Trainer:
                 out[split] = out[f"{split}_all"] = None
                 continue
             for kk, key, into in ((k, split, tables), (None, f"{split}_all", tables_all)):
-                df = cross_modal_table(model, split=split, k=kk, dataset=fs, modalities=model.modalities)
+                try:
+                    df = cross_modal_table(model, split=split, k=kk, dataset=fs, modalities=model.modalities)
+                except NonFiniteError as exc:
+                    raise diverged_at_evaluation(model, self.run_dir, split, exc) from None
                 write_table(df, self.run_dir / "eval" / f"{split}-independent-k{'all' if kk is None else kk}")
                 into[split] = df
                 out[key] = table_record(df)

@@ -25,4 +25,4 @@ def test_quick_run_prints_one_table_and_leaves_docs_alone(capsys):
 def test_every_benchmark_is_discovered():
     from bench.__main__ import discover
 
-    assert set(PIECES + ["scale"]) <= set(discover())
+    assert set(PIECES + ["scale", "determinism"]) <= set(discover())

@@ -21,6 +21,7 @@ from cvs_tf.data.store import carve_validation, load_feature_set, save_feature_s
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.training.run_equality import assert_bitwise_equal_runs
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none",
         "--no-attention"]
@@ -56,29 +57,6 @@ def _snapshot(root: Path) -> dict:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def _weights(run):
-    model, _, _ = load_run(run)
-    return model.get_weights()
-
-
-def _assert_bitwise_equal_runs(a: Path, b: Path):
-    """Weights, metrics.json and every logged loss term bit for bit.
-
-    Exception: the epoch mean of the *total* loss of an M-CVS stage >= 2 can differ in its last bit
-    even between two uninterrupted same-seed runs in one process (the weights and every loss term
-    stay equal), so it is compared to 1e-6.
-    """
-    assert json.loads((a / "metrics.json").read_text()) == json.loads((b / "metrics.json").read_text())
-    ha, hb = (json.loads((p / "history.json").read_text()) for p in (a, b))
-    for sa, sb in zip(ha["stages"], hb["stages"], strict=True):
-        for ea, eb in zip(sa.pop("epochs"), sb.pop("epochs"), strict=True):
-            assert ea.pop("loss") == pytest.approx(eb.pop("loss"), rel=1e-6)
-            assert ea == eb
-        assert sa == sb
-    for wa, wb in zip(_weights(a), _weights(b), strict=True):
-        assert np.array_equal(wa, wb)
-
-
 class Crash(keras.callbacks.Callback):
     """Simulates Ctrl-C after batch `batch` of epoch `epoch` (0-based)."""
 
@@ -95,16 +73,24 @@ class Crash(keras.callbacks.Callback):
 
 
 class Poison(keras.callbacks.Callback):
-    """Turns a kernel into NaN at the start of epoch `epoch` (0-based): that epoch's loss is NaN."""
+    """Sets the first trainable kernel to ``value`` after the last step of epoch ``epoch`` (0-based).
 
-    def __init__(self, epoch):
+    That epoch's training loss was computed before, so it is finite on every CPU: only the checks of
+    the weights (NaN) or of the validation embeddings (a finite value so large that they overflow)
+    can see the damage, whatever a CPU's kernels do with NaN.
+    """
+
+    def __init__(self, epoch, value=np.nan):
         super().__init__()
-        self.epoch = epoch
+        self.epoch, self.value, self.current = epoch, value, None
 
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            w = self.model.trainable_weights[0]
-            w.assign(np.full(w.shape, np.nan, dtype="float32"))
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.params["steps"] - 1:
+            w = next(v for v in self.model.trainable_weights if v.path.endswith("kernel"))
+            w.assign(np.full(w.shape, self.value, dtype="float32"))
 
 
 @pytest.fixture(scope="module")
@@ -262,21 +248,43 @@ def test_directories_with_work_or_foreign_files_are_never_wiped(shared, interrup
         assert _snapshot(d) == before
 
 
-# ---------------------------------------------------------------- 7b. NaN loss
+# ---------------------------------------------------------------- 7b. divergence (issue #20: on any CPU)
+
+HUGE = float(np.finfo(np.float32).max)  # finite, but every embedding it touches overflows
 
 
-def test_nan_loss_stops_at_that_epoch_and_keeps_the_last_good_checkpoint(shared, tmp_path, capsys):
-    ref, ds, cfg = shared  # the uninterrupted run of the same arguments
-    run = tmp_path / "run"
-    code = run_cli(lambda a: main(a, callbacks=[Poison(1)]), [*_args(ds, cfg), "--out", str(run)])
-    _one_error(capsys, code, "stage 1 epoch 2", "nan", "not checkpointed", "epoch (1)")
+def _assert_kept_epoch_1(run):
     state = json.loads((run / "checkpoint" / "state.json").read_text())
     assert (state["stage"], state["epoch"]) == (0, 1)
     with np.load(run / "checkpoint" / "weights.npz") as z:
         assert all(np.isfinite(z[k]).all() for k in z.files)
     assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("value,needles", [
+    (np.nan, ["trainable weight", "holds NaN or Inf"]),  # NaN weights with a finite loss
+    (HUGE, ["val embeddings of", "hold NaN or Inf"]),  # finite weights, non-finite embeddings
+])
+def test_divergence_stops_at_that_epoch_and_keeps_the_last_good_checkpoint(shared, tmp_path, capsys, value, needles):
+    ref, ds, cfg = shared  # the uninterrupted run of the same arguments
+    run = tmp_path / "run"
+    code = run_cli(lambda a: main(a, callbacks=[Poison(1, value)]), [*_args(ds, cfg), "--out", str(run)])
+    _one_error(capsys, code, "stage 1 epoch 2", "diverged", *needles, "not checkpointed", "epoch (1)")
+    _assert_kept_epoch_1(run)
     assert main(["--resume", "--out", str(run), "--quiet"]) == 0  # the kept checkpoint is resumable
-    _assert_bitwise_equal_runs(ref, run)
+    assert_bitwise_equal_runs(ref, run)
+
+
+@pytest.mark.parametrize("jit,extra", [("full", ["--no-deterministic"]), ("loss", [])])  # the whole step / the loss in XLA
+def test_nan_weights_with_a_finite_loss_are_caught_under_xla(tmp_path, capsys, jit, extra):
+    ds = _toy(tmp_path / "ds")
+    cfg = tmp_path / "xla.json"
+    cfg.write_text(json.dumps({"model": {"dim": 16}, "train": {"jit": jit}}))
+    run = tmp_path / "run"
+    args = [a for a in _args(ds, cfg, *extra) if a != "--no-jit"]
+    code = run_cli(lambda a: main(a, callbacks=[Poison(1)]), [*args, "--out", str(run)])
+    _one_error(capsys, code, "stage 1 epoch 2", "trainable weight", "diverged", "epoch (1)")
+    _assert_kept_epoch_1(run)
 
 
 def test_a_huge_learning_rate_fails_in_the_first_epoch_with_one_line(tmp_path, capsys):
@@ -531,7 +539,7 @@ def test_kill_9_after_the_first_epoch_then_resume_is_bitwise_identical(tmp_path,
     changed = tmp_path / "changed"
     shutil.copytree(run, changed)
     assert main(["--resume", "--out", str(run), "--quiet"]) == 0
-    _assert_bitwise_equal_runs(ref, run)
+    assert_bitwise_equal_runs(ref, run)
 
     old = load_feature_set(ds).manifest_sha256  # case 1 as reported: the data regenerated, then --resume
     shutil.rmtree(ds)
