@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -103,6 +104,21 @@ def positive_int(name: str):
             raise CliError(f"{name}: not an integer: {text!r}") from None
         if v < 1:
             raise CliError(f"{name}: must be >= 1, got {v}")
+        return v
+
+    return parse
+
+
+def positive_float(name: str):
+    """An argparse ``type=`` for a finite number > 0; a bad value is one ``error:`` line naming ``name``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise CliError(f"{name}: not a number: {text!r}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise CliError(f"{name}: must be a number > 0, got {text}")
         return v
 
     return parse
