@@ -17,17 +17,9 @@ from cvs_tf.training.selection import (
     train_selected,
 )
 from tests.conftest import make_toy_featureset
+from tests.tuning.helpers import NoTest
 
 TINY = {"model": {"dim": 8}, "train": {"batch_size": 16, "jit": False, "epochs": 2, "select": "cv2"}}
-
-
-class NoTest(FeatureSet):
-    """A feature set whose test split raises when read."""
-
-    def _get(self, modality, split):
-        if split == "test":
-            raise AssertionError(f"the test split of {modality} was read")
-        return super()._get(modality, split)
 
 
 def _set(tmp_path, **kw):
