@@ -115,3 +115,18 @@ def test_a_cv_config_does_not_train_without_its_selection(tmp_path):
 
     with pytest.raises(ConfigError, match="train.select cv2: the epochs come from a cross-validation run first"):
         Trainer(RunConfig.from_dict(TINY), tmp_path / "run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space,label_kind", [("mcvs", "single"), ("cvs", "multi")])
+def test_multi_stage_spaces_and_multi_label_class_paired_sets(tmp_path, space, label_kind):
+    """Each stage trains for its own chosen epochs; multi-hot labels are stratified by their first class."""
+    fs = load_feature_set(make_toy_featureset(tmp_path / "toy", label_kind=label_kind))
+    cfg = RunConfig.from_dict({**TINY, "model": {"dim": 8, "space": space}})
+    out = tmp_path / "run"
+    result = train_selected(cfg, out, featureset=fs, verbose=0, log=lambda m: None)
+    sel = json.loads((out / SELECTION_FILE).read_text())
+    stages = json.loads((out / "history.json").read_text())["stages"]
+    assert len(sel["stage_epochs"]) == len(stages) == (2 if space == "mcvs" else 1) and not sel["paired"]
+    assert [len(s["epochs"]) for s in stages] == sel["stage_epochs"]
+    assert result.metrics["test"]["overall_mean"] is not None
