@@ -4,7 +4,7 @@ The candidates, in order, until the budget is spent (no candidate starts when th
 the mean candidate time so far would pass it; the first always runs):
 
 1. every shipped preset (``cvs_tf/presets/*.json``);
-2. the ``best`` preset with each other registered loss kind of :data:`DEFAULT_LOSS_KINDS`;
+2. the ``best`` preset with each other registered loss kind of ``cvs_tf.tuning.space.DEFAULT_LOSS_KINDS``;
 3. Optuna's seeded TPE over small grids (:func:`auto_space`): loss kind, dim, dropout, weight decay
    and standardize, on the ``best`` preset.
 
@@ -24,7 +24,6 @@ from pathlib import Path
 
 from cvs_tf.config import RunConfig, select_folds
 from cvs_tf.tuning.space import (
-    DEFAULT_LOSS_KINDS,
     LOSS_KIND_FIELD,
     Param,
     SearchSpace,
@@ -118,8 +117,7 @@ def auto_search(base: RunConfig, fs, *, fixed: dict | None = None, budget_minute
     temp = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="cvs_tf-auto-")) if temp else Path(work_dir)
     records, labels, stopped = [], [], None
-    kinds = [x for x in resolve_loss_kinds(None) if x in DEFAULT_LOSS_KINDS]
-    space = auto_space(kinds, fixed)
+    space = auto_space(resolve_loss_kinds(None), fixed)
     study = optuna.create_study(direction="maximize", sampler=make_sampler(seed, 0))
     queue = _fixed_candidates(fixed)
     tried: list[dict] = []
