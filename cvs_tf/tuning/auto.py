@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cvs_tf.config import RunConfig, select_folds
+from cvs_tf.config import ConfigError, RunConfig, select_folds
 from cvs_tf.tuning.space import (
     LOSS_KIND_FIELD,
     Param,
@@ -83,6 +83,9 @@ def _clock(s: float) -> str:
 def _baseline(fs, modalities: list[str], k: int, seed: int, log) -> dict:
     from cvs_tf.evaluation.baselines import baseline_validation_scores
 
+    if any(fs.count(m, "val") == 0 for m in modalities):
+        log("auto: no baseline scores (the set has no validation split)")
+        return {"scores": {}, "strongest": None, "score": None}
     scores = baseline_validation_scores(fs, modalities, k=k, seed=seed)
     finite = {n: v for n, v in scores.items() if v is not None and v == v}
     name = max(finite, key=finite.get) if finite else None
@@ -112,6 +115,10 @@ def auto_search(base: RunConfig, fs, *, fixed: dict | None = None, budget_minute
     apply_values(base, fixed)  # (a bad fixed value fails here, before anything runs)
     check_folds(base, fs)
     mods = used_modalities(base, fs)
+    empty = [m for m in mods if fs.count(m, "val") == 0]
+    if empty and select_folds(base.train.select) is None:
+        raise ConfigError(f"--preset auto scores candidates on the validation split, and {fs.name} has none for "
+                          f"{', '.join(empty)}: use --select cvK (cross-validation over train)")
     log(f"auto: {fs.name} ({fs.data_label}), budget {budget_minutes:g} min; score: {objective(base.train.select, k)}")
     baseline = _baseline(fs, mods, k, seed, log)
     temp = work_dir is None

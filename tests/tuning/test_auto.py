@@ -67,3 +67,14 @@ def test_auto_never_reads_test_and_chooses_the_same_with_a_garbage_test_split(tm
     assert first["chosen"]["number"] == second["chosen"]["number"]
     assert [c["score"] for c in second["candidates"]] == pytest.approx([c["score"] for c in first["candidates"]])
     assert second["baseline"]["scores"] == pytest.approx(first["baseline"]["scores"])
+
+
+def test_a_set_without_validation_split_needs_cross_validation(tmp_path):
+    from cvs_tf.config import ConfigError
+    from cvs_tf.training.selection import merged_set
+
+    fs = load_feature_set(toy_set(tmp_path))
+    no_val = merged_set(fs, fs.modalities)  # train+val as train, no validation split
+    with pytest.raises(ConfigError, match="scores candidates on the validation split, and toy has none for image, "
+                                          "text: use --select cvK"):
+        auto.auto_search(RunConfig.from_dict(TINY), no_val, fixed=FIXED, log=lambda m: None)
