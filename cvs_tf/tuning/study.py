@@ -145,7 +145,8 @@ def _check_validation(meta: dict, fs) -> None:
     from cvs_tf.training.selection import check_folds
 
     base = RunConfig.from_dict(meta["base_config"])
-    check_folds(base, fs)
+    if check_folds(base, fs) is not None:
+        return  # (cross-validation pools train and val: a set without val is fine)
     mods = list(dict.fromkeys(m for st in resolve_stages(base, fs) for m in st))
     empty = [m for m in mods if fs.count(m, "val") == 0]
     if empty:
