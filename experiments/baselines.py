@@ -1,16 +1,21 @@
 """``python -m experiments.baselines``: print, write and publish the classical baselines' mAP@K tables.
 
 ``python -m experiments.baselines --dataset tux12|digits10|DIR [--k 50|all]`` prints, for the
-test split, the full query x retrieval mAP@K table of each baseline (regularised CCA, label-space
-logistic regression, chance; computed by :mod:`cvs_tf.evaluation.baselines`, which documents
-them) and writes it (Markdown, CSV, JSON) as ``results/baselines/<dataset>/<baseline>-k<K>.*``
-(``--out DIR``). Only ``--publish`` writes into the ``<!-- baselines -->`` section of
+test split, the full query x retrieval mAP@K table of each baseline (posterior product,
+regularised CCA, label-space logistic regression, chance; computed by
+:mod:`cvs_tf.evaluation.baselines`, which documents them) and writes it (Markdown, CSV, JSON) as
+``results/baselines/<dataset>/<baseline>-k<K>.*`` (``--out DIR``). For instance-paired sets the
+posterior and CCA baselines also print their instance-level table (R@1/5/10, median rank of each
+query's own partner), written as ``<baseline>-recall.md`` / ``.json``. The last lines name the
+strongest baseline. Only ``--publish`` writes into the ``<!-- baselines -->`` section of
 ``docs/results.md`` (``--doc FILE``), with the command exactly as run. Hyper-parameters are
-chosen on the ``val`` split; the test split is touched only for the final numbers.
+chosen on the ``val`` split (the posterior product's ``C`` by cross-validation on train); the
+test split is touched only for the final numbers.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -19,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cvs_tf.data.store import FeatureSet
-from cvs_tf.evaluation.baselines import BASELINES, K, run
+from cvs_tf.evaluation.baselines import BASELINES, K, run, strongest_summary
 from cvs_tf.evaluation.metrics import normalize_k
-from cvs_tf.evaluation.table import format_table, to_markdown, write_table
+from cvs_tf.evaluation.table import format_recall, format_table, recall_markdown, to_markdown, write_table
 from cvs_tf.utils.atomic import atomic_file
 from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
@@ -59,16 +64,27 @@ def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, comma
     metric = next(iter(tables.values())).attrs["metric"]
     lines = [f"### {name}: baselines ({fs.data_label})", "",
              f"Command: `{command}`. Dataset `{fs.name}`, {fs.num_classes} classes, pairing "
-             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. {metric} on the test split; "
-             "hyper-parameters chosen on val.", ""]
+             f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. {metric} on the test split"
+             + (" (and, instance level, R@K of each query's own partner)" if fs.paired else "")
+             + "; hyper-parameters chosen on val (the posterior product's C by 5-fold CV on train).", ""]
     for b, df in tables.items():
         lines.append(to_markdown(df).replace("### ", "#### ", 1))
+        if "recall" in df.attrs:
+            lines.append(recall_markdown(df.attrs["recall"], recall_title(df)).replace("### ", "#### ", 1))
         if chosen.get(b):
             picks = "; ".join(f"{k}: " + ", ".join(f"{kk}={vv}" for kk, vv in v.items())
                               for k, v in chosen[b].items())
-            lines.append(f"- chosen on val: {picks}\n")
+            where = "by CV on train" if b == "posterior" else "on val"
+            lines.append(f"- chosen {where}: {picks}\n")
+    lines += [f"- {line.strip()}" for line in strongest_summary(tables)] + [""]
     lines.append(f"_Wall time of this command: {minutes:.1f} min._")
     return "\n".join(lines)
+
+
+def recall_title(df) -> str:
+    """Title of a baseline's instance-level table, from its mAP table's title."""
+    name = df.attrs["title"].split(" — ")[0]
+    return f"{name} — instance level: R@K and median rank of each query's own partner, {df.attrs['split']} split"
 
 
 def block_key(name: str, k) -> str:
@@ -140,11 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for df in tables.values():
         print(format_table(df))
         print()
+        if "recall" in df.attrs:
+            print(format_recall(df.attrs["recall"], recall_title(df)))
+            print()
+    print("\n".join(strongest_summary(tables)))
     if args.no_write:
         return 0
     out = Path(args.out) / fs.name
     for b, df in tables.items():
         write_table(df, out / f"{b}-k{'all' if k is None else k}")
+        if "recall" in df.attrs:
+            with atomic_file(out / f"{b}-recall.md") as f:
+                f.write(recall_markdown(df.attrs["recall"], recall_title(df)))
+            with atomic_file(out / f"{b}-recall.json") as f:
+                json.dump({"title": recall_title(df), "split": df.attrs["split"], "recall": df.attrs["recall"]}, f,
+                          indent=2, ensure_ascii=False)
+                f.write("\n")
     print(f"wrote {out}/")
     if doc is not None:
         command = " ".join(["python -m experiments.baselines", *map(shlex.quote, argv)])

@@ -1,7 +1,10 @@
-"""`python -m cvs_tf.evaluate RUN_DIR`: the cross-modal mAP table of a trained run under a test-time protocol."""
+"""`python -m cvs_tf.evaluate RUN_DIR`: the cross-modal mAP table (and R@K for instance-paired sets) of a trained run."""
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +14,8 @@ from cvs_tf.utils.cli import ArgumentParser, CliError, parse_k, run_dir_parser
 def build_parser() -> ArgumentParser:
     p = run_dir_parser(
         "python -m cvs_tf.evaluate",
-        "Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11). "
+        "Evaluate a run: mAP@K over every ordered pair of distinct modalities (thesis Tables 7-11) and, for "
+        "instance-paired sets, recall@1/5/10 and the median rank of each query's own partner. "
         "Labels are used only for scoring, never to embed or pair items.",
     )
     p.add_argument("--protocol", default="independent",
@@ -21,6 +25,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--stage", type=int, help="evaluate the model of this (1-based) stage [last]")
     p.add_argument("--out", metavar="FILE",
                    help="output stem for .md/.csv/.json [RUN_DIR/eval/<split>-<protocol>-k<K>]")
+    p.add_argument("--json", action="store_true",
+                   help='print JSON instead of tables: {"map": <table record>, "recall": {split: {query: {retrieval: '
+                        '{"1", "5", "10", "median_rank"}}}}} ("recall" only for instance-paired sets)')
     p.add_argument("--projector", action="store_true",
                    help="also write TensorBoard Embedding Projector files and a PCA/t-SNE PNG of the split's "
                         "embeddings, before and after training, to RUN_DIR/projector (cvs_tf.evaluation.projector)")
@@ -34,7 +41,14 @@ def parse_args(argv: Sequence[str] | None = None):
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from cvs_tf.evaluation.protocols import parse_protocol
-    from cvs_tf.evaluation.table import cross_modal_table, format_table, write_table
+    from cvs_tf.evaluation.table import (
+        cross_modal_recall,
+        cross_modal_table,
+        format_recall,
+        format_table,
+        table_record,
+        write_table,
+    )
     from cvs_tf.training.run_dir import RunDirError, load_run
 
     k = parse_k(args.k)
@@ -49,15 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                        + (" (a set without a validation split): evaluate --split test" if args.split == "val" else ""))
     mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
     df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
+    recall = (cross_modal_recall(model, split=args.split, protocol=protocol, dataset=fs, modalities=mods)
+              if fs.paired else None)
     klabel = "all" if k is None else k
     stem = Path(args.out) if args.out else Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
     if stem.suffix in (".md", ".csv", ".json"):
         stem = stem.with_suffix("")
     paths = write_table(df, stem)
-    print(format_table(df))
-    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    report = print
+    if args.json:
+        report = functools.partial(print, file=sys.stderr)
+        print(json.dumps({"map": table_record(df), **({"recall": {args.split: recall}} if recall else {})},
+                         indent=2, ensure_ascii=False))
+    else:
+        print(format_table(df))
+        if recall:
+            print("\n" + format_recall(recall, f"instance level: each query's own partner ({protocol} protocol, "
+                                                 f"{args.split} split)"))
+    report("\nwrote " + ", ".join(str(p) for p in paths.values()))
     if args.projector:
         from cvs_tf.evaluation.projector import write_projector
 
-        print(f"wrote {write_projector(args.run_dir, model, fs, split=args.split)} (tensorboard --logdir it: Projector tab)")
+        report(f"wrote {write_projector(args.run_dir, model, fs, split=args.split)} (tensorboard --logdir it: Projector tab)")
     return 0

@@ -1,10 +1,13 @@
-"""Retrieval evaluation: exact mAP@K, leak-free test-time attention protocols, and the cross-modal mAP table."""
+"""Retrieval evaluation: exact mAP@K and recall@K, leak-free test-time attention protocols, the cross-modal tables."""
 
 from cvs_tf.evaluation.metrics import (
     chance_map_at_k,
     map_at_k,
     map_at_k_from_scores,
     normalize_k,
+    partner_ranks,
+    recall_at_k,
+    recall_at_k_from_scores,
     relevance_counts,
     top_k_indices,
 )
@@ -18,7 +21,9 @@ from cvs_tf.evaluation.protocols import (
 )
 from cvs_tf.evaluation.table import (
     MEAN,
+    cross_modal_recall,
     cross_modal_table,
+    format_recall,
     format_table,
     read_table,
     table_from_matrix,
@@ -31,6 +36,9 @@ __all__ = [
     "map_at_k",
     "map_at_k_from_scores",
     "chance_map_at_k",
+    "recall_at_k",
+    "recall_at_k_from_scores",
+    "partner_ranks",
     "relevance_counts",
     "top_k_indices",
     "normalize_k",
@@ -41,6 +49,8 @@ __all__ = [
     "ModelScorer",
     "LEAK_TITLE",
     "cross_modal_table",
+    "cross_modal_recall",
+    "format_recall",
     "format_table",
     "to_markdown",
     "write_table",

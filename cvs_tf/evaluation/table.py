@@ -1,4 +1,4 @@
-"""The cross-modal mAP table (thesis Tables 7–11): query × retrieval modality matrix, row means, overall mean; writers.
+"""The cross-modal mAP table (thesis Tables 7–11) and the instance-level recall table; writers.
 
 Layout of the returned ``pandas.DataFrame`` (index name ``query``, columns name ``retrieval``)::
 
@@ -13,6 +13,11 @@ The diagonal is empty (NaN, printed "—"). The overall mean is the mean of the 
 pairs (equal to the mean of the row means). ``df.attrs`` carries ``title``, ``metric``,
 ``protocol``, ``split``, ``k`` (int or ``"all"``), ``data_label``, ``fallback_cells`` (pairs
 scored ``independent`` because no attention block links them), ``overall_mean``, ``n_pairs``.
+
+For instance-paired sets :func:`cross_modal_recall` gives recall@1/5/10 and the median rank of
+each query's own partner for every ordered pair, as ``{query: {retrieval: {"1": r1, "5": r5,
+"10": r10, "median_rank": m}}}`` (the ``"recall"`` record of ``metrics.json``);
+:func:`format_recall` and :func:`recall_markdown` print it one pair per row.
 """
 
 from __future__ import annotations
@@ -27,12 +32,20 @@ import numpy as np
 import pandas as pd
 
 from cvs_tf.data.store import order_modalities
-from cvs_tf.evaluation.metrics import map_at_k, map_at_k_from_scores, normalize_k
+from cvs_tf.evaluation.metrics import (
+    RECALL_KS,
+    map_at_k,
+    map_at_k_from_scores,
+    normalize_k,
+    recall_at_k,
+    recall_at_k_from_scores,
+)
 from cvs_tf.evaluation.protocols import ModelScorer, parse_protocol
 from cvs_tf.utils.atomic import atomic_file
 
 __all__ = ["cross_modal_table", "format_table", "to_markdown", "write_table", "read_table", "table_from_matrix",
-           "table_record", "MEAN", "TABLE_FORMAT"]
+           "table_record", "cross_modal_recall", "recall_rows", "format_recall", "recall_markdown", "MEAN",
+           "TABLE_FORMAT"]
 
 MEAN = "mean"
 TABLE_FORMAT = "cvs_tf.map_table"
@@ -88,16 +101,10 @@ def cross_modal_table(
     """
     proto = parse_protocol(protocol)
     k = normalize_k(k)                       # validated; "all" -> None
-    if isinstance(model_or_embeddings, Mapping):
-        mods, label, cell = _embedding_cells(model_or_embeddings, proto, split, k, modalities=modalities,
-                                             dataset=dataset, data_label=data_label, chunk_size=chunk_size)
-    else:
-        mods, label, cell = _model_cells(model_or_embeddings, proto, split, k, modalities=modalities,
-                                         dataset=dataset, data_label=data_label, chunk_size=chunk_size)
-    if len(mods) < 2:
-        raise ValueError(f"a cross-modal table needs at least two modalities, got {mods}")
-    if len(set(mods)) != len(mods):
-        raise ValueError(f"modalities listed twice: {mods}")
+    mods, label, cell = _cells_for(
+        model_or_embeddings, proto, split, modalities=modalities, dataset=dataset, data_label=data_label,
+        from_embeddings=lambda eq, er, yq, yr: map_at_k(eq, er, yq, yr, k, chunk_size=chunk_size),
+        from_scores=lambda s, yq, yr: map_at_k_from_scores(s, yq, yr, k, chunk_size=chunk_size))
 
     values = np.full((len(mods), len(mods)), np.nan)
     fallback = []
@@ -110,9 +117,24 @@ def cross_modal_table(
     return _assemble(values, mods, proto=str(proto), split=split, k=k, data_label=label, fallback=fallback)
 
 
-def _embedding_cells(embeddings: Mapping, proto, split: str, k, *, modalities, dataset, data_label, chunk_size):
-    """(modalities, data label, cell) for precomputed ``{modality: (embeddings, labels)}``;
-    ``cell(q, r)`` is (mAP, protocol used)."""
+def _cells_for(model_or_embeddings, proto, split: str, **kw):
+    """(modalities, data label, cell) of a model or of precomputed embeddings; ``cell(q, r)`` is
+    (value, protocol used), the value computed by ``from_embeddings(eq, er, yq, yr)`` or
+    ``from_scores(scores, yq, yr)``."""
+    if isinstance(model_or_embeddings, Mapping):
+        mods, label, cell = _embedding_cells(model_or_embeddings, proto, split, **kw)
+    else:
+        mods, label, cell = _model_cells(model_or_embeddings, proto, split, **kw)
+    if len(mods) < 2:
+        raise ValueError(f"a cross-modal table needs at least two modalities, got {mods}")
+    if len(set(mods)) != len(mods):
+        raise ValueError(f"modalities listed twice: {mods}")
+    return mods, label, cell
+
+
+def _embedding_cells(embeddings: Mapping, proto, split: str, *, modalities, dataset, data_label, from_embeddings,
+                     from_scores):
+    """(modalities, data label, cell) for precomputed ``{modality: (embeddings, labels)}``."""
     data = dict(embeddings)
     mods = list(modalities) if modalities is not None else order_modalities(data)
     for m in mods:
@@ -130,14 +152,14 @@ def _embedding_cells(embeddings: Mapping, proto, split: str, k, *, modalities, d
 
     def cell(q, r):
         (eq, yq), (er, yr) = data[q], data[r]
-        return map_at_k(eq, er, yq, yr, k, chunk_size=chunk_size), "independent"
+        return from_embeddings(eq, er, yq, yr), "independent"
 
     return mods, label, cell
 
 
-def _model_cells(model, proto, split: str, k, *, modalities, dataset, data_label, chunk_size):
-    """(modalities, data label, cell) for a trained model scored on ``split`` of ``dataset``;
-    ``cell(q, r)`` is (mAP, protocol used: the pair falls back to independent without a linking block)."""
+def _model_cells(model, proto, split: str, *, modalities, dataset, data_label, from_embeddings, from_scores):
+    """(modalities, data label, cell) for a trained model scored on ``split`` of ``dataset``; the
+    protocol used falls back to independent for a pair without a linking block."""
     if dataset is None:
         raise ValueError("a model needs dataset= (a FeatureSet with the items to evaluate)")
     trained = list(model.modalities)
@@ -155,12 +177,68 @@ def _model_cells(model, proto, split: str, k, *, modalities, dataset, data_label
         yq, yr = dataset.y(q, split), dataset.y(r, split)
         used = scorer.effective(q, r)
         if used == "independent":        # bounded memory: never builds the full score matrix
-            value = map_at_k(scorer.embeddings(q), scorer.embeddings(r), yq, yr, k, chunk_size=chunk_size)
+            value = from_embeddings(scorer.embeddings(q), scorer.embeddings(r), yq, yr)
         else:
-            value = map_at_k_from_scores(scorer.scores(q, r), yq, yr, k, chunk_size=chunk_size)
+            value = from_scores(scorer.scores(q, r), yq, yr)
         return value, used
 
     return mods, data_label or dataset.data_label, cell
+
+
+def cross_modal_recall(model_or_embeddings, split: str = "test", ks=RECALL_KS, *, protocol="independent",
+                       dataset=None, modalities=None, chunk_size: int | None = None) -> dict:
+    """Instance-level retrieval of every ordered pair of distinct modalities of an instance-paired split:
+    ``{query: {retrieval: {"1": r1, "5": r5, "10": r10, "median_rank": m}}}``
+    (:func:`cvs_tf.evaluation.metrics.recall_at_k`; row i of every modality is the same item).
+
+    Same inputs as :func:`cross_modal_table`. Labels are never used. Raises ValueError for a
+    class-paired ``dataset`` (no item has a partner) or modalities of different sizes.
+    """
+    if dataset is not None and not dataset.paired:
+        raise ValueError(f"dataset {dataset.name!r} is class-paired: recall@K needs instance-paired items")
+    proto = parse_protocol(protocol)
+    mods, _, cell = _cells_for(
+        model_or_embeddings, proto, split, modalities=modalities, dataset=dataset, data_label=None,
+        from_embeddings=lambda eq, er, _yq, _yr: recall_at_k(eq, er, ks, chunk_size=chunk_size),
+        from_scores=lambda s, _yq, _yr: recall_at_k_from_scores(s, ks, chunk_size=chunk_size))
+    return {q: {r: cell(q, r)[0] for r in mods if r != q} for q in mods}
+
+
+def recall_rows(record: Mapping) -> tuple[list[str], list[list]]:
+    """(header, rows) of a recall record: one row per ordered pair ``q→r`` with R@K for each K
+    and the median rank, then a ``mean`` row (means over the pairs)."""
+    pairs = [(q, r, rec) for q, per in record.items() for r, rec in per.items()]
+    ks = [key for key in pairs[0][2] if key != "median_rank"] if pairs else [str(k) for k in RECALL_KS]
+    keys = ks + ["median_rank"]
+    header = ["pair"] + [f"R@{k}" for k in ks] + ["median rank"]
+    rows = [[f"{q}→{r}"] + [rec[key] for key in keys] for q, r, rec in pairs]
+    if pairs:
+        rows.append([MEAN] + [float(np.mean([rec[key] for _, _, rec in pairs])) for key in keys])
+    return header, rows
+
+
+def _recall_text_rows(record: Mapping, digits: int) -> tuple[list[str], list[list[str]]]:
+    header, rows = recall_rows(record)
+    fmt = lambda v, i: f"{v:.1f}" if i == len(header) - 1 else f"{v:.{digits}f}"  # noqa: E731
+    return header, [[r[0]] + [fmt(v, i) for i, v in enumerate(r[1:], 1)] for r in rows]
+
+
+def format_recall(record: Mapping, title: str = "", digits: int = 3) -> str:
+    """A recall record as aligned plain text: one ordered pair per row."""
+    header, rows = _recall_text_rows(record, digits)
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join(([title] if title else []) + [line(header), "  ".join("-" * w for w in widths)]
+                     + [line(r) for r in rows])
+
+
+def recall_markdown(record: Mapping, title: str = "", digits: int = 3) -> str:
+    """A recall record as a Markdown table (with a ``###`` heading when ``title`` is given)."""
+    header, rows = _recall_text_rows(record, digits)
+    lines = ([f"### {title}", ""] if title else []) + [
+        "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join([f"**{r[0]}**" if r[0] == MEAN else r[0]] + r[1:]) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def table_from_matrix(values, mods, *, proto="independent", split="test", k=50, data_label="", fallback=()) -> pd.DataFrame:

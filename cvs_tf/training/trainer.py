@@ -371,9 +371,10 @@ class Trainer:
 
         ``metrics`` keys: ``val``/``test`` (mAP@k, k = ``train.eval_k``) and ``val_all``/``test_all``
         (mAP@all); without a validation split ``val`` and ``val_all`` are None and ``splits`` lists
-        ``test`` only. A public seam: a subclass or test may wrap it to see when training ends.
+        ``test`` only. Instance-paired sets add ``recall``: ``{split: {query: {retrieval: {"1", "5",
+        "10", "median_rank"}}}}``. A public seam: a subclass or test may wrap it to see when training ends.
         """
-        from cvs_tf.evaluation.table import cross_modal_table, table_record, write_table
+        from cvs_tf.evaluation.table import cross_modal_recall, cross_modal_table, table_record, write_table
 
         k = self.config.train.eval_k
         fs, model = self._fs, self._model
@@ -390,4 +391,7 @@ class Trainer:
                 write_table(df, self.run_dir / "eval" / f"{split}-independent-k{'all' if kk is None else kk}")
                 into[split] = df
                 out[key] = table_record(df)
+            if fs.paired:
+                out.setdefault("recall", {})[split] = cross_modal_recall(model, split, dataset=fs,
+                                                                         modalities=model.modalities)
         return out, tables, tables_all

@@ -62,3 +62,22 @@ def test_corrupt_model_file_is_reported(rvs_run, tmp_path, capsys):
         p.write_bytes(b"not a zip")
     assert run_cli(evaluate, [str(bad)]) == 2
     assert "cannot be loaded" in capsys.readouterr().err
+
+
+def test_json_and_recall_of_an_instance_paired_run(tmp_path, capsys, rvs_run):
+    ds = make_toy_featureset(tmp_path / "ds", paired=True, modalities={"image": 8, "text": 6})
+    out = tmp_path / "run"
+    train(["--dataset", str(ds), "--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit",
+           "--quiet", "--out", str(out)])
+    capsys.readouterr()
+    assert evaluate([str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "instance level" in printed and "image→text" in printed and "R@10" in printed
+    assert evaluate([str(out), "--json", "--split", "val"]) == 0
+    captured = capsys.readouterr()
+    rec = json.loads(captured.out)
+    assert rec["map"]["split"] == "val" and "wrote" in captured.err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert rec["recall"] == {"val": metrics["recall"]["val"]}
+    assert evaluate([str(rvs_run), "--json"]) == 0                 # class-paired: mAP only
+    assert "recall" not in json.loads(capsys.readouterr().out)

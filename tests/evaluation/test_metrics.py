@@ -9,6 +9,9 @@ from cvs_tf.evaluation.metrics import (
     chance_map_at_k,
     map_at_k,
     map_at_k_from_scores,
+    partner_ranks,
+    recall_at_k,
+    recall_at_k_from_scores,
     relevance_counts,
     top_k_indices,
 )
@@ -296,3 +299,72 @@ def test_vectorised_binary_search_matches_searchsorted(n):
     v = rng.integers(-1, 6, size=rows.size).astype(float)                     # below, inside, above
     want = [np.searchsorted(srt[r], x, side="right") for r, x in zip(rows, v)]
     np.testing.assert_array_equal(_count_at_most(srt.ravel(), rows * n, n, v), want)
+
+
+# --------------------------------------------------------------------------- recall@K (instance level)
+
+
+def naive_partner_ranks(scores):
+    """Plain Python: sort each row by (-score, index) and find the partner's 1-based position."""
+    n = scores.shape[1]
+    return np.array([sorted(range(n), key=lambda j: (-scores[i, j], j)).index(i) + 1
+                     for i in range(scores.shape[0])])
+
+
+def test_recall_hand_computed_with_ties():
+    s = np.array([[0.5, 0.9, 0.5, 0.1],    # one score above the partner; tie after it: rank 2
+                  [0.7, 0.7, 0.1, 0.7],    # tie with a lower index before, a higher one after: rank 2
+                  [0.2, 0.2, 0.2, 0.2],    # all tied: the two lower indices go first: rank 3
+                  [0.0, 0.3, 0.3, 0.3]])   # tied with lower indices 1 and 2: rank 3
+    assert partner_ranks(s).tolist() == [2, 2, 3, 3]
+    rec = recall_at_k_from_scores(s, ks=(1, 2, 3, 10))
+    assert rec == {"1": 0.0, "2": 0.5, "3": 1.0, "10": 1.0, "median_rank": 2.5}
+
+
+def test_recall_hand_computed_cosine_ties():
+    q = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 3.0]])
+    r = np.array([[1.0, 0.0], [5.0, 0.0], [0.0, 1.0]])
+    # cosines: q0 -> (1, 1, 0): rank 1; q1 -> (0, 0, 1): partner r1 at 0, r2 above, r0 tied before: rank 3;
+    # q2 -> (c, c, c) with c = 1/sqrt(2): partner r2 after two ties: rank 3
+    rec, ranks = recall_at_k(q, r, return_ranks=True)
+    assert ranks.tolist() == [1, 3, 3]
+    assert rec == {"1": pytest.approx(1 / 3), "5": 1.0, "10": 1.0, "median_rank": 3.0}
+
+
+def test_recall_single_item():
+    assert recall_at_k(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])) == {
+        "1": 1.0, "5": 1.0, "10": 1.0, "median_rank": 1.0}
+    assert recall_at_k_from_scores(np.array([[-3.0]]), ks=(1,)) == {"1": 1.0, "median_rank": 1.0}
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_recall_matches_naive_random(tied):
+    rng = np.random.default_rng(5)
+    n = 37
+    q = tied_embeddings(rng, n) if tied else rng.normal(size=(n, 6))
+    r = tied_embeddings(rng, n) if tied else q + rng.normal(scale=1.5, size=(n, 6))
+    sims = q @ r.T / np.outer(np.linalg.norm(q, axis=1), np.linalg.norm(r, axis=1))
+    want = naive_partner_ranks(sims)
+    rec, ranks = recall_at_k(q, r, ks=(1, 5, 10), return_ranks=True, chunk_size=4)
+    assert ranks.tolist() == want.tolist()
+    assert 1 < np.median(want) < n                        # a non-trivial set
+    for k in (1, 5, 10):
+        assert rec[str(k)] == pytest.approx(np.mean(want <= k))
+    assert rec["median_rank"] == np.median(want)
+    assert recall_at_k_from_scores(sims) == recall_at_k(q, r)
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.ones((3, 2)), np.ones((4, 2))), "as many queries"),
+    ((np.ones((3, 2)), np.ones((3, 5))), "dimension"),
+    ((np.ones((0, 2)), np.ones((0, 2))), "empty"),
+])
+def test_recall_bad_inputs(args, match):
+    with pytest.raises(ValueError, match=match):
+        recall_at_k(*args)
+    with pytest.raises(ValueError, match="positive integers"):
+        recall_at_k(np.ones((2, 2)), np.ones((2, 2)), ks=(0,))
+    with pytest.raises(ValueError, match="square"):
+        recall_at_k_from_scores(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        recall_at_k_from_scores(np.array([[1.0, np.nan], [0.0, 1.0]]))

@@ -9,15 +9,19 @@ import pytest
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.evaluation import (
     MEAN,
+    cross_modal_recall,
     cross_modal_table,
     format_table,
     map_at_k,
     map_at_k_from_scores,
     read_table,
+    recall_at_k,
+    recall_at_k_from_scores,
     score_matrix,
     write_table,
 )
 from cvs_tf.evaluation import table as table_mod
+from cvs_tf.evaluation.table import format_recall, recall_markdown, recall_rows
 from tests.conftest import make_toy_featureset
 from tests.evaluation.fakes import cvs_fake, rvs_fake
 
@@ -186,3 +190,32 @@ def test_no_leak_permuted_labels_change_nothing_but_the_scoring(toy, monkeypatch
         # ... and labels do matter for the score itself, so the check above is not vacuous
         assert not np.allclose(df_a.to_numpy()[:3, :3][~np.eye(3, dtype=bool)],
                                df_b.to_numpy()[:3, :3][~np.eye(3, dtype=bool)])
+
+
+def test_recall_record_of_a_paired_model(tmp_path):
+    fs = load_feature_set(make_toy_featureset(tmp_path / "paired", paired=True, n_test=16))
+    model = cvs_fake({m: fs.dim(m) for m in fs.modalities}, seed=3)
+    rec = cross_modal_recall(model, "test", dataset=fs)
+    assert list(rec) == ["image", "text", "audio"] and list(rec["image"]) == ["text", "audio"]
+    emb = {m: np.asarray(model.embed(m, fs.x(m, "test"))) for m in fs.modalities}
+    assert rec["text"]["audio"] == recall_at_k(emb["text"], emb["audio"])
+    assert set(rec["text"]["audio"]) == {"1", "5", "10", "median_rank"}
+    pw = cross_modal_recall(model, "test", ks=(1, 3), protocol="pairwise", dataset=fs)
+    s = score_matrix(model, "audio", fs.x("audio", "test"), "image", fs.x("image", "test"), "pairwise")
+    assert pw["audio"]["image"] == recall_at_k_from_scores(s, (1, 3))
+    header, rows = recall_rows(rec)
+    assert header == ["pair", "R@1", "R@5", "R@10", "median rank"] and len(rows) == 7
+    assert rows[-1][0] == MEAN
+    assert rows[-1][1] == pytest.approx(np.mean([rec[q][r]["1"] for q in rec for r in rec[q]]))
+    text = format_recall(rec, "R@K, test")
+    assert text.splitlines()[0] == "R@K, test" and "image→text" in text and "median rank" in text
+    assert "| **mean** |" in recall_markdown(rec)
+
+
+def test_recall_needs_instance_pairs(toy):
+    model = cvs_fake({m: toy.dim(m) for m in toy.modalities}, seed=3)
+    with pytest.raises(ValueError, match="class-paired"):
+        cross_modal_recall(model, "test", dataset=toy)
+    data = _embedded()
+    with pytest.raises(ValueError, match="as many queries"):
+        cross_modal_recall(data)

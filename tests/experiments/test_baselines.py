@@ -1,5 +1,7 @@
 """The baselines command line: prints and writes the tables, publishes only its block of docs/results.md."""
 
+import json
+
 import pytest
 
 from cvs_tf.utils.cli import run_cli
@@ -44,3 +46,22 @@ def test_update_results_creates_no_directory_and_leaves_no_temporary(tmp_path):
     doc = tmp_path / "results.md"
     bl.update_results(doc, "toy", "table")
     assert [p.name for p in tmp_path.iterdir()] == ["results.md"]
+
+
+def test_cli_instance_level_and_strongest_baseline(tmp_path, capsys):
+    paired_set = make_toy_featureset(tmp_path / "toy", paired=True, n_train=60, n_test=24,
+                                     modalities={"image": 10, "text": 6})
+    doc, out = tmp_path / "results.md", tmp_path / "tables"
+    argv = ["--dataset", str(paired_set), "--doc", str(doc), "--out", str(out), "--baselines", "posterior,cca,chance",
+            "--publish"]
+    assert run_cli(bl.main, argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("instance level: R@K") == 2 and "image→text" in printed
+    assert "strongest baseline, class level (overall mAP@50): " in printed
+    assert "strongest baseline, instance level" in printed
+    text = doc.read_text()
+    assert "#### Posterior product" in text and "instance level: R@K" in text and "| **mean** |" in text
+    assert "- strongest baseline, class level" in text and "chosen by CV on train: image: C=" in text
+    rec = json.loads((out / "toy" / "cca-recall.json").read_text())
+    assert set(rec["recall"]["image"]["text"]) == {"1", "5", "10", "median_rank"}
+    assert not (out / "toy" / "chance-recall.json").exists()

@@ -8,7 +8,7 @@ import pytest
 
 from cvs_tf.config import EARLY_STOPPING, ConfigError, RunConfig
 from cvs_tf.data.store import load_feature_set
-from cvs_tf.evaluation.table import table_record
+from cvs_tf.evaluation.table import cross_modal_recall, table_record
 from cvs_tf.training.callbacks import monitor, progress_line, progress_terms
 from cvs_tf.training.run_dir import RunDirError
 from cvs_tf.training.trainer import Trainer, TrainResult
@@ -62,6 +62,7 @@ def test_a_given_featureset_is_used_and_recorded_and_no_checkpoint_is_kept(fs, t
     assert result.metrics["test"] == table_record(result.tables["test"])
     assert result.metrics["val_all"] == table_record(result.tables_all["val"])
     assert result.model.modalities == ["image", "text"] and not hasattr(result.model, "tables")
+    assert "recall" not in result.metrics                      # class-paired: no item has a partner
     epochs = [line for line in lines if " epoch " in line]
     assert len(epochs) == 2 and all("loss=" in e and "val_map=" in e for e in epochs)
     with pytest.raises(ValueError, match="checkpoint=True"):
@@ -118,3 +119,12 @@ def test_early_stopping_modes_have_one_source():
     cfg.train.early_stopping = "val_acc"
     with pytest.raises(ConfigError, match="val_map, val_loss, none"):
         cfg.validate()
+
+
+def test_instance_paired_metrics_hold_recall(tmp_path):
+    fs = load_feature_set(make_toy_featureset(tmp_path / "paired", paired=True, modalities={"image": 8, "text": 6}))
+    result = Trainer(_config(), tmp_path / "run", featureset=fs, checkpoint=False, verbose=0, log=lambda _: None).run()
+    recall = json.loads((tmp_path / "run" / "metrics.json").read_text())["recall"]
+    assert set(recall) == {"val", "test"} and set(recall["test"]) == {"image", "text"}
+    assert recall["test"]["text"] == {"image": cross_modal_recall(result.model, "test", dataset=fs)["text"]["image"]}
+    assert set(recall["val"]["image"]["text"]) == {"1", "5", "10", "median_rank"}
