@@ -81,17 +81,16 @@ def _clock(s: float) -> str:
 
 
 def _baseline(fs, modalities: list[str], k: int, seed: int, log) -> dict:
-    from cvs_tf.evaluation.baselines import baseline_validation_scores
+    from cvs_tf.evaluation.baselines import baseline_validation_scores, strongest_baseline
 
     if any(fs.count(m, "val") == 0 for m in modalities):
         log("auto: no baseline scores (the set has no validation split)")
         return {"scores": {}, "strongest": None, "score": None}
     scores = baseline_validation_scores(fs, modalities, k=k, seed=seed)
-    finite = {n: v for n, v in scores.items() if v is not None and v == v}
-    name = max(finite, key=finite.get) if finite else None
+    name, score = strongest_baseline(scores)
     log(f"auto: baselines on validation (mAP@{k}): " + ", ".join(f"{n} {v:.4f}" for n, v in scores.items())
-        + (f"; strongest: {name}" if name else ""))
-    return {"scores": scores, "strongest": name, "score": finite.get(name)}
+        + f"; strongest: {name}")
+    return {"scores": scores, "strongest": name, "score": score}
 
 
 def auto_search(base: RunConfig, fs, *, fixed: dict | None = None, budget_minutes: float | None = None,
