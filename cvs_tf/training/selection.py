@@ -149,6 +149,15 @@ def _mean_curve(curves: list[list[float]]) -> np.ndarray:
         return np.nanmean(np.asarray([c[:n] for c in curves], dtype=np.float64), axis=0)
 
 
+def _choose(folds: list[dict], sign: float):
+    """``(mean monitor curves, mean val mAP curves, chosen epochs)`` per stage: the best epoch of the mean over folds."""
+    stages = len(folds[0]["curves"])
+    mean = [_mean_curve([f["curves"][s] for f in folds]) for s in range(stages)]
+    mean_map = [_mean_curve([f["val_map"][s] for f in folds]) for s in range(stages)]
+    chosen = [int(np.argmax(np.where(np.isfinite(c), sign * c, -np.inf))) + 1 for c in mean]
+    return mean, mean_map, chosen
+
+
 def cross_validate(cfg: RunConfig, fs: FeatureSet, *, work_dir: str | Path | None = None, verbose=0,
                    log: Callable[[str], None] | None = None, run_log: Callable[[str], None] | None = None) -> dict:
     """The K-fold selection record of ``cfg`` on ``fs`` (K from ``train.select``); see the module docstring.
@@ -190,13 +199,7 @@ def cross_validate(cfg: RunConfig, fs: FeatureSet, *, work_dir: str | Path | Non
     finally:
         if temp:
             shutil.rmtree(root, ignore_errors=True)
-    stages = len(folds[0]["curves"])
-    mean = [_mean_curve([f["curves"][s] for f in folds]) for s in range(stages)]
-    mean_map = [_mean_curve([f["val_map"][s] for f in folds]) for s in range(stages)]
-    chosen = []
-    for c in mean:
-        scored = np.where(np.isfinite(c), sign * c, -np.inf)
-        chosen.append(int(np.argmax(scored)) + 1)
+    mean, mean_map, chosen = _choose(folds, sign)
     e = chosen[-1] - 1
     fold_scores = [f["val_map"][-1][e] for f in folds]
     record = {

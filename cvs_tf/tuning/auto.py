@@ -99,12 +99,9 @@ def auto_search(base: RunConfig, fs, *, fixed: dict | None = None, budget_minute
     the budget and the strongest baseline. ``base`` holds what no candidate sets (dataset, space, seed, select);
     ``fixed`` the ``{field: value}`` every candidate keeps. Candidate runs go to ``work_dir`` (kept) or a
     temporary directory (removed). The test split is never read."""
-    import optuna
-
     from cvs_tf.training.selection import check_folds, used_modalities
     from cvs_tf.tuning.report import best_trial, objective
     from cvs_tf.tuning.space import apply_values
-    from cvs_tf.tuning.study import make_sampler
 
     log = log or (lambda m: print(m, flush=True))
     fixed = dict(fixed or {})
@@ -120,57 +117,15 @@ def auto_search(base: RunConfig, fs, *, fixed: dict | None = None, budget_minute
                           f"{', '.join(empty)}: use --select cvK (cross-validation over train)")
     log(f"auto: {fs.name} ({fs.data_label}), budget {budget_minutes:g} min; score: {objective(base.train.select, k)}")
     baseline = _baseline(fs, mods, k, seed, log)
-    temp = work_dir is None
-    root = Path(tempfile.mkdtemp(prefix="cvs_tf-auto-")) if temp else Path(work_dir)
-    records, labels, stopped = [], [], None
-    space = auto_space(resolve_loss_kinds(None), fixed)
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(seed, 0))
-    queue = _fixed_candidates(fixed)
-    tried: list[dict] = []
-    repeats = 0
+    root = Path(tempfile.mkdtemp(prefix="cvs_tf-auto-")) if work_dir is None else Path(work_dir)
     try:
-        while True:
-            elapsed = time.monotonic() - t0
-            if records:
-                per = sum(r["wall_s"] for r in records) / len(records)
-                if elapsed + per > budget_s:
-                    stopped = (f"budget: {_clock(elapsed)} used, a candidate takes ~{_clock(per)}, "
-                               f"budget {_clock(budget_s)}")
-                    break
-            trial = None
-            if queue:
-                label, values = queue.pop(0)
-            else:
-                if not space.params:
-                    stopped = "no new candidate in the grids"
-                    break
-                trial = study.ask()
-                sampled = space.sample(trial, base)
-                values = {**_preset_fields(BASE_PRESET), **sampled, **fixed}
-                label = f"search: {describe(sampled)}"
-                if values in tried:  # a grid point already run: its score, without training it again
-                    _tell(study, trial, records[tried.index(values)])
-                    repeats += 1
-                    if repeats > MAX_REPEATS:
-                        stopped = "the search keeps proposing candidates already tried"
-                        break
-                    continue
-            n = len(records)
-            rec = run_trial(root, new_record(n, n, {"candidate": label}, k), values, base=base, featureset=fs,
-                            verbose=verbose)
-            rec["label"] = label
-            records.append(rec)
-            tried.append(values)
-            labels.append(label)
-            if trial is not None:
-                _tell(study, trial, rec)
-            log(_progress(rec, records, time.monotonic() - t0, budget_s))
+        records, stopped = _search(base, fs, fixed, root, t0, budget_s, log, verbose)
     finally:
-        if temp:
+        if work_dir is None:
             shutil.rmtree(root, ignore_errors=True)
-    best = best_trial(records)
     if stopped:
         log(f"auto: stopped after {len(records)} candidate(s) ({stopped})")
+    best = best_trial(records)
     return {
         "preset": "auto", "budget_minutes": budget_minutes, "wall_s": round(time.monotonic() - t0, 3),
         "select": base.train.select, "objective": objective(base.train.select, k), "k": k, "fixed": fixed,
@@ -183,6 +138,54 @@ def auto_search(base: RunConfig, fs, *, fixed: dict | None = None, budget_minute
             "reason": f"the highest {'CV' if select_folds(base.train.select) else 'validation'} score of "
                       f"{len(records)} candidate(s)"},
     }
+
+
+def _search(base: RunConfig, fs, fixed: dict, root: Path, t0: float, budget_s: float, log, verbose):
+    """``(records, why it stopped)``: candidates run one after another until the budget or the grids run out."""
+    records, tried, why = [], [], []
+    for label, values, tell in _candidates(base, fixed, tried, records, why):
+        elapsed = time.monotonic() - t0
+        per = sum(r["wall_s"] for r in records) / len(records) if records else 0.0
+        if records and elapsed + per > budget_s:
+            return records, f"budget: {_clock(elapsed)} used, a candidate takes ~{_clock(per)}, budget {_clock(budget_s)}"
+        n = len(records)
+        rec = run_trial(root, new_record(n, n, {"candidate": label}, base.train.eval_k), values, base=base,
+                        featureset=fs, verbose=verbose)
+        rec["label"] = label
+        records.append(rec)
+        tried.append(values)
+        if tell is not None:
+            tell(rec)
+        log(_progress(rec, records, time.monotonic() - t0, budget_s))
+    return records, why[0] if why else None
+
+
+def _candidates(base: RunConfig, fixed: dict, tried: list[dict], records: list[dict], why: list[str]):
+    """``(label, values, tell)`` of the next candidate: the fixed ones, then TPE draws on the grids (``tell(record)``
+    reports a draw's result). A grid point already tried is told its score again and skipped."""
+    import optuna
+
+    from cvs_tf.tuning.study import make_sampler
+
+    for label, values in _fixed_candidates(fixed):
+        yield label, values, None
+    space = auto_space(resolve_loss_kinds(None), fixed)
+    if not space.params:
+        why.append("no grid left to search (every field of it is fixed)")
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(base.train.seed, 0))
+    repeats = 0
+    while repeats <= MAX_REPEATS:
+        trial = study.ask()
+        sampled = space.sample(trial, base)
+        values = {**_preset_fields(BASE_PRESET), **sampled, **fixed}
+        if values in tried:
+            _tell(study, trial, records[tried.index(values)])
+            repeats += 1
+            continue
+        yield f"search: {describe(sampled)}", values, (lambda rec, t=trial: _tell(study, t, rec))
+    why.append("the search keeps proposing candidates already tried")
 
 
 def _tell(study, trial, rec: dict) -> None:
