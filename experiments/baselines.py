@@ -26,7 +26,13 @@ from pathlib import Path
 from cvs_tf.data.store import FeatureSet
 from cvs_tf.evaluation.baselines import BASELINES, K, run, strongest_summary
 from cvs_tf.evaluation.metrics import normalize_k
-from cvs_tf.evaluation.table import format_recall, format_table, recall_markdown, to_markdown, write_table
+from cvs_tf.evaluation.table import (
+    format_recall,
+    format_table,
+    recall_markdown,
+    to_markdown,
+    write_table,
+)
 from cvs_tf.utils.atomic import atomic_file
 from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 

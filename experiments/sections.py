@@ -16,7 +16,8 @@ from experiments.report import fmt, fmt_mean_std, fmt_signed, markdown_table, me
 #: Which fields of a run config a recipe line may show (the data, plan and seed are the experiment's).
 _NOT_RECIPE = {"model": ("modalities", "stages"), "train": ("dataset", "seed")}
 #: What the summary calls each baseline of ``cvs_tf.evaluation.baselines``.
-BASELINE_NAMES = {"cca": "CCA (regularised)", "label": "label-space baseline (logistic regression)",
+BASELINE_NAMES = {"posterior": "posterior product (logistic regression, C by CV on train)",
+                  "cca": "CCA (regularised)", "label": "label-space baseline (logistic regression)",
                   "chance": "chance (random ranking)"}
 CURVE_TAGS = ("loss/loss", "loss/reconstruction")
 
@@ -60,6 +61,18 @@ def baseline_values(fs, names: list[str], k: int, modalities) -> dict:
     tables, _ = baseline_tables(fs, names, modalities=modalities, k=k)
     return {b: {"overall_mean": float(df.attrs["overall_mean"]), "title": str(df.attrs["title"])}
             for b, df in tables.items()}
+
+
+def margin_lines(srows: list[dict], rec: dict) -> list[str]:
+    """The strongest recorded baseline (chance aside) and each variant's margin over it; [] without one."""
+    from cvs_tf.evaluation.baselines import strongest_baseline
+
+    learned = {b: v["overall_mean"] for b, v in (rec.get("baselines") or {}).items() if b != "chance"}
+    if not learned or not srows:
+        return []
+    name, value = strongest_baseline(learned)
+    margins = ", ".join(f"{s['variant']} {fmt_signed(s['mean'] - value)}" for s in srows)
+    return [f"Strongest baseline: {BASELINE_NAMES.get(name, name)}, {fmt(value)}. Margin over it: {margins}.", ""]
 
 
 def baseline_rows(rec: dict) -> list[list[str]]:
@@ -164,5 +177,5 @@ def curves_section(ctx, runs: list[dict], data, single: bool) -> list[str]:
             f"![{ctx.exp.name} curves]({path.name})", ""]
 
 
-__all__ = ["BASELINE_NAMES", "baseline_rows", "baseline_values", "claims_by_protocol", "curve_record",
+__all__ = ["BASELINE_NAMES", "baseline_rows", "margin_lines", "baseline_values", "claims_by_protocol", "curve_record",
            "curves_section", "leak_section", "recipe_lines", "recipe_text"]

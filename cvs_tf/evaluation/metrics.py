@@ -16,14 +16,32 @@ There is one implementation of the ranking and AP (``_ap_chunk``); :func:`map_at
 cosine scores of a block of queries and hands them to it, :func:`map_at_k_from_scores` hands it
 blocks of a score matrix that a protocol (``cvs_tf.evaluation.protocols``) produced.
 
-Instance-level retrieval (:func:`recall_at_k`) is for instance-paired sets, where query row ``i``'s
-own partner is retrieval row ``i``; it ranks with the same cosine scores and the same tie rule.
+Instance-level retrieval (:func:`recall_at_k`, ``cvs_tf.evaluation.recall``, re-exported here) is
+for instance-paired sets, where query row ``i``'s own partner is retrieval row ``i``; it ranks with
+the same cosine scores and the same tie rule. Input checks live in ``cvs_tf.evaluation.inputs``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.special import gammaln
+
+from cvs_tf.evaluation.inputs import (  # noqa: F401 (re-exported: the metrics' checks)
+    _F,
+    DEFAULT_CHUNK_ENTRIES,
+    _check_embeddings,
+    _check_label_pair,
+    _check_labels,
+    _chunk_rows,
+    _l2_normalize,
+    normalize_k,
+)
+from cvs_tf.evaluation.recall import (  # noqa: F401 (re-exported: the instance-level metrics)
+    RECALL_KS,
+    partner_ranks,
+    recall_at_k,
+    recall_at_k_from_scores,
+)
 
 __all__ = [
     "map_at_k",
@@ -38,98 +56,6 @@ __all__ = [
     "normalize_k",
     "DEFAULT_CHUNK_ENTRIES",
 ]
-
-#: Default number of (query, retrieval) entries held per block: chunk = max(1, this // N_r).
-#: At most about 40 bytes per entry (float64 scores, their sorted copy, masks, index arrays),
-#: a block stays under ~40 MiB whatever the gallery size.
-DEFAULT_CHUNK_ENTRIES = 1 << 20
-
-# Scores are ranked in float64: the tie rule relies on exact comparisons of the values ranked.
-_F = np.float64
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def normalize_k(k, n_retrieval: int | None = None) -> int | None:
-    """Validate ``k`` (a positive int, ``None`` or ``"all"``); return it clipped to ``n_retrieval``.
-
-    Returns ``None`` for "all" when ``n_retrieval`` is not given.
-    """
-    if k is None or (isinstance(k, str) and k.strip().lower() == "all"):
-        return n_retrieval
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise ValueError(f"k must be a positive integer, None or 'all', got {k!r}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return int(k) if n_retrieval is None else min(int(k), int(n_retrieval))
-
-
-def _check_labels(labels, n: int, what: str) -> np.ndarray:
-    y = np.asarray(labels)
-    if y.ndim == 1:
-        if y.shape[0] != n:
-            raise ValueError(f"{what} has {y.shape[0]} labels for {n} items")
-        if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
-            if np.issubdtype(y.dtype, np.floating) and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-                return y.astype(np.int64)
-            raise ValueError(f"{what}: single-label data needs integer labels of shape (N,), got dtype {y.dtype}")
-        return y
-    if y.ndim == 2:
-        if y.shape[0] != n:
-            raise ValueError(f"{what} has {y.shape[0]} label rows for {n} items")
-        if y.size and not np.isin(y, (0, 1)).all():
-            raise ValueError(
-                f"{what}: 2-D labels must be multi-hot 0/1 of shape (N, C) "
-                "(class ids belong in a 1-D array of shape (N,))"
-            )
-        return y.astype(np.float32)
-    raise ValueError(f"{what} must have shape (N,) (class ids) or (N, C) (multi-hot), got {y.shape}")
-
-
-def _check_label_pair(query_labels, retrieval_labels, nq: int, nr: int):
-    yq = _check_labels(query_labels, nq, "query_labels")
-    yr = _check_labels(retrieval_labels, nr, "retrieval_labels")
-    if yq.ndim != yr.ndim:
-        raise ValueError(
-            f"query_labels {yq.shape} and retrieval_labels {yr.shape} must both be single-label (N,) "
-            "or both multi-hot (N, C)"
-        )
-    if yq.ndim == 2 and yq.shape[1] != yr.shape[1]:
-        raise ValueError(f"multi-hot labels have {yq.shape[1]} (query) vs {yr.shape[1]} (retrieval) classes")
-    return yq, yr
-
-
-def _check_embeddings(x, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{what} must be 2-D (N, D), got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{what} is empty (no items): cannot rank or score retrieval")
-    if x.shape[1] == 0:
-        raise ValueError(f"{what} has dimension 0")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or Inf")
-    return x
-
-
-def _l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, as a new float64 array; an all-zero row stays zero (cosine 0)."""
-    x = np.array(x, dtype=_F)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    x /= np.where(norms > 0, norms, 1.0)[:, None]
-    return x
-
-
-def _chunk_rows(chunk_size, n_retrieval: int) -> int:
-    if chunk_size is None:
-        return max(1, DEFAULT_CHUNK_ENTRIES // max(1, n_retrieval))
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    return int(chunk_size)
-
 
 # --------------------------------------------------------------------------- ranking
 
@@ -330,110 +256,6 @@ def map_at_k_from_scores(scores, query_labels, retrieval_labels, k=50, *,
             raise ValueError("scores contain NaN or Inf")
         ap[a:b] = _ap_chunk(block, yq[a:b], yr, kk)
     return (float(ap.mean()), ap) if return_per_query else float(ap.mean())
-
-
-# --------------------------------------------------------------------------- instance level
-
-#: The default recall cut-offs (R@1, R@5, R@10).
-RECALL_KS = (1, 5, 10)
-
-
-def _partner_rank_chunk(s: np.ndarray, first: int) -> np.ndarray:
-    """1-based rank of each row's partner (column ``first + row``) in a float64 score block, under
-    the stable rule: 1 + #{j : s_j > s_p} + #{j < p : s_j = s_p}."""
-    rows = np.arange(s.shape[0])
-    p = first + rows
-    v = s[rows, p][:, None]
-    before = np.arange(s.shape[1])[None, :] < p[:, None]
-    return 1 + np.count_nonzero((s > v) | ((s == v) & before), axis=1)
-
-
-def _check_ks(ks) -> tuple[int, ...]:
-    ks = tuple(ks)
-    if not ks:
-        raise ValueError("ks must list at least one cut-off")
-    for k in ks:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"recall cut-offs must be positive integers, got {k!r}")
-    return tuple(int(k) for k in ks)
-
-
-def _recall_record(ranks: np.ndarray, ks: tuple[int, ...]) -> dict:
-    out = {str(k): float(np.mean(ranks <= k)) for k in ks}
-    out["median_rank"] = float(np.median(ranks))
-    return out
-
-
-def partner_ranks(scores, *, chunk_size: int | None = None) -> np.ndarray:
-    """(N,) int64: the 1-based rank of each query's partner (retrieval row ``i`` for query row ``i``)
-    in a square (N, N) score matrix (larger = more similar), ties broken by lower index first."""
-    s = np.asarray(scores)
-    if s.ndim != 2 or s.shape[0] != s.shape[1] or s.shape[0] == 0:
-        raise ValueError(f"scores must be a non-empty square (N, N) matrix of paired items, got shape {s.shape}")
-    if not np.issubdtype(s.dtype, np.number) or np.iscomplexobj(s):
-        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}")
-    step = _chunk_rows(chunk_size, s.shape[1])
-    ranks = np.empty(s.shape[0], dtype=np.int64)
-    for a in range(0, s.shape[0], step):
-        b = min(a + step, s.shape[0])
-        block = np.asarray(s[a:b], dtype=_F)
-        if not np.isfinite(block).all():
-            raise ValueError("scores contain NaN or Inf")
-        ranks[a:b] = _partner_rank_chunk(block, a)
-    return ranks
-
-
-def recall_at_k_from_scores(scores, ks=RECALL_KS, *, return_ranks: bool = False, chunk_size: int | None = None):
-    """Recall@K and median rank from a square (N, N) score matrix of instance-paired items.
-
-    Same definitions as :func:`recall_at_k`, which is this function applied to cosine scores.
-    """
-    ks = _check_ks(ks)
-    ranks = partner_ranks(scores, chunk_size=chunk_size)
-    rec = _recall_record(ranks, ks)
-    return (rec, ranks) if return_ranks else rec
-
-
-def recall_at_k(query_emb, retrieval_emb, ks=RECALL_KS, *, return_ranks: bool = False,
-                chunk_size: int | None = None) -> dict:
-    """Instance-level retrieval: recall@K and the median rank of each query's own partner.
-
-    Query row ``i``'s partner is retrieval row ``i`` (an instance-paired split: same N on both
-    sides). Each query ranks the whole retrieval set by cosine similarity ``s``, largest first,
-    and equal scores are broken by **lower retrieval index first**, the stable ordering of
-    :func:`map_at_k`. The partner's 1-based rank is therefore
-
-        rank_i = 1 + #{j : s_ij > s_ii} + #{j < i : s_ij = s_ii},
-
-    ``R@K = (1/N) Σ_i [rank_i <= K]`` (K larger than N gives 1), and ``median_rank`` is the
-    median of the rank_i (the mean of the two middle ranks when N is even).
-
-    Returns:
-      ``{"1": r1, "5": r5, "10": r10, "median_rank": m}`` (keys ``str(K)`` for each K in ``ks``),
-      plus the (N,) int64 ranks with ``return_ranks=True``.
-
-    Memory: one block of O(chunk·N) scores at a time (default chunk ``max(1, 2**20 // N)``).
-
-    Raises:
-      ValueError: different item counts or dimensions, empty sets, NaN/Inf, or bad ``ks``.
-    """
-    ks = _check_ks(ks)
-    q = _check_embeddings(query_emb, "query_emb")
-    r = _check_embeddings(retrieval_emb, "retrieval_emb")
-    if q.shape[1] != r.shape[1]:
-        raise ValueError(f"query_emb has dimension {q.shape[1]} but retrieval_emb has {r.shape[1]}")
-    if q.shape[0] != r.shape[0]:
-        raise ValueError(f"instance-paired retrieval needs as many queries as retrieval items, "
-                         f"got {q.shape[0]} and {r.shape[0]}")
-    # as in map_at_k: scaling a query row by its norm cannot change its ranking
-    qn, rnT = np.asarray(q, dtype=_F), _l2_normalize(r).T
-    step = _chunk_rows(chunk_size, r.shape[0])
-    ranks = np.empty(q.shape[0], dtype=np.int64)
-    for a in range(0, q.shape[0], step):
-        b = min(a + step, q.shape[0])
-        ranks[a:b] = _partner_rank_chunk(qn[a:b] @ rnT, a)
-    rec = _recall_record(ranks, ks)
-    return (rec, ranks) if return_ranks else rec
 
 
 def relevance_counts(query_labels, retrieval_labels) -> np.ndarray:

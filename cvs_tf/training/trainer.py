@@ -374,7 +374,12 @@ class Trainer:
         ``test`` only. Instance-paired sets add ``recall``: ``{split: {query: {retrieval: {"1", "5",
         "10", "median_rank"}}}}``. A public seam: a subclass or test may wrap it to see when training ends.
         """
-        from cvs_tf.evaluation.table import cross_modal_recall, cross_modal_table, table_record, write_table
+        from cvs_tf.evaluation.table import (
+            cross_modal_recall,
+            cross_modal_table,
+            table_record,
+            write_table,
+        )
 
         k = self.config.train.eval_k
         fs, model = self._fs, self._model

@@ -43,6 +43,7 @@ from experiments.sections import (
     curve_record,
     curves_section,
     leak_section,
+    margin_lines,
     recipe_lines,
 )
 
@@ -128,6 +129,7 @@ def _summary(exp, data, p: str, srows: list[dict]) -> list[str]:
               ", ".join(f"{x:.3f}" for x in s["per_seed"])] for s in srows]
     md = [f"#### Overall mean mAP@{exp.k} ({protocol_label(p, inside=True)}) — {data.spec.label}", "",
           markdown_table(SUMMARY_HEADER, table + baseline_rows(data.record())), ""]
+    md += margin_lines(srows, data.record())
     if data.spec.context:
         md += ["Published peers on the same data (context only, not run here): "
                + "; ".join(f"{name}: " + ", ".join(f"{k.replace('>', '→')} {v:.3f}" for k, v in cells.items())

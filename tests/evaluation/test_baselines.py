@@ -180,3 +180,46 @@ def test_class_paired_sets_have_no_instance_level(tmp_path):
         bl.cca_recall(fs, fs.modalities)
     tables, chosen = bl.baseline_tables(fs, ("cca",))
     assert "recall" not in tables["cca"].attrs and not any("R@K" in key for key in chosen["cca"])
+
+
+def test_strongest_summary_names_the_best_learned_baseline_and_margins():
+    def table(v, recall=None):
+        df = bl.table_from_matrix(np.full((2, 2), v), ["image", "text"])
+        if recall is not None:
+            df.attrs["recall"] = {"image": {"text": recall}, "text": {"image": recall}}
+        return df
+
+    rec = lambda r1, r10: {"1": r1, "5": 0.5, "10": r10, "median_rank": 4.0}  # noqa: E731
+    tables = {"posterior": table(0.5, rec(0.1, 0.4)), "cca": table(0.4, rec(0.2, 0.6)), "chance": table(0.9)}
+    assert bl.strongest_baseline({b: t.attrs["overall_mean"] for b, t in tables.items()}) == ("posterior", 0.5)
+    lines = bl.strongest_summary(tables, {"ours": 0.53}, {"ours": {"image": {"text": rec(0.25, 0.5)}}})
+    assert lines[0] == "strongest baseline, class level (overall mAP@50): posterior product 0.500"
+    assert lines[1] == "  ours: 0.530 (+0.030 over posterior product)"
+    assert lines[2].startswith("strongest baseline, instance level") and "CCA (tuned) R@1 0.200" in lines[2]
+    assert lines[3] == "  ours: R@1 0.250 (+0.050), R@5 0.500 (+0.000), R@10 0.500 (-0.100)"
+    assert bl.strongest_summary({"chance": tables["chance"]}) == []
+    with pytest.raises(ValueError, match="only chance"):
+        bl.strongest_baseline({"chance": 0.2})
+
+
+class _Arrays:
+    """Just the x/y access posterior_models uses."""
+
+    def __init__(self, x, y):
+        self._x, self._y = x, y
+
+    def x(self, modality, split):
+        return self._x
+
+    def y(self, modality, split):
+        return self._y
+
+
+def test_posterior_folds_shrink_to_the_rarest_class():
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 10 + [1] * 10 + [2] * 3)
+    x = rng.normal(size=(len(y), 4)) + 3 * np.eye(3, 4)[y]
+    assert bl.posterior_models(_Arrays(x, y), ["m"])[1]["m"]["folds"] == 3
+    y1 = np.array([0] * 10 + [1] * 10 + [2])                     # one item of class 2: no CV, C = 1
+    _, chosen = bl.posterior_models(_Arrays(x[:21], y1), ["m"])
+    assert chosen["m"]["folds"] is None and chosen["m"]["C"] == 1.0
