@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +90,8 @@ class Trainer:
     ``checkpoint`` (False: no resumable checkpoint directory at all, and no ``resume``),
     ``callbacks`` (extra Keras callbacks for every stage's ``fit``), ``log`` (the progress sink) and
     ``test_split`` (False: the final tables cover validation only and the test split is never read,
-    as tuning needs; ``metrics["test"]`` is then None), ``selection`` (the record of a model selection made
-    before this run, kept as ``resolved.selection`` in config.json; its ``stage_epochs`` fix each stage's
-    epochs: the final run of ``train.select cvK``, :mod:`cvs_tf.training.selection`).
+    as tuning needs; ``metrics["test"]`` is then None), ``selection`` (kept as ``resolved.selection`` in
+    config.json; its ``stage_epochs`` fix each stage's epochs: ``train.select cvK``, training/selection.py).
     """
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike, *, featureset: FeatureSet | None = None,
@@ -102,8 +100,7 @@ class Trainer:
         self.config = config.validate()
         self._selection = selection
         if config.train.select != "val" and "stage_epochs" not in (selection or {}):
-            raise ConfigError(f"train.select {config.train.select}: the epochs come from a cross-validation run "
-                              "first (cvs_tf.training.selection.train_selected, as python -m cvs_tf.train does)")
+            raise ConfigError(f"train.select {config.train.select}: its epochs come from cvs_tf.training.selection")
         self.run_dir = Path(run_dir)
         self._given_fs = featureset
         self._init_weights = None if init_weights is None else list(init_weights)
@@ -346,7 +343,7 @@ class Trainer:
     def _train_stage(self, k: int, st: dict):
         cfg, model = self.config.train, self._model
         if "stage_epochs" in (self._selection or {}):  # epochs chosen by cross-validation
-            cfg = dataclasses.replace(cfg, epochs=self._selection["stage_epochs"][k])
+            cfg = replace(cfg, epochs=self._selection["stage_epochs"][k])
         needed = sorted({m for p in model.active_pairs() for m in p}, key=model.all_modalities.index)
         end = EpochEnd(k, st, train=cfg, scalars=self._scalars, log=self._log, checkpoint=self._checkpoint,
                        val_set=self._fs if self._has_val else None, on_epoch=self._count_epoch)

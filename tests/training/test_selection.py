@@ -113,7 +113,7 @@ def test_cross_validation_never_reads_test_and_the_final_run_uses_its_epochs(tmp
 def test_a_cv_config_does_not_train_without_its_selection(tmp_path):
     from cvs_tf.training.trainer import Trainer
 
-    with pytest.raises(ConfigError, match="train.select cv2: the epochs come from a cross-validation run first"):
+    with pytest.raises(ConfigError, match="train.select cv2: its epochs come from cvs_tf.training.selection"):
         Trainer(RunConfig.from_dict(TINY), tmp_path / "run")
 
 
