@@ -66,7 +66,7 @@ def build_parser() -> ArgumentParser:
                    help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
     from cvs_tf.cli.tune import select_mode
 
-    p.add_argument("--select", type=select_mode,
+    p.add_argument("--select", type=select_mode, metavar="{val,cvK}",
                    help="model selection: val (early stopping on the validation split) or cvK, K in 2..10 (epochs "
                    "chosen by stratified K-fold cross-validation over train+val, then one run on all of it) [val]")
     p.add_argument("--strategy", choices=STRATEGIES,
@@ -92,7 +92,7 @@ def _add_recipe_flags(p: ArgumentParser) -> None:
                    help="a named recipe: thesis (the thesis's defaults), best (chosen on the shipped sets' "
                    "validation splits; docs/results.md) or auto (a budgeted search for this set on validation or "
                    "--select cvK, never test); flags override it; not with --config")
-    p.add_argument("--budget-minutes", type=positive_float("--budget-minutes"),
+    p.add_argument("--budget-minutes", type=positive_float("--budget-minutes"), metavar="M",
                    help="--preset auto: time for the search; no candidate starts past it [10]")
     p.add_argument("--loss", metavar="KIND",
                    help=f"pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, ... [{LossConfig.kind}]")

@@ -54,7 +54,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="JSON RunConfig of the fields not tuned (batch size, patience, ...)")
     p.add_argument("--search-space", metavar="FILE",
                    help='JSON overrides of the search space, e.g. {"dim": {"low": 64, "high": 128}, "depth": null}')
-    p.add_argument("--select", type=select_mode,
+    p.add_argument("--select", type=select_mode, metavar="{val,cvK}",
                    help="how each trial is scored: val (the validation split) or cvK, K in 2..10 (stratified K-fold "
                    "cross-validation over train+val, mean over folds; the final run trains on train+val) [val]")
     p.add_argument("--progress", action="store_true", help="also print every trial's per-epoch lines")
