@@ -7,6 +7,7 @@ import json
 import math
 import numbers
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -86,6 +87,7 @@ class TrainConfig:
     eval_k: int = 50
     strategy: str = "default"  # default | mirrored | multiworker (cvs_tf.training.distribute)
     deterministic: bool = True  # TensorFlow's op determinism for the run (cvs_tf.training.determinism)
+    select: str = "val"  # val | cvK, K in 2..10: epochs chosen by K-fold CV over train+val (cvs_tf.training.selection)
 
 
 @dataclass
@@ -169,6 +171,9 @@ class RunConfig:
             raise ConfigError(f"train.early_stopping must be {', '.join(EARLY_STOPPING)}, got {t.early_stopping!r}")
         if t.strategy not in STRATEGIES:
             raise ConfigError(f"train.strategy must be {', '.join(STRATEGIES)}, got {t.strategy!r}")
+        if select_folds(t.select) is None and t.select != "val":
+            raise ConfigError(f"train.select must be val or cvK with K in {CV_FOLDS.start}..{CV_FOLDS.stop - 1} "
+                              f"(e.g. cv5), got {t.select!r}")
         if isinstance(t.jit, str) and t.jit not in JIT_MODES:
             raise ConfigError(f"train.jit must be true, false or one of {', '.join(JIT_MODES)}, got {t.jit!r}")
         return self
@@ -198,6 +203,14 @@ def _check_numbers(m: ModelConfig, loss: LossConfig, t: TrainConfig) -> None:
 
 
 JIT_MODES = ("full", "loss", "off", "auto")
+CV_FOLDS = range(2, 11)  # the K of train.select cvK
+
+
+def select_folds(select: str) -> int | None:
+    """K of a ``cvK`` model-selection mode (K in :data:`CV_FOLDS`); None for ``val`` or anything else."""
+    m = re.fullmatch(r"cv([0-9]{1,2})", select) if isinstance(select, str) else None
+    return int(m.group(1)) if m and int(m.group(1)) in CV_FOLDS else None
+
 INT_LIMIT = 2**31  # string forms of train.jit (models.base.resolve_jit)
 
 

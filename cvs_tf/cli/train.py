@@ -6,15 +6,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.config import EARLY_STOPPING, STRATEGIES, ConfigError, RunConfig
-from cvs_tf.utils.cli import ArgumentParser, CliError
+from cvs_tf.config import EARLY_STOPPING, STRATEGIES, ConfigError, RunConfig, select_folds
+from cvs_tf.utils.cli import ArgumentParser, CliError, positive_float
 
 # options that make a run's config (argparse dests; each defaults to None): --resume refuses them
 CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
                   "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
                   "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
                   "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy",
-                  "deterministic")
+                  "deterministic", "select", "budget_minutes")
 
 # (flag dest, config section, field) of the flags that set one RunConfig field each
 FIELD_FLAGS = (
@@ -28,7 +28,7 @@ FIELD_FLAGS = (
     ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
     ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
     ("patience", "train", "patience"), ("jit", "train", "jit"), ("mixed_precision", "train", "mixed_precision"),
-    ("strategy", "train", "strategy"), ("deterministic", "train", "deterministic"),
+    ("strategy", "train", "strategy"), ("deterministic", "train", "deterministic"), ("select", "train", "select"),
 )
 
 
@@ -64,6 +64,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
+    from cvs_tf.cli.tune import select_mode
+
+    p.add_argument("--select", type=select_mode, metavar="{val,cvK}",
+                   help="model selection: val (early stopping on the validation split) or cvK, K in 2..10 (epochs "
+                   "chosen by stratified K-fold cross-validation over train+val, then one run on all of it) [val]")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: one device, MirroredStrategy over this host's GPUs, or "
                    "MultiWorkerMirroredStrategy over the TF_CONFIG cluster (docs/scaling.md) [default]")
@@ -85,11 +90,14 @@ def build_parser() -> ArgumentParser:
 def _add_recipe_flags(p: ArgumentParser) -> None:
     """The preset and the loss / regularisation / size flags (docs/training.md, docs/losses.md)."""
     from cvs_tf.config import LossConfig
-    from cvs_tf.presets import preset_names
+    from cvs_tf.presets import AUTO, preset_names
 
-    p.add_argument("--preset", choices=preset_names(),
-                   help="a named recipe: thesis (the thesis's defaults) or best (chosen on the shipped sets' "
-                   "validation splits; docs/results.md); flags override it; not with --config")
+    p.add_argument("--preset", choices=[*preset_names(), AUTO],
+                   help="a named recipe: thesis (the thesis's defaults), best (chosen on the shipped sets' "
+                   "validation splits; docs/results.md) or auto (a budgeted search for this set on validation or "
+                   "--select cvK, never test); flags override it; not with --config")
+    p.add_argument("--budget-minutes", type=positive_float("--budget-minutes"), metavar="M",
+                   help="--preset auto: time for the search; no candidate starts past it [10]")
     p.add_argument("--loss", metavar="KIND",
                    help=f"pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, ... [{LossConfig.kind}]")
     p.add_argument("--dim", type=int, help="embedding dimension D [512]")
@@ -115,7 +123,9 @@ def config_from_args(args) -> RunConfig:
     """Defaults, then --preset or --config, then explicit flags."""
     if args.preset and args.config:
         raise CliError("--preset and --config both give a whole recipe: use one (flags override either)")
-    if args.preset:
+    if args.budget_minutes is not None and args.preset != "auto":
+        raise CliError("--budget-minutes is the time of --preset auto's search: add --preset auto")
+    if args.preset and args.preset != "auto":  # (auto: the defaults and flags are the search's base)
         from cvs_tf.presets import load_preset
 
         cfg = load_preset(args.preset)
@@ -140,6 +150,14 @@ def config_from_args(args) -> RunConfig:
         raise ConfigError(f"--reference applies to a space with a reference modality ({', '.join(takers)}), "
                           f"not {m.space}")
     return cfg
+
+
+def fixed_fields(args) -> dict:
+    """``{"section.field": value}`` of the recipe flags given (a preset's fields): --preset auto keeps them fixed."""
+    from cvs_tf.presets import PRESET_FIELDS
+
+    return {f"{section}.{attr}": getattr(args, src) for src, section, attr in FIELD_FLAGS
+            if getattr(args, src) is not None and attr in PRESET_FIELDS.get(section, ())}
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -183,14 +201,22 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
             raise CliError(f"{out / 'config.json'}: no run to resume (missing config.json)")
         from cvs_tf.training.run_dir import read_run_config
 
-        cfg, _ = read_run_config(out)
+        cfg, resolved = read_run_config(out)
     else:
         cfg = config_from_args(args)
         out = Path(args.out) if args.out else default_run_dir(cfg)
 
-    from cvs_tf.training.trainer import Trainer
+    verbose = 0 if args.quiet else "auto"
+    if not args.resume and args.preset == "auto":
+        from cvs_tf.presets import run_auto
 
-    result = Trainer(cfg, out, verbose=0 if args.quiet else "auto", callbacks=callbacks).run(resume=args.resume)
+        result = run_auto(cfg, out, fixed=fixed_fields(args), budget_minutes=args.budget_minutes, verbose=verbose,
+                          callbacks=callbacks)
+    else:
+        from cvs_tf.training.selection import resume_kwargs, train_selected
+
+        kwargs = resume_kwargs(cfg, resolved) if args.resume else {}
+        result = train_selected(cfg, out, verbose=verbose, callbacks=callbacks, resume=args.resume, **kwargs)
     from cvs_tf.evaluation.table import format_table
 
     print(f"\nrun directory: {out}")
@@ -198,7 +224,9 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
         if split in result.tables:
             print("\n" + format_table(result.tables[split]))
         else:
-            print(f"\n{split}: no validation split in the dataset (trained with --early-stopping none)")
+            print(f"\n{split}: no validation split in the dataset (trained with --early-stopping none)"
+                  if select_folds(cfg.train.select) is None else
+                  f"\n{split}: none left (--select {cfg.train.select}: the final run trained on train+val)")
     print("\n" + summary_line(result.metrics))
     return 0
 

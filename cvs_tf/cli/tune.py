@@ -12,6 +12,16 @@ from cvs_tf.utils.cli import ArgumentParser, CliError, bounded_int, existing_pat
 MAX_TRIALS, MAX_EPOCHS = 10_000, 100_000
 
 
+def select_mode(text: str) -> str:
+    """A ``--select`` value (val or cvK, K in 2..10); one ``error:`` line otherwise."""
+    from cvs_tf.config import CV_FOLDS, select_folds
+
+    if text != "val" and select_folds(text) is None:
+        raise CliError(f"--select must be val or cvK with K in {CV_FOLDS.start}..{CV_FOLDS.stop - 1} (e.g. cv5), "
+                       f"got {text!r}")
+    return text
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="python -m cvs_tf.tune",
@@ -37,6 +47,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--config", metavar="FILE", type=existing_path("--config", noun="config file"), help="JSON RunConfig of the fields not tuned (batch size, patience, ...)")
     p.add_argument("--search-space", metavar="FILE", type=existing_path("--search-space", noun="search space file"),
                    help='JSON overrides of the search space, e.g. {"dim": {"low": 64, "high": 128}, "depth": null}')
+    p.add_argument("--select", type=select_mode, metavar="{val,cvK}",
+                   help="how each trial is scored: val (the validation split) or cvK, K in 2..10 (stratified K-fold "
+                   "cross-validation over train+val, mean over folds; the final run trains on train+val) [val]")
     p.add_argument("--progress", action="store_true", help="also print every trial's per-epoch lines")
     return p
 
@@ -68,7 +81,7 @@ def settings_from_args(args):
             search = override_space(search, _read_json(args.search_space, "search space"))
         search.check()
     return TuneSettings(dataset=args.dataset, space=args.space, trials=args.trials, seed=args.seed,
-                        epochs=args.epochs, base=base, search=search)
+                        epochs=args.epochs, base=base, search=search, select=args.select)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = tune(settings, Path(args.out), resume=args.resume, log=print_flush, verbose=0,
                   trial_log=(lambda m: print_flush(f"  {m}")) if args.progress else None)
     f = result.summary["final"]
-    print(f"chosen: trial #{result.best['number']} (val mAP@{f['k']} {result.best['val_map']:.4f}); "
-          f"final run: val {f['val_map']:.4f}, test mAP@{f['k']} {f['test_map']:.4f}; "
+    score = "val" if result.best.get("selection") is None else f"cv{result.best['selection']['folds']}"
+    final_val = "-" if f["val_map"] is None else f"{f['val_map']:.4f}"
+    print(f"chosen: trial #{result.best['number']} ({score} mAP@{f['k']} {result.best['val_map']:.4f}); "
+          f"final run: val {final_val}, test mAP@{f['k']} {f['test_map']:.4f}; "
           f"config: {Path(args.out) / 'best_config.json'}", flush=True)
     return 0
 

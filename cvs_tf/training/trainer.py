@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +91,17 @@ class Trainer:
     ``checkpoint`` (False: no resumable checkpoint directory at all, and no ``resume``),
     ``callbacks`` (extra Keras callbacks for every stage's ``fit``), ``log`` (the progress sink) and
     ``test_split`` (False: the final tables cover validation only and the test split is never read,
-    as tuning needs; ``metrics["test"]`` is then None).
+    as tuning needs; ``metrics["test"]`` is then None), ``selection`` (kept as ``resolved.selection`` in
+    config.json; its ``stage_epochs`` fix each stage's epochs: ``train.select cvK``, training/selection.py).
     """
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike, *, featureset: FeatureSet | None = None,
                  init_weights=None, checkpoint: bool = True, verbose: int | str = "auto", callbacks=None, log=None,
-                 test_split: bool = True):
+                 test_split: bool = True, selection: dict | None = None):
         self.config = config.validate()
+        self._selection = selection
+        if config.train.select != "val" and "stage_epochs" not in (selection or {}):
+            raise ConfigError(f"train.select {config.train.select}: its epochs come from cvs_tf.training.selection")
         self.run_dir = Path(run_dir)
         self._given_fs = featureset
         self._init_weights = None if init_weights is None else list(init_weights)
@@ -147,6 +151,7 @@ class Trainer:
                 "dataset_manifest_sha256": fs.manifest_sha256,
                 "data_label": fs.data_label,
                 "stages": resolve_stages(self.config, fs),
+                **({"selection": self._selection} if self._selection else {}),
             },
         }
 
@@ -343,6 +348,8 @@ class Trainer:
 
     def _train_stage(self, k: int, st: dict):
         cfg, model = self.config.train, self._model
+        if "stage_epochs" in (self._selection or {}):  # epochs chosen by cross-validation
+            cfg = replace(cfg, epochs=self._selection["stage_epochs"][k])
         needed = sorted({m for p in model.active_pairs() for m in p}, key=model.all_modalities.index)
         end = EpochEnd(k, st, train=cfg, scalars=self._scalars, log=self._log, checkpoint=self._checkpoint,
                        val_set=self._fs if self._has_val else None, on_epoch=self._count_epoch)

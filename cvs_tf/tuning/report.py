@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cvs_tf.config import RunConfig
+from cvs_tf.config import RunConfig, select_folds
 from cvs_tf.tuning.trial import COMPLETE
 
 __all__ = ["BEST_CONFIG", "BEST_RUN", "best_trial", "finish"]
@@ -32,8 +32,11 @@ def _overall(metrics: dict | None, key: str):
     return rec.get("overall_mean") if rec else None
 
 
-def final_run(out: Path, cfg: RunConfig, fs, log, verbose=0) -> dict:
+def final_run(out: Path, cfg: RunConfig, fs, log, verbose=0, selection=None) -> dict:
     """``metrics`` of the chosen configuration trained into DIR/best_run with the test split (once).
+
+    Under ``train.select cvK`` the trial's ``selection`` (its epochs) is reused: the final run trains on
+    train+val for them (:func:`cvs_tf.training.selection.train_selected`).
 
     A finished best_run of this very configuration is reused (the test split is not read again);
     one of another configuration (a resumed study found a better trial) is kept as
@@ -41,12 +44,13 @@ def final_run(out: Path, cfg: RunConfig, fs, log, verbose=0) -> dict:
     """
     from cvs_tf.training.checkpoint import read_json
     from cvs_tf.training.run_dir import read_run_config
-    from cvs_tf.training.trainer import Trainer
+    from cvs_tf.training.selection import final_config, train_selected
 
     target = out / BEST_RUN
+    trained = final_config(cfg) if select_folds(cfg.train.select) is not None else cfg
     if target.exists():
         if (target / "metrics.json").is_file():
-            if read_run_config(target)[0].to_dict() == RunConfig.from_dict(cfg.to_dict()).to_dict():
+            if read_run_config(target)[0].to_dict() == RunConfig.from_dict(trained.to_dict()).to_dict():
                 log(f"final run: {target} already holds the chosen configuration's results (test not read again)")
                 return read_json(target / "metrics.json", {})
             n = 1 + len(list(out.glob(f"{SUPERSEDED}*")))
@@ -55,8 +59,11 @@ def final_run(out: Path, cfg: RunConfig, fs, log, verbose=0) -> dict:
         else:
             shutil.rmtree(target)
             log(f"final run: removed the unfinished {target} (interrupted); training it again")
-    log(f"final run: the chosen configuration on train, selected on validation, evaluated once on test -> {target}")
-    result = Trainer(cfg, target, featureset=fs, test_split=True, checkpoint=False, verbose=verbose, log=log).run()
+    how = ("on train+val for the epochs its cross-validation chose" if trained is not cfg
+           else "on train, selected on validation")
+    log(f"final run: the chosen configuration {how}, evaluated once on test -> {target}")
+    result = train_selected(cfg, target, featureset=fs, selection=selection, test_split=True, checkpoint=False,
+                            verbose=verbose, log=log)
     return result.metrics
 
 
@@ -83,7 +90,7 @@ def summary_record(meta: dict, records: list[dict], best: dict, final: dict, out
         "format": "cvs_tf.tune/summary", "format_version": 1,
         "dataset": meta["dataset_name"], "dataset_sha256": meta["dataset_sha256"], "space": meta["space"],
         "seed": meta["seed"], "epochs": meta["epochs"], "trials_requested": meta["trials"],
-        "objective": f"validation mAP@{k} overall mean (independent protocol)",
+        "objective": objective(RunConfig.from_dict(best["config"]).train.select, k),
         "trials": [_row(r) for r in done + rest],
         "best": {"trial": best["number"], "val_map": best["val_map"], "val_map_all": best["val_map_all"],
                  "params": best["params"], "config": best["config"], "config_file": BEST_CONFIG},
@@ -92,6 +99,14 @@ def summary_record(meta: dict, records: list[dict], best: dict, final: dict, out
                   "test_map_all": _overall(final, "test_all"), "data_label": final.get("data_label")},
         "superseded_final_runs": _superseded(out),
     }
+
+
+def objective(select: str, k: int) -> str:
+    """What a trial's score is, in words."""
+    folds = select_folds(select)
+    if folds is None:
+        return f"validation mAP@{k} overall mean (independent protocol)"
+    return f"{folds}-fold cross-validation over train+val: mean validation mAP@{k} over the folds at the chosen epoch"
 
 
 def _num(v, fmt=".4f") -> str:
@@ -164,7 +179,7 @@ def finish(out: Path, meta: dict, records: list[dict], fs, log, verbose=0) -> tu
     cfg = RunConfig.from_dict(best["config"])
     write_json(out / BEST_CONFIG, cfg.to_dict())
     log(f"best: trial #{best['number']}, val mAP@{best['k']} {best['val_map']:.4f} -> {out / BEST_CONFIG}")
-    final = final_run(out, cfg, fs, log, verbose)
+    final = final_run(out, cfg, fs, log, verbose, best.get("selection"))
     summary = summary_record(meta, records, best, final, out)
     write_json(out / SUMMARY_JSON, summary)
     md = summary_markdown(summary)

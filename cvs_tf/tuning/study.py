@@ -57,6 +57,7 @@ class TuneSettings:
     epochs: int | None = None  # train.epochs of every trial
     base: RunConfig | None = None  # fields not tuned (--config)
     search: SearchSpace | None = None
+    select: str | None = None  # train.select of every trial: val (the default) or cvK
 
 
 @dataclass
@@ -90,6 +91,7 @@ def _fresh_meta(s: TuneSettings, fs) -> dict:
     base.model.space = s.space or base.model.space or DEFAULT_SPACE
     base.train.epochs = s.epochs if s.epochs is not None else (base.train.epochs if s.base is not None else DEFAULT_EPOCHS)
     base.train.seed = s.seed if s.seed is not None else (base.train.seed if s.base is not None else DEFAULT_SEED)
+    base.train.select = s.select if s.select is not None else base.train.select
     base.validate()
     search = (s.search or default_space()).check()
     return {"format": 1, "dataset": base.train.dataset, "dataset_name": fs.name,
@@ -117,6 +119,10 @@ def _check_resume(out: Path, s: TuneSettings, saved: dict, fs) -> None:
                         "--resume continues a study with its own settings (use a new --out for another)")
     given = json.loads(json.dumps(_given_meta(s, saved)))  # (the saved settings went through JSON)
     diff = [k for k in COMPARED if given[k] is not None and given[k] != saved[k]]
+    saved_select = saved["base_config"]["train"].get("select", "val")
+    if s.select is not None and s.select != saved_select and "base_config" not in diff:
+        raise TuneError(f"{out}: the study was made with other settings (select {saved_select!r}, given "
+                        f"{s.select!r}); --resume continues it with its own (drop --select, or use a new --out)")
     if diff:
         shown = ", ".join(f"{k} {saved[k]!r}, given {given[k]!r}" if k in ("space", "seed", "epochs")
                           else f"another {k.replace('_', ' ')}" for k in diff)
@@ -137,8 +143,11 @@ def _load_featureset(dataset, sha=None):
 
 def _check_validation(meta: dict, fs) -> None:
     from cvs_tf.models.factory import resolve_stages
+    from cvs_tf.training.selection import check_folds
 
     base = RunConfig.from_dict(meta["base_config"])
+    if check_folds(base, fs) is not None:
+        return  # (cross-validation pools train and val: a set without val is fine)
     mods = list(dict.fromkeys(m for st in resolve_stages(base, fs) for m in st))
     empty = [m for m in mods if fs.count(m, "val") == 0]
     if empty:
@@ -274,7 +283,8 @@ def progress_line(rec: dict, values: dict, total: int, records: list[dict]) -> s
         return f"{head} -> failed: {rec['error']}"
     best = max(done, key=lambda r: (r["val_map"], -r["number"]))
     epochs = sum(rec["epochs"] or [])
-    return (f"{head} -> val mAP@{rec['k']} {rec['val_map']:.4f} (best {best['val_map']:.4f}, #{best['number']}); "
+    score = "val" if rec.get("selection") is None else f"cv{rec['selection']['folds']}"
+    return (f"{head} -> {score} mAP@{rec['k']} {rec['val_map']:.4f} (best {best['val_map']:.4f}, #{best['number']}); "
             f"{epochs} epoch(s), {rec['wall_s']:.1f}s")
 
 
@@ -290,7 +300,7 @@ def tune(settings: TuneSettings, out, *, resume: bool = False, featureset=None,
     import optuna
 
     from cvs_tf.training.lock import RunDirLock
-    from cvs_tf.tuning.report import finish
+    from cvs_tf.tuning.report import finish, objective
 
     log = log or (lambda m: print(m, flush=True))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -310,9 +320,9 @@ def tune(settings: TuneSettings, out, *, resume: bool = False, featureset=None,
             meta["trials"] = settings.trials  # --resume --trials N: a new total for the same study
             study.set_user_attr(META_KEY, meta)
         mark_interrupted(study, out, RunConfig.from_dict(meta["base_config"]).train.eval_k, log)
+        train = meta["base_config"]["train"]
         log(f"study {out}: {meta['dataset_name']}, space {meta['space']}, {len(counted(study))}/{meta['trials']} "
-            f"trial(s) done; objective: validation mAP@{meta['base_config']['train']['eval_k']} overall mean; "
-            f"seed {meta['seed']}")
+            f"trial(s) done; objective: {objective(train.get('select', 'val'), train['eval_k'])}; seed {meta['seed']}")
         records = run_trials(study, meta, out, fs, log, verbose, trial_log)
         best, final, summary = finish(out, meta, records, fs, log, verbose)
         return TuneResult(out=out, records=records, best=best, final_metrics=final, summary=summary)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cvs_tf.config import RunConfig
+from cvs_tf.config import RunConfig, select_folds
 from cvs_tf.tuning.space import SearchSpace, apply_values
 
 __all__ = ["COMPLETE", "FAIL", "INTERRUPTED", "read_records", "run_trial", "trial_dir", "write_record",
@@ -39,7 +39,9 @@ def run_trial(out: Path, record: dict, values: dict, *, base: RunConfig, feature
               log: Callable[[str], None] | None = None) -> dict:
     """Train ``base`` with ``values`` set into the trial's run directory; fill and write ``record``.
 
-    The Trainer runs with ``test_split=False`` (the test split is never read) and no checkpoint.
+    The Trainer runs with ``test_split=False`` (the test split is never read) and no checkpoint; under
+    ``train.select cvK`` the trial is the K fold runs of :func:`cvs_tf.training.selection.cross_validate`
+    (in ``fold-N/``), its score their mean, and its record keeps the choice as ``selection``.
     A ValueError (a bad sampled value, a diverging loss, too large a batch), an OSError or a
     TensorFlow runtime error makes the trial ``FAIL`` with the one-line error; anything else
     (a bug, Ctrl-C) propagates.
@@ -55,11 +57,17 @@ def run_trial(out: Path, record: dict, values: dict, *, base: RunConfig, feature
     try:
         cfg = apply_values(base, values)
         record["config"] = cfg.to_dict()
-        result = Trainer(cfg, run_dir, featureset=featureset, test_split=False, checkpoint=False,
-                         verbose=verbose, log=sink).run()
-        val, val_all = result.metrics.get("val") or {}, result.metrics.get("val_all") or {}
-        record["val_map"], record["val_map_all"] = val.get("overall_mean"), val_all.get("overall_mean")
-        del result
+        if select_folds(cfg.train.select) is not None:
+            from cvs_tf.training.selection import cross_validate
+
+            sel = cross_validate(cfg, featureset, work_dir=run_dir, verbose=verbose, log=sink, run_log=sink)
+            record["val_map"], record["selection"] = sel["score"], sel
+        else:
+            result = Trainer(cfg, run_dir, featureset=featureset, test_split=False, checkpoint=False,
+                             verbose=verbose, log=sink).run()
+            val, val_all = result.metrics.get("val") or {}, result.metrics.get("val_all") or {}
+            record["val_map"], record["val_map_all"] = val.get("overall_mean"), val_all.get("overall_mean")
+            del result
         if not (isinstance(record["val_map"], float) and math.isfinite(record["val_map"])):
             raise ValueError(f"validation mAP@{record['k']} is not a finite number ({record['val_map']})")
         record["state"] = COMPLETE
@@ -68,7 +76,10 @@ def run_trial(out: Path, record: dict, values: dict, *, base: RunConfig, feature
     finally:
         record["wall_s"] = round(time.monotonic() - t0, 3)
         keras.utils.clear_session()  # each trial builds a fresh model: free the last one's graph (and gc)
-    _read_epochs(run_dir, record)
+    if record.get("selection"):
+        record["epochs"] = record["best_epochs"] = record["selection"]["stage_epochs"]
+    else:
+        _read_epochs(run_dir, record)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "log.txt").write_text("".join(f"{m}\n" for m in lines), encoding="utf-8")
     write_record(out, record)

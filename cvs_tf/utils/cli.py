@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -153,6 +154,21 @@ def existing_path(name: str, kind: str = "file", noun: str | None = None):
         return text
 
     parse.path_kind = kind
+    return parse
+
+
+def positive_float(name: str):
+    """An argparse ``type=`` for a finite number > 0; a bad value is one ``error:`` line naming ``name``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise CliError(f"{name}: not a number: {text!r}") from None
+        if not (math.isfinite(v) and v > 0):
+            raise CliError(f"{name}: must be a number > 0, got {text}")
+        return v
+
     return parse
 
 

@@ -1,8 +1,11 @@
-"""Tiny tuning settings for the tests, and a stand-in training whose validation mAP is a pure function of the config."""
+"""Tiny tuning settings for the tests, a stand-in training whose validation mAP is a pure function of the config,
+a feature set whose test split raises, and a fake clock for --preset auto's budget."""
 
 import math
+import types
 
 from cvs_tf.config import RunConfig
+from cvs_tf.data.store import FeatureSet
 from cvs_tf.tuning import TuneSettings, default_space, override_space
 from tests.conftest import make_toy_featureset
 
@@ -45,3 +48,29 @@ def fake_training(monkeypatch, *, interrupt_at=None, calls=None):
     monkeypatch.setattr(Trainer, "run", run)
     monkeypatch.setattr(keras.utils, "clear_session", lambda *a, **k: None)  # nothing was built (saves a gc per trial)
     return calls
+
+
+class NoTest(FeatureSet):
+    """A feature set whose test split raises when read."""
+
+    def _get(self, modality, split):
+        if split == "test":
+            raise AssertionError(f"the test split of {modality} was read")
+        return super()._get(modality, split)
+
+
+def fake_clock(monkeypatch, per_candidate_s):
+    """A fake clock for --preset auto's search: each candidate takes ``per_candidate_s``; nothing else takes time."""
+    from cvs_tf.tuning import auto
+
+    now = [0.0]
+    monkeypatch.setattr(auto, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    real = auto.run_trial
+
+    def run_trial(*args, **kwargs):
+        rec = real(*args, **kwargs)
+        now[0] += per_candidate_s
+        rec["wall_s"] = per_candidate_s
+        return rec
+
+    monkeypatch.setattr(auto, "run_trial", run_trial)
