@@ -46,13 +46,8 @@ __all__ = ["TrainResult", "Trainer"]
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.run` returns.
-
-    ``metrics`` is the dict written to ``metrics.json``; ``tables`` maps each evaluated split
-    (``val`` without a validation split is absent) to its mAP@k table (k = ``train.eval_k``,
-    independent protocol) and ``tables_all`` to its mAP@all table; ``model`` is the final model
-    (last stage, selected weights).
-    """
+    """What :meth:`Trainer.run` returns: ``metrics`` (as in ``metrics.json``), ``tables``/``tables_all`` (each
+    evaluated split's mAP@k (k = ``train.eval_k``) / mAP@all table, independent protocol) and the final ``model``."""
 
     metrics: dict
     tables: dict
@@ -85,14 +80,12 @@ def _new_stage_state() -> dict:
 class Trainer:
     """Runs every stage of a space into RUN_DIR (see docs/training.md for the layout).
 
-    Seams: ``featureset`` (a loaded FeatureSet used instead of loading ``config.train.dataset``;
-    its path and manifest sha256 are recorded as usual), ``init_weights`` (arrays in
-    ``model.get_weights()`` order, set after the model is built, before the first stage),
-    ``checkpoint`` (False: no resumable checkpoint directory at all, and no ``resume``),
-    ``callbacks`` (extra Keras callbacks for every stage's ``fit``), ``log`` (the progress sink) and
-    ``test_split`` (False: the final tables cover validation only and the test split is never read,
-    as tuning needs; ``metrics["test"]`` is then None), ``selection`` (kept as ``resolved.selection`` in
-    config.json; its ``stage_epochs`` fix each stage's epochs: ``train.select cvK``, training/selection.py).
+    Seams: ``featureset`` (a loaded FeatureSet instead of ``config.train.dataset``, recorded as usual),
+    ``init_weights`` (arrays in ``model.get_weights()`` order, set before the first stage), ``checkpoint``
+    (False: no checkpoint directory, no ``resume``), ``callbacks`` (extra Keras callbacks for every ``fit``),
+    ``log`` (the progress sink), ``test_split`` (False: test is never read, ``metrics["test"]`` is None, as
+    tuning needs), ``selection`` (``resolved.selection`` in config.json; its ``stage_epochs`` fix each stage's
+    epochs under ``train.select cvK``: training/selection.py).
     """
 
     def __init__(self, config: RunConfig, run_dir: str | os.PathLike, *, featureset: FeatureSet | None = None,
@@ -182,11 +175,9 @@ class Trainer:
     def run(self, resume: bool = False) -> TrainResult:
         """Train every stage into the run directory (``resume``: continue it from its last completed epoch).
 
-        Everything that can be checked is checked before the directory is created or touched:
-        the dataset (on resume: the same manifest sha256), the memory of a batch, modalities and
-        stage plan, the validation split, the split of the batches over the replicas, the model and
-        (on resume) the checkpoint. The directory is then locked for the whole run
-        (:class:`RunDirLock`). A non-chief worker of a multi-worker run writes nothing there (:meth:`_run_worker`).
+        Everything that can be checked (dataset and, on resume, its sha256; batch memory; modalities and
+        stages; validation split; replicas; model; checkpoint) is checked before the directory is touched,
+        then it is locked for the run (:class:`RunDirLock`); a non-chief worker writes nothing there.
         ``train.deterministic`` turns TensorFlow's op determinism on for the run (restored after it).
         """
         # first: a multi-worker strategy must exist before any other TensorFlow op of the process
