@@ -136,7 +136,7 @@ def _semi_hard_from_masks(dist, positives, negatives, margin):
 
     Each anchor's negatives are sorted once by distance (a stable sort: equal distances keep their
     column order); the semi-hard negative of candidate ``k`` is then the negative of rank
-    ``#{negatives j : d(i, j) <= d(i, k)}``, found by ``searchsorted`` on that row. O(Na·Nb·log Nb)
+    ``#{negatives j : d(i, j) <= d(i, k)}``, found by a binary search on that row. O(Na·Nb·log Nb)
     work and O(Na·Nb) memory. The negative is *selected* without gradient, then its distance is
     gathered: with exactly equal distances the gradient goes to the first such negative.
     """
@@ -150,12 +150,37 @@ def _semi_hard_from_masks(dist, positives, negatives, margin):
     order = tf.argsort(neg_d, axis=-1, stable=True)
     ranked = tf.gather(neg_d, order, batch_dims=batch_dims)
     # Rank of the closest negative strictly farther than candidate k: the negatives at distance <= d(i, k).
-    rank = tf.searchsorted(ranked, d, side="right")
+    rank = _count_at_most(ranked, d)
     has_outside = rank < tf.reduce_sum(tf.cast(negatives, rank.dtype), axis=-1, keepdims=True)
     last = tf.maximum(tf.shape(d)[-1] - 1, 0)
     first = tf.gather(order, tf.minimum(rank, tf.cast(last, rank.dtype)), batch_dims=batch_dims)
     outside = tf.gather(dist, first, batch_dims=batch_dims)
     return _hinge_mean(dist, positives, negatives, margin, has_outside, outside)
+
+
+def _count_at_most(ranked, values):
+    """``tf.searchsorted(ranked, values, side="right")``: per value, how many entries of its ascending row are <= it.
+
+    A branch-free binary search of ``bit_length(M)`` gather steps: O(log M) per value under XLA too,
+    where XLA lowers ``searchsorted`` to an all-pairs comparison (O(M) per value).
+    """
+    m = tf.shape(ranked)[-1]
+    batch_dims = ranked.shape.rank - 1
+
+    def step(count, width):
+        probe = count + width
+        value = tf.gather(ranked, tf.clip_by_value(probe - 1, 0, tf.maximum(m - 1, 0)), batch_dims=batch_dims)
+        return tf.where(tf.logical_and(probe <= m, value <= values), probe, count)
+
+    count = tf.zeros(tf.shape(values), tf.int32)
+    if ranked.shape[-1] is not None:   # static row length: unrolled
+        width = 1 << max(ranked.shape[-1].bit_length() - 1, 0) if ranked.shape[-1] else 0
+        while width:
+            count, width = step(count, width), width // 2
+        return count
+    top = tf.while_loop(lambda w: w * 2 <= m, lambda w: [w * 2], [tf.constant(1)])[0]
+    return tf.while_loop(lambda c, w: w * tf.minimum(m, 1) > 0, lambda c, w: [step(c, w), w // 2],
+                         [count, top])[0]
 
 
 def _hinge_mean(dist, positives, negatives, margin, has_outside, outside):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from cvs_tf.losses.triplet import (
+    _count_at_most,
     _distances,
     _intra_masks,
     _same_class,
@@ -178,3 +179,16 @@ def test_negative_at_the_positive_distance_is_not_semi_hard():
     dist = tf.constant([[0.0, 1.0, 1.0, 2.0]])
     assert float(_semi_hard_from_masks(dist, positives, both, 1.0)) == pytest.approx(0.0)
     assert float(_semi_hard_from_masks(dist, positives, first_only, 1.0)) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 7, 8, 9, 64])
+def test_count_at_most_equals_searchsorted(m):
+    """The binary search equals tf.searchsorted(side="right"), static and dynamic row length, with ties and +inf."""
+    rng = np.random.default_rng(m)
+    ranked = np.sort(rng.integers(0, 4, size=(2, 3, m)).astype("float32"), axis=-1)
+    ranked[..., m // 2:] = np.inf
+    values = rng.integers(-1, 5, size=(2, 3, m + 2)).astype("float32")
+    want = tf.searchsorted(ranked.reshape(6, m), values.reshape(6, m + 2), side="right").numpy().reshape(2, 3, -1)
+    np.testing.assert_array_equal(_count_at_most(tf.constant(ranked), tf.constant(values)).numpy(), want)
+    dynamic = tf.function(_count_at_most, input_signature=[tf.TensorSpec([2, 3, None], tf.float32)] * 2)
+    np.testing.assert_array_equal(dynamic(ranked, values).numpy(), want)
