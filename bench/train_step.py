@@ -53,7 +53,7 @@ def settings(quick: bool, space: str | None = None) -> dict:
 
 
 def loss_only(model, constant, mode: str):
-    """fwd+bwd of ``model.loss_terms`` alone (the cross-entropy and the O(B³) semi-hard mining) on the
+    """fwd+bwd of ``model.loss_terms`` alone (the cross-entropy and the semi-hard mining) on the
     fixed inputs of one batch, compiled as the step compiles it (XLA unless ``mode`` is off)."""
     import tensorflow as tf
 
@@ -150,7 +150,7 @@ def markdown(m: dict, command: str, mach: dict) -> str:
         "",
         "Where the step's time goes (medians, same run): *matmuls* is the skeleton above (the products "
         "alone); *loss terms* is forward + backward of `loss_terms` alone on one batch's fixed inputs "
-        "(cross-entropy and the O(B³) semi-hard mining of every triplet term), compiled like the step; "
+        "(cross-entropy and the semi-hard mining of every triplet term), compiled like the step; "
         "*rest* is what remains: elementwise model ops (ReLU, tanh, softmax, L2), the Adam update, "
         "framework overhead, and any overlap lost between them.",
         "",
