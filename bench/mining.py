@@ -156,7 +156,7 @@ def markdown(m: dict, s: dict, command: str, mach: dict) -> str:
         share = step[0]["ratio"]["median"]
         lines.append(
             f"Goals (issue #23): loss terms at B = 128 ≤ 1/3 of the cube's time — "
-            f"{'**met**' if share <= GOAL_SHARE else '**missed**'} ({share:.2f}); B = {lo} → {hi} growth ≤ "
+            f"{'**met**' if share <= GOAL_SHARE else '**missed**'} ({share:.2f}); loss + gradient, B = {lo} → {hi}, grows ≤ "
             f"{GOAL_GROWTH:.0f}× — {'**met**' if s['growth_sort'] <= GOAL_GROWTH else '**missed**'} "
             f"({s['growth_sort']:.0f}×).")
     return "\n".join(lines)
