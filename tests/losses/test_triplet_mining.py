@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from cvs_tf.losses.triplet import (
     _count_at_most,
+    _sort_rows,
     _distances,
     _intra_masks,
     _same_class,
@@ -192,3 +193,17 @@ def test_count_at_most_equals_searchsorted(m):
     np.testing.assert_array_equal(_count_at_most(tf.constant(ranked), tf.constant(values)).numpy(), want)
     dynamic = tf.function(_count_at_most, input_signature=[tf.TensorSpec([2, 3, None], tf.float32)] * 2)
     np.testing.assert_array_equal(dynamic(ranked, values).numpy(), want)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 64, 100])
+def test_sort_rows_is_a_stable_ascending_sort(n):
+    """Bitonic (static length, eager and XLA) and argsort (dynamic length) paths equal numpy's stable argsort."""
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 4, size=(3, 2, n)).astype("float32")
+    x[0, 0, : n // 2] = np.inf
+    want = np.argsort(x, axis=-1, kind="stable")
+    dynamic = tf.function(_sort_rows, input_signature=[tf.TensorSpec([3, 2, None], tf.float32)])
+    for fn in (_sort_rows, tf.function(_sort_rows, jit_compile=True), dynamic):
+        values, order = fn(tf.constant(x))
+        np.testing.assert_array_equal(order.numpy(), want)
+        np.testing.assert_array_equal(values.numpy(), np.take_along_axis(x, want, -1))
