@@ -137,7 +137,7 @@ def markdown(m: dict, s: dict, command: str, mach: dict) -> str:
         f"Synthetic Gaussian embeddings, {st['classes']} classes; XLA (`jit_compile=True`); "
         f"{st['rounds']} interleaved rounds × {st['calls']} calls after 2 warm-up calls. *cube*: the "
         "previous (anchors × candidates × negatives) selection, O(B²·M); *sort*: each anchor's "
-        "negatives sorted once, every candidate's semi-hard negative by a binary search, O(B·M log M). "
+        "negatives sorted once (bitonic), every candidate's semi-hard negative by a binary search, O(B·M log² M). "
         "Same values and gradients (checked in the run, and by `tests/losses/test_triplet_mining.py`).",
         "",
         "| case | cube ms, median [min–max] | sort ms, median [min–max] | sort / cube, per round |",

@@ -28,8 +28,9 @@ Mining rule (thesis §3.1.A, design §3), for one (anchor ``i``, positive ``k``)
       (TF-Addons returns NaN there: this is the one documented difference).
 
 Cost: each anchor's M negatives are sorted once and every candidate's semi-hard negative is a
-``searchsorted`` on that row: O(N · M log M) work and O(N · M) memory, where TF-Addons' tiled mask
-compares through an (anchors × positives × negatives) tensor, O(N² · M). The negative is selected
+binary search on that row: O(N · M log² M) work with the bitonic sort used for static shapes
+(O(N · M log M) with ``tf.argsort``) and O(N · M) memory, where TF-Addons' tiled mask compares
+through an (anchors × positives × negatives) tensor, O(N² · M). The negative is selected
 without gradient, so the backward pass is O(N · M) too (docs/performance.md).
 """
 
@@ -136,8 +137,8 @@ def _semi_hard_from_masks(dist, positives, negatives, margin):
 
     Each anchor's negatives are sorted once by distance (a stable sort: equal distances keep their
     column order); the semi-hard negative of candidate ``k`` is then the negative of rank
-    ``#{negatives j : d(i, j) <= d(i, k)}``, found by a binary search on that row. O(Na·Nb·log Nb)
-    work and O(Na·Nb) memory. The negative is *selected* without gradient, then its distance is
+    ``#{negatives j : d(i, j) <= d(i, k)}``, found by a binary search on that row. O(Na·Nb·log² Nb)
+    work (:func:`_sort_rows`) and O(Na·Nb) memory. The negative is *selected* without gradient, then its distance is
     gathered: with exactly equal distances the gradient goes to the first such negative.
     """
     margin = tf.cast(margin, dist.dtype)
