@@ -1,4 +1,4 @@
-"""Run every benchmark module of ``bench`` (``python -m bench [--quick] [--only NAME ...]``) and print one combined table."""
+"""Run every benchmark module of ``bench`` (``python -m bench [--quick] [--only NAME ...] [--space SPACE]``) and print one combined table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 import bench
+from bench.train_step import SPACE_NAMES
 from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 
@@ -43,14 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes / few repeats: a smoke run (docs untouched)")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(modules),
                         help=f"run only these benchmarks (of: {', '.join(modules)})")
+    parser.add_argument("--space", choices=SPACE_NAMES,
+                        help="train_step: measure this space alone (docs untouched)")
     args = parser.parse_args(argv)
+    selected = [name for name in modules if not args.only or name in args.only]
+    if args.space and "train_step" not in selected:
+        raise CliError("--space applies to train_step, which is not selected (--only)")
     rows: list[dict] = []
-    for name, module in modules.items():
-        if args.only and name not in args.only:
-            continue
+    for name in selected:
+        module = modules[name]
         print(f"== bench.{name}{' (quick)' if args.quick else ''}", flush=True)
         t0 = time.perf_counter()
-        result = module.run(args.quick)
+        result = module.run(args.quick, **({"space": args.space} if name == "train_step" and args.space else {}))
         if not isinstance(result, list):
             raise CliError(f"bench.{name}.run must return a list of dict rows, got {type(result).__name__}")
         rows += result

@@ -37,17 +37,23 @@ NAME = "train_step"
 GOAL = 0.5
 #: (label, space, stage index) of the measured spaces
 SPACES = (("CVS+attention", "cvs", 0), ("M-CVS stage 4", "mcvs", 3), ("RVS stage 4", "rvs", 3))
+SPACE_NAMES = tuple(space for _, space, _ in SPACES)
 MODES = ("off", "loss", "full")
 
 
-def settings(quick: bool) -> dict:
-    if quick:   # smoke run: small shapes, CVS over 3 modalities, the default mode against no XLA
-        return {**sizes(True), "spaces": SPACES[:1], "modes": ("off", "full"), "rounds": 2, "calls": 2}
-    return {**sizes(False), "spaces": SPACES, "modes": MODES, "rounds": 8, "calls": 2}
+def settings(quick: bool, space: str | None = None) -> dict:
+    """Sizes, spaces and repeats; ``space`` (cvs, mcvs or rvs) measures that space alone."""
+    spaces = tuple(s for s in SPACES if s[1] == space) if space else SPACES
+    if quick:   # smoke run: small shapes, one space (CVS unless ``space``; its last stage), the default mode against no XLA
+        small = sizes(True)
+        last = len(small["extra"]["modalities"]) - 2
+        return {**small, "spaces": tuple((label, sp, min(stage, last)) for label, sp, stage in spaces[:1]),
+                "modes": ("off", "full"), "rounds": 2, "calls": 2}
+    return {**sizes(False), "spaces": spaces, "modes": MODES, "rounds": 8, "calls": 2}
 
 
 def loss_only(model, constant, mode: str):
-    """fwd+bwd of ``model.loss_terms`` alone (the cross-entropy and the O(B³) semi-hard mining) on the
+    """fwd+bwd of ``model.loss_terms`` alone (the cross-entropy and the semi-hard mining) on the
     fixed inputs of one batch, compiled as the step compiles it (XLA unless ``mode`` is off)."""
     import tensorflow as tf
 
@@ -66,10 +72,10 @@ def loss_only(model, constant, mode: str):
     return run
 
 
-def measure(quick: bool) -> dict:
+def measure(quick: bool, space: str | None = None) -> dict:
     from cvs_tf.models.base import resolve_jit
 
-    st = settings(quick)
+    st = settings(quick, space)
     cases, setups, skeletons, products = {}, {}, {}, {}
     for label, space, stage in st["spaces"]:
         for mode in st["modes"]:
@@ -144,7 +150,7 @@ def markdown(m: dict, command: str, mach: dict) -> str:
         "",
         "Where the step's time goes (medians, same run): *matmuls* is the skeleton above (the products "
         "alone); *loss terms* is forward + backward of `loss_terms` alone on one batch's fixed inputs "
-        "(cross-entropy and the O(B³) semi-hard mining of every triplet term), compiled like the step; "
+        "(cross-entropy and the semi-hard mining of every triplet term), compiled like the step; "
         "*rest* is what remains: elementwise model ops (ReLU, tanh, softmax, L2), the Adam update, "
         "framework overhead, and any overlap lost between them.",
         "",
@@ -174,17 +180,20 @@ def markdown(m: dict, command: str, mach: dict) -> str:
     return "\n".join(lines)
 
 
-def run(quick: bool = False, *, write_docs: bool | None = None) -> list[dict]:
+def run(quick: bool = False, *, write_docs: bool | None = None, space: str | None = None) -> list[dict]:
+    """Measure every space, or only ``space`` (one of :data:`SPACE_NAMES`; docs untouched then, like ``quick``)."""
+    if space is not None and space not in SPACE_NAMES:
+        raise ValueError(f"unknown space {space!r}; expected one of {', '.join(SPACE_NAMES)}")
     mach = machine()
     print(header(NAME, quick, "off / loss / full (per row)"), flush=True)
-    m = measure(quick)
+    m = measure(quick, space)
     for r in m["results"]:
         print(f"   {r['space']:<15} XLA={r['mode']:<5} step {fmt_ms(r['step'])} ms, first call "
               f"{r['first_s']:.1f} s, {r['gflop']:.2f} GFLOP, {r['achieved'] / 1e9:.1f} GFLOP/s, limit "
               f"{r['limit'] / 1e9:.1f} GFLOP/s -> {r['fraction']:.0%}, {r['speedup']['median']:.2f}x vs off; matmuls alone "
               f"{r['matmuls']['median'] * 1e3:.0f} ms, loss terms alone {r['loss_only']['median'] * 1e3:.0f} ms",
               flush=True)
-    if write_docs if write_docs is not None else not quick:
+    if write_docs if write_docs is not None else not quick and space is None:
         path = write_section(NAME, markdown(m, "python -m bench", mach))
         print(f"   wrote {path.name} section {NAME}")
     return [row(r, m["default_mode"]) for r in m["results"]]

@@ -27,9 +27,11 @@ Mining rule (thesis §3.1.A, design §3), for one (anchor ``i``, positive ``k``)
       (anchor, positive) pairs (the anchor itself excluded); with no such pair it is ``0``
       (TF-Addons returns NaN there: this is the one documented difference).
 
-Cost: the mining compares through an (anchors × positives × negatives) boolean tensor, O(N² · M)
-work like TF-Addons' tiled mask (N = 128: 2 M entries), but selects the negative without gradient,
-so the backward pass and the memory kept for it are O(N · M) (docs/performance.md).
+Cost: each anchor's M negatives are sorted once and every candidate's semi-hard negative is a
+binary search on that row: O(N · M log² M) work with the bitonic sort used for static shapes
+(O(N · M log M) with ``tf.argsort``) and O(N · M) memory, where TF-Addons' tiled mask compares
+through an (anchors × positives × negatives) tensor, O(N² · M). The negative is selected
+without gradient, so the backward pass is O(N · M) too (docs/performance.md).
 """
 
 import tensorflow as tf
@@ -126,6 +128,109 @@ def pairwise_squared_distances(a, b):
     return _distances(a, tf.cast(b, a.dtype))
 
 
+def _semi_hard_from_masks(dist, positives, negatives, margin):
+    """Mean semi-hard hinge over the (anchor, positive) pairs given by the boolean masks.
+
+    ``dist`` (..., Na, Nb) holds anchor-to-candidate distances; ``positives``/``negatives``
+    (..., Na, Nb) say which candidates are positives/negatives of each anchor. Leading dimensions
+    are independent problems (one loss value each); ``margin`` is a scalar or one per problem.
+
+    Each anchor's negatives are sorted once by distance (a stable sort: equal distances keep their
+    column order); the semi-hard negative of candidate ``k`` is then the negative of rank
+    ``#{negatives j : d(i, j) <= d(i, k)}``, found by a binary search on that row. O(Na·Nb·log² Nb)
+    work (:func:`_sort_rows`) and O(Na·Nb) memory. The negative is *selected* without gradient, then its distance is
+    gathered: with exactly equal distances the gradient goes to the first such negative.
+    """
+    margin = tf.cast(margin, dist.dtype)
+    if margin.shape.rank:
+        margin = margin[..., None, None]
+    batch_dims = dist.shape.rank - 1
+    d = tf.stop_gradient(dist)
+    # Negatives first in ascending distance, every other candidate after them as +inf.
+    neg_d = tf.where(negatives, d, tf.fill(tf.shape(d), tf.constant(float("inf"), d.dtype)))
+    ranked, order = _sort_rows(neg_d)
+    # Rank of the closest negative strictly farther than candidate k: the negatives at distance <= d(i, k).
+    rank = _count_at_most(ranked, d)
+    has_outside = rank < tf.reduce_sum(tf.cast(negatives, rank.dtype), axis=-1, keepdims=True)
+    last = tf.maximum(tf.shape(d)[-1] - 1, 0)
+    first = tf.gather(order, tf.minimum(rank, tf.cast(last, rank.dtype)), batch_dims=batch_dims)
+    outside = tf.gather(dist, first, batch_dims=batch_dims)
+    return _hinge_mean(dist, positives, negatives, margin, has_outside, outside)
+
+
+def _sort_rows(values):
+    """``(sorted values, their column indices)`` along the last axis, ascending; equal values keep column order.
+
+    With a static row length, a bitonic network of elementwise compare-exchange steps on (value,
+    column) pairs: log²(n)/2 fused passes, where XLA's CPU sort calls a comparator per comparison
+    (several times slower). Without one, ``tf.argsort(stable=True)``.
+    """
+    n = values.shape[-1]
+    if n is None or n < 2:
+        order = tf.argsort(values, axis=-1, stable=True)
+        return tf.gather(values, order, batch_dims=values.shape.rank - 1), order
+    size = 1 << (n - 1).bit_length()
+    lead = tf.shape(values)[:-1]
+    v = tf.reshape(values, [-1, n])
+    i = tf.broadcast_to(tf.range(size), [tf.shape(v)[0], size])
+    # padding sorts last: +inf, after every real column
+    v = tf.pad(v, [[0, 0], [0, size - n]], constant_values=float("inf"))
+    k = 2
+    while k <= size:
+        j = k // 2
+        while j:
+            shape = [-1, size // (2 * j), 2, j]
+            vs, js = tf.unstack(tf.reshape(v, shape), axis=2), tf.unstack(tf.reshape(i, shape), axis=2)
+            # block t holds columns t·2j + (0 | j) + r; it sorts ascending where that column's bit k is clear
+            ascending = tf.constant([[(t * 2 * j) & k == 0] for t in range(size // (2 * j))])
+            greater = tf.logical_or(vs[0] > vs[1], tf.logical_and(tf.equal(vs[0], vs[1]), js[0] > js[1]))
+            swap = tf.equal(greater, ascending)
+            v = tf.reshape(tf.stack([tf.where(swap, vs[1], vs[0]), tf.where(swap, vs[0], vs[1])], axis=2), [-1, size])
+            i = tf.reshape(tf.stack([tf.where(swap, js[1], js[0]), tf.where(swap, js[0], js[1])], axis=2), [-1, size])
+            j //= 2
+        k *= 2
+    out_shape = tf.concat([lead, [n]], 0)
+    return tf.reshape(v[:, :n], out_shape), tf.reshape(i[:, :n], out_shape)
+
+
+def _count_at_most(ranked, values):
+    """``tf.searchsorted(ranked, values, side="right")``: per value, how many entries of its ascending row are <= it.
+
+    A branch-free binary search of ``bit_length(M)`` gather steps: O(log M) per value under XLA too,
+    where XLA lowers ``searchsorted`` to an all-pairs comparison (O(M) per value).
+    """
+    m = tf.shape(ranked)[-1]
+    batch_dims = ranked.shape.rank - 1
+
+    def step(count, width):
+        probe = count + width
+        value = tf.gather(ranked, tf.clip_by_value(probe - 1, 0, tf.maximum(m - 1, 0)), batch_dims=batch_dims)
+        return tf.where(tf.logical_and(probe <= m, value <= values), probe, count)
+
+    count = tf.zeros(tf.shape(values), tf.int32)
+    if ranked.shape[-1] is not None:   # static row length: unrolled
+        width = 1 << max(ranked.shape[-1].bit_length() - 1, 0) if ranked.shape[-1] else 0
+        while width:
+            count, width = step(count, width), width // 2
+        return count
+    top = tf.while_loop(lambda w: w * 2 <= m, lambda w: [w * 2], [tf.constant(1)])[0]
+    return tf.while_loop(lambda c, w: w * tf.minimum(m, 1) > 0, lambda c, w: [step(c, w), w // 2],
+                         [count, top])[0]
+
+
+def _hinge_mean(dist, positives, negatives, margin, has_outside, outside):
+    """The pairs' mean hinge, given per (anchor, candidate) whether a semi-hard negative exists and its distance."""
+    # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
+    has_negative = tf.reduce_any(negatives, axis=-1, keepdims=True)
+    inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=-1, keepdims=True)
+    inside = tf.where(has_negative, inside, tf.zeros_like(inside))
+    d_an = tf.where(has_outside, outside, tf.broadcast_to(inside, tf.shape(dist)))
+    hinge = tf.maximum(dist - d_an + margin, 0.0)
+    hinge = tf.where(positives, hinge, tf.zeros_like(hinge))
+    num_pairs = tf.reduce_sum(tf.cast(positives, dist.dtype), axis=[-2, -1])
+    return tf.math.divide_no_nan(tf.reduce_sum(hinge, axis=[-2, -1]), num_pairs)
+
+
 def _closest_candidate(cond, d):
     """For each (…, i, k): whether any j has ``cond[…, i, k, j]``, and the first j of smallest ``d[…, i, j]``.
 
@@ -151,34 +256,32 @@ def _closest_candidate(cond, d):
     return d_min < inf, tf.minimum(first, last)
 
 
-def _semi_hard_from_masks(dist, positives, negatives, margin):
-    """Mean semi-hard hinge over the (anchor, positive) pairs given by the boolean masks.
+def _semi_hard_from_masks_cube(dist, positives, negatives, margin):
+    """The same loss as :func:`_semi_hard_from_masks` mined through an (anchors × candidates × negatives) cube.
 
-    ``dist`` (..., Na, Nb) holds anchor-to-candidate distances; ``positives``/``negatives``
-    (..., Na, Nb) say which candidates are positives/negatives of each anchor. Leading dimensions
-    are independent problems (one loss value each); ``margin`` is a scalar or one per problem.
+    O(Na·Nb²) work: the reference the sort-based mining is tested and benchmarked against
+    (``tests/losses``, ``bench/mining.py``); training never calls it.
     """
     margin = tf.cast(margin, dist.dtype)
     if margin.shape.rank:
         margin = margin[..., None, None]
-    # The negative is *selected* without gradient, then its distance is gathered: the O(Na·Nb²)
-    # selection keeps nothing for the backward pass but an (Na, Nb) index (a masked min over the
-    # cube would keep cube-sized residuals and take a cube-sized backward). Same values; with
-    # exactly equal distances the gradient goes to the first such negative instead of being split.
     d = tf.stop_gradient(dist)
-    # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than positive k.
+    # cond[..., i, k, j]: candidate j is a negative of anchor i and farther than candidate k.
     cond = tf.logical_and(negatives[..., :, None, :], d[..., None, :] > d[..., :, None])
     has_outside, first = _closest_candidate(cond, d)
     outside = tf.gather(dist, first, batch_dims=dist.shape.rank - 1)
-    # Farthest negative of each anchor; 0 when the anchor has no negative (TF-Addons convention).
-    has_negative = tf.reduce_any(negatives, axis=-1, keepdims=True)
-    inside = tf.reduce_max(tf.where(negatives, dist, tf.zeros_like(dist)), axis=-1, keepdims=True)
-    inside = tf.where(has_negative, inside, tf.zeros_like(inside))
-    d_an = tf.where(has_outside, outside, tf.broadcast_to(inside, tf.shape(dist)))
-    hinge = tf.maximum(dist - d_an + margin, 0.0)
-    hinge = tf.where(positives, hinge, tf.zeros_like(hinge))
-    num_pairs = tf.reduce_sum(tf.cast(positives, dist.dtype), axis=[-2, -1])
-    return tf.math.divide_no_nan(tf.reduce_sum(hinge, axis=[-2, -1]), num_pairs)
+    return _hinge_mean(dist, positives, negatives, margin, has_outside, outside)
+
+
+def _intra_masks(labels, emb):
+    """``(dist, positives, negatives)`` of the within-set loss: (..., N, N) distances and masks, self excluded."""
+    same = _same_class(labels, labels, ids=labels.shape.rank < emb.shape.rank)
+    dist = _distances(emb, emb)
+    n = tf.shape(dist)[-1]
+    off_diag = tf.logical_not(tf.cast(tf.eye(n), tf.bool))
+    # Explicit zero self-distance (as TF-Addons), whatever the rounding of |a|² + |a|² - 2a·a.
+    dist = tf.where(off_diag, dist, tf.zeros_like(dist))
+    return dist, tf.logical_and(same, off_diag), tf.logical_and(tf.logical_not(same), off_diag)
 
 
 def batched_semi_hard_triplet_loss(labels, embeddings, margins=1.0):
@@ -191,16 +294,7 @@ def batched_semi_hard_triplet_loss(labels, embeddings, margins=1.0):
     :func:`semi_hard_triplet_loss` is this function on one checked (N, D) set.
     """
     emb = _as_float(embeddings)
-    labels = tf.convert_to_tensor(labels)
-    same = _same_class(labels, labels, ids=labels.shape.rank < emb.shape.rank)
-    dist = _distances(emb, emb)
-    n = tf.shape(dist)[-1]
-    off_diag = tf.logical_not(tf.cast(tf.eye(n), tf.bool))
-    # Explicit zero self-distance (as TF-Addons), whatever the rounding of |a|² + |a|² - 2a·a.
-    dist = tf.where(off_diag, dist, tf.zeros_like(dist))
-    positives = tf.logical_and(same, off_diag)
-    negatives = tf.logical_and(tf.logical_not(same), off_diag)
-    return _semi_hard_from_masks(dist, positives, negatives, margins)
+    return _semi_hard_from_masks(*_intra_masks(tf.convert_to_tensor(labels), emb), margins)
 
 
 def batched_cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_emb, margins=1.0):

@@ -241,22 +241,6 @@ def test_pure_loss_modules_import_only_tensorflow(name):
     assert imported == {"tensorflow"}
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
-def test_equal_negatives_give_the_gradient_to_the_first_one(dtype):
-    """One anchor 0, positive 1 (d_ap = 1), negatives 2 and 3 both at 1.44 > 1: the semi-hard negative
-    is the first of the tie (column 2). Loss = 1 - 1.44 + 1 = 0.56; d loss / d dist = +1 at (0, 1),
-    -1 at (0, 2), 0 at (0, 3). float32 takes the one-reduction packed-key path, float64 the other."""
-    from cvs_tf.losses.triplet import _semi_hard_from_masks
-
-    dist = tf.Variable(tf.constant([[0.0, 1.0, 1.44, 1.44]], dtype))
-    positives = tf.constant([[False, True, False, False]])
-    negatives = tf.constant([[False, False, True, True]])
-    with tf.GradientTape() as tape:
-        loss = _semi_hard_from_masks(dist, positives, negatives, 1.0)
-    assert float(loss) == pytest.approx(0.56, abs=1e-6)
-    np.testing.assert_allclose(tape.gradient(loss, dist).numpy(), [[0.0, 1.0, -1.0, 0.0]], atol=1e-6)
-
-
 def test_float32_and_float64_mining_agree_on_tie_heavy_batches():
     rng = np.random.default_rng(11)
     labels = rng.integers(0, 4, size=40)
