@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from cvs_tf.cli.train import main
 from cvs_tf.losses import get_pair_loss, instance_infonce
-from cvs_tf.models import CVSModel
+from cvs_tf.models import CVSModel, MCVSModel, RVSModel
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
@@ -101,6 +101,24 @@ def test_the_model_adds_the_weighted_term_and_tracks_it_per_pair():
     logs = model.train_step((x, y))
     assert {"instance", *(f"{a}__{b}.instance" for a, b in pairs)} <= set(logs)
     assert not any("instance" in t.name for t in CVSModel(dims, 3, dim=6).metrics)  # off by default
+
+
+@pytest.mark.parametrize("space", ["mcvs", "rvs"])
+def test_later_stages_of_multi_stage_spaces_train_the_term_on_their_active_pairs(space):
+    rng = np.random.default_rng(1)
+    dims = {"image": 5, "text": 4, "audio": 3}
+    opts = dict(dim=6, current_stage=1, loss_weights={"instance_weight": 1.0})
+    if space == "mcvs":
+        model = MCVSModel(dims, 3, stages=[["image", "text"], ["audio"]], **opts)
+    else:
+        model = RVSModel(dims, 3, reference="text", stages=[["text", "image"], ["audio"]], **opts)
+    model.compile(jit_compile=False)
+    x = {m: rng.normal(size=(6, d)).astype("float32") for m, d in dims.items()}
+    y = {m: np.arange(6) % 3 for m in dims}
+    logs = model.train_step((x, y))
+    want = {"instance", *(f"{a}__{b}.instance" for a, b in model.active_pairs())}
+    assert want <= set(logs) and all(np.isfinite(float(logs[n])) and float(logs[n]) > 0 for n in want), logs
+    assert not any(n.endswith(".instance") and n not in want for n in logs)
 
 
 def _tags(run_dir, stage, split):
