@@ -129,13 +129,14 @@ def _tags(run_dir, stage, split):
     return set(acc.Tags()["tensors"])
 
 
-def test_train_cli_takes_the_term_and_names_its_tensorboard_tags(tmp_path):
+def test_train_cli_takes_the_term_and_names_its_tensorboard_tags(tmp_path, capsys):
     ds = make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}, n_train=24, n_test=8, paired=True)
     out = tmp_path / "run"
     assert main(["--instance-weight", "0.5", "--instance-temperature", "0.2", "--dataset", str(ds), "--out", str(out),
                  "--epochs", "1", "--dim", "8", "--batch-size", "8", "--steps-per-epoch", "2", "--quiet"]) == 0
     loss = json.loads((out / "config.json").read_text())["loss"]
     assert (loss["instance_weight"], loss["instance_temperature"]) == (0.5, 0.2)
+    assert " instance=" in capsys.readouterr().out  # the per-epoch progress line
     want = {"loss/loss", "loss/instance", "loss/image__text.instance"}
     for split in ("train", "validation"):
         assert want <= _tags(out, "stage1-image_text", split), split
