@@ -104,7 +104,7 @@ def _add_recipe_flags(p: ArgumentParser) -> None:
     p.add_argument("--vse-margin", type=float, help="hinge margin of max_violation (VSE++) [0.2]")
     p.add_argument("--instance-weight", type=float,
                    help="weight of the instance term, InfoNCE over true pairs (instance-paired sets only); 0 = off [0]")
-    p.add_argument("--instance-temperature", type=float, help="temperature of the instance term [0.1]")
+    p.add_argument("--instance-temperature", type=float, help="temperature of the instance term [0.05]")
 
 
 def parse_args(argv: Sequence[str] | None = None):
