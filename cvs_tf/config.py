@@ -29,7 +29,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class LossConfig:
-    """L = alpha * L_c + beta * L_t (+ reconstruction_weight * L_rec); L_t is the pair loss ``kind`` (cvs_tf.losses).
+    """L = alpha * L_c + beta * L_t (+ instance_weight * L_i + reconstruction_weight * L_rec); L_t is the pair loss ``kind`` (cvs_tf.losses).
 
     The one place of the loss defaults: the models and the pair-loss functions take them from here.
     The default kind is the thesis's semi-hard triplet of eq. 3.1.6 (gammas, margins, symmetric_inter).
@@ -47,6 +47,8 @@ class LossConfig:
     learn_temperature: bool = False  # the temperature is a weight trained in stage 1, then frozen
     invariance: float = 1.0  # weight of DSCMR's modality-invariance term (kind dscmr)
     vse_margin: float = 0.2  # hinge margin of VSE++'s max-violation loss (kind max_violation)
+    instance_weight: float = 0.0  # weight of the instance term (InfoNCE over true pairs; instance-paired sets); 0 = off
+    instance_temperature: float = 0.05  # temperature of the instance term (chosen on Tux-12 validation)
 
 
 @dataclass
@@ -163,8 +165,9 @@ class RunConfig:
             if loss.kind not in pair_loss_names():
                 raise ConfigError(f"loss.kind must be a registered pair loss ({', '.join(pair_loss_names())}), "
                                   f"got {loss.kind!r}")
-        if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0:
-            raise ConfigError("loss.alpha, loss.beta and loss.reconstruction_weight are all 0: nothing to train")
+        if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0 and loss.instance_weight == 0:
+            raise ConfigError("loss.alpha, loss.beta, loss.reconstruction_weight and loss.instance_weight are all 0: "
+                              "nothing to train")
         if t.dataset is not None and not t.dataset.strip():
             raise ConfigError("train.dataset must be a name or a directory (null for the default), got an empty string")
         if t.early_stopping not in EARLY_STOPPING:
@@ -183,7 +186,8 @@ def _check_numbers(m: ModelConfig, loss: LossConfig, t: TrainConfig) -> None:
     """The float fields: finite, and in range (``ConfigError`` names the field)."""
     floats = [("train.lr", t.lr), ("model.dropout", m.dropout), ("loss.alpha", loss.alpha), ("loss.beta", loss.beta),
               ("loss.reconstruction_weight", loss.reconstruction_weight), ("loss.invariance", loss.invariance),
-              ("loss.vse_margin", loss.vse_margin), ("train.weight_decay", t.weight_decay)]
+              ("loss.vse_margin", loss.vse_margin), ("train.weight_decay", t.weight_decay),
+              ("loss.instance_weight", loss.instance_weight)]
     floats += [(f"loss.gammas[{i}]", v) for i, v in enumerate(loss.gammas)]
     floats += [(f"loss.margins[{i}]", v) for i, v in enumerate(loss.margins)]
     for name, v in floats:
@@ -197,6 +201,8 @@ def _check_numbers(m: ModelConfig, loss: LossConfig, t: TrainConfig) -> None:
         raise ConfigError(f"loss.label_smoothing must be in [0, 1), got {loss.label_smoothing}")
     if not (math.isfinite(loss.temperature) and loss.temperature > 0):
         raise ConfigError(f"loss.temperature must be a number > 0, got {loss.temperature}")
+    if not (math.isfinite(loss.instance_temperature) and loss.instance_temperature > 0):
+        raise ConfigError(f"loss.instance_temperature must be a number > 0, got {loss.instance_temperature}")
     for name, v in floats[2:]:
         if v < 0:
             raise ConfigError(f"{name} must be >= 0, got {v}")

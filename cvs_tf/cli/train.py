@@ -14,7 +14,7 @@ CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "atte
                   "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
                   "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
                   "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy",
-                  "deterministic", "select", "budget_minutes")
+                  "deterministic", "select", "budget_minutes", "instance_weight", "instance_temperature")
 
 # (flag dest, config section, field) of the flags that set one RunConfig field each
 FIELD_FLAGS = (
@@ -23,7 +23,8 @@ FIELD_FLAGS = (
     ("dropout", "model", "dropout"), ("standardize", "model", "standardize"),
     ("loss", "loss", "kind"), ("label_smoothing", "loss", "label_smoothing"), ("temperature", "loss", "temperature"),
     ("learn_temperature", "loss", "learn_temperature"), ("invariance", "loss", "invariance"),
-    ("vse_margin", "loss", "vse_margin"),
+    ("vse_margin", "loss", "vse_margin"), ("instance_weight", "loss", "instance_weight"),
+    ("instance_temperature", "loss", "instance_temperature"),
     ("dataset", "train", "dataset"), ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"),
     ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
     ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
@@ -113,6 +114,9 @@ def _add_recipe_flags(p: ArgumentParser) -> None:
                    help="learn the temperature (from --temperature) in stage 1")
     p.add_argument("--invariance", type=float, help="weight of dscmr's modality-invariance term [1.0]")
     p.add_argument("--vse-margin", type=float, help="hinge margin of max_violation (VSE++) [0.2]")
+    p.add_argument("--instance-weight", type=float,
+                   help="weight of the instance term, InfoNCE over true pairs (instance-paired sets only); 0 = off [0]")
+    p.add_argument("--instance-temperature", type=float, help="temperature of the instance term [0.05]")
 
 
 def parse_args(argv: Sequence[str] | None = None):

@@ -17,7 +17,7 @@ import tensorflow as tf
 # the one same-class rule (equal ids / multi-hot rows sharing a label) is triplet's
 from cvs_tf.losses.triplet import _same_class
 
-__all__ = ["MASKED", "as_float32", "diagonal", "masked_log_softmax", "masked_mean", "require_row_aligned",
+__all__ = ["MASKED", "as_float32", "diagonal", "diagonal_nll", "masked_log_softmax", "masked_mean", "require_row_aligned",
            "same_class", "similarities", "temperature", "transpose"]
 
 MASKED = -1e9  # a logit or similarity that takes an entry out of a softmax or a max (finite: no NaN)
@@ -71,6 +71,11 @@ def masked_log_softmax(logits, keep=None) -> tf.Tensor:
         return tf.nn.log_softmax(logits, axis=-1)
     kept = tf.where(keep, logits, tf.fill(tf.shape(logits), tf.constant(MASKED, logits.dtype)))
     return logits - tf.reduce_logsumexp(kept, axis=-1, keepdims=True)
+
+
+def diagonal_nll(logits, keep=None) -> tf.Tensor:
+    """Mean over anchors i of ``-log softmax(logits_i)_i``, the denominator over ``keep`` (all if None): (...)."""
+    return -tf.reduce_mean(tf.linalg.diag_part(masked_log_softmax(logits, keep)), axis=-1)
 
 
 def temperature(options: Mapping) -> tf.Tensor:

@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_PAIR_LOSS", "PairLoss", "get_pair_loss", "pair_loss_names", 
 DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6 (losses/kinds/semihard_triplet.py)
 
 # top-level names the model, the trainer and TensorBoard already give a meaning to
-RESERVED_NAMES = ("loss", "classification", "reconstruction", "lr", "map", "total")
+RESERVED_NAMES = ("loss", "classification", "reconstruction", "instance", "lr", "map", "total")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from cvs_tf.config import LossConfig
-from cvs_tf.losses import PairLoss, classification_loss, get_pair_loss, reconstruction_loss
+from cvs_tf.losses import PairLoss, classification_loss, get_pair_loss, instance_infonce, reconstruction_loss
 
 
 def pair_key(a: str, b: str) -> str:
@@ -97,7 +97,8 @@ class LossMixin:
 
     The pair loss is the registered kind ``loss_weights["kind"]`` (:mod:`cvs_tf.losses.registry`); the
     tracked names are ``loss``, ``classification``, the kind's total name (``triplet`` for the default),
-    ``{a}__{b}.{term}`` for each active pair and term of the kind, and ``reconstruction`` when on.
+    ``{a}__{b}.{term}`` for each active pair and term of the kind, ``instance`` and ``{a}__{b}.instance``
+    when the instance term is on (``instance_weight`` > 0), and ``reconstruction`` when on.
 
     ``replica_gather`` (True) all-gathers the replicas' loss inputs before the mining; False leaves
     every replica mining its own rows (what plain data parallelism does: a different loss, kept only
@@ -116,11 +117,18 @@ class LossMixin:
         """The registered pair-loss kind of this model (``ValueError`` naming the known kinds if unregistered)."""
         return get_pair_loss(self.loss_weights["kind"])
 
+    @property
+    def instance_on(self) -> bool:
+        """Whether the instance term (InfoNCE over true pairs, :func:`cvs_tf.losses.instance_infonce`) is trained."""
+        return self.loss_weights["instance_weight"] > 0
+
     def _make_trackers(self):
         kind = self.pair_loss
         names = ["loss", "classification", kind.total_name]
         for a, b in self.active_pairs():
             names += [f"{pair_key(a, b)}.{t}" for t in kind.term_names(a, b).values()]
+        if self.instance_on:
+            names += ["instance"] + [f"{pair_key(a, b)}.instance" for a, b in self.active_pairs()]
         if self.decoders:
             names.append("reconstruction")
         self._tracker_names = names
@@ -165,8 +173,10 @@ class LossMixin:
         one batched op per term and group: the per-pair form traced ~1000 ops per pair), the groups
         one after the other (:func:`after`), so that only one group's O(B³) mining is in memory at a
         time (at B = 128: 0.52 → 0.10 GiB for the 10 pairs of a 5-modality CVS, and a faster step;
-        docs/scaling.md). Returns the tracked components and ``loss = alpha * classification + beta *
-        mean(total)`` (without reconstruction). A pure function of its arguments, so it can be XLA-compiled.
+        docs/scaling.md). With ``instance_weight`` > 0 the instance term of each pair (row i of a and b
+        the same item) is computed on the same stacked embeddings. Returns the tracked components and
+        ``loss = alpha * classification + beta * mean(total) + instance_weight * mean(instance)`` (without
+        reconstruction). A pure function of its arguments, so it can be XLA-compiled.
         """
         lw, kind = self.loss_weights, self.pair_loss
         out = {}
@@ -174,18 +184,26 @@ class LossMixin:
         out["classification"] = tf.add_n([classification_loss(labels[m], lg, smooth) for m, lg in logits.items()]) / len(logits)
         if lw["learn_temperature"]:  # the kinds see the learnt temperature in place of the initial value
             lw = {**lw, "temperature": self.temperature_layer.temperature()}
-        pairs, totals = self.active_pairs(), []
+        pairs, totals, instance = self.active_pairs(), [], []
         for group in pair_chunks(pairs, pair_emb[pair_key(*pairs[0])][0].shape[0]):
             keys = [pair_key(a, b) for a, b in group]
             prev = totals[-1] if totals else None
-            terms = kind(tf.stack([labels[a] for a, _ in group]), after(tf.stack([pair_emb[k][0] for k in keys]), prev),
-                         tf.stack([labels[b] for _, b in group]), after(tf.stack([pair_emb[k][1] for k in keys]), prev), lw)
+            ex = after(tf.stack([pair_emb[k][0] for k in keys]), prev)
+            ey = after(tf.stack([pair_emb[k][1] for k in keys]), prev)
+            terms = kind(tf.stack([labels[a] for a, _ in group]), ex, tf.stack([labels[b] for _, b in group]), ey, lw)
+            if self.instance_on:
+                instance.append(instance_infonce(ex, ey, lw["instance_temperature"]))
             for i, (a, b) in enumerate(group):
                 for term, name in kind.term_names(a, b).items():
                     out[f"{pair_key(a, b)}.{name}"] = terms[term][i]
+                if self.instance_on:
+                    out[f"{pair_key(a, b)}.instance"] = instance[-1][i]
             totals.append(terms["total"])
         out[kind.total_name] = tf.reduce_mean(tf.concat(totals, 0))
         out["loss"] = lw["alpha"] * out["classification"] + lw["beta"] * out[kind.total_name]
+        if self.instance_on:
+            out["instance"] = tf.reduce_mean(tf.concat(instance, 0))
+            out["loss"] = out["loss"] + lw["instance_weight"] * out["instance"]
         return out
 
     def _update(self, losses):

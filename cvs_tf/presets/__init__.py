@@ -22,7 +22,8 @@ AUTO = "auto"  # --preset auto: chosen per dataset by a budgeted search
 PRESET_FIELDS = {
     "model": ("attention", "dim", "hidden_dim", "depth", "dropout", "use_batchnorm", "standardize"),
     "loss": ("kind", "alpha", "beta", "gammas", "margins", "symmetric_inter", "reconstruction_weight",
-             "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin"),
+             "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "instance_weight",
+             "instance_temperature"),
     "train": ("epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience"),
 }
 

@@ -192,6 +192,7 @@ class Trainer:
             self._check_resumable()
         self._load_data()
         check_batch_memory(self.config, self._fs)
+        self._check_instance_term()
         self._check_validation_split()
         check_replica_batches(self.config, self._fs, self._strategy, self._has_val)
         self._build()
@@ -244,6 +245,13 @@ class Trainer:
             raise ConfigError(f"{self.run_dir / 'config.json'}: the run was trained with other settings "
                               f"({', '.join(diff)}); resume uses the saved config")
         self._saved_resolved = resolved
+
+    def _check_instance_term(self):
+        """The instance term pairs row i of every modality as one item: only an instance-paired set has such rows."""
+        if self.config.loss.instance_weight > 0 and not self._fs.paired:
+            raise ConfigError(f"loss.instance_weight {self.config.loss.instance_weight:g} needs an instance-paired "
+                              f"dataset (row i of every modality the same item); {self._fs.name} is paired by class "
+                              "only: set it to 0")
 
     def _check_validation_split(self):
         """No validation items: only ``early_stopping='none'`` can train (val loss and val mAP are skipped)."""

@@ -9,7 +9,7 @@ import tensorflow as tf
 from cvs_tf.losses.pair_ops import (
     as_float32,
     diagonal,
-    masked_log_softmax,
+    diagonal_nll,
     require_row_aligned,
     same_class,
     similarities,
@@ -19,11 +19,6 @@ from cvs_tf.losses.pair_ops import (
 from cvs_tf.losses.registry import register_pair_loss
 
 __all__ = ["infonce"]
-
-
-def _one_way(logits, keep) -> tf.Tensor:
-    """Mean over anchors i of ``-log softmax(logits_i)_i`` with the denominator over ``keep``: (...)."""
-    return -tf.reduce_mean(tf.linalg.diag_part(masked_log_softmax(logits, keep)), axis=-1)
 
 
 def infonce(yx, ex, yy, ey, options: Mapping) -> dict:
@@ -46,8 +41,8 @@ def infonce(yx, ex, yy, ey, options: Mapping) -> dict:
     ex, ey = as_float32(ex, ey)
     logits = similarities(ex, ey) / temperature(options)
     keep = tf.logical_or(diagonal(logits), tf.logical_not(same_class(yx, yy, ex)))
-    a_to_b = _one_way(logits, keep)
-    b_to_a = _one_way(transpose(logits), transpose(keep))
+    a_to_b = diagonal_nll(logits, keep)
+    b_to_a = diagonal_nll(transpose(logits), transpose(keep))
     return {"{a}_to_{b}": a_to_b, "{b}_to_{a}": b_to_a, "total": 0.5 * (a_to_b + b_to_a)}
 
 
