@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from cvs_tf.losses.pair_ops import as_float32, diagonal_nll, require_row_aligned, similarities, transpose
+from cvs_tf.losses.pair_ops import (
+    as_float32,
+    diagonal_nll,
+    require_row_aligned,
+    similarities,
+    transpose,
+)
 
 __all__ = ["instance_infonce"]
 

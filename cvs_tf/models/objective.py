@@ -18,7 +18,13 @@ import keras
 import tensorflow as tf
 
 from cvs_tf.config import LossConfig
-from cvs_tf.losses import PairLoss, classification_loss, get_pair_loss, instance_infonce, reconstruction_loss
+from cvs_tf.losses import (
+    PairLoss,
+    classification_loss,
+    get_pair_loss,
+    instance_infonce,
+    reconstruction_loss,
+)
 
 
 def pair_key(a: str, b: str) -> str:

@@ -22,6 +22,7 @@ from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
 from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, diverged_at_evaluation
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
+from cvs_tf.training.data_checks import check_instance_term, has_validation
 from cvs_tf.training.determinism import op_determinism
 from cvs_tf.training.distribute import (
     check_replica_batches,
@@ -192,8 +193,8 @@ class Trainer:
             self._check_resumable()
         self._load_data()
         check_batch_memory(self.config, self._fs)
-        self._check_instance_term()
-        self._check_validation_split()
+        check_instance_term(self.config, self._fs)
+        self._has_val = has_validation(self.config, self._fs, self._test_split)
         check_replica_batches(self.config, self._fs, self._strategy, self._has_val)
         self._build()
         if not is_chief(self._strategy):
@@ -245,29 +246,6 @@ class Trainer:
             raise ConfigError(f"{self.run_dir / 'config.json'}: the run was trained with other settings "
                               f"({', '.join(diff)}); resume uses the saved config")
         self._saved_resolved = resolved
-
-    def _check_instance_term(self):
-        """The instance term pairs row i of every modality as one item: only an instance-paired set has such rows."""
-        if self.config.loss.instance_weight > 0 and not self._fs.paired:
-            raise ConfigError(f"loss.instance_weight {self.config.loss.instance_weight:g} needs an instance-paired "
-                              f"dataset (row i of every modality the same item); {self._fs.name} is paired by class "
-                              "only: set it to 0")
-
-    def _check_validation_split(self):
-        """No validation items: only ``early_stopping='none'`` can train (val loss and val mAP are skipped)."""
-        stages = resolve_stages(self.config, self._fs)
-        mods = list(dict.fromkeys(m for s in stages for m in s))
-        empty = [m for m in mods if self._fs.count(m, "val") == 0]
-        self._has_val = not empty
-        if empty and not self._test_split:
-            raise ConfigError(f"dataset {self._fs.name} has no validation items for {', '.join(empty)}: "
-                              "a run that never reads the test split (tuning) needs them")
-        if empty and self.config.train.early_stopping != "none":
-            raise ConfigError(
-                f"dataset {self._fs.name} has no validation items for {', '.join(empty)} (a set made with "
-                f"--val-fraction 0): train.early_stopping {self.config.train.early_stopping} needs them; "
-                "use --early-stopping none (no model selection, the last epoch is kept)"
-            )
 
     def _run_locked(self, resume: bool) -> TrainResult:
         start_stage, state = 0, None

@@ -6,12 +6,12 @@ import tensorflow as tf
 
 from cvs_tf.losses.triplet import (
     _count_at_most,
-    _sort_rows,
     _distances,
     _intra_masks,
     _same_class,
     _semi_hard_from_masks,
     _semi_hard_from_masks_cube,
+    _sort_rows,
 )
 
 MINERS = {"sort": _semi_hard_from_masks, "cube": _semi_hard_from_masks_cube}
