@@ -178,6 +178,7 @@ def extended_config(source: Source, dataset: str, modality: str, train: dict | N
     cfg.model.stages = [*source.model.stages, [modality]]
     cfg.model.modalities = [*source.model.all_modalities, modality]
     cfg.train.dataset = dataset
+    cfg.train.select = "val"  # the source's cross-validated epochs were its own stages'; the new stage selects on D2's val
     known = {f.name for f in fields(TrainConfig)}
     for key, value in (train or {}).items():
         if key not in TRAIN_OVERRIDES:

@@ -85,3 +85,17 @@ def test_evaluate_on_an_extension_whose_set_lacks_a_known_modality(tmp_path, cap
     assert evaluate([str(new), "--protocol", "pairwise"]) == 0
     table = json.loads((new / "eval" / "test-pairwise-k50.json").read_text())
     assert table["modalities"] == ["text", "audio"] and table["fallback_cells"] == []
+
+
+def test_a_cross_validated_run_can_be_extended_and_the_new_stage_selects_on_validation(tmp_path, capsys):
+    """Was: extended_config copied train.select cvK, which the Trainer refuses without fold epochs."""
+    sets = toy_sets(tmp_path)
+    src, new = tmp_path / "src", tmp_path / "new"
+    assert main(["--space", "mcvs", "--dataset", str(sets["d1"]), "--dim", "8", "--select", "cv2", "--out", str(src),
+                 *FAST]) == 0
+    assert json.loads((src / "config.json").read_text())["train"]["select"] == "cv2"
+    assert main(["--extend", str(src), "--dataset", str(sets["d2"]), "--modalities", "audio", "--out", str(new),
+                 *FAST[:6]]) == 0
+    assert json.loads((new / "config.json").read_text())["train"]["select"] == "val"
+    assert cvs_tf.load_model(new).modalities == ["image", "text", "audio"]
+
