@@ -288,6 +288,11 @@ class ExtendTrainer(Trainer):
                "stages": reports, "splits": splits, **{s: None for s in ("val", "test", "val_all", "test_all")}}
         records, tables, tables_all = split_tables(self._model, fs, splits, k, self.run_dir / "eval")
         out.update(records)
+        if fs.paired:  # as the Trainer's metrics.json: R@K of each query's own partner
+            from cvs_tf.evaluation.table import cross_modal_recall
+
+            out["recall"] = {s: cross_modal_recall(self._model, s, dataset=fs, modalities=records[s]["modalities"])
+                             for s in splits if records.get(s)}
         out["extension"] = self.check_source_tables()
         return out, tables, tables_all
 

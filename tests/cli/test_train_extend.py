@@ -99,3 +99,19 @@ def test_a_cross_validated_run_can_be_extended_and_the_new_stage_selects_on_vali
     assert json.loads((new / "config.json").read_text())["train"]["select"] == "val"
     assert cvs_tf.load_model(new).modalities == ["image", "text", "audio"]
 
+
+def test_an_extension_on_an_instance_paired_set_records_recall_like_a_trained_run(tmp_path):
+    from tests.conftest import make_toy_featureset
+    from tests.training.extend_runs import DIMS
+
+    d1, d2 = (make_toy_featureset(tmp_path / n, modalities={m: DIMS[m] for m in mods}, paired=True, seed=i, name=n)
+              for i, (n, mods) in enumerate((("d1", ("image", "text")), ("d2", ("text", "audio")))))
+    src, new = tmp_path / "src", tmp_path / "new"
+    assert main(["--space", "mcvs", "--dataset", str(d1), "--dim", "8", "--out", str(src), *FAST]) == 0
+    assert "recall" in json.loads((src / "metrics.json").read_text())
+    assert main(["--extend", str(src), "--dataset", str(d2), "--modalities", "audio", "--out", str(new), *FAST[:6]]) == 0
+    recall = json.loads((new / "metrics.json").read_text())["recall"]
+    assert set(recall) == {"val", "test"}
+    assert set(recall["test"]) == {"text", "audio"} and set(recall["test"]["text"]["audio"]) == {"1", "5", "10",
+                                                                                             "median_rank"}
+
