@@ -55,12 +55,20 @@ def recipe_lines(exp, runs: list[dict]) -> list[str]:
 
 
 def baseline_values(fs, names: list[str], k: int, modalities) -> dict:
-    """``{name: {"overall_mean", "title"}}`` of the classical baselines on the test split (hyper-parameters on val)."""
-    from cvs_tf.evaluation.baselines import baseline_tables
+    """``{name: {"overall_mean", "title", "val"[, "recall"]}}`` of the classical baselines: test overall mAP@k
+    (hyper-parameters on val), the overall val mAP@k (train and val only) and, for instance-paired sets,
+    the test recall summary (:func:`experiments.instance.recall_summary`)."""
+    from cvs_tf.evaluation.baselines import baseline_tables, baseline_validation_scores
+    from experiments.instance import baseline_recall
 
     tables, _ = baseline_tables(fs, names, modalities=modalities, k=k)
-    return {b: {"overall_mean": float(df.attrs["overall_mean"]), "title": str(df.attrs["title"])}
-            for b, df in tables.items()}
+    val = baseline_validation_scores(fs, modalities, k=k)
+    out = {}
+    for b, df in tables.items():
+        out[b] = {"overall_mean": float(df.attrs["overall_mean"]), "title": str(df.attrs["title"]), "val": val.get(b)}
+        if baseline_recall(df):
+            out[b]["recall"] = baseline_recall(df)
+    return out
 
 
 def margin_lines(srows: list[dict], rec: dict) -> list[str]:

@@ -16,6 +16,7 @@ import time
 from experiments.claims import check_claims
 from experiments.context import Context
 from experiments.errors import SpecError
+from experiments.instance import instance_section
 from experiments.kinds import Kind, register_kind
 from experiments.oracle import is_oracle, protocol_label
 from experiments.report import (
@@ -81,7 +82,10 @@ def _one_run(ctx: Context, data, v, seed: int) -> dict:
         best = [{"stage": h["stage"], "best_epoch": h["best_epoch"], "epochs_run": len(h["epochs"])}
                 for h in json.loads((tr.run_dir / "history.json").read_text())["stages"]]
         rec.update(wall_s=round(tr.wall_s, 1), stages=best, config=tr.config.to_dict(),
-                   tables={p: json_table(df) for p, df in tables.items()})
+                   tables={p: json_table(df) for p, df in tables.items()},
+                   val_overall=(tr.result.metrics.get("val") or {}).get("overall_mean"))
+        if (tr.result.metrics.get("recall") or {}).get("test"):
+            rec["recall"] = tr.result.metrics["recall"]["test"]
     if v.name in ctx.exp.options.get("curves", []):
         rec["curve"] = curve_record(rec["run_dir"])
     return rec
@@ -165,6 +169,10 @@ def _dataset_section(ctx: Context, data, runs: list[dict], rows: list, claims: l
             lines, recs = check_claims(ctx, {s["variant"]: dict(zip(s["seeds"], s["per_seed"])) for s in srows}, data)
             md += [f"#### The thesis's claims on these numbers ({protocol_label(p, inside=True)})", ""] + lines + [""]
             claims += [{**r, "protocol": p} for r in recs]
+    inst, irows = instance_section(exp, data, finished, BASELINE_NAMES)
+    md += inst
+    if irows:
+        summaries[-len(exp.protocols)]["instance"] = irows
     md += claims_by_protocol(claims, exp.protocols, data.spec.name, data.spec.label)
     md += leak_section(summaries, data.spec.name, data.spec.label, exp.options.get("oracle_reference"))
     md += curves_section(ctx, mine, data, len(exp.datasets) == 1)
