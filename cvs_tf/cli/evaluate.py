@@ -44,6 +44,11 @@ def build_parser() -> ArgumentParser:
                    help="also write TensorBoard Embedding Projector files and a PCA/t-SNE PNG of the split's "
                         "embeddings, before and after training, to RUN_DIR/projector (cvs_tf.evaluation.projector); "
                         "refused, before anything is written, for an extended run")
+    p.add_argument("--ensemble", nargs="+", metavar="RUN_DIR",
+                   help="score RUN_DIR together with these runs (other seeds of the same recipe, on the same data) "
+                        "as one seed ensemble: each item's embedding is the concatenation of the members' unit "
+                        "embeddings, so a score is the mean of their cosines (cvs_tf.evaluation.ensemble); "
+                        "independent protocol only [RUN_DIR/eval/<split>-ensemble<N>-k<K>.*]")
     return p
 
 
@@ -57,7 +62,8 @@ def table_outputs(args, protocol, k) -> tuple[Path, tuple[str, ...], bool]:
 
     if not args.out:
         klabel = "all" if k is None else k
-        stem = Path(args.run_dir) / "eval" / f"{args.split}-{str(protocol).replace('@', '')}-k{klabel}"
+        name = f"ensemble{1 + len(args.ensemble)}" if args.ensemble else str(protocol).replace("@", "")
+        stem = Path(args.run_dir) / "eval" / f"{args.split}-{name}-k{klabel}"
         return stem, TABLE_EXTS, True  # the run's own eval/ tables (still only files cvs_tf wrote)
     out = Path(args.out)
     if out.suffix in tuple(f".{e}" for e in TABLE_EXTS):
@@ -85,10 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise CliError(f"--protocol: rerank@K needs K in [1, {K_MAX}], got {protocol.k}")
     if args.overwrite and not args.out:
         raise CliError("--overwrite applies to --out files (the run's own eval/ tables are always replaced)")
+    if args.ensemble and (str(protocol) != "independent" or args.projector):
+        raise CliError("--ensemble scores the independent protocol only, without --projector")
     stem, exts, overwrite = table_outputs(args, protocol, k)
     paths = table_paths(stem, exts)
     try:
-        model, fs, _ = load_run(args.run_dir, stage=args.stage)
+        model, fs, cfg = load_run(args.run_dir, stage=args.stage)
+        members = [load_run(d, stage=args.stage) for d in args.ensemble or ()]
     except RunDirError as exc:
         raise CliError(str(exc)) from None
     with OutputFiles(paths.values(), noun="table file", recognise=is_table_file, overwrite=overwrite,
@@ -104,9 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             contents = projector_contents(args.run_dir, model, fs, split=args.split)
         mods = [m for m in model.modalities if m in fs.modalities]  # an extended run's set may lack known modalities
+        scored = _ensemble(args, model, fs, cfg, members, mods) if members else model
         try:
-            df = cross_modal_table(model, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods)
-            recall = (cross_modal_recall(model, split=args.split, protocol=protocol, dataset=fs, modalities=mods)
+            df = cross_modal_table(scored, split=args.split, k=k, protocol=protocol, dataset=fs, modalities=mods,
+                                   data_label=fs.data_label)
+            recall = (cross_modal_recall(scored, split=args.split, protocol=protocol, dataset=fs, modalities=mods)
                       if fs.paired else None)
         except NonFiniteError as exc:
             raise CliError(f"{args.run_dir}: the run diverged: its model (stage {model.current_stage + 1}) gives NaN "
@@ -120,6 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _ensemble(args, model, fs, cfg, members, mods) -> dict:
+    """The seed ensemble's ``{modality: (embeddings, labels)}`` of the split, after checking the members."""
+    from cvs_tf.evaluation.ensemble import check_members, ensemble_embeddings
+
+    try:
+        check_members(cfg, [(d, c) for d, (_, _, c) in zip(args.ensemble, members)], mods,
+                      [mm.modalities for mm, _, _ in members])
+    except ValueError as exc:
+        raise CliError(f"--ensemble {exc}") from None
+    return ensemble_embeddings([model] + [mm for mm, _, _ in members], fs, args.split, mods)
+
+
 def _report(args, df, recall, protocol, paths):
     """Print the tables (or ``--json``) and what was written; return the printer for later lines."""
     from cvs_tf.evaluation.table import format_recall, format_table, table_record
@@ -127,9 +150,12 @@ def _report(args, df, recall, protocol, paths):
     report = print
     if args.json:
         report = functools.partial(print, file=sys.stderr)
-        print(json.dumps({"map": table_record(df), **({"recall": {args.split: recall}} if recall else {})},
+        print(json.dumps({"map": table_record(df), **({"recall": {args.split: recall}} if recall else {}),
+                          **({"ensemble": [str(args.run_dir), *args.ensemble]} if args.ensemble else {})},
                          indent=2, ensure_ascii=False))
     else:
+        if args.ensemble:
+            print(f"seed ensemble of {1 + len(args.ensemble)} runs: {args.run_dir}, {', '.join(args.ensemble)}")
         print(format_table(df))
         if recall:
             print("\n" + format_recall(recall, f"instance level: each query's own partner ({protocol} protocol, "

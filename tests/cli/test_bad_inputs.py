@@ -121,6 +121,7 @@ EXPLICIT = {
                                  ("out of range", "rerank@99999999999", "--protocol: rerank@K needs K in")],
     ("evaluate", "--k"): [("wrong type", "abc", "--k"), ("out of range", "0", "--k"), ("out of range", "1000001", "--k")],
     ("evaluate", "--out"): [("wrong type", "{file}/table", None)],
+    ("evaluate", "--ensemble"): [("missing file", "{missing}", "no such run directory"), ("wrong type", "{file}", None)],
     ("export", "<run_dir>"): [("missing file", "{missing}", "no such run directory"), ("wrong type", "{file}", None)],
     ("export", "--out"): [("wrong type", "{file}", "not a directory")],
     ("index build", "--features"): [("missing file", "{missing}", "no such dataset"), ("wrong type", "{file}", None)],

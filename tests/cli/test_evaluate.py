@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from cvs_tf.cli.evaluate import main as evaluate
@@ -179,3 +180,49 @@ def test_json_and_recall_of_an_instance_paired_run(tmp_path, capsys, rvs_run):
     assert rec["recall"] == {"val": metrics["recall"]["val"]}
     assert evaluate([str(rvs_run), "--json"]) == 0                 # class-paired: mAP only
     assert "recall" not in json.loads(capsys.readouterr().out)
+
+
+def test_ensemble_scores_the_mean_of_the_members_cosines(tmp_path, capsys, rvs_run):
+    from cvs_tf.evaluation.ensemble import ensemble_embeddings
+    from cvs_tf.evaluation.metrics import recall_at_k
+    from cvs_tf.training.run_dir import load_run
+
+    ds = make_toy_featureset(tmp_path / "ds", paired=True, modalities={"image": 8, "text": 6})
+    runs = []
+    for seed in (0, 1):
+        runs.append(tmp_path / f"run{seed}")
+        train(["--dataset", str(ds), "--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit",
+               "--quiet", "--seed", str(seed), "--config", str(_dim8(tmp_path)), "--out", str(runs[-1])])
+    capsys.readouterr()
+    assert evaluate([str(runs[0]), "--ensemble", str(runs[1]), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["ensemble"] == [str(runs[0]), str(runs[1])]
+    assert (runs[0] / "eval" / "test-ensemble2-k50.json").is_file()
+    # the naive reference: scores = mean of the two members' cosine matrices
+    models = [load_run(r)[0] for r in runs]
+    _, fs, _ = load_run(runs[0])
+    e = [{m: np.asarray(mm.embed(m, fs.x(m, "test"))) for m in ("image", "text")} for mm in models]
+    scores = (e[0]["image"] @ e[0]["text"].T + e[1]["image"] @ e[1]["text"].T) / 2
+    ranks = (scores > np.diag(scores)[:, None]).sum(1) + 1   # the partner's rank (no ties in random floats)
+    assert rec["recall"]["test"]["image"]["text"]["1"] == pytest.approx(np.mean(ranks <= 1))
+    assert rec["recall"]["test"]["image"]["text"]["10"] == pytest.approx(np.mean(ranks <= 10))
+    emb = ensemble_embeddings(models, fs, "test", ["image", "text"])
+    np.testing.assert_allclose(emb["image"][0] @ emb["text"][0].T, scores, atol=1e-5)
+    assert recall_at_k(emb["image"][0], emb["text"][0], (1,))["1"] == pytest.approx(np.mean(ranks <= 1))
+    # an ensemble of a run with itself is the run
+    assert evaluate([str(runs[0]), "--ensemble", str(runs[0]), "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert evaluate([str(runs[0]), "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert same["map"]["overall_mean"] == pytest.approx(alone["map"]["overall_mean"], abs=1e-6)
+    # members must share the data and modalities; other protocols are refused
+    one_error_line(capsys, run_cli(evaluate, [str(runs[0]), "--ensemble", str(rvs_run)]), "--ensemble", "other data")
+    one_error_line(capsys, run_cli(evaluate, [str(runs[0]), "--ensemble", str(runs[1]), "--protocol", "pairwise"]),
+                   "independent protocol only")
+    one_error_line(capsys, run_cli(evaluate, [str(runs[0]), "--ensemble", str(tmp_path / "nope")]), "no such run directory")
+
+
+def _dim8(tmp_path):
+    cfg = tmp_path / "dim8.json"
+    cfg.write_text(json.dumps({"model": {"dim": 8}}))
+    return cfg
