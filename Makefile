@@ -108,11 +108,11 @@ search-demo: $(STAMP) $(DATAPREP_STAMP) ## Nearest Tux-12 stamps of QUERY=pictur
 	@test -n "$$QUERY" || { echo 'error: give QUERY=path/to/picture.png (or a .wav, or a sentence)' >&2; exit 2; }
 	$(VPY) -m data_prep.search_demo "$$QUERY" $(SEARCH_FLAGS)
 
-baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10, published into docs/results.md
+baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits-10, published into docs/results/baselines.md
 	$(VPY) -m experiments.baselines --dataset tux12 --publish
 	$(VPY) -m experiments.baselines --dataset digits10 --publish
 
-results-real: $(STAMP) ## #14: every real-data experiment (3 seeds; hours on 2 cores), published into docs/results.md (QUICK=1: smoke run, not published)
+results-real: $(STAMP) ## #14: every real-data experiment (3 seeds; hours on 2 cores), published as docs/results/NAME.md (QUICK=1: smoke run, not published)
 	$(VPY) -m experiments run real $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(VPY) -m experiments publish real)
 

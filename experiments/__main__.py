@@ -5,7 +5,7 @@ Usage::
     python -m experiments list
     python -m experiments run NAME [NAME ...] [--data DIR] [--quick] [--seeds N]
     python -m experiments render NAME [NAME ...]      # rewrite results/NAME.* from its recorded runs
-    python -m experiments publish NAME [NAME ...] [--force]  # copy results/NAME.md (+ PNG) into docs/results.md
+    python -m experiments publish NAME [NAME ...] [--force]  # results/NAME.md (+ PNG) -> docs/results/NAME.md
 
 ``NAME`` is a config name (``table8``, ``fig25``, ``real_tux12``, ...), ``figures`` (every
 figure) or ``all``. ``--data DIR`` (or ``$CVS_TF_DATA``) points at converted real features: a
@@ -15,9 +15,11 @@ without them each dataset's synthetic stand-in is generated (cached under
 Outputs: ``results/NAME.{md,csv,json}`` and ``results/NAME*.png``; run folders under
 ``runs/experiments/``.
 
-``publish`` never replaces a full result with a ``--quick`` one unless ``--force`` is given:
-each published section records which it holds (``<!-- run: full -->`` / ``<!-- run: quick -->``;
-a section without the marker is taken as full unless its text says "Quick run").
+``publish`` writes each experiment's page ``docs/results/NAME.md`` (``--pages DIR``; its figures go to
+``docs/figures/``); the summary ``docs/results.md`` links the pages and is written by hand. It never
+replaces a full result with a ``--quick`` one unless ``--force`` is given: each published section
+records which it holds (``<!-- run: full -->`` / ``<!-- run: quick -->``; a section without the
+marker is taken as full unless its text says "Quick run").
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from pathlib import Path
 from cvs_tf.utils.atomic import atomic_file
 from cvs_tf.utils.cli import ArgumentParser, CliError, positive_int, run_cli
 
-DOC = "docs/results.md"
-FIG_DIR = "figures"
+PAGES = "docs/results"  # one page per experiment: docs/results/NAME.md
+SUMMARY = "results.md"  # the summary page beside it, docs/results.md, links each page
+FIG_DIR = "figures"  # figures go to docs/figures/
 
 
 def build_parser() -> ArgumentParser:
@@ -59,10 +62,10 @@ def build_parser() -> ArgumentParser:
                        "recorded runs, without training")
     d.add_argument("names", nargs="+", metavar="NAME")
     d.add_argument("--results", default="results", metavar="DIR")
-    u = sub.add_parser("publish", help="copy results/NAME.md and its figures into docs/results.md")
+    u = sub.add_parser("publish", help=f"copy results/NAME.md and its figures into the page {PAGES}/NAME.md")
     u.add_argument("names", nargs="+", metavar="NAME")
     u.add_argument("--results", default="results", metavar="DIR")
-    u.add_argument("--doc", default=None, metavar="FILE", help=f"the results page [{DOC}; must exist]")
+    u.add_argument("--pages", default=None, metavar="DIR", help=f"the folder of result pages [{PAGES}; must exist]")
     u.add_argument("--force", action="store_true", help="replace a published full result even with a --quick one")
     return p
 
@@ -182,76 +185,70 @@ def result_kind(results: Path, name: str, md_text: str) -> str:
     return "quick" if quick else "full"
 
 
-def _sibling_end(text: str, name: str) -> int | None:
-    """Where a new block for NAME goes: after the published experiment whose name shares the most leading
-    ``_``-separated words with NAME (the last such on the page; ``real_tux12_recipes`` after ``real_tux12_ablation``)."""
-    words, best, pos = name.split("_"), 0, None
-    for m in re.finditer(r"<!-- /experiment:([\w.-]+) -->", text):
-        n = len(os.path.commonprefix([words, m.group(1).split("_")]))
-        if n and n >= best:
-            best, pos = n, m.end()
-    return pos
+def publish_section(page: Path, name: str, body: str, kind: str | None = None, footer: str = "") -> None:
+    """Replace the ``<!-- experiment:NAME -->`` block of a result page, or add it at the end; other text is kept.
 
-
-def publish_section(doc: Path, name: str, body: str, kind: str | None = None) -> None:
-    """Replace the ``<!-- experiment:NAME -->`` block of the results page, or add it after its closest sibling
-    (:func:`_sibling_end`; else at the end); other text is kept.
-
-    ``kind`` (``"quick"``/``"full"``) is recorded in the block as ``<!-- run: KIND -->``. The page's
-    directory must exist (nothing is created around it)."""
-    text = doc.read_text() if doc.exists() else "# Results\n"
+    A new page is the block followed by ``footer``. ``kind`` (``"quick"``/``"full"``) is recorded in the block
+    as ``<!-- run: KIND -->``. The page's directory must exist (nothing is created around it)."""
+    text = page.read_text() if page.exists() else ""
     b0, b1 = BEGIN.format(name), END.format(name)
     mark = f"{RUN_MARK.format(kind)}\n" if kind else ""
     block = f"{b0}\n{mark}{body.strip()}\n{b1}"
-    at = _sibling_end(text, name)
     if b0 in text and b1 in text:
         text = re.sub(re.escape(b0) + r".*?" + re.escape(b1), lambda _: block, text, flags=re.S)
-    elif at is not None:
-        text = f"{text[:at]}\n\n{block}{text[at:]}"
-    else:
+    elif text.strip():
         text = text.rstrip("\n") + f"\n\n{block}\n"
-    with atomic_file(doc) as f:
+    else:
+        text = f"{block}\n" + (f"\n{footer.strip()}\n" if footer.strip() else "")
+    with atomic_file(page) as f:
         f.write(text)
 
 
-def _doc_path(arg: str | None) -> Path:
-    doc = Path(arg or DOC)
-    if arg is None and not doc.is_file():
-        raise CliError(f"{doc} not found here (run from the repository root, or pass --doc FILE)")
-    if not doc.parent.is_dir():
-        raise CliError(f"--doc {doc}: directory {doc.parent} does not exist")
-    return doc
+def page_body(md_text: str, figures: str) -> str:
+    """A result's Markdown as a page of its own: headings one level up (its ``##`` title becomes the page's
+    ``#``), and its figures linked under ``figures`` (the figure folder relative to the page)."""
+    body = re.sub(r"^#(#+ )", r"\1", md_text, flags=re.M)
+    return re.sub(r"\]\(([\w.-]+\.png)\)", lambda m: f"]({figures}/{m.group(1)})", body)
+
+
+def _pages_dir(arg: str | None) -> Path:
+    pages = Path(arg or PAGES)
+    if not pages.is_dir():
+        raise CliError(f"{pages}/ not found here (run from the repository root, or pass --pages DIR)" if arg is None
+                       else f"--pages {pages}: no such directory")
+    return pages
 
 
 def _publish(args) -> int:
     from experiments.spec import expand
 
-    doc = _doc_path(args.doc)
-    current = doc.read_text() if doc.exists() else ""
+    pages = _pages_dir(args.pages)
     results = Path(args.results)
     todo = []
     for name in expand(args.names):  # every check before anything is written
-        md = results / f"{name}.md"
+        md, page = results / f"{name}.md", pages / f"{name}.md"
         if not md.is_file():
             raise CliError(f"{md}: no results yet (run `python -m experiments run {name}` first)")
         body = md.read_text()
         kind = result_kind(results, name, body)
+        current = page.read_text() if page.is_file() else ""
         if kind == "quick" and published_kind(current, name) == "full" and not args.force:
-            raise CliError(f"{name}: {md} is a --quick result and {doc} holds a full one; nothing published "
+            raise CliError(f"{name}: {md} is a --quick result and {page} holds a full one; nothing published "
                            "(pass --force to replace it)")
-        todo.append((name, md, body, kind))
-    figs = doc.parent / FIG_DIR
-    for name, md, body, kind in todo:
+        todo.append((name, md, page, body, kind))
+    figs = pages.parent / FIG_DIR
+    summary = pages.parent / SUMMARY
+    for name, md, page, body, kind in todo:
         for png in sorted(results.glob(f"{name}*.png")):
-            if not re.fullmatch(re.escape(name) + r"(-[\w.-]+)?\.png", png.name):
-                continue
-            figs.mkdir(exist_ok=True)
-            shutil.copyfile(png, figs / png.name)
-            body = body.replace(f"]({png.name})", f"]({FIG_DIR}/{png.name})")
-        body = re.sub(r"^## ", "### ", re.sub(r"^### ", "#### ", re.sub(r"^#### ", "##### ", body, flags=re.M),
-                                             flags=re.M), flags=re.M)
-        publish_section(doc, name, body, kind)
-        print(f"published {md} ({kind} run) into {doc}")
+            if re.fullmatch(re.escape(name) + r"(-[\w.-]+)?\.png", png.name):
+                figs.mkdir(exist_ok=True)
+                shutil.copyfile(png, figs / png.name)
+        back = f"Back to the [results summary]({os.path.relpath(summary, pages)})." if summary.is_file() else ""
+        publish_section(page, name, page_body(body, os.path.relpath(figs, pages)), kind, footer=back)
+        print(f"published {md} ({kind} run) as {page}")
+        link = f"{pages.name}/{page.name}"
+        if summary.is_file() and f"]({link}" not in summary.read_text():
+            print(f"note: {summary} does not link {link} yet: add it to its summary", file=sys.stderr)
     return 0
 
 

@@ -7,8 +7,8 @@ regularised CCA, label-space logistic regression, chance; computed by
 ``results/baselines/<dataset>/<baseline>-k<K>.*`` (``--out DIR``). For instance-paired sets the
 posterior and CCA baselines also print their instance-level table (R@1/5/10, median rank of each
 query's own partner), written as ``<baseline>-recall.md`` / ``.json``. The last lines name the
-strongest baseline. Only ``--publish`` writes into the ``<!-- baselines -->`` section of
-``docs/results.md`` (``--doc FILE``), with the command exactly as run. Hyper-parameters are
+strongest baseline. Only ``--publish`` writes into the ``<!-- baselines -->`` section of the page
+``docs/results/baselines.md`` (``--doc FILE``), with the command exactly as run. Hyper-parameters are
 chosen on the ``val`` split (the posterior product's ``C`` by cross-validation on train); the
 test split is touched only for the final numbers.
 """
@@ -37,19 +37,19 @@ from cvs_tf.utils.atomic import atomic_file
 from cvs_tf.utils.cli import ArgumentParser, CliError, run_cli
 
 SECTION = ("<!-- baselines -->", "<!-- /baselines -->")
-DEFAULT_DOC = "docs/results.md"
+DEFAULT_DOC = "docs/results/baselines.md"
 DEFAULT_OUT_DIR = "results/baselines"
 
 
-# --------------------------------------------------------------------------- docs/results.md
+# --------------------------------------------------------------------------- docs/results/baselines.md
 
 
 def update_results(path: Path, key: str, body: str) -> None:
     """Replace (or add) the ``<!-- baselines:key -->`` block inside the delimited baselines section."""
     start, end = SECTION
-    text = path.read_text() if path.exists() else "# Results\n"
+    text = path.read_text() if path.exists() else ""
     if start not in text or end not in text:
-        text = text.rstrip("\n") + f"\n\n{start}\n## Baselines\n\n{end}\n"
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"{start}\n# Baselines\n\n{end}\n"
     head, rest = text.split(start, 1)
     section, tail = rest.split(end, 1)
     b0, b1 = f"<!-- baselines:{key} -->", f"<!-- /baselines:{key} -->"
@@ -68,15 +68,15 @@ def _markdown_block(fs: FeatureSet, name: str, tables: dict, chosen: dict, comma
     counts = ", ".join(f"{m} {fs.count(m, 'train')}/{fs.count(m, 'val')}/{fs.count(m, 'test')}"
                        for m in fs.modalities)
     metric = next(iter(tables.values())).attrs["metric"]
-    lines = [f"### {name}: baselines ({fs.data_label})", "",
+    lines = [f"## {name}: baselines ({fs.data_label})", "",
              f"Command: `{command}`. Dataset `{fs.name}`, {fs.num_classes} classes, pairing "
              f"`{fs.manifest['pairing']}`; items train/val/test: {counts}. {metric} on the test split"
              + (" (and, instance level, R@K of each query's own partner)" if fs.paired else "")
              + "; hyper-parameters chosen on val (the posterior product's C by 5-fold CV on train).", ""]
     for b, df in tables.items():
-        lines.append(to_markdown(df).replace("### ", "#### ", 1))
+        lines.append(to_markdown(df))
         if "recall" in df.attrs:
-            lines.append(recall_markdown(df.attrs["recall"], recall_title(df)).replace("### ", "#### ", 1))
+            lines.append(recall_markdown(df.attrs["recall"], recall_title(df)))
         if chosen.get(b):
             picks = "; ".join(f"{k}: " + ", ".join(f"{kk}={vv}" for kk, vv in v.items())
                               for k, v in chosen[b].items())
@@ -125,7 +125,7 @@ def parser() -> ArgumentParser:
     p.add_argument("--publish", action="store_true",
                    help=f"also replace this dataset's block of the baselines section of --doc [{DEFAULT_DOC}]")
     p.add_argument("--doc", "--results", dest="doc", default=None, metavar="FILE",
-                   help=f"the results page --publish updates [{DEFAULT_DOC}; must exist]")
+                   help=f"the results page --publish updates [{DEFAULT_DOC}; its folder must exist]")
     p.add_argument("--no-write", action="store_true", help="print only; write no file")
     return p
 
@@ -139,8 +139,8 @@ def _publish_target(args) -> Path | None:
     if args.no_write:
         raise CliError("--publish and --no-write contradict each other")
     doc = Path(args.doc or DEFAULT_DOC)
-    if args.doc is None and not doc.is_file():
-        raise CliError(f"--publish: {doc} not found here (run from the repository root, or pass --doc FILE)")
+    if args.doc is None and not doc.parent.is_dir():
+        raise CliError(f"--publish: {doc.parent}/ not found here (run from the repository root, or pass --doc FILE)")
     if not doc.parent.is_dir():
         raise CliError(f"--doc {doc}: directory {doc.parent} does not exist")
     return doc

@@ -1,4 +1,4 @@
-"""The baselines command line: prints and writes the tables, publishes only its block of docs/results.md."""
+"""The baselines command line: prints and writes the tables, publishes only its block of docs/results/baselines.md."""
 
 import json
 
@@ -60,7 +60,8 @@ def test_cli_instance_level_and_strongest_baseline(tmp_path, capsys):
     assert "strongest baseline, class level (overall mAP@50): " in printed
     assert "strongest baseline, instance level" in printed
     text = doc.read_text()
-    assert "#### Posterior product" in text and "instance level: R@K" in text and "| **mean** |" in text
+    assert text.startswith("<!-- baselines -->\n# Baselines\n\n<!-- baselines:toy -->\n## toy: baselines")
+    assert "\n### Posterior product" in text and "instance level: R@K" in text and "| **mean** |" in text
     assert "- strongest baseline, class level" in text and "chosen by CV on train: image: C=" in text
     rec = json.loads((out / "toy" / "cca-recall.json").read_text())
     assert set(rec["recall"]["image"]["text"]) == {"1", "5", "10", "median_rank"}

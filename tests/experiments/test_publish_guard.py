@@ -9,18 +9,16 @@ from experiments import baselines as bl
 from experiments.__main__ import main as experiments_main
 from tests.conftest import make_toy_featureset
 
-PUBLISHED = """# Results
-
-intro
-
-<!-- baselines -->
-## Baselines
+PUBLISHED = """<!-- baselines -->
+# Baselines
 
 <!-- baselines:toy -->
-### toy: baselines (real features)
+## toy: baselines (real features)
 the published full tables
 <!-- /baselines:toy -->
 <!-- /baselines -->
+
+Back to the summary.
 """
 
 
@@ -31,11 +29,11 @@ def toy(tmp_path_factory):
 
 
 def _repo(tmp_path, monkeypatch):
-    """A working directory that looks like the repository: docs/results.md with published baselines."""
-    (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "results.md").write_text(PUBLISHED)
+    """A working directory that looks like the repository: docs/results/baselines.md with published baselines."""
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "baselines.md").write_text(PUBLISHED)
     monkeypatch.chdir(tmp_path)
-    return tmp_path / "docs" / "results.md"
+    return tmp_path / "docs" / "results" / "baselines.md"
 
 
 # --------------------------------------------------------------------------- case 13: baselines
@@ -58,7 +56,7 @@ def test_baselines_elsewhere_create_no_docs_directory(toy, tmp_path, monkeypatch
     capsys.readouterr()
     assert run_cli(bl.main, ["--dataset", str(toy), "--baselines", "chance", "--publish"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "docs/results.md" in err and "\n" not in err
+    assert err.startswith("error: ") and "docs/results/" in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []                                 # refused before any work
     assert run_cli(bl.main, ["--dataset", str(toy), "--baselines", "chance", "--doc", "x.md"]) == 2
     assert "--publish" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
@@ -69,7 +67,7 @@ def test_publish_records_the_command_as_run_and_keeps_other_k(toy, tmp_path, mon
     argv = ["--dataset", str(toy), "--baselines", "chance", "--modalities", "text,image", "--publish"]
     assert run_cli(bl.main, argv) == 0
     text = doc.read_text()
-    assert "the published full tables" not in text and text.startswith("# Results\n\nintro\n")
+    assert "the published full tables" not in text and text.endswith("<!-- /baselines -->\n\nBack to the summary.\n")
     command = f"python -m experiments.baselines --dataset {toy} --baselines chance --modalities text,image --publish"
     assert f"Command: `{command}`" in text and "_Wall time of this command: " in text
     assert "| query \\ retrieval | image | text | mean |" in text          # canonical order
@@ -102,7 +100,7 @@ def test_bad_k_is_one_error_line(toy, k, capsys):
 # --------------------------------------------------------------------------- case 14: publish
 
 
-FULL_DOC = "# Results\n\n<!-- experiment:table8 -->\n### Table 8 — full\n\n![t](figures/table8.png)\n<!-- /experiment:table8 -->\n"
+FULL_DOC = "<!-- experiment:table8 -->\n# Table 8 — full\n\n![t](../figures/table8.png)\n<!-- /experiment:table8 -->\n"
 
 
 def _results(tmp_path, quick: bool, title="Table 8 — new"):
@@ -116,30 +114,31 @@ def _results(tmp_path, quick: bool, title="Table 8 — new"):
 
 
 def _doc(tmp_path):
-    doc = tmp_path / "docs" / "results.md"
-    doc.parent.mkdir()
-    (doc.parent / "figures").mkdir()
+    """docs/results/table8.md holding a full result, its figure in docs/figures/."""
+    doc = tmp_path / "docs" / "results" / "table8.md"
+    doc.parent.mkdir(parents=True)
+    (tmp_path / "docs" / "figures").mkdir()
     doc.write_text(FULL_DOC)
-    (doc.parent / "figures" / "table8.png").write_bytes(b"\x89PNG full")
+    (tmp_path / "docs" / "figures" / "table8.png").write_bytes(b"\x89PNG full")
     return doc
 
 
 def test_quick_result_never_replaces_a_full_one_without_force(tmp_path, capsys):
     doc, res = _doc(tmp_path), _results(tmp_path, quick=True)
-    argv = ["publish", "table8", "--results", str(res), "--doc", str(doc)]
+    argv = ["publish", "table8", "--results", str(res), "--pages", str(doc.parent)]
     assert run_cli(experiments_main, argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "--quick" in err and "--force" in err and "\n" not in err
     assert doc.read_text() == FULL_DOC                                    # nothing changed
-    assert (doc.parent / "figures" / "table8.png").read_bytes() == b"\x89PNG full"
+    assert (doc.parent.parent / "figures" / "table8.png").read_bytes() == b"\x89PNG full"
     assert run_cli(experiments_main, [*argv, "--force"]) == 0
     assert "<!-- run: quick -->" in doc.read_text()
-    assert (doc.parent / "figures" / "table8.png").read_bytes() == b"\x89PNG new"
+    assert (doc.parent.parent / "figures" / "table8.png").read_bytes() == b"\x89PNG new"
 
 
 def test_publish_records_the_run_kind_and_quick_may_replace_quick(tmp_path, capsys):
     doc, res = _doc(tmp_path), _results(tmp_path, quick=False)
-    argv = ["publish", "table8", "--results", str(res), "--doc", str(doc)]
+    argv = ["publish", "table8", "--results", str(res), "--pages", str(doc.parent)]
     assert run_cli(experiments_main, argv) == 0                          # full replaces full
     assert "<!-- run: full -->" in doc.read_text() and "Table 8 — new" in doc.read_text()
     _results(tmp_path, quick=True)
@@ -153,15 +152,15 @@ def test_several_names_are_all_checked_before_anything_is_written(tmp_path, caps
     res = _results(tmp_path, quick=True)
     (res / "table9.md").write_text("## Table 9\n")
     (res / "table9.json").write_text(json.dumps({"quick": False}))
-    assert run_cli(experiments_main, ["publish", "table9", "table8", "--results", str(res), "--doc", str(doc)]) == 2
-    assert doc.read_text() == FULL_DOC
+    assert run_cli(experiments_main, ["publish", "table9", "table8", "--results", str(res), "--pages", str(doc.parent)]) == 2
+    assert doc.read_text() == FULL_DOC and not (doc.parent / "table9.md").exists()
 
 
 def test_sections_published_before_the_marker_are_taken_as_full():
     from experiments.__main__ import published_kind
 
     assert published_kind(FULL_DOC, "table8") == "full"
-    assert published_kind(FULL_DOC.replace("### Table 8 — full", "### T\n\n**Quick run** (...)"), "table8") == "quick"
+    assert published_kind(FULL_DOC.replace("# Table 8 — full", "# T\n\n**Quick run** (...)"), "table8") == "quick"
     assert published_kind(FULL_DOC, "table9") is None
 
 
@@ -169,12 +168,12 @@ def test_publish_elsewhere_creates_no_docs_directory(tmp_path, monkeypatch, caps
     res = _results(tmp_path, quick=False)
     monkeypatch.chdir(tmp_path)
     assert run_cli(experiments_main, ["publish", "table8", "--results", str(res)]) == 2
-    assert "docs/results.md" in capsys.readouterr().err and not (tmp_path / "docs").exists()
+    assert "docs/results/" in capsys.readouterr().err and not (tmp_path / "docs").exists()
 
 
 def test_corrupt_results_record_is_one_error_line(tmp_path, capsys):
     doc, res = _doc(tmp_path), _results(tmp_path, quick=True)
     (res / "table8.json").write_text("{not json")
-    assert run_cli(experiments_main, ["publish", "table8", "--results", str(res), "--doc", str(doc)]) == 2
+    assert run_cli(experiments_main, ["publish", "table8", "--results", str(res), "--pages", str(doc.parent)]) == 2
     err = capsys.readouterr().err.strip()
     assert "table8.json" in err and "\n" not in err and doc.read_text() == FULL_DOC

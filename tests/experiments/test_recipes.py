@@ -8,7 +8,7 @@ import pytest
 
 from cvs_tf.evaluation.protocols import LEAK_TITLE
 from cvs_tf.presets import load_preset, preset_names
-from experiments.__main__ import publish_section, single_command
+from experiments.__main__ import single_command
 from experiments.claims import check_claims
 from experiments.spec import CONFIG_DIR, ClaimSpec, DataSpec, SpecError, load_spec, spec_from_dict
 
@@ -114,15 +114,6 @@ def test_each_section_names_the_command_that_runs_it_alone():
         "python -m experiments run real_digits10 --results real_tux12 --quick")
     assert single_command(["run", "real", "--seeds", "3"], ["real"], "real_tux12") == (
         "python -m experiments run real_tux12 --seeds 3")
-
-
-def test_a_new_section_lands_after_its_closest_sibling(tmp_path):
-    doc = tmp_path / "r.md"
-    for name in ("real_tux12", "real_tux12_ablation", "real_digits10", "table8"):
-        publish_section(doc, name, f"{name} body")
-    publish_section(doc, "real_tux12_recipes", "recipes body")
-    text = doc.read_text()
-    assert text.index("real_tux12_ablation body") < text.index("recipes body") < text.index("real_digits10 body")
 
 
 # --------------------------------------------------------------------------- render from records

@@ -1,4 +1,4 @@
-"""The experiment runner: data resolution (real vs stand-in), aggregation over seeds, table text, CLI errors, publishing."""
+"""The experiment runner: data resolution (real vs stand-in), aggregation over seeds, table text, CLI errors."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cvs_tf.utils.cli import run_cli
-from experiments.__main__ import main, publish_section
+from experiments.__main__ import main
 from experiments.claims import check_claims
 from experiments.data import REAL_LABEL, SYNTH_LABEL, check_data_arg, resolve_data, synthetic_path
 from experiments.errors import ExperimentError
@@ -184,37 +184,6 @@ def test_list_names_every_experiment(capsys):
     out = capsys.readouterr().out
     for name in ("table8", "table13", "fig27", "real_tux12", "figures", "all"):
         assert name in out
-
-
-def test_publish_replaces_its_own_block_and_keeps_the_baselines_section(tmp_path, capsys):
-    doc = tmp_path / "docs" / "results.md"
-    doc.parent.mkdir()
-    baselines = "<!-- baselines -->\n## Baselines\nCCA 0.3\n<!-- /baselines -->\n"
-    doc.write_text("# Results\n\nintro\n\n" + baselines)
-    res = tmp_path / "results"
-    res.mkdir()
-    (res / "table8.md").write_text("## Table 8 — synthetic\n\n### XMedia\n\n![table8](table8.png)\n")
-    (res / "table8.png").write_bytes(b"\x89PNG fake")
-    assert run_cli(main, ["publish", "table8", "--results", str(res), "--doc", str(doc)]) == 0
-    text = doc.read_text()
-    assert baselines in text and "intro" in text
-    assert "### Table 8 — synthetic" in text and "#### XMedia" in text  # one level down
-    assert "](figures/table8.png)" in text and (doc.parent / "figures" / "table8.png").is_file()
-    (res / "table8.md").write_text("## Table 8 — again\n")
-    run_cli(main, ["publish", "table8", "--results", str(res), "--doc", str(doc)])
-    text = doc.read_text()
-    assert "again" in text and "Table 8 — synthetic" not in text and text.count("<!-- experiment:table8 -->") == 1
-    assert baselines in text
-    assert run_cli(main, ["publish", "table9", "--results", str(res), "--doc", str(doc)]) == 2
-
-
-def test_publish_section_appends_new_blocks(tmp_path):
-    doc = tmp_path / "r.md"
-    publish_section(doc, "a", "A body")
-    publish_section(doc, "b", "B body")
-    publish_section(doc, "a", "A2")
-    text = doc.read_text()
-    assert text.index("A2") < text.index("B body") and "A body" not in text
 
 
 def test_results_json_is_strict(tmp_path):
