@@ -57,6 +57,7 @@ LICENSE = ("per catalogue (see provenance.catalogues): public domain (Blend Swap
            "Attribution 3.0 (Blend Swap CC-BY, Kator Legaz, Reallusion, Scopia); Debian package sweethome3d-furniture")
 MODALITIES = ("image", "text", "3d")
 _UNICODE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_PIECE_KEYS = ("id", "name", "tags", "category", "icon", "model", "modelRotation")
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
@@ -139,12 +140,11 @@ def read_catalog(root: Path, name: str) -> tuple[dict[str, str], list[Piece]]:
     pieces = []
     for n in numbers:
         where = f"{name} {PROPERTIES} #{n}"
-        get = lambda key: props.get(f"{key}#{n}", "").strip()  # noqa: E731
-        if not get("model") or not get("icon") or not get("category"):
+        f = {key: props.get(f"{key}#{n}", "").strip() for key in _PIECE_KEYS}
+        if not f["model"] or not f["icon"] or not f["category"]:
             raise CliError(f"{where}: no model, icon or category")
-        pieces.append(Piece(get("id"), name, get("category"), get("name"), get("tags"),
-                            root / get("icon").lstrip("/"), root / get("model").lstrip("/"),
-                            _rotation(get("modelRotation"), where)))
+        pieces.append(Piece(f["id"], name, f["category"], f["name"], f["tags"], root / f["icon"].lstrip("/"),
+                            root / f["model"].lstrip("/"), _rotation(f["modelRotation"], where)))
     return header, pieces
 
 
