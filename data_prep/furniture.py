@@ -167,17 +167,11 @@ def discover(catalog_dir: Path, cache: Path) -> tuple[dict[str, dict], list[Piec
 
 def select(pieces: Sequence[Piece], min_per_class: int = MIN_PER_CLASS,
            limit: int | None = None) -> tuple[list[str], list[Piece], dict[str, int]]:
-    """Categories with at least ``min_per_class`` pieces (sorted), their pieces (at most ``limit``
-    per class), and the dropped categories with their counts."""
+    """Tux-12's rule on categories: the kept classes (sorted), their pieces (at most ``limit`` per
+    class), and the dropped categories with their counts."""
+    classes, kept = tux12.select(pieces, min_per_class, limit)
     counts = Counter(p.category for p in pieces)
-    classes = sorted(c for c, n in counts.items() if n >= min_per_class)
-    dropped = {c: n for c, n in sorted(counts.items()) if n < min_per_class}
-    kept, taken = [], Counter()
-    for p in pieces:
-        if p.category in classes and (limit is None or taken[p.category] < limit):
-            kept.append(p)
-            taken[p.category] += 1
-    return classes, kept, dropped
+    return classes, kept, {c: n for c, n in sorted(counts.items()) if c not in classes}
 
 
 # --------------------------------------------------------------------------- extraction
