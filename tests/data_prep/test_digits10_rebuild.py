@@ -3,7 +3,7 @@
 import pytest
 
 from data_prep import digits10
-from tests.data_prep.test_tux12_rebuild import REPO, rebuild_and_compare
+from tests.data_prep.rebuild import REPO, rebuild_and_compare
 
 SHIPPED = REPO / "cvs_tf" / "datasets" / "digits10"
 
