@@ -13,18 +13,31 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+DEFAULT_SPACE = "cvs"  # the thesis's joint space (cvs_tf/spaces/cvs.py)
 EARLY_STOPPING = ("val_map", "val_loss", "none")  # model-selection modes on the validation split
 STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies of training (docs/scaling.md)
 
 
-def _default_space() -> str:
-    from cvs_tf.spaces import DEFAULT_SPACE
-
-    return DEFAULT_SPACE
-
-
 class ConfigError(ValueError):
     """A configuration value or file is invalid; the message names the field."""
+
+
+#: The fields that name a registered thing, and the check of each (set by :func:`add_name_check`).
+_NAME_CHECKS: dict = {"model.space": None, "loss.kind": None}
+
+
+def add_name_check(name: str, check) -> None:
+    """Have :meth:`RunConfig.validate` call ``check(config)`` for field ``name`` (``ConfigError`` for a name
+    its registry does not know). The registries (spaces, pair losses) live above this module:
+    ``import cvs_tf`` adds their checks (:mod:`cvs_tf.registries`), so this module imports nothing of cvs_tf."""
+    if name not in _NAME_CHECKS:
+        raise ValueError(f"{name} is not a registry name field ({', '.join(_NAME_CHECKS)})")
+    _NAME_CHECKS[name] = check
+
+
+def _check_name(config, name: str) -> None:
+    if _NAME_CHECKS[name] is not None:
+        _NAME_CHECKS[name](config)
 
 
 @dataclass
@@ -55,7 +68,7 @@ class LossConfig:
 class ModelConfig:
     """Which space to build and its architecture switches (design.md §2)."""
 
-    space: str = field(default_factory=_default_space)  # a registered space (cvs_tf.spaces)
+    space: str = DEFAULT_SPACE  # a registered space (cvs_tf.spaces)
     modalities: list[str] | None = None  # None: every modality of the dataset / of the stage plan
     stages: list[list[str]] | None = None  # multi-stage spaces: modalities added per stage
     reference: str = "image"  # the reference (hub) modality of a space that takes one (RVS); read by it only
@@ -129,13 +142,11 @@ class RunConfig:
             raise ConfigError(f"{path}: {exc}") from None
 
     def validate(self) -> RunConfig:
-        """Check every field's type (normalising e.g. ints in float fields) and range; ``ConfigError`` names the field."""
+        """Check every field's type (normalising e.g. ints in float fields) and range, then the registered names
+        (:func:`add_name_check`); ``ConfigError`` names the field."""
         _check_fields(self, "config")
         m, loss, t = self.model, self.loss, self.train
-        from cvs_tf.spaces import space_names  # (names only: no space module is imported)
-
-        if m.space not in space_names():
-            raise ConfigError(f"model.space must be one of {', '.join(space_names())}, got {m.space!r}")
+        _check_name(self, "model.space")
         if m.modalities is not None and not m.modalities:
             raise ConfigError("model.modalities must not be empty (null means every modality of the dataset)")
         if m.modalities is not None and any(not x for x in m.modalities):
@@ -159,12 +170,7 @@ class RunConfig:
         if not 0 <= t.seed < 2**32:
             raise ConfigError(f"train.seed must be in [0, 2**32), got {t.seed}")
         _check_numbers(m, loss, t)
-        if loss.kind != LossConfig.kind:  # the default is always registered: no TensorFlow import for it
-            from cvs_tf.losses.registry import pair_loss_names
-
-            if loss.kind not in pair_loss_names():
-                raise ConfigError(f"loss.kind must be a registered pair loss ({', '.join(pair_loss_names())}), "
-                                  f"got {loss.kind!r}")
+        _check_name(self, "loss.kind")
         if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0 and loss.instance_weight == 0:
             raise ConfigError("loss.alpha, loss.beta, loss.reconstruction_weight and loss.instance_weight are all 0: "
                               "nothing to train")

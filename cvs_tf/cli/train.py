@@ -6,15 +6,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from cvs_tf.cli.common import CONFIG_OPTIONS, config_flags_given, summary_line  # noqa: F401 (CONFIG_OPTIONS: public)
 from cvs_tf.config import EARLY_STOPPING, STRATEGIES, ConfigError, RunConfig, select_folds
 from cvs_tf.utils.cli import ArgumentParser, CliError, positive_float
-
-# options that make a run's config (argparse dests; each defaults to None): --resume refuses them
-CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
-                  "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
-                  "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
-                  "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy",
-                  "deterministic", "select", "budget_minutes", "instance_weight", "instance_temperature")
 
 # (flag dest, config section, field) of the flags that set one RunConfig field each
 FIELD_FLAGS = (
@@ -172,20 +166,6 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{get_space(cfg.model.space).run_tag(cfg)}{att}-{ds}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def config_flags_given(parser: ArgumentParser, args) -> list[str]:
-    """The config options set on the command line (every config option defaults to None)."""
-    given = []
-    for action in parser._actions:
-        if action.dest not in CONFIG_OPTIONS:
-            continue
-        if getattr(args, action.dest, None) is not None:
-            flags = [a.option_strings[0] for a in parser._actions if a.dest == action.dest]
-            label = "/".join(dict.fromkeys(flags))
-            if label not in given:
-                given.append(label)
-    return given
-
-
 def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -212,7 +192,7 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
 
     verbose = 0 if args.quiet else "auto"
     if not args.resume and args.preset == "auto":
-        from cvs_tf.presets import run_auto
+        from cvs_tf.tuning.auto import run_auto
 
         result = run_auto(cfg, out, fixed=fixed_fields(args), budget_minutes=args.budget_minutes, verbose=verbose,
                           callbacks=callbacks)
@@ -233,16 +213,3 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
                   f"\n{split}: none left (--select {cfg.train.select}: the final run trained on train+val)")
     print("\n" + summary_line(result.metrics))
     return 0
-
-
-def summary_line(metrics: dict) -> str:
-    """One line of the overall means that metrics.json holds: mAP@k and mAP@all, val and test."""
-    parts = []
-    for key, label in ((None, f"mAP@{metrics['k']}"), ("all", "mAP@all")):
-        cells = []
-        for split in ("val", "test"):
-            rec = metrics.get(split if key is None else f"{split}_{key}")
-            cells.append(f"{split} {rec['overall_mean']:.4f}" if rec and rec.get("overall_mean") is not None
-                         else f"{split} -")
-        parts.append(f"{label} overall: {', '.join(cells)}")
-    return "; ".join(parts)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from cvs_tf.config import ConfigError
+from cvs_tf.config import DEFAULT_SPACE, ConfigError
 
 __all__ = ["DEFAULT_SPACE", "Space", "get_space", "import_builtin_spaces", "multi_stage_names", "one_per_stage",
            "register_space", "space_for_model", "space_names"]
@@ -157,11 +157,3 @@ class Space:
 def multi_stage_names() -> list[str]:
     """The spaces that take a stage plan."""
     return [n for n in space_names() if get_space(n).multi_stage]
-
-
-def __getattr__(name):  # DEFAULT_SPACE lives in its own space module, imported on first use
-    if name == "DEFAULT_SPACE":
-        from cvs_tf.spaces.cvs import DEFAULT_SPACE
-
-        return DEFAULT_SPACE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
