@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from cvs_tf.config import LossConfig, ModelConfig, TrainConfig
 from cvs_tf.utils.cli import ArgumentParser
 
-__all__ = ["CONFIG_OPTIONS", "config_flags_given", "summary_line"]
+__all__ = ["CONFIG_OPTIONS", "FIELD_FLAGS", "config_flags_given", "summary_line"]
 
-# options that make a run's config (argparse dests; each defaults to None): --resume refuses them
-CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
-                  "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
-                  "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
-                  "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy",
-                  "deterministic", "select", "budget_minutes", "instance_weight", "instance_temperature")
+#: (flag dest, config section, field) of the flags that set one RunConfig field each (config.py's ``flag`` metadata)
+FIELD_FLAGS = tuple((f.metadata["flag"] or f.name, section, f.name)
+                    for section, cls in (("model", ModelConfig), ("loss", LossConfig), ("train", TrainConfig))
+                    for f in dataclasses.fields(cls) if f.metadata["flag"] is not None)
+
+#: options that make a run's config (argparse dests; each defaults to None): --resume refuses them
+CONFIG_OPTIONS = (*(dest for dest, _, _ in FIELD_FLAGS), "modalities", "stages", "config", "preset", "budget_minutes")
 
 
 def config_flags_given(parser: ArgumentParser, args) -> list[str]:

@@ -12,20 +12,14 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from cvs_tf.config import ConfigError, RunConfig
+from cvs_tf.config import ConfigError, RunConfig, fields_in
 
 __all__ = ["AUTO", "PRESET_FIELDS", "apply_preset", "load_preset", "preset_names"]
 
 AUTO = "auto"  # --preset auto: chosen per dataset by a budgeted search
 
-#: The sections and fields a preset may set (everything else is the caller's).
-PRESET_FIELDS = {
-    "model": ("attention", "dim", "hidden_dim", "depth", "dropout", "use_batchnorm", "standardize"),
-    "loss": ("kind", "alpha", "beta", "gammas", "margins", "symmetric_inter", "reconstruction_weight",
-             "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "instance_weight",
-             "instance_temperature"),
-    "train": ("epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience"),
-}
+#: The sections and fields a preset may set (everything else is the caller's): config.py's "preset" group.
+PRESET_FIELDS = fields_in("preset")
 
 
 def preset_names() -> list[str]:

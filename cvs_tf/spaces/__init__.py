@@ -14,15 +14,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from cvs_tf.config import DEFAULT_SPACE, ConfigError
+from cvs_tf.config import DEFAULT_SPACE, ConfigError, fields_in
 
 __all__ = ["DEFAULT_SPACE", "Space", "get_space", "import_builtin_spaces", "multi_stage_names", "one_per_stage",
            "register_space", "space_for_model", "space_names"]
 
 _REGISTRY: dict = {}
-#: The ModelConfig fields every space passes to its model class.
-ARCHITECTURE = ("attention", "dim", "hidden_dim", "depth", "dropout", "use_batchnorm", "standardize",
-                "use_w_a", "use_w_b", "use_w_ab")
+#: The ModelConfig fields every space passes to its model class: config.py's "architecture" group.
+ARCHITECTURE = fields_in("architecture")["model"]
 
 
 def _builtin_names() -> list[str]:
