@@ -98,8 +98,13 @@ def options_table(parser: ArgumentParser | None = None) -> str:
         text, _, default = (action.help or "").rpartition(" [")
         text, default = (text, default[:-1]) if default.endswith("]") else (action.help or "", "off")
         field = f"`{field_of[action.dest]}`" if action.dest in field_of else ""
-        rows.append(f"| {names} | {default} | {text.replace('|', chr(92) + '|')} | {field} |")
+        rows.append(f"| {names} | {_cell(default)} | {_cell(text)} | {field} |")
     return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: ``|`` and ``<`` escaped."""
+    return text.replace("|", "\\|").replace("<", "\\<")
 
 
 def _metavar(action) -> str:
