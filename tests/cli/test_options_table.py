@@ -41,7 +41,7 @@ def test_every_field_with_a_flag_has_its_option_and_help_default():
     helps = {}
     for a in parser._actions:
         helps.setdefault(a.dest, a.help)  # (--jit's, not --no-jit's)
-    for dest, section, name in FIELD_FLAGS:
+    for dest, _, _ in FIELD_FLAGS:
         assert dest in CONFIG_OPTIONS and dest in helps, dest
         assert re.search(r" \[[^]]+\]$", helps[dest]), (dest, helps[dest])
     assert parser.parse_args([]).invariance is None  # every config option defaults to None (--resume's check)
