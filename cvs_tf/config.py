@@ -13,8 +13,8 @@ from pathlib import Path
 from cvs_tf.utils.typed import ConfigError, check_fields, from_dict, typed_value
 
 __all__ = ["CV_FOLDS", "DEFAULT_REFERENCE", "DEFAULT_SPACE", "EARLY_STOPPING", "GROUPS", "JIT_MODES", "STRATEGIES",
-           "ConfigError", "LossConfig", "ModelConfig", "RunConfig", "TrainConfig", "add_name_check", "field_info",
-           "fields_in", "select_folds", "typed_value"]
+           "ConfigError", "LossConfig", "ModelConfig", "RunConfig", "TrainConfig", "add_name_check", "fields_in",
+           "select_folds", "typed_value"]
 
 DEFAULT_SPACE = "cvs"  # the thesis's joint space (cvs_tf/spaces/cvs.py)
 DEFAULT_REFERENCE = "image"  # the hub modality of a space that takes one (RVS)
@@ -154,12 +154,6 @@ class TrainConfig:
     select: str = _f("val", "model selection: val (early stopping on the validation split) or cvK, K in 2..10 "
                      "(epochs chosen by stratified K-fold cross-validation over train+val, then one run on all of it)",
                      metavar="{val,cvK}")
-
-
-def field_info(section: str, name: str) -> dict:
-    """The metadata of config field ``section.name`` (see :func:`_f`)."""
-    cls = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig}[section]
-    return next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
 
 
 def fields_in(group: str | None = None) -> dict[str, tuple[str, ...]]:

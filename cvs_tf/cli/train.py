@@ -59,10 +59,10 @@ def _add_field_flags(p: ArgumentParser, section: str, extra: dict) -> None:
     """One option per field of ``section`` that has a flag (config.py's metadata); every one defaults to None."""
     hints = typing.get_type_hints(SECTIONS[section])
     for f in dataclasses.fields(SECTIONS[section]):
-        meta, dest = f.metadata, f.metadata["flag"] if f.metadata["flag"] is not None else None
-        if dest is None:
+        meta = f.metadata
+        if meta["flag"] is None:
             continue
-        dest = dest or f.name
+        dest = meta["flag"] or f.name
         option, kwargs = "--" + dest.replace("_", "-"), dict(extra.get(dest, {}))
         if meta["choices"]:
             kwargs["choices"] = meta["choices"]
@@ -76,10 +76,9 @@ def _add_field_flags(p: ArgumentParser, section: str, extra: dict) -> None:
             if meta["both"]:
                 p.add_argument(f"--no-{option[2:]}", dest=dest, action="store_false", help=f"see {option}")
         else:
-            number = {int: int, float: float}.get(next((t for t in typing.get_args(hints[f.name]) or (hints[f.name],)
-                                                         if t is not type(None)), str))
-            if number is not None:
-                kwargs.setdefault("type", number)
+            base = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+            if base in (int, float):  # (int | None: an int)
+                kwargs.setdefault("type", base)
             p.add_argument(option, dest=dest, help=_help(section, f.name), **kwargs)
 
 
