@@ -99,7 +99,7 @@ class LossConfig:
 
 @dataclass
 class ModelConfig:
-    """Which space to build and its architecture switches (design.md §2)."""
+    """Which space to build and its architecture switches (docs/model.md)."""
 
     space: str = _f(DEFAULT_SPACE, "a registered space (docs/model.md): the thesis's joint CVS, stage-wise M-CVS or "
                     "reference RVS, or one added with cvs_tf.spaces.register_space")
@@ -127,7 +127,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation, sampling and model-selection settings (design.md §4, §6)."""
+    """Optimisation, sampling and model-selection settings (docs/training.md)."""
 
     dataset: str | None = _f(None, "dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory",
                              shown="tux12")

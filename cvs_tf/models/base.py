@@ -7,7 +7,7 @@ A subclass, one per space in ``cvs_tf/spaces/``, defines its plan (:meth:`plan_o
 :meth:`default_stages`) and, where it is not an ``AlignedAttention``, the block linking two
 modalities (:meth:`make_block`, with an optional layer shared by all blocks, :meth:`make_shared`).
 
-Loss (design.md §3), for a batch of the current stage's modalities ``M`` and trained pairs ``P``:
+Loss (docs/losses.md), for a batch of the current stage's modalities ``M`` and trained pairs ``P``:
 
     L = alpha * mean_{m in M_new} CE(classifier(e_m), y_m)
       + beta  * mean_{(x,y) in P} [g1*intra(x) + g2*intra(y) + g3*inter(x->y)]
