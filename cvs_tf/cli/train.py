@@ -17,7 +17,8 @@ from cvs_tf.utils.cli import ArgumentParser, CliError, positive_float
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "loss": LossConfig}
 
-def build_parser() -> ArgumentParser:
+def build_parser(*, spaces: list[str] | None = None) -> ArgumentParser:
+    """The train command's parser; ``spaces``: the --space choices (default: every registered space)."""
     p = ArgumentParser(
         prog="python -m cvs_tf.train",
         description="Train a cross-modal space (CVS, M-CVS or RVS) on a feature set. "
@@ -26,7 +27,7 @@ def build_parser() -> ArgumentParser:
     from cvs_tf.cli.tune import select_mode
     from cvs_tf.spaces import space_names  # (the names only: no TensorFlow for --help)
 
-    extra = {"space": {"choices": space_names()}, "select": {"type": select_mode}}
+    extra = {"space": {"choices": space_names() if spaces is None else spaces}, "select": {"type": select_mode}}
     _add_field_flags(p, "model", extra)
     p.add_argument("--modalities", nargs="+", metavar="M", help=_help("model", "modalities"))
     p.add_argument("--stages", nargs="+", metavar="M[,M]", help=_help("model", "stages"))
@@ -83,8 +84,11 @@ def _add_field_flags(p: ArgumentParser, section: str, extra: dict) -> None:
 
 
 def options_table(parser: ArgumentParser | None = None) -> str:
-    """docs/training.md's options table: one row per option of the parser (its flags, default, help, config field)."""
-    parser = parser or build_parser()
+    """docs/training.md's options table: one row per option of the parser (its flags, default, help, config field);
+    --space lists the built-in spaces, whatever user code registered."""
+    from cvs_tf.spaces import builtin_space_names
+
+    parser = parser or build_parser(spaces=builtin_space_names())
     field_of = {dest: f"{section}.{name}" for dest, section, name in FIELD_FLAGS}
     field_of.update(modalities="model.modalities", stages="model.stages")
     rows, seen = ["| option | default | what it does | config field |", "|---|---|---|---|"], set()

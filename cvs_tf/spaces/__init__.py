@@ -16,7 +16,7 @@ import pkgutil
 
 from cvs_tf.config import DEFAULT_SPACE, ConfigError, fields_in
 
-__all__ = ["DEFAULT_SPACE", "Space", "get_space", "import_builtin_spaces", "multi_stage_names", "one_per_stage",
+__all__ = ["DEFAULT_SPACE", "Space", "builtin_space_names", "get_space", "import_builtin_spaces", "multi_stage_names", "one_per_stage",
            "register_space", "space_for_model", "space_names"]
 
 _REGISTRY: dict = {}
@@ -24,18 +24,19 @@ _REGISTRY: dict = {}
 ARCHITECTURE = fields_in("architecture")["model"]
 
 
-def _builtin_names() -> list[str]:
+def builtin_space_names() -> list[str]:
+    """The spaces shipped with cvs_tf (the modules of this package), without importing them."""
     return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
 
 
 def space_names() -> list[str]:
     """The known spaces: the built-in ones (without importing them), then those registered by user code."""
-    return list(dict.fromkeys([*_builtin_names(), *_REGISTRY]))
+    return list(dict.fromkeys([*builtin_space_names(), *_REGISTRY]))
 
 
 def import_builtin_spaces() -> None:
     """Import (hence register, with Keras too) every built-in space module."""
-    for name in _builtin_names():
+    for name in builtin_space_names():
         importlib.import_module(f"{__name__}.{name}")
 
 
@@ -51,7 +52,7 @@ def register_space(space: Space, *, replace: bool = False) -> Space:
 
 def get_space(name: str) -> Space:
     """The registered space ``name``; ``ConfigError`` (one line, listing the known spaces) for an unknown one."""
-    if name not in _REGISTRY and name in _builtin_names():
+    if name not in _REGISTRY and name in builtin_space_names():
         importlib.import_module(f"{__name__}.{name}")
     if name not in _REGISTRY:
         raise ConfigError(f"unknown space {name!r} (known: {', '.join(space_names())})")
