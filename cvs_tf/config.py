@@ -56,7 +56,7 @@ _NAME_CHECKS: dict = {"model.space": None, "loss.kind": None}
 def add_name_check(name: str, check) -> None:
     """Have :meth:`RunConfig.validate` call ``check(config)`` for field ``name`` (``ConfigError`` for a name
     its registry does not know). The registries (spaces, pair losses) live above this module:
-    ``import cvs_tf`` adds their checks (:mod:`cvs_tf.registries`), so this module imports nothing of cvs_tf."""
+    ``import cvs_tf`` adds their checks (:mod:`cvs_tf.registries`), so this module imports none of them."""
     if name not in _NAME_CHECKS:
         raise ValueError(f"{name} is not a registry name field ({', '.join(_NAME_CHECKS)})")
     _NAME_CHECKS[name] = check

@@ -119,6 +119,12 @@ def test_the_cycle_finder_sees_imports_inside_functions(tmp_path):
     assert "cvs_tf.tuning.trial" in deps["cvs_tf.tuning.report"]  # a plain module-level import
 
 
+def test_the_config_imports_only_its_loader():
+    """config.py is a leaf: the registries that check its names are above it (cvs_tf/registries.py)."""
+    assert import_graph("cvs_tf")["cvs_tf.config"] == {"cvs_tf.utils.typed"}
+    assert import_graph("cvs_tf")["cvs_tf.utils.typed"] == set()
+
+
 @pytest.mark.parametrize("package", ["cvs_tf", "experiments"])
 def test_no_import_cycle(package):
     cycle = find_cycle(import_graph(package))
