@@ -34,7 +34,7 @@ from cvs_tf.tuning.trial import (
 )
 from cvs_tf.utils.fields import Fields
 
-__all__ = ["STUDY_FILE", "TuneError", "TuneResult", "TuneSettings", "tune"]
+__all__ = ["STUDY_FILE", "TuneResult", "TuneSettings", "tune"]
 
 STUDY_FILE = "study.journal"
 STUDY_NAME = "cvs_tf-tune"
