@@ -40,7 +40,7 @@ GOAL_DIFF = 1e-6
 def make_export(root: Path) -> Path:
     import keras
 
-    from cvs_tf.models.cvs import CVSModel
+    from cvs_tf.models import CVSModel
     from cvs_tf.serving import export_model
 
     keras.utils.set_random_seed(0)

@@ -41,7 +41,7 @@ def measure(quick: bool) -> dict:
     import tensorflow as tf
 
     from cvs_tf.evaluation.protocols import score_matrix
-    from cvs_tf.models.cvs import CVSModel
+    from cvs_tf.models import CVSModel
 
     st = settings(quick)
     keras.utils.set_random_seed(0)

@@ -122,7 +122,7 @@ def bench_export(st: dict) -> dict:
     import keras
     import tensorflow as tf
 
-    from cvs_tf.models.cvs import CVSModel
+    from cvs_tf.models import CVSModel
     from cvs_tf.serving import export_model
 
     keras.utils.set_random_seed(0)

@@ -8,7 +8,7 @@ TensorFlow's start-up lines instead (see ``cvs_tf._startup``).
 
 __version__ = "0.1.0"
 
-from cvs_tf import _startup
+from cvs_tf import _startup, registries  # noqa: F401  (registries: RunConfig.validate's name checks)
 from cvs_tf.loading import ModelFileError, load_model
 
 _startup.on_import()

@@ -5,26 +5,66 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cvs_tf.utils.typed import ConfigError, check_fields, from_dict, typed_value
+
+__all__ = ["CV_FOLDS", "DEFAULT_REFERENCE", "DEFAULT_SPACE", "EARLY_STOPPING", "GROUPS", "JIT_MODES", "STRATEGIES",
+           "ConfigError", "LossConfig", "ModelConfig", "RunConfig", "TrainConfig", "add_name_check", "fields_in",
+           "select_folds", "typed_value"]
+
+DEFAULT_SPACE = "cvs"  # the thesis's joint space (cvs_tf/spaces/cvs.py)
+DEFAULT_REFERENCE = "image"  # the hub modality of a space that takes one (RVS)
 EARLY_STOPPING = ("val_map", "val_loss", "none")  # model-selection modes on the validation split
 STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies of training (docs/scaling.md)
+JIT_MODES = ("full", "loss", "off", "auto")  # string forms of train.jit (models.base.resolve_jit)
+CV_FOLDS = range(2, 11)  # the K of train.select cvK
+
+#: What a field's ``groups`` may hold: the lists that the code builds from the fields.
+GROUPS = {
+    "preset": "a preset may set it (cvs_tf.presets.PRESET_FIELDS)",
+    "architecture": "every space passes it to its model class (cvs_tf.spaces.ARCHITECTURE)",
+    "branch": "a ModalityBranch argument (cvs_tf.layers.branch.BRANCH_FIELDS)",
+    "extend": "a training option an extension may set (cvs_tf.training.extend.TRAIN_OVERRIDES)",
+}
 
 
-def _default_space() -> str:
-    from cvs_tf.spaces import DEFAULT_SPACE
+def _f(default=dataclasses.MISSING, help: str = "", *, flag: str | None = "", groups: str = "", shown: str = "",
+       choices: tuple = (), negate: bool = False, both: bool = False, metavar: str = ""):
+    """A config field and its metadata, the one source of the train command's flag, help and lists.
 
-    return DEFAULT_SPACE
+    ``flag``: the ``python -m cvs_tf.train`` option's name ("" = the field's, None = no flag of its own);
+    ``help``: its help text; ``shown``: the default as help shows it ("" = the value); ``groups``:
+    space-separated names of :data:`GROUPS`; ``choices``, ``metavar``; booleans: ``--FLAG`` sets true,
+    ``negate`` gives ``--no-FLAG`` only, ``both`` gives both.
+    """
+    meta = dict(flag=flag, help=help, shown=shown, groups=tuple(groups.split()), choices=choices, negate=negate,
+                both=both, metavar=metavar)
+    bad = set(meta["groups"]) - set(GROUPS)
+    if bad:
+        raise ValueError(f"unknown field group(s) {sorted(bad)}")
+    return field(default=default, metadata=meta)
 
 
-class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message names the field."""
+#: The fields that name a registered thing, and the check of each (set by :func:`add_name_check`).
+_NAME_CHECKS: dict = {"model.space": None, "loss.kind": None}
+
+
+def add_name_check(name: str, check) -> None:
+    """Have :meth:`RunConfig.validate` call ``check(config)`` for field ``name`` (``ConfigError`` for a name
+    its registry does not know). The registries (spaces, pair losses) live above this module:
+    ``import cvs_tf`` adds their checks (:mod:`cvs_tf.registries`), so this module imports none of them."""
+    if name not in _NAME_CHECKS:
+        raise ValueError(f"{name} is not a registry name field ({', '.join(_NAME_CHECKS)})")
+    _NAME_CHECKS[name] = check
+
+
+def _check_name(config, name: str) -> None:
+    if _NAME_CHECKS[name] is not None:
+        _NAME_CHECKS[name](config)
 
 
 @dataclass
@@ -35,61 +75,93 @@ class LossConfig:
     The default kind is the thesis's semi-hard triplet of eq. 3.1.6 (gammas, margins, symmetric_inter).
     """
 
-    kind: str = "semihard_triplet"  # a registered pair loss (cvs_tf.losses.pair_loss_names())
-    alpha: float = 1.0
-    beta: float = 1.0
-    gammas: tuple[float, float, float] = (0.25, 0.25, 0.5)
-    margins: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    symmetric_inter: bool = False
-    reconstruction_weight: float = 0.0
-    label_smoothing: float = 0.0  # of the classification term's one-hot targets
-    temperature: float = 0.1  # of the contrastive kinds (supcon, infonce); the initial value when learnt
-    learn_temperature: bool = False  # the temperature is a weight trained in stage 1, then frozen
-    invariance: float = 1.0  # weight of DSCMR's modality-invariance term (kind dscmr)
-    vse_margin: float = 0.2  # hinge margin of VSE++'s max-violation loss (kind max_violation)
-    instance_weight: float = 0.0  # weight of the instance term (InfoNCE over true pairs; instance-paired sets); 0 = off
-    instance_temperature: float = 0.05  # temperature of the instance term (chosen on Tux-12 validation)
+    kind: str = _f("semihard_triplet", "pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, or one "
+                   "registered with cvs_tf.losses.register_pair_loss (docs/losses.md)", flag="loss", metavar="KIND",
+                   groups="preset")
+    alpha: float = _f(1.0, "weight of the classification term", flag=None, groups="preset")
+    beta: float = _f(1.0, "weight of the pair-loss term", flag=None, groups="preset")
+    gammas: tuple[float, float, float] = _f((0.25, 0.25, 0.5), "semihard_triplet's weights of its terms", flag=None,
+                                            groups="preset")
+    margins: tuple[float, float, float] = _f((1.0, 1.0, 1.0), "semihard_triplet's margins", flag=None,
+                                             groups="preset")
+    symmetric_inter: bool = _f(False, "semihard_triplet's inter term both ways", flag=None, groups="preset")
+    reconstruction_weight: float = _f(0.0, "weight of the reconstruction term", flag=None, groups="preset")
+    label_smoothing: float = _f(0.0, "label smoothing of the classification term", groups="preset")
+    temperature: float = _f(0.1, "temperature of the contrastive losses (supcon, infonce)", groups="preset")
+    learn_temperature: bool = _f(False, "learn the temperature (from --temperature) in stage 1", groups="preset")
+    invariance: float = _f(1.0, "weight of dscmr's modality-invariance term", groups="preset")
+    vse_margin: float = _f(0.2, "hinge margin of max_violation (VSE++)", groups="preset")
+    instance_weight: float = _f(0.0, "weight of the instance term, InfoNCE over true pairs (instance-paired sets "
+                                "only); 0 = off", groups="preset")
+    instance_temperature: float = _f(0.05, "temperature of the instance term (chosen on Tux-12 validation)",
+                                     groups="preset")
 
 
 @dataclass
 class ModelConfig:
-    """Which space to build and its architecture switches (design.md §2)."""
+    """Which space to build and its architecture switches (docs/model.md)."""
 
-    space: str = field(default_factory=_default_space)  # a registered space (cvs_tf.spaces)
-    modalities: list[str] | None = None  # None: every modality of the dataset / of the stage plan
-    stages: list[list[str]] | None = None  # multi-stage spaces: modalities added per stage
-    reference: str = "image"  # the reference (hub) modality of a space that takes one (RVS); read by it only
-    attention: bool = True
-    dim: int = 512
-    hidden_dim: int | None = None  # width of the branch's hidden layers; None = dim
-    depth: int = 1  # hidden layers per branch (1: the thesis's two dense layers)
-    dropout: float = 0.0
-    standardize: bool = False  # per-feature mean/std fitted on the train split, inside the branch
-    use_batchnorm: bool = False
-    use_w_a: bool = True
-    use_w_b: bool = True
-    use_w_ab: bool = True
+    space: str = _f(DEFAULT_SPACE, "a registered space (docs/model.md): the thesis's joint CVS, stage-wise M-CVS or "
+                    "reference RVS, or one added with cvs_tf.spaces.register_space")
+    modalities: list[str] | None = _f(None, "modalities to use, in stage order", flag=None, shown="all")
+    stages: list[list[str]] | None = _f(None, "stage plan of a multi-stage space (M-CVS, RVS), one comma-separated "
+                                        "group per stage, e.g. image,text video audio", flag=None, shown="none")
+    reference: str = _f(DEFAULT_REFERENCE, "reference (hub) modality of a space that takes one (RVS): any modality "
+                        "of the dataset", metavar="M")
+    attention: bool = _f(True, "baseline space without attention blocks", negate=True, shown="attention on",
+                         groups="preset architecture")
+    dim: int = _f(512, "embedding dimension D", groups="preset architecture branch")
+    hidden_dim: int | None = _f(None, "width of the branches' hidden layers", shown="D",
+                                groups="preset architecture branch")
+    depth: int = _f(1, "hidden layers per branch (1: the thesis's two dense layers)",
+                    groups="preset architecture branch")
+    dropout: float = _f(0.0, "dropout rate in the branches", groups="preset architecture branch")
+    standardize: bool = _f(False, "standardise each feature with its train-split mean and std (stored in the model)",
+                           groups="preset architecture branch")
+    use_batchnorm: bool = _f(False, "batch normalisation in the branches", flag=None,
+                             groups="preset architecture branch")
+    use_w_a: bool = _f(True, "AlignedAttention's W_a kernel", flag=None, groups="architecture")
+    use_w_b: bool = _f(True, "AlignedAttention's W_b kernel", flag=None, groups="architecture")
+    use_w_ab: bool = _f(True, "AlignedAttention's W_ab kernel", flag=None, groups="architecture")
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation, sampling and model-selection settings (design.md §4, §6)."""
+    """Optimisation, sampling and model-selection settings (docs/training.md)."""
 
-    dataset: str | None = None  # name or directory; None = embedded default (Tux-12)
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0  # > 0: AdamW with this decoupled weight decay (else Adam)
-    seed: int = 0
-    steps_per_epoch: int | None = None  # None: one pass over the largest modality (pipeline.steps_per_epoch)
-    early_stopping: str = "val_map"  # val_map | val_loss | none (validation split only)
-    patience: int = 10
-    jit: bool | str = True  # True/False, or an XLA mode of CrossModalModel.compile: full | loss | off
-    mixed_precision: bool = False
-    eval_k: int = 50
-    strategy: str = "default"  # default | mirrored | multiworker (cvs_tf.training.distribute)
-    deterministic: bool = True  # TensorFlow's op determinism for the run (cvs_tf.training.determinism)
-    select: str = "val"  # val | cvK, K in 2..10: epochs chosen by K-fold CV over train+val (cvs_tf.training.selection)
+    dataset: str | None = _f(None, "dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory",
+                             shown="tux12")
+    epochs: int = _f(100, "max epochs per stage", groups="preset extend")
+    batch_size: int = _f(128, "batch size B", groups="preset extend")
+    lr: float = _f(1e-3, "Adam learning rate", shown="1e-3", groups="preset extend")
+    weight_decay: float = _f(0.0, "AdamW decoupled weight decay; 0 = Adam", groups="preset extend")
+    seed: int = _f(0, "seed for initialisation and batch sampling", groups="extend")
+    steps_per_epoch: int | None = _f(None, "steps per epoch", shown="one pass over the largest modality",
+                                     groups="extend")
+    early_stopping: str = _f("val_map", "model selection on the validation split: mAP@50 or loss",
+                             choices=EARLY_STOPPING, groups="preset extend")
+    patience: int = _f(10, "early-stopping patience in epochs", groups="preset extend")
+    jit: bool | str = _f(True, "--jit: XLA-compile the train step; --no-jit: run it without XLA (a config file may "
+                         f"also give an XLA mode: {', '.join(JIT_MODES)})", both=True, shown="on", groups="extend")
+    mixed_precision: bool = _f(False, "float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32",
+                               shown="off")
+    eval_k: int = _f(50, "K of the mAP@K that selects epochs and is reported", flag=None)
+    strategy: str = _f("default", "tf.distribute strategy: one device, MirroredStrategy over this host's GPUs, or "
+                       "MultiWorkerMirroredStrategy over the TF_CONFIG cluster (docs/scaling.md)", choices=STRATEGIES)
+    deterministic: bool = _f(True, "--deterministic: TensorFlow's op determinism, same seed, same machine, "
+                             "bitwise-equal results; --no-deterministic: let TensorFlow pick faster kernels that may "
+                             "differ run to run (GPU)", both=True, shown="on", groups="extend")
+    select: str = _f("val", "model selection: val (early stopping on the validation split) or cvK, K in 2..10 "
+                     "(epochs chosen by stratified K-fold cross-validation over train+val, then one run on all of it)",
+                     metavar="{val,cvK}")
+
+
+def fields_in(group: str | None = None) -> dict[str, tuple[str, ...]]:
+    """``{section: field names}`` of the fields in ``group`` (a :data:`GROUPS` name; None: every field)."""
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"unknown field group {group!r} (known: {', '.join(GROUPS)})")
+    return {section: tuple(f.name for f in dataclasses.fields(cls) if group is None or group in f.metadata["groups"])
+            for section, cls in (("model", ModelConfig), ("loss", LossConfig), ("train", TrainConfig))}
 
 
 @dataclass
@@ -106,7 +178,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
         """Build from a JSON-like dict, checking every field's type; raises only ``ConfigError``."""
-        return _from_dict(cls, data, "config")
+        return from_dict(cls, data, "config")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> RunConfig:
@@ -129,13 +201,11 @@ class RunConfig:
             raise ConfigError(f"{path}: {exc}") from None
 
     def validate(self) -> RunConfig:
-        """Check every field's type (normalising e.g. ints in float fields) and range; ``ConfigError`` names the field."""
-        _check_fields(self, "config")
+        """Check every field's type (normalising e.g. ints in float fields) and range, then the registered names
+        (:func:`add_name_check`); ``ConfigError`` names the field."""
+        check_fields(self, "config")
         m, loss, t = self.model, self.loss, self.train
-        from cvs_tf.spaces import space_names  # (names only: no space module is imported)
-
-        if m.space not in space_names():
-            raise ConfigError(f"model.space must be one of {', '.join(space_names())}, got {m.space!r}")
+        _check_name(self, "model.space")
         if m.modalities is not None and not m.modalities:
             raise ConfigError("model.modalities must not be empty (null means every modality of the dataset)")
         if m.modalities is not None and any(not x for x in m.modalities):
@@ -159,12 +229,7 @@ class RunConfig:
         if not 0 <= t.seed < 2**32:
             raise ConfigError(f"train.seed must be in [0, 2**32), got {t.seed}")
         _check_numbers(m, loss, t)
-        if loss.kind != LossConfig.kind:  # the default is always registered: no TensorFlow import for it
-            from cvs_tf.losses.registry import pair_loss_names
-
-            if loss.kind not in pair_loss_names():
-                raise ConfigError(f"loss.kind must be a registered pair loss ({', '.join(pair_loss_names())}), "
-                                  f"got {loss.kind!r}")
+        _check_name(self, "loss.kind")
         if loss.alpha == 0 and loss.beta == 0 and loss.reconstruction_weight == 0 and loss.instance_weight == 0:
             raise ConfigError("loss.alpha, loss.beta, loss.reconstruction_weight and loss.instance_weight are all 0: "
                               "nothing to train")
@@ -208,144 +273,10 @@ def _check_numbers(m: ModelConfig, loss: LossConfig, t: TrainConfig) -> None:
             raise ConfigError(f"{name} must be >= 0, got {v}")
 
 
-JIT_MODES = ("full", "loss", "off", "auto")
-CV_FOLDS = range(2, 11)  # the K of train.select cvK
-
-
 def select_folds(select: str) -> int | None:
     """K of a ``cvK`` model-selection mode (K in :data:`CV_FOLDS`); None for ``val`` or anything else."""
     m = re.fullmatch(r"cv([0-9]{1,2})", select) if isinstance(select, str) else None
     return int(m.group(1)) if m and int(m.group(1)) in CV_FOLDS else None
 
-INT_LIMIT = 2**31  # string forms of train.jit (models.base.resolve_jit)
 
-
-# ---------------------------------------------------------------------------- strict typed loading
-
-
-def _show(value) -> str:
-    r = repr(value)
-    return r if len(r) <= 60 else r[:57] + "..."
-
-
-def _union_args(hint):
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return typing.get_args(hint)
-    return None
-
-
-def _kind(hint) -> str:
-    """How a type reads in an error message."""
-    args = _union_args(hint)
-    if args is not None:
-        parts = [_kind(a) for a in args if a is not type(None)] + (["null"] if type(None) in args else [])
-        return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
-    origin = typing.get_origin(hint)
-    if origin is list:
-        inner = typing.get_args(hint)
-        return f"a list of {_plural(inner[0])}" if inner else "a list"
-    if origin is tuple:
-        inner = typing.get_args(hint)
-        if len(inner) == 2 and inner[1] is Ellipsis:
-            return f"a list of {_plural(inner[0])}"
-        return f"a list of {len(inner)} {_plural(inner[0])}"
-    if dataclasses.is_dataclass(hint) or hint is dict or origin is dict:
-        return "an object"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(hint, str(hint))
-
-
-def _plural(hint) -> str:
-    k = _kind(hint)
-    return {"an integer": "integers", "a number": "numbers", "true or false": "booleans", "a string": "strings",
-            "an object": "objects"}.get(k, k.replace("a list of", "lists of", 1))
-
-
-def _fits(hint, value) -> bool:
-    """Whether ``value`` has the outer shape of ``hint`` (the inner items are checked by :func:`_convert`)."""
-    args = _union_args(hint)
-    if args is not None:
-        return any(_fits(a, value) for a in args)
-    if hint is type(None):
-        return value is None
-    origin = typing.get_origin(hint)
-    if origin in (list, tuple):
-        return isinstance(value, (list, tuple))
-    if dataclasses.is_dataclass(hint) or hint is dict or origin is dict:
-        return isinstance(value, dict)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    return True
-
-
-def _convert(hint, value, where: str):
-    """``value`` checked against the type hint and converted (JSON lists to tuples, ints to floats)."""
-    if not _fits(hint, value):
-        raise ConfigError(f"{where}: expected {_kind(hint)}, got {_show(value)}")
-    args = _union_args(hint)
-    if args is not None:
-        return _convert(next(a for a in args if _fits(a, value)), value, where)
-    origin, inner = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, where)
-    if hint is dict or origin is dict:
-        if len(inner) == 2:
-            return {_convert(inner[0], k, f"{where} key {_show(k)}"): _convert(inner[1], v, f"{where}.{k}")
-                    for k, v in value.items()}
-        return dict(value)
-    if origin is list:
-        return [_convert(inner[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if inner else list(value)
-    if origin is tuple:
-        if len(inner) == 2 and inner[1] is Ellipsis:
-            return tuple(_convert(inner[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(inner):
-            raise ConfigError(f"{where}: expected {_kind(hint)}, got {len(value)} value(s)")
-        return tuple(_convert(h, v, f"{where}[{i}]") for i, (h, v) in enumerate(zip(inner, value)))
-    if hint is int:
-        return int(value)
-    if hint is float:
-        return float(value)
-    return value
-
-
-def typed_value(hint, value, where: str):
-    """``value`` checked against a type hint and converted; ``ConfigError`` ``"<where>: expected ..."`` otherwise.
-
-    Handles what the config dataclasses use: ``int`` (not ``bool``), ``float`` (ints accepted),
-    ``bool``, ``str``, ``list[...]``, fixed or ``...`` tuples (JSON lists), ``dict``/``dict[K, V]``,
-    unions with ``None``, and nested dataclasses (objects with no unknown field).
-    """
-    return _convert(hint, value, where)
-
-
-def _from_dict(cls, data, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected an object, got {_show(data)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(str(k) for k in data if k not in fields)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-    missing = [n for n, f in fields.items() if n not in data
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
-    return cls(**{key: _convert(hints[key], value, f"{where}.{key}") for key, value in data.items()})
-
-
-def _check_fields(obj, where: str) -> None:
-    """Type-check a dataclass instance in place (values set in Python, or flags), normalising like the loader."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value, hint, name = getattr(obj, f.name), hints[f.name], f"{where}.{f.name}"
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, hint):
-                raise ConfigError(f"{name}: expected a {hint.__name__}, got {_show(value)}")
-            _check_fields(value, name)
-        else:
-            setattr(obj, f.name, _convert(hint, value, name))
+INT_LIMIT = 2**31  # TensorFlow's int32 shapes and int64 step counters

@@ -31,9 +31,9 @@ def add_parser(sub, fraction) -> None:
 
 def run(args) -> int:
     """Import ``args.src`` into ``args.out`` and print the new set's summary."""
-    from cvs_tf.cli.data import format_summary
     from cvs_tf.data.importer import import_layout
     from cvs_tf.data.store import load_feature_set
+    from cvs_tf.data.summary import format_summary
 
     out = import_layout(args.src, args.out, val_fraction=args.val_fraction, seed=args.seed, pairing=args.pairing,
                         label_base=args.label_base, name=args.name, report=print,

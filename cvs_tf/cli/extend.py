@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from cvs_tf.cli.common import config_flags_given, summary_line
 from cvs_tf.utils.cli import ArgumentParser, CliError
 
 
@@ -37,7 +38,6 @@ def default_extend_dir(source_dir: Path, modality: str) -> Path:
 
 def _check_flags(parser: ArgumentParser, args) -> dict:
     """The TrainConfig overrides given; ``CliError`` for --resume or a recipe option."""
-    from cvs_tf.cli.train import config_flags_given
     from cvs_tf.training.extend import TRAIN_OVERRIDES
 
     # (the TrainConfig fields an extension may set are also the dests of their flags)
@@ -68,7 +68,6 @@ def run_extend(parser: ArgumentParser, args, callbacks=None) -> int:
     """The --extend branch of ``python -m cvs_tf.train``: checks, trains the new stage, prints its tables."""
     train = _check_flags(parser, args)
     modality = args.modalities[0].lower()
-    from cvs_tf.cli.train import summary_line
     from cvs_tf.evaluation.table import format_table
     from cvs_tf.training.extend import ExtendTrainer, open_source
 

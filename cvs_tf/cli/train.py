@@ -2,121 +2,124 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.config import EARLY_STOPPING, STRATEGIES, ConfigError, RunConfig, select_folds
+from cvs_tf.cli.common import CONFIG_OPTIONS, FIELD_FLAGS, config_flags_given, summary_line  # noqa: F401 (public)
+from cvs_tf.cli.extend import add_extend_flag
+from cvs_tf.config import ConfigError, LossConfig, ModelConfig, RunConfig, TrainConfig, select_folds
+from cvs_tf.presets import AUTO, preset_names
+from cvs_tf.tuning.auto import DEFAULT_BUDGET_MINUTES
 from cvs_tf.utils.cli import ArgumentParser, CliError, positive_float
 
-# options that make a run's config (argparse dests; each defaults to None): --resume refuses them
-CONFIG_OPTIONS = ("space", "reference", "dataset", "modalities", "stages", "attention", "epochs", "batch_size", "lr",
-                  "seed", "steps_per_epoch", "early_stopping", "patience", "jit", "mixed_precision", "config",
-                  "preset", "loss", "dim", "hidden_dim", "depth", "dropout", "standardize", "weight_decay",
-                  "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "strategy",
-                  "deterministic", "select", "budget_minutes", "instance_weight", "instance_temperature")
+SECTIONS = {"model": ModelConfig, "train": TrainConfig, "loss": LossConfig}
 
-# (flag dest, config section, field) of the flags that set one RunConfig field each
-FIELD_FLAGS = (
-    ("space", "model", "space"), ("reference", "model", "reference"), ("attention", "model", "attention"),
-    ("dim", "model", "dim"), ("hidden_dim", "model", "hidden_dim"), ("depth", "model", "depth"),
-    ("dropout", "model", "dropout"), ("standardize", "model", "standardize"),
-    ("loss", "loss", "kind"), ("label_smoothing", "loss", "label_smoothing"), ("temperature", "loss", "temperature"),
-    ("learn_temperature", "loss", "learn_temperature"), ("invariance", "loss", "invariance"),
-    ("vse_margin", "loss", "vse_margin"), ("instance_weight", "loss", "instance_weight"),
-    ("instance_temperature", "loss", "instance_temperature"),
-    ("dataset", "train", "dataset"), ("epochs", "train", "epochs"), ("batch_size", "train", "batch_size"),
-    ("lr", "train", "lr"), ("weight_decay", "train", "weight_decay"), ("seed", "train", "seed"),
-    ("steps_per_epoch", "train", "steps_per_epoch"), ("early_stopping", "train", "early_stopping"),
-    ("patience", "train", "patience"), ("jit", "train", "jit"), ("mixed_precision", "train", "mixed_precision"),
-    ("strategy", "train", "strategy"), ("deterministic", "train", "deterministic"), ("select", "train", "select"),
-)
-
-
-def build_parser() -> ArgumentParser:
+def build_parser(*, spaces: list[str] | None = None) -> ArgumentParser:
+    """The train command's parser; ``spaces``: the --space choices (default: every registered space)."""
     p = ArgumentParser(
         prog="python -m cvs_tf.train",
         description="Train a cross-modal space (CVS, M-CVS or RVS) on a feature set. "
         "Defaults follow the thesis: D=512, batch 128, Adam 1e-3, margins 1.0, gammas (0.25, 0.25, 0.5).",
     )
+    from cvs_tf.cli.tune import select_mode
     from cvs_tf.spaces import space_names  # (the names only: no TensorFlow for --help)
 
-    p.add_argument("--space", choices=space_names(),
-                   help="a registered space (docs/model.md): the thesis's joint CVS [default], stage-wise M-CVS or "
-                   "reference RVS, or one added with cvs_tf.spaces.register_space")
-    p.add_argument("--reference", metavar="M",
-                   help="reference (hub) modality of a space that takes one (RVS): any modality of the dataset [image]")
-    p.add_argument("--dataset", help="dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory [tux12]")
-    p.add_argument("--modalities", nargs="+", metavar="M", help="modalities to use, in stage order [all]")
-    p.add_argument("--stages", nargs="+", metavar="M[,M]",
-                   help="stage plan of a multi-stage space (M-CVS, RVS), one comma-separated group per stage, "
-                   "e.g. image,text video audio")
-    p.add_argument("--no-attention", dest="attention", action="store_false", default=None,
-                   help="baseline space without attention blocks")
-    p.add_argument("--epochs", type=int, help="max epochs per stage [100]")
-    p.add_argument("--batch-size", type=int, help="batch size B [128]")
-    p.add_argument("--lr", type=float, help="Adam learning rate [1e-3]")
-    p.add_argument("--seed", type=int, help="seed for initialisation and batch sampling [0]")
-    p.add_argument("--steps-per-epoch", type=int, help="steps per epoch [one pass over the largest modality]")
-    p.add_argument("--early-stopping", choices=EARLY_STOPPING,
-                   help="model selection on the validation split: mAP@50 or loss [val_map]")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs [10]")
-    p.add_argument("--jit", dest="jit", action="store_true", default=None, help="XLA-compile the train step [on]")
-    p.add_argument("--no-jit", dest="jit", action="store_false", help="run the train step without XLA")
-    p.add_argument("--mixed-precision", action="store_true", default=None,
-                   help="float16 (GPU) / bfloat16 (CPU) branches; losses and softmax stay float32")
-    from cvs_tf.cli.tune import select_mode
-
-    p.add_argument("--select", type=select_mode, metavar="{val,cvK}",
-                   help="model selection: val (early stopping on the validation split) or cvK, K in 2..10 (epochs "
-                   "chosen by stratified K-fold cross-validation over train+val, then one run on all of it) [val]")
-    p.add_argument("--strategy", choices=STRATEGIES,
-                   help="tf.distribute strategy: one device, MirroredStrategy over this host's GPUs, or "
-                   "MultiWorkerMirroredStrategy over the TF_CONFIG cluster (docs/scaling.md) [default]")
-    p.add_argument("--deterministic", dest="deterministic", action="store_true", default=None,
-                   help="TensorFlow's op determinism: same seed, same machine, bitwise-equal results [on]")
-    p.add_argument("--no-deterministic", dest="deterministic", action="store_false",
-                   help="let TensorFlow pick faster kernels that may differ run to run (GPU)")
-    _add_recipe_flags(p)
-    p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it")
+    extra = {"space": {"choices": space_names() if spaces is None else spaces}, "select": {"type": select_mode}}
+    _add_field_flags(p, "model", extra)
+    p.add_argument("--modalities", nargs="+", metavar="M", help=_help("model", "modalities"))
+    p.add_argument("--stages", nargs="+", metavar="M[,M]", help=_help("model", "stages"))
+    _add_field_flags(p, "train", extra)
+    p.add_argument("--preset", choices=[*preset_names(), AUTO],
+                   help="a named recipe: thesis (the thesis's defaults), best (chosen on the shipped sets' "
+                   "validation splits; docs/results.md) or auto (a budgeted search for this set on validation or "
+                   "--select cvK, never test); flags override it; not with --config [thesis]")
+    p.add_argument("--budget-minutes", type=positive_float("--budget-minutes"), metavar="M",
+                   help="--preset auto: time for the search; no candidate starts past it "
+                   f"[{DEFAULT_BUDGET_MINUTES:g}]")
+    _add_field_flags(p, "loss", extra)
+    p.add_argument("--config", metavar="FILE", help="JSON run config (fields of RunConfig); flags override it [none]")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory [runs/<space>-<dataset>-<time>]")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last completed epoch")
-    from cvs_tf.cli.extend import add_extend_flag
-
     add_extend_flag(p)
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     return p
 
 
-def _add_recipe_flags(p: ArgumentParser) -> None:
-    """The preset and the loss / regularisation / size flags (docs/training.md, docs/losses.md)."""
-    from cvs_tf.config import LossConfig
-    from cvs_tf.presets import AUTO, preset_names
+def _help(section: str, name: str) -> str:
+    """A field's help text with its default (``[...]``), from its metadata in config.py."""
+    f = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+    shown = f.metadata["shown"] or ({True: "on", False: "off"}.get(f.default, f.default)
+                                    if isinstance(f.default, bool) else f.default)
+    return f"{f.metadata['help']} [{shown}]"
 
-    p.add_argument("--preset", choices=[*preset_names(), AUTO],
-                   help="a named recipe: thesis (the thesis's defaults), best (chosen on the shipped sets' "
-                   "validation splits; docs/results.md) or auto (a budgeted search for this set on validation or "
-                   "--select cvK, never test); flags override it; not with --config")
-    p.add_argument("--budget-minutes", type=positive_float("--budget-minutes"), metavar="M",
-                   help="--preset auto: time for the search; no candidate starts past it [10]")
-    p.add_argument("--loss", metavar="KIND",
-                   help=f"pair loss: semihard_triplet, supcon, infonce, dscmr, max_violation, ... [{LossConfig.kind}]")
-    p.add_argument("--dim", type=int, help="embedding dimension D [512]")
-    p.add_argument("--hidden-dim", type=int, help="width of the branches' hidden layers [D]")
-    p.add_argument("--depth", type=int, help="hidden layers per branch [1]")
-    p.add_argument("--dropout", type=float, help="dropout rate in the branches [0]")
-    p.add_argument("--standardize", action="store_true", default=None,
-                   help="standardise each feature with its train-split mean and std (stored in the model)")
-    p.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay; 0 = Adam [0]")
-    p.add_argument("--label-smoothing", type=float, help="label smoothing of the classification term [0]")
-    p.add_argument("--temperature", type=float, help="temperature of the contrastive losses [0.1]")
-    p.add_argument("--learn-temperature", action="store_true", default=None,
-                   help="learn the temperature (from --temperature) in stage 1")
-    p.add_argument("--invariance", type=float, help="weight of dscmr's modality-invariance term [1.0]")
-    p.add_argument("--vse-margin", type=float, help="hinge margin of max_violation (VSE++) [0.2]")
-    p.add_argument("--instance-weight", type=float,
-                   help="weight of the instance term, InfoNCE over true pairs (instance-paired sets only); 0 = off [0]")
-    p.add_argument("--instance-temperature", type=float, help="temperature of the instance term [0.05]")
+
+def _add_field_flags(p: ArgumentParser, section: str, extra: dict) -> None:
+    """One option per field of ``section`` that has a flag (config.py's metadata); every one defaults to None."""
+    hints = typing.get_type_hints(SECTIONS[section])
+    for f in dataclasses.fields(SECTIONS[section]):
+        meta = f.metadata
+        if meta["flag"] is None:
+            continue
+        dest = meta["flag"] or f.name
+        option, kwargs = "--" + dest.replace("_", "-"), dict(extra.get(dest, {}))
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if meta["metavar"]:
+            kwargs["metavar"] = meta["metavar"]
+        if meta["negate"]:
+            p.add_argument(f"--no-{option[2:]}", dest=dest, action="store_false", default=None,
+                           help=_help(section, f.name))
+        elif hints[f.name] is bool or meta["both"]:
+            p.add_argument(option, dest=dest, action="store_true", default=None, help=_help(section, f.name))
+            if meta["both"]:
+                p.add_argument(f"--no-{option[2:]}", dest=dest, action="store_false", help=f"see {option}")
+        else:
+            base = next(t for t in typing.get_args(hints[f.name]) or (hints[f.name],) if t is not type(None))
+            if base in (int, float):  # (int | None: an int)
+                kwargs.setdefault("type", base)
+            p.add_argument(option, dest=dest, help=_help(section, f.name), **kwargs)
+
+
+def options_table(parser: ArgumentParser | None = None) -> str:
+    """docs/training.md's options table: one row per option of the parser (its flags, default, help, config field);
+    --space lists the built-in spaces, whatever user code registered."""
+    from cvs_tf.spaces import builtin_space_names
+
+    parser = parser or build_parser(spaces=builtin_space_names())
+    field_of = {dest: f"{section}.{name}" for dest, section, name in FIELD_FLAGS}
+    field_of.update(modalities="model.modalities", stages="model.stages")
+    rows, seen = ["| option | default | what it does | config field |", "|---|---|---|---|"], set()
+    for action in parser._actions:
+        if action.dest in seen or action.dest in ("help", "verbose"):
+            continue
+        seen.add(action.dest)
+        group = [a for a in parser._actions if a.dest == action.dest]
+        names = " / ".join(f"`{a.option_strings[-1]}{_metavar(a)}`" for a in group)
+        text, _, default = (action.help or "").rpartition(" [")
+        text, default = (text, default[:-1]) if default.endswith("]") else (action.help or "", "off")
+        field = f"`{field_of[action.dest]}`" if action.dest in field_of else ""
+        rows.append(f"| {names} | {_cell(default)} | {_cell(text)} | {field} |")
+    return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: ``|`` and ``<`` escaped."""
+    return text.replace("|", "\\|").replace("<", "\\<")
+
+
+def _metavar(action) -> str:
+    if action.nargs == 0:
+        return ""
+    if action.metavar:
+        name = action.metavar
+    elif action.choices:
+        name = "{" + ",".join(map(str, action.choices)) + "}"
+    else:
+        name = action.dest.upper()
+    return f" {name} ..." if action.nargs == "+" else f" {name}"
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -172,20 +175,6 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{get_space(cfg.model.space).run_tag(cfg)}{att}-{ds}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def config_flags_given(parser: ArgumentParser, args) -> list[str]:
-    """The config options set on the command line (every config option defaults to None)."""
-    given = []
-    for action in parser._actions:
-        if action.dest not in CONFIG_OPTIONS:
-            continue
-        if getattr(args, action.dest, None) is not None:
-            flags = [a.option_strings[0] for a in parser._actions if a.dest == action.dest]
-            label = "/".join(dict.fromkeys(flags))
-            if label not in given:
-                given.append(label)
-    return given
-
-
 def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -212,7 +201,7 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
 
     verbose = 0 if args.quiet else "auto"
     if not args.resume and args.preset == "auto":
-        from cvs_tf.presets import run_auto
+        from cvs_tf.tuning.auto import run_auto
 
         result = run_auto(cfg, out, fixed=fixed_fields(args), budget_minutes=args.budget_minutes, verbose=verbose,
                           callbacks=callbacks)
@@ -233,16 +222,3 @@ def main(argv: Sequence[str] | None = None, callbacks=None) -> int:
                   f"\n{split}: none left (--select {cfg.train.select}: the final run trained on train+val)")
     print("\n" + summary_line(result.metrics))
     return 0
-
-
-def summary_line(metrics: dict) -> str:
-    """One line of the overall means that metrics.json holds: mAP@k and mAP@all, val and test."""
-    parts = []
-    for key, label in ((None, f"mAP@{metrics['k']}"), ("all", "mAP@all")):
-        cells = []
-        for split in ("val", "test"):
-            rec = metrics.get(split if key is None else f"{split}_{key}")
-            cells.append(f"{split} {rec['overall_mean']:.4f}" if rec and rec.get("overall_mean") is not None
-                         else f"{split} -")
-        parts.append(f"{label} overall: {', '.join(cells)}")
-    return "; ".join(parts)

@@ -3,7 +3,11 @@
 import keras
 import numpy as np
 
+from cvs_tf.config import fields_in
 from cvs_tf.layers.config import stored_config
+
+#: The ModelConfig fields that are ModalityBranch arguments (config.py's "branch" group).
+BRANCH_FIELDS = fields_in("branch")["model"]
 
 __all__ = ["ModalityBranch"]
 
@@ -111,4 +115,4 @@ class ModalityBranch(keras.layers.Layer):
         return (input_shape[0], self.dim)
 
     def get_config(self):
-        return stored_config(super().get_config(), self, ("dim", "hidden_dim", "dropout", "use_batchnorm", "depth", "standardize"))
+        return stored_config(super().get_config(), self, BRANCH_FIELDS)

@@ -7,7 +7,7 @@ A subclass, one per space in ``cvs_tf/spaces/``, defines its plan (:meth:`plan_o
 :meth:`default_stages`) and, where it is not an ``AlignedAttention``, the block linking two
 modalities (:meth:`make_block`, with an optional layer shared by all blocks, :meth:`make_shared`).
 
-Loss (design.md §3), for a batch of the current stage's modalities ``M`` and trained pairs ``P``:
+Loss (docs/losses.md), for a batch of the current stage's modalities ``M`` and trained pairs ``P``:
 
     L = alpha * mean_{m in M_new} CE(classifier(e_m), y_m)
       + beta  * mean_{(x,y) in P} [g1*intra(x) + g2*intra(y) + g3*inter(x->y)]
@@ -29,10 +29,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cvs_tf.config import ConfigError
+from cvs_tf.config import JIT_MODES, ConfigError
 from cvs_tf.data.pipeline import row_batches
 from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, LearnedTemperature, ModalityBranch
+from cvs_tf.layers.branch import BRANCH_FIELDS
 from cvs_tf.layers.config import stored_config
 from cvs_tf.models.objective import LossMixin, pair_key
 
@@ -100,8 +101,7 @@ class CrossModalModel(LossMixin, keras.Model):
 
     def _make_layers(self):
         self.branches = {
-            m: ModalityBranch(dim=self.dim, hidden_dim=self.hidden_dim, depth=self.depth, dropout=self.dropout,
-                              use_batchnorm=self.use_batchnorm, standardize=self.standardize, name=f"branch_{m}",
+            m: ModalityBranch(**{k: getattr(self, k) for k in BRANCH_FIELDS}, name=f"branch_{m}",
                               dtype=self.branch_policy)
             for m in self.all_modalities
         }
@@ -356,13 +356,10 @@ class CrossModalModel(LossMixin, keras.Model):
 
     # ------------------------------------------------------------------ config
     def get_config(self):
-        names = ("modality_dims", "num_classes", "stages", "reference", "attention", "dim", "dropout",
-                 "use_batchnorm", "hidden_dim", "depth", "standardize", "multi_label", "current_stage", "partners", "branch_policy")
+        names = ("modality_dims", "num_classes", "stages", "reference", "attention", *BRANCH_FIELDS, "multi_label",
+                 "current_stage", "partners", "branch_policy")
         loss_weights = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()}
         return stored_config(super().get_config(), self, names, loss_weights=loss_weights, **self.switches)
-
-
-JIT_MODES = ("full", "loss", "off")
 
 
 def resolve_jit(jit_compile) -> str:
@@ -374,7 +371,7 @@ def resolve_jit(jit_compile) -> str:
         return "full"
     if jit_compile is False or jit_compile is None:
         return "off"
-    if jit_compile in JIT_MODES:
+    if jit_compile in JIT_MODES:  # (config.JIT_MODES; "auto" is handled above)
         return jit_compile
     raise ValueError(f"jit_compile must be True, False, 'auto', 'full', 'loss' or 'off'; got {jit_compile!r}")
 
@@ -390,4 +387,4 @@ def aligned_plan(stages):
     return plan
 
 
-__all__ = ["CrossModalModel", "JIT_MODES", "aligned_plan", "l2n", "order_modalities", "pair_key", "resolve_jit"]
+__all__ = ["CrossModalModel", "aligned_plan", "l2n", "order_modalities", "pair_key", "resolve_jit"]

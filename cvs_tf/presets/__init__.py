@@ -4,7 +4,7 @@ A preset sets architecture, loss and optimisation fields only; the dataset, spac
 stage plan, reference and seed stay the caller's, so a preset applies to any feature set and
 space. ``thesis`` is the thesis recipe (today's library defaults); ``best`` is the recipe chosen
 on the validation splits of the shipped sets (docs/results.md says how). ``auto`` is no file: it is a
-budgeted search for the set at hand (:func:`run_auto`, :mod:`cvs_tf.tuning.auto`).
+budgeted search for the set at hand (:func:`cvs_tf.tuning.auto.run_auto`).
 """
 
 from __future__ import annotations
@@ -12,20 +12,14 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-from cvs_tf.config import ConfigError, RunConfig
+from cvs_tf.config import ConfigError, RunConfig, fields_in
 
-__all__ = ["AUTO", "PRESET_FIELDS", "apply_preset", "load_preset", "preset_names", "run_auto"]
+__all__ = ["AUTO", "PRESET_FIELDS", "apply_preset", "load_preset", "preset_names"]
 
 AUTO = "auto"  # --preset auto: chosen per dataset by a budgeted search
 
-#: The sections and fields a preset may set (everything else is the caller's).
-PRESET_FIELDS = {
-    "model": ("attention", "dim", "hidden_dim", "depth", "dropout", "use_batchnorm", "standardize"),
-    "loss": ("kind", "alpha", "beta", "gammas", "margins", "symmetric_inter", "reconstruction_weight",
-             "label_smoothing", "temperature", "learn_temperature", "invariance", "vse_margin", "instance_weight",
-             "instance_temperature"),
-    "train": ("epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience"),
-}
+#: The sections and fields a preset may set (everything else is the caller's): config.py's "preset" group.
+PRESET_FIELDS = fields_in("preset")
 
 
 def preset_names() -> list[str]:
@@ -60,38 +54,3 @@ def apply_preset(config: RunConfig, name: str) -> RunConfig:
 def load_preset(name: str) -> RunConfig:
     """The library defaults with preset ``name`` applied."""
     return apply_preset(RunConfig(), name)
-
-
-def run_auto(base: RunConfig, out, *, fixed: dict | None = None, budget_minutes: float | None = None,
-             featureset=None, verbose="auto", callbacks=None, log=None):
-    """``--preset auto``: search the recipes for ``base``'s dataset (:func:`cvs_tf.tuning.auto.auto_search`,
-    validation or ``train.select cvK`` only), print the chosen recipe's score beside the strongest baseline's,
-    then train the chosen recipe into ``out`` (its config.json records the search as ``resolved.selection.auto``).
-    Returns the final run's TrainResult."""
-    from pathlib import Path
-
-    from cvs_tf.data.registry import dataset_path
-    from cvs_tf.data.store import load_feature_set
-    from cvs_tf.training.run_setup import refuse_used_dir
-    from cvs_tf.training.selection import train_selected
-    from cvs_tf.tuning.auto import auto_search
-
-    log = log or (lambda m: print(m, flush=True))
-    out = Path(out)
-    if out.is_dir():
-        refuse_used_dir(out)  # (before the search, not after)
-    fs = featureset if featureset is not None else load_feature_set(dataset_path(base.train.dataset))
-    record = auto_search(base, fs, fixed=fixed, budget_minutes=budget_minutes, log=log)
-    chosen = record["chosen"]
-    if chosen is None:
-        raise ValueError(f"--preset auto: no candidate trained on {fs.name} "
-                         f"({'; '.join(c['error'] or '' for c in record['candidates'])[:200]})")
-    b = record["baseline"]
-    margin = "" if b["score"] is None else f" (margin {chosen['score'] - b['score']:+.4f})"
-    log(f"auto: chosen #{chosen['number'] + 1} {chosen['label']}: score {chosen['score']:.4f}; strongest baseline "
-        + (f"{b['strongest']}: {b['score']:.4f}{margin}" if b["strongest"] else "-"))
-    cfg = RunConfig.from_dict(chosen["config"])
-    summary = {k: v for k, v in record.items() if k != "chosen"}
-    summary["chosen"] = {k: v for k, v in chosen.items() if k != "selection"}
-    return train_selected(cfg, out, featureset=fs, selection=chosen["selection"], verbose=verbose,
-                          callbacks=callbacks, log=log, extra={"auto": summary})

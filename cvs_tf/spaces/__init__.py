@@ -14,29 +14,29 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from cvs_tf.config import ConfigError
+from cvs_tf.config import DEFAULT_SPACE, ConfigError, fields_in
 
-__all__ = ["DEFAULT_SPACE", "Space", "get_space", "import_builtin_spaces", "multi_stage_names", "one_per_stage",
+__all__ = ["DEFAULT_SPACE", "Space", "builtin_space_names", "get_space", "import_builtin_spaces", "multi_stage_names", "one_per_stage",
            "register_space", "space_for_model", "space_names"]
 
 _REGISTRY: dict = {}
-#: The ModelConfig fields every space passes to its model class.
-ARCHITECTURE = ("attention", "dim", "hidden_dim", "depth", "dropout", "use_batchnorm", "standardize",
-                "use_w_a", "use_w_b", "use_w_ab")
+#: The ModelConfig fields every space passes to its model class: config.py's "architecture" group.
+ARCHITECTURE = fields_in("architecture")["model"]
 
 
-def _builtin_names() -> list[str]:
+def builtin_space_names() -> list[str]:
+    """The spaces shipped with cvs_tf (the modules of this package), without importing them."""
     return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
 
 
 def space_names() -> list[str]:
     """The known spaces: the built-in ones (without importing them), then those registered by user code."""
-    return list(dict.fromkeys([*_builtin_names(), *_REGISTRY]))
+    return list(dict.fromkeys([*builtin_space_names(), *_REGISTRY]))
 
 
 def import_builtin_spaces() -> None:
     """Import (hence register, with Keras too) every built-in space module."""
-    for name in _builtin_names():
+    for name in builtin_space_names():
         importlib.import_module(f"{__name__}.{name}")
 
 
@@ -52,7 +52,7 @@ def register_space(space: Space, *, replace: bool = False) -> Space:
 
 def get_space(name: str) -> Space:
     """The registered space ``name``; ``ConfigError`` (one line, listing the known spaces) for an unknown one."""
-    if name not in _REGISTRY and name in _builtin_names():
+    if name not in _REGISTRY and name in builtin_space_names():
         importlib.import_module(f"{__name__}.{name}")
     if name not in _REGISTRY:
         raise ConfigError(f"unknown space {name!r} (known: {', '.join(space_names())})")
@@ -157,11 +157,3 @@ class Space:
 def multi_stage_names() -> list[str]:
     """The spaces that take a stage plan."""
     return [n for n in space_names() if get_space(n).multi_stage]
-
-
-def __getattr__(name):  # DEFAULT_SPACE lives in its own space module, imported on first use
-    if name == "DEFAULT_SPACE":
-        from cvs_tf.spaces.cvs import DEFAULT_SPACE
-
-        return DEFAULT_SPACE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

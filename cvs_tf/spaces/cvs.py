@@ -8,7 +8,7 @@ from cvs_tf.config import ConfigError
 from cvs_tf.models.base import CrossModalModel, aligned_plan
 from cvs_tf.spaces import Space, register_space
 
-DEFAULT_SPACE = NAME = "cvs"
+NAME = "cvs"
 
 
 @keras.saving.register_keras_serializable(package="cvs_tf")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from cvs_tf.config import ConfigError
+from cvs_tf.config import DEFAULT_REFERENCE, ConfigError
 from cvs_tf.layers import RVSAttention, RVSReference
 from cvs_tf.models.base import CrossModalModel, pair_key
 from cvs_tf.spaces import Space, one_per_stage, register_space
@@ -35,7 +35,7 @@ class RVSModel(CrossModalModel):
     """Reference Vector Space: stage 1 = reference + one modality; each later stage adds one modality
     aligned only to the reference. The reference branch, shared w_r/w_ie and classifier freeze after stage 1."""
 
-    def __init__(self, modality_dims, num_classes, reference="image", **kwargs):
+    def __init__(self, modality_dims, num_classes, reference=DEFAULT_REFERENCE, **kwargs):
         super().__init__(modality_dims, num_classes, reference=reference, **kwargs)
 
     def default_stages(self):

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cvs_tf.config import RunConfig, TrainConfig
+from cvs_tf.config import RunConfig, TrainConfig, fields_in
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.training.run_dir import RunDirError, locate_dataset, read_run_config, stage_dirs
@@ -27,9 +27,8 @@ from cvs_tf.training.trainer import Trainer
 
 __all__ = ["ExtendTrainer", "ExtensionError", "Source", "extend_model", "open_source", "plan_extension"]
 
-#: TrainConfig fields an extension may set (the rest of the recipe is the source run's).
-TRAIN_OVERRIDES = ("epochs", "batch_size", "lr", "weight_decay", "seed", "steps_per_epoch", "early_stopping",
-                   "patience", "jit", "deterministic")
+#: TrainConfig fields an extension may set (the rest of the recipe is the source run's): config.py's "extend" group.
+TRAIN_OVERRIDES = fields_in("extend")["train"]
 #: Largest |difference| allowed between the source run's tables and the extended model's on the source dataset.
 TABLE_TOLERANCE = 1e-6
 

@@ -11,7 +11,8 @@ from cvs_tf.tuning.space import (
            default_space,
            override_space,
 )
-from cvs_tf.tuning.study import STUDY_FILE, TuneError, TuneResult, TuneSettings, tune
+from cvs_tf.tuning.study import STUDY_FILE, TuneResult, TuneSettings, tune
+from cvs_tf.tuning.trial import TuneError
 
 __all__ = ["DEFAULT_LOSS_KINDS", "STUDY_FILE", "Param", "SearchSpace", "TuneError", "TuneResult", "TuneSettings",
            "default_space", "override_space", "tune"]

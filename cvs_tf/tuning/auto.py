@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cvs_tf.config import ConfigError, RunConfig, select_folds
+from cvs_tf.presets import preset_names, preset_values
 from cvs_tf.tuning.space import (
     LOSS_KIND_FIELD,
     Param,
@@ -32,7 +33,7 @@ from cvs_tf.tuning.space import (
 )
 from cvs_tf.tuning.trial import COMPLETE, new_record, run_trial
 
-__all__ = ["DEFAULT_BUDGET_MINUTES", "auto_search", "auto_space"]
+__all__ = ["DEFAULT_BUDGET_MINUTES", "auto_search", "auto_space", "run_auto"]
 
 DEFAULT_BUDGET_MINUTES = 10.0
 BASE_PRESET = "best"  # the preset the loss-kind and TPE candidates vary
@@ -52,15 +53,11 @@ def auto_space(kinds: list[str], fixed: dict) -> SearchSpace:
 
 
 def _preset_fields(name: str) -> dict:
-    from cvs_tf.presets import preset_values
-
     return {f"{section}.{k}": v for section, fields in preset_values(name).items() for k, v in fields.items()}
 
 
 def _fixed_candidates(fixed: dict) -> list[tuple[str, dict]]:
     """``(label, {field: value})`` of phases 1 and 2 (duplicates dropped)."""
-    from cvs_tf.presets import preset_names
-
     out, seen = [], []
     for name in preset_names():
         out.append((f"preset {name}", {**_preset_fields(name), **fixed}))
@@ -206,3 +203,35 @@ def _progress(rec: dict, records: list[dict], elapsed: float, budget_s: float) -
     best = best_trial(records)
     return (f"{head} -> score {rec['val_map']:.4f} (best {best['val_map']:.4f}, #{best['number'] + 1}); "
             f"{sum(rec['epochs'] or []) or '-'} epoch(s), {rec['wall_s']:.1f}s")
+
+
+def run_auto(base: RunConfig, out, *, fixed: dict | None = None, budget_minutes: float | None = None,
+             featureset=None, verbose="auto", callbacks=None, log=None):
+    """``--preset auto``: search the recipes for ``base``'s dataset (:func:`auto_search`,
+    validation or ``train.select cvK`` only), print the chosen recipe's score beside the strongest baseline's,
+    then train the chosen recipe into ``out`` (its config.json records the search as ``resolved.selection.auto``).
+    Returns the final run's TrainResult."""
+    from cvs_tf.data.registry import dataset_path
+    from cvs_tf.data.store import load_feature_set
+    from cvs_tf.training.run_setup import refuse_used_dir
+    from cvs_tf.training.selection import train_selected
+
+    log = log or (lambda m: print(m, flush=True))
+    out = Path(out)
+    if out.is_dir():
+        refuse_used_dir(out)  # (before the search, not after)
+    fs = featureset if featureset is not None else load_feature_set(dataset_path(base.train.dataset))
+    record = auto_search(base, fs, fixed=fixed, budget_minutes=budget_minutes, log=log)
+    chosen = record["chosen"]
+    if chosen is None:
+        raise ValueError(f"--preset auto: no candidate trained on {fs.name} "
+                         f"({'; '.join(c['error'] or '' for c in record['candidates'])[:200]})")
+    b = record["baseline"]
+    margin = "" if b["score"] is None else f" (margin {chosen['score'] - b['score']:+.4f})"
+    log(f"auto: chosen #{chosen['number'] + 1} {chosen['label']}: score {chosen['score']:.4f}; strongest baseline "
+        + (f"{b['strongest']}: {b['score']:.4f}{margin}" if b["strongest"] else "-"))
+    cfg = RunConfig.from_dict(chosen["config"])
+    summary = {k: v for k, v in record.items() if k != "chosen"}
+    summary["chosen"] = {k: v for k, v in chosen.items() if k != "selection"}
+    return train_selected(cfg, out, featureset=fs, selection=chosen["selection"], verbose=verbose,
+                          callbacks=callbacks, log=log, extra={"auto": summary})

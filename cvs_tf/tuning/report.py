@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from cvs_tf.config import RunConfig, select_folds
-from cvs_tf.tuning.trial import COMPLETE
+from cvs_tf.tuning.trial import COMPLETE, TuneError
 
 __all__ = ["BEST_CONFIG", "BEST_RUN", "best_trial", "finish"]
 
@@ -171,7 +171,6 @@ def plot_trials(records: list[dict], path: Path) -> None:
 def finish(out: Path, meta: dict, records: list[dict], fs, log, verbose=0) -> tuple[dict, dict, dict]:
     """``(best record, final metrics, summary)``: best_config.json, the final run, summary files and the plot."""
     from cvs_tf.training.checkpoint import write_json
-    from cvs_tf.tuning.study import TuneError
 
     best = best_trial(records)
     if best is None:

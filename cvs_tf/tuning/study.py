@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvs_tf.config import ConfigError, RunConfig
+from cvs_tf.config import DEFAULT_SPACE, ConfigError, RunConfig
 from cvs_tf.tuning.space import SearchSpace, default_space, describe
 from cvs_tf.tuning.trial import (
     COMPLETE,
+    TuneError,
     describe_space_params,
     interrupted_record,
     new_record,
@@ -33,17 +34,13 @@ from cvs_tf.tuning.trial import (
 )
 from cvs_tf.utils.fields import Fields
 
-__all__ = ["STUDY_FILE", "TuneError", "TuneResult", "TuneSettings", "tune"]
+__all__ = ["STUDY_FILE", "TuneResult", "TuneSettings", "tune"]
 
 STUDY_FILE = "study.journal"
 STUDY_NAME = "cvs_tf-tune"
 META_KEY = "cvs_tf"
 DEFAULT_TRIALS, DEFAULT_EPOCHS, DEFAULT_SEED = 20, 30, 0
 COMPARED = ("space", "seed", "epochs", "base_config", "search_space")  # what --resume may not change
-
-
-class TuneError(ValueError):
-    """A tuning directory or study cannot be used as asked (one line, names DIR)."""
 
 
 @dataclass
@@ -84,8 +81,6 @@ def make_sampler(seed: int, slot: int):
 
 def _fresh_meta(s: TuneSettings, fs) -> dict:
     """The study's settings (saved in the study) from what was given, defaults filled in, everything checked."""
-    from cvs_tf.spaces import DEFAULT_SPACE
-
     base = RunConfig.from_dict(s.base.to_dict()) if s.base is not None else RunConfig()
     base.train.dataset = s.dataset if s.dataset is not None else base.train.dataset
     base.model.space = s.space or base.model.space or DEFAULT_SPACE

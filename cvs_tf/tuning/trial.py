@@ -17,11 +17,15 @@ from pathlib import Path
 from cvs_tf.config import RunConfig, select_folds
 from cvs_tf.tuning.space import SearchSpace, apply_values
 
-__all__ = ["COMPLETE", "FAIL", "INTERRUPTED", "read_records", "run_trial", "trial_dir", "write_record",
+__all__ = ["COMPLETE", "FAIL", "INTERRUPTED", "TuneError", "read_records", "run_trial", "trial_dir", "write_record",
            "write_trials_jsonl"]
 
 COMPLETE, FAIL, INTERRUPTED = "COMPLETE", "FAIL", "INTERRUPTED"
 TRIALS_DIR, RECORD, RECORDS = "trials", "trial.json", "trials.jsonl"
+
+
+class TuneError(ValueError):
+    """A tuning directory or study cannot be used as asked (one line, names DIR)."""
 
 
 def trial_dir(out: Path, number: int) -> Path:

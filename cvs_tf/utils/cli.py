@@ -42,17 +42,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; user errors (CliError, FeatureSetError, ValueError, OSError, KeyError) become
-    one `error:` line and exit 2; a closed output pipe (``| head``) ends quietly with status 141.
+    """Run ``main(argv)``; user errors (CliError, ValueError such as ConfigError and FeatureSetError, OSError,
+    KeyError) become one `error:` line and exit 2; a closed output pipe (``| head``) ends quietly with status 141.
 
     Anything else is a bug and keeps its traceback.
     """
-    from cvs_tf.data.store import FeatureSetError
-
     try:
         try:
             code = int(main(argv) or 0)
-        except (CliError, FeatureSetError) as exc:
+        except CliError as exc:
             code = _report(exc)
         except KeyError as exc:  # a missing entry of user data; a bug's KeyError still says what it was
             code = _report(_key_error(exc))

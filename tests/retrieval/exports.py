@@ -7,7 +7,7 @@ def make_export(path, fs, seed):
     """Export an untrained CVS (no attention) over ``fs``: plumbing needs weights, not training."""
     import keras
 
-    from cvs_tf.models.cvs import CVSModel
+    from cvs_tf.models import CVSModel
 
     keras.utils.set_random_seed(seed)
     model = CVSModel({m: fs.dim(m) for m in fs.modalities}, fs.num_classes, attention=False, dim=16)
