@@ -63,19 +63,7 @@ def run_cross_modal(ctx: Context) -> dict:
         for v in exp.variants:
             for seed in ctx.seeds:
                 runs.append(_one_run(ctx, data, v, seed))
-                _release()
     return render_cross_modal(ctx, datas, runs)
-
-
-def _release() -> None:
-    """Drop the finished run's graphs and models: without it a long experiment's memory grows by
-    about 0.35 GiB per Tux-12 run (an OOM kill after some 40 runs on a 24 GiB machine)."""
-    import gc
-
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
 
 
 def _one_run(ctx: Context, data, v, seed: int) -> dict:
