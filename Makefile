@@ -13,7 +13,7 @@ export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test test-slow test-integration test-oracle lint bench gpu-check \
-	data-tux12 data-digits10 baselines results-real \
+	data-tux12 data-digits10 data-furniture baselines results-real \
 	reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 \
 	reproduce-table10 reproduce-table11 reproduce-table12 reproduce-table13 \
 	reproduce-figures reproduce-all clean
@@ -85,6 +85,7 @@ DATAPREP_PY := $(DATAPREP_VENV)/bin/python
 DATAPREP_STAMP := $(DATAPREP_VENV)/.installed-$(shell cat requirements-dataprep.txt 2>/dev/null | sha1sum | cut -c1-12)
 TUX12_OUT ?= cvs_tf/datasets/tux12
 DIGITS10_OUT ?= cvs_tf/datasets/digits10
+FURNITURE_OUT ?= cvs_tf/datasets/furniture
 DATA_FLAGS ?=
 
 $(DATAPREP_STAMP): requirements-dataprep.txt
@@ -101,6 +102,9 @@ data-tux12: $(DATAPREP_STAMP) ## Rebuild Tux-12 from Debian/PyPI packages (TUX12
 
 data-digits10: $(DATAPREP_STAMP) ## Rebuild Digits-10 from Debian/PyPI packages (DIGITS10_OUT=DIR; DATA_FLAGS as above)
 	$(DATAPREP_PY) -m data_prep.digits10 --out $(DIGITS10_OUT) --overwrite $(DATA_FLAGS)
+
+data-furniture: $(DATAPREP_STAMP) ## Rebuild Furniture (image/text/3D) from Debian's sweethome3d-furniture (FURNITURE_OUT=DIR; DATA_FLAGS as above)
+	$(DATAPREP_PY) -m data_prep.furniture --out $(FURNITURE_OUT) --overwrite $(DATA_FLAGS)
 
 # QUERY is read from the environment by the shell ("$$QUERY"), so quotes and apostrophes in a sentence are safe.
 .PHONY: search-demo
