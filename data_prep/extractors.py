@@ -39,8 +39,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.fft import dct
 
+from cvs_tf.data.encoders.audio import (  # noqa: F401 (the MFCC recipe lives in cvs_tf; re-exported)
+    MFCC_INFO,
+    deltas,
+    frame_signal,
+    hz_to_mel,
+    mel_filterbank,
+    mel_to_hz,
+    mfcc,
+    mfcc_stats,
+)
+from cvs_tf.data.encoders.image import to_square_rgb  # noqa: F401 (re-exported)
 from cvs_tf.data.store import sha256_file
 from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import CliError
@@ -130,22 +140,6 @@ def svg_to_px_units(svg: str) -> str:
         return f"{a.group(1)}{a.group(2)}{a.group(3)}{px:.6g}{a.group(3)}"
 
     return svg[: m.start()] + _SIZE_ATTR.sub(fix, m.group(0)) + svg[m.end():]
-
-
-def to_square_rgb(rgba: np.ndarray, size: int = IMAGE_SIZE):
-    """An RGBA/RGB/L uint8 array composited on white, centred on a white square, resized (bicubic)."""
-    from PIL import Image
-
-    img = Image.fromarray(np.asarray(rgba))
-    img = img.convert("RGBA")
-    bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-    bg.alpha_composite(img)
-    img = bg.convert("RGB")
-    w, h = img.size
-    side = max(w, h)
-    square = Image.new("RGB", (side, side), (255, 255, 255))
-    square.paste(img, ((side - w) // 2, (side - h) // 2))
-    return np.asarray(square.resize((size, size), Image.BICUBIC), dtype=np.uint8)
 
 
 def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
@@ -341,70 +335,3 @@ class SpeechEncoder:
             feats = clip_frames(self.model.feature_extractor(w))
             out.append(pool_states(np.asarray(self.model.encode(feats))[0]))
         return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-# --------------------------------------------------------------------------- MFCC audio
-
-
-def hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(n_mels: int = 40, n_fft: int = 512, sr: int = SAMPLE_RATE,
-                   fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """Triangular filters, equally spaced on the HTK mel scale: (n_mels, n_fft // 2 + 1), peaks of 1."""
-    fmax = sr / 2 if fmax is None else fmax
-    freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None] - lo) / (mid - lo)
-    down = (hi - freqs[None]) / (hi - mid)
-    return np.clip(np.minimum(up, down), 0.0, None)
-
-
-def frame_signal(x: np.ndarray, frame_len: int, hop: int) -> np.ndarray:
-    """(n_frames, frame_len) frames; a signal shorter than one frame is zero-padded to one frame."""
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < frame_len:
-        x = np.pad(x, (0, frame_len - len(x)))
-    n = 1 + (len(x) - frame_len) // hop
-    idx = np.arange(frame_len)[None, :] + hop * np.arange(n)[:, None]
-    return x[idx]
-
-
-def mfcc(wave: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20, n_mels: int = 40,
-         win_s: float = 0.025, hop_s: float = 0.010, n_fft: int = 512, preemph: float = 0.97) -> np.ndarray:
-    """MFCCs (n_frames, n_mfcc): pre-emphasis, Hamming frames, power spectrum, log mel, DCT-II (ortho)."""
-    x = np.asarray(wave, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("mfcc: empty signal")
-    x = np.append(x[0], x[1:] - preemph * x[:-1])
-    frames = frame_signal(x, int(round(win_s * sr)), int(round(hop_s * sr)))
-    frames = frames * np.hamming(frames.shape[1])
-    power = np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft
-    logmel = np.log(power @ mel_filterbank(n_mels, n_fft, sr).T + 1e-10)
-    return dct(logmel, type=2, norm="ortho", axis=1)[:, :n_mfcc]
-
-
-def deltas(c: np.ndarray, width: int = 2) -> np.ndarray:
-    """Regression deltas over time, edges repeated: d_t = sum_n n (c_{t+n} - c_{t-n}) / (2 sum_n n^2)."""
-    c = np.asarray(c, dtype=np.float64)
-    padded = np.pad(c, ((width, width), (0, 0)), mode="edge")
-    t = len(c)
-    num = sum(n * (padded[width + n: width + n + t] - padded[width - n: width - n + t]) for n in range(1, width + 1))
-    return num / (2.0 * sum(n * n for n in range(1, width + 1)))
-
-
-def mfcc_stats(wave: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20) -> np.ndarray:
-    """The 60-d clip feature: mean and std of each MFCC over frames, and std of its deltas."""
-    c = mfcc(wave, sr, n_mfcc=n_mfcc)
-    return np.concatenate([c.mean(0), c.std(0), deltas(c).std(0)]).astype(np.float32)
-
-
-MFCC_INFO = {"name": "MFCC statistics (numpy/scipy)", "dim": 60,
-             "recipe": "20 MFCC of 40 HTK-mel filters, 25 ms Hamming, 10 ms hop, pre-emphasis 0.97, "
-                       "512-pt FFT at 16 kHz; mean(20) + std(20) + std of deltas(20)"}
