@@ -35,6 +35,7 @@ class HashedTextEncoder(Encoder):
         if not 1 <= dim <= 1 << 20:
             raise EncoderError(f"encoder {self.spec}: the dimension after '@' must be an integer in [1, {1 << 20}]")
         self.layer = HashedText(dim)
+        self.layer.build((None,))
         self.dim = dim
         self.preprocessing = ("lower-cased, non-alphanumeric runs to one space; words, word pairs and character "
                               f"3-grams hashed (FarmHash) into {dim} buckets; log1p counts, L2-normalised")
