@@ -20,7 +20,8 @@ class HashedText(keras.layers.Layer):
     """
 
     def __init__(self, dim=1024, word_ngrams=2, char_ngrams=3, **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
         if int(dim) < 1 or int(word_ngrams) < 1 or int(char_ngrams) < 1:
             raise ValueError(f"need dim, word_ngrams, char_ngrams >= 1; got {dim}, {word_ngrams}, {char_ngrams}")
         self.dim, self.word_ngrams, self.char_ngrams = int(dim), int(word_ngrams), int(char_ngrams)

@@ -161,15 +161,6 @@ def test_the_seeded_random_keras_backbone_is_the_same_in_every_build():
     np.testing.assert_allclose(a.encode(list(x)), b.encode(list(x)), atol=1e-6)
 
 
-def test_the_hashed_text_encoder_does_not_depend_on_the_batch():
-    enc = build_encoder("hashed@64")
-    texts = ["Un vélo ROUGE", "a red bike", "x"]
-    whole = enc.encode(texts)
-    np.testing.assert_allclose(whole[1], enc.encode(texts[1:2])[0], atol=1e-7)
-    np.testing.assert_allclose(np.linalg.norm(whole, axis=1), 1, atol=1e-6)
-    assert whole.shape == (3, 64) and float(whole[0] @ whole[1]) < float(whole[1] @ enc.encode(["A red bike!"])[0])
-
-
 def test_a_spec_path_that_is_neither_manifest_nor_folder(tmp_path, capsys):
     p = Path(tmp_path / "spec.txt")
     p.write_text("hello")
