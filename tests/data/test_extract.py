@@ -166,3 +166,19 @@ def test_a_spec_path_that_is_neither_manifest_nor_folder(tmp_path, capsys):
     p.write_text("hello")
     code, _, err = data_cli(["extract", p, "--out", tmp_path / "fs"], capsys)
     assert_one_error(code, err, "not a manifest")
+
+
+@pytest.mark.parametrize("name,mod,mods", [("minilm", "text", ("text", "audio")),
+                                          ("efficientnet-lite0", "image", ("image", "text")),
+                                          ("whisper-base", "audio", ("text", "audio"))])
+def test_an_offline_model_without_its_packages_is_one_line_naming_the_install(tmp_path, capsys, name, mod, mods):
+    import importlib.util
+
+    from cvs_tf.data.encoders.offline import NEEDS
+
+    if all(importlib.util.find_spec(m) for m, _ in NEEDS[name]):
+        pytest.skip(f"{name}'s packages are installed (tests/data/test_offline_encoders.py uses them)")
+    spec = write_manifest(tmp_path, 6, modalities=mods)
+    code, _, err = data_cli(["extract", spec, "--out", tmp_path / "fs", "--encoder", f"{mod}={name}"], capsys)
+    assert_one_error(code, err, f"encoder {name} needs", "pip install -r requirements-dataprep.txt")
+    assert not (tmp_path / "fs").exists() and not (tmp_path / ".fs.extract-partial").exists()

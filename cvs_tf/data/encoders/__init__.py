@@ -34,6 +34,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "keras-hub": ("text", "cvs_tf.data.encoders.text:KerasHubTextEncoder"),
     "mfcc": ("audio", "cvs_tf.data.encoders.audio:MfccEncoder"),
     "shape-descriptors": ("mesh", "cvs_tf.data.encoders.mesh:MeshEncoder"),
+    "efficientnet-lite0": ("image", "cvs_tf.data.encoders.offline:LiteImageEncoder"),
+    "minilm": ("text", "cvs_tf.data.encoders.offline:MiniLMTextEncoder"),
+    "whisper-base": ("audio", "cvs_tf.data.encoders.offline:WhisperAudioEncoder"),
 }
 
 
