@@ -116,12 +116,14 @@ def write_manifest(root: Path, n: int = 12, *, modalities=("text", "audio"), fmt
     return path
 
 
-def write_folder(root: Path, n: int = 12) -> Path:
-    """``root/image/<class>/<item>.png`` and ``root/text/<class>/<item>.txt``: an instance-paired folder layout."""
+def write_folder(root: Path, n: int = 12, modalities=("image", "text")) -> Path:
+    """``root/<modality>/<class>/<item>.<ext>`` (png, txt, wav): an instance-paired folder layout."""
+    writers = {"image": ("png", write_png), "audio": ("wav", write_wav),
+               "text": ("txt", lambda path, i: path.write_text(text_of(i)))}
     for i in range(n):
         c = CLASSES[i % 3]
-        for m in ("image", "text"):
+        for m in modalities:
+            ext, write = writers[m]
             (root / m / c).mkdir(parents=True, exist_ok=True)
-        write_png(root / "image" / c / f"item{i:02d}.png", i)
-        (root / "text" / c / f"item{i:02d}.txt").write_text(text_of(i))
+            write(root / m / c / f"item{i:02d}.{ext}", i)
     return root

@@ -16,16 +16,16 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.serving.export import Export
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
-from tests.data.media import TINY_IMAGE, text_of, write_manifest
+from tests.data.media import CLASSES, TINY_IMAGE, text_of, write_folder
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A 12-item image/text/audio manifest, its extracted set, a one-epoch run and its export with encoders."""
+    """A 12-item image/text/audio folder, its extracted set, a one-epoch run and its export with encoders."""
     tmp = tmp_path_factory.mktemp("raw")
-    spec = write_manifest(tmp, 12, modalities=("image", "text", "audio"))
+    spec = write_folder(tmp / "media", 12, modalities=("image", "text", "audio"))
     fs = tmp / "fs"
     assert run_cli(data_cli.main, ["extract", str(spec), "--out", str(fs), "--quiet", "--encoder",
                                    f"image={TINY_IMAGE}", "--encoder", "text=hashed@256"]) == 0
@@ -35,6 +35,14 @@ def world(tmp_path_factory):
     assert run_cli(train_cli.main, ["--dataset", str(fs), "--config", str(cfg), *FAST, "--out", str(run)]) == 0
     assert run_cli(export_cli.main, [str(run), "--out", str(exp), "--with-encoders"]) == 0
     return {"tmp": tmp, "fs": fs, "run": run, "exp": exp}
+
+
+def _item(i):
+    return f"{CLASSES[i % 3]}/item{i:02d}"
+
+
+def _file(world, m, i, ext):
+    return world["tmp"] / "media" / m / f"{_item(i)}.{ext}"
 
 
 def _row(fs, m, item):
@@ -51,14 +59,14 @@ def test_raw_savedmodels_equal_extract_then_embed(world):
     assert entries["image"]["encoder"]["savedmodel"] == "image.raw" and entries["text"]["encoder"]["savedmodel"] == "text.raw"
     assert entries["audio"]["encoder"]["savedmodel"] is None and entries["audio"]["encoder"]["encoder"] == "mfcc"
     items = [0, 4, 11]
-    pixels = np.stack([load_image(world["tmp"] / f"image{i:02d}.png") for i in items]).astype(np.float32)
+    pixels = np.stack([load_image(_file(world, "image", i, "png")) for i in items]).astype(np.float32)
     raw = ex.raw_artifact("image").serve(pixels).numpy()
-    want = ex.embed("image", np.stack([_row(fs, "image", f"item{i:02d}") for i in items]))
+    want = ex.embed("image", np.stack([_row(fs, "image", _item(i)) for i in items]))
     np.testing.assert_allclose(raw, want, atol=1e-5)
     import tensorflow as tf
 
     raw = ex.raw_artifact("text").serve(tf.constant([text_of(i) for i in items])).numpy()
-    want = ex.embed("text", np.stack([_row(fs, "text", f"item{i:02d}") for i in items]))
+    want = ex.embed("text", np.stack([_row(fs, "text", _item(i)) for i in items]))
     np.testing.assert_allclose(raw, want, atol=1e-5)
     assert np.abs(raw - want).max() <= 1e-5 and raw.shape == (3, 8)
 
@@ -70,8 +78,8 @@ def test_the_set_evaluates_indexes_and_answers_raw_queries(world, capsys):
                                     "--out", str(ix)]) == 0
     capsys.readouterr()
     fs, ex = load_feature_set(world["fs"]), Export(world["exp"])
-    for m, value, item in (("text", text_of(3), "item03"), ("image", str(world["tmp"] / "image05.png"), "item05"),
-                           ("audio", str(world["tmp"] / "audio07.wav"), "item07")):
+    for m, value, item in (("text", text_of(3), _item(3)), ("image", str(_file(world, "image", 5, "png")), _item(5)),
+                           ("audio", str(_file(world, "audio", 7, "wav")), _item(7))):
         assert run_cli(search_cli.main, [str(ix), "--query-modality", m, "--query-raw", value, "--k", "2", "--json"]) == 0
         res = json.loads(capsys.readouterr().out)
         assert res["query"]["raw"] == value and len(res["results"][0]["queries"][0]) == 2
