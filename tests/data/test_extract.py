@@ -40,6 +40,21 @@ def test_a_csv_manifest_of_text_and_wav_becomes_a_set_of_the_encoders_features(t
         assert [fs.classes[c] for c in fs.y("text", s)] == [["red", "green", "blue"][int(i[-2:]) % 3] for i in ids[s]]
 
 
+def test_a_manifest_of_meshes_gives_their_shape_descriptors(tmp_path, capsys):
+    pytest.importorskip("trimesh")
+    from cvs_tf.data.mesh import mesh_descriptors
+
+    spec = write_manifest(tmp_path, 9, modalities=("text", "3d"))
+    code, _, err = data_cli(["extract", spec, "--out", tmp_path / "fs", "--quiet"], capsys)
+    assert code == 0, err
+    fs = load_feature_set(tmp_path / "fs")
+    assert fs.modalities == ["text", "3d"] and fs.dim("3d") == 105
+    assert fs.manifest["provenance"]["encoders"]["3d"]["encoder"] == "shape-descriptors"
+    rows = _rows_by_id(fs, "3d")
+    for i in (0, 4):
+        np.testing.assert_array_equal(rows[f"item{i:02d}"], mesh_descriptors(tmp_path / f"3d{i:02d}.off"))
+
+
 def test_a_json_manifest_with_splits_and_a_folder_layout(tmp_path, capsys):
     (tmp_path / "j").mkdir()
     spec = write_manifest(tmp_path / "j", 9, fmt="json", split=True)
@@ -154,6 +169,7 @@ def test_bad_specs_are_one_error_line(tmp_path, capsys):
     assert_one_error(code, err, "already exists")
 
 
+@pytest.mark.slow
 def test_the_seeded_random_keras_backbone_is_the_same_in_every_build():
     a, b = build_encoder("mobilenetv3small@none"), build_encoder("mobilenetv3small@none")
     assert a.info()["weights_sha256"] == b.info()["weights_sha256"] and a.dim == 576
