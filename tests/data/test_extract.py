@@ -106,7 +106,7 @@ def _break(tmp_path, kind):
 
 
 REASONS = {"image": "cannot decode image", "text": "empty text", "silent": "silent audio",
-           "truncated": "cannot read WAV", "mesh": ""}
+           "truncated": "cannot read WAV", "mesh": "cannot read mesh"}
 
 
 @pytest.mark.parametrize("kind", list(REASONS))
