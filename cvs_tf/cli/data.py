@@ -1,4 +1,4 @@
-"""``python -m cvs_tf.data``: inspect feature sets, write synthetic stand-ins, convert official feature files.
+"""``python -m cvs_tf.data``: inspect feature sets, write synthetic stand-ins, convert official feature files, import and extract own data.
 
 Subcommands::
 
@@ -7,6 +7,8 @@ Subcommands::
     convert NAME SRC --out DIR [--val-fraction F] [--seed N] [--multi-label] [--variant V] [--allow-extra-classes]
     import DIR --out DIR [--val-fraction F] [--seed N] [--pairing auto|instance|class] [--label-base 0|1] [--name N]
                          [--allow-id-overlap]
+    extract SPEC --out DIR [--encoder MOD=NAME ...] [--batch-size N] [--on-error fail|skip] [--val-fraction F]
+                           [--test-fraction F] [--seed N] [--name N] [--quiet]
 
 Bad input prints one ``error: ...`` line on stderr and exits with status 2; a failed ``synth``
 or ``convert`` leaves no output directory behind.
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvs_tf.cli import data_import
+from cvs_tf.cli import data_extract, data_import
 from cvs_tf.data.converters import CONVERTERS, offering
 from cvs_tf.data.converters.xmedianet import VARIANTS
 from cvs_tf.data.registry import SYNTH_NAMES, dataset_path
@@ -88,6 +90,7 @@ def build_parser() -> ArgumentParser:
                    help=f"{', '.join(offering('variant'))} only: full file or the image-text Doc2Vec file "
                         "(auto: from the file name)")
     data_import.add_parser(sub, _fraction)
+    data_extract.add_parser(sub, _fraction)
     return parser
 
 
@@ -130,4 +133,5 @@ def _convert(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return {"inspect": _inspect, "synth": _synth, "convert": _convert, "import": data_import.run}[args.command](args)
+    return {"inspect": _inspect, "synth": _synth, "convert": _convert, "import": data_import.run,
+            "extract": data_extract.run}[args.command](args)

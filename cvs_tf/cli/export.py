@@ -19,6 +19,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",
                    help="savedmodel (default), or onnx: the SavedModels plus <modality>.onnx (needs tf2onnx)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export directory")
+    p.add_argument("--with-encoders", action="store_true",
+                   help="also <modality>.raw SavedModels from raw input (pixels, strings) through the feature set's "
+                        "Keras-native encoders (sets made by python -m cvs_tf.data extract); other encoders are recorded")
     return p
 
 
@@ -33,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     formats = ("savedmodel", "onnx") if args.format == "onnx" else ("savedmodel",)
     try:
-        out = export_run(args.run_dir, args.out, stage=args.stage, formats=formats, overwrite=args.overwrite)
+        out = export_run(args.run_dir, args.out, stage=args.stage, formats=formats, overwrite=args.overwrite,
+                         with_encoders=args.with_encoders)
     except RunDirError as exc:
         raise CliError(str(exc)) from None
     manifest = json.loads((out / EXPORT_MANIFEST).read_text())

@@ -29,6 +29,8 @@ def build_parser() -> ArgumentParser:
     q.add_argument("--query-features", metavar="FILE.npy", type=existing_path("--query-features", noun="query file"),
                    help="raw query features, (d_m,) or (N, d_m): a .npy, or a .npz holding one array (or 'features')")
     q.add_argument("--query-id", metavar="SPLIT:ROW", help="a row of the indexes' feature set (or of --dataset)")
+    q.add_argument("--query-raw", metavar="FILE|TEXT", help="a raw query: an image, WAV or mesh file, or a text, run "
+                   "through the encoder the export records (python -m cvs_tf.export --with-encoders)")
     p.add_argument("--dataset", metavar="D", help="feature set (name or directory) that --query-id refers to")
     p.add_argument("--export", metavar="DIR", type=existing_path("--export", "dir", "export directory"), help="the export the indexes were built with [recorded in the index]")
     p.add_argument("--k", type=bounded_int("--k", *BOUNDS["k"]), default=10, help="items per index [10]")
@@ -103,7 +105,7 @@ def _query(args, indexes):
 
 def format_results(query: dict, results, k: int) -> str:
     """Plain-text tables: one per index and query row."""
-    what = query.get("id") or query.get("features")
+    what = query.get("id") or query.get("features") or repr(query.get("raw"))
     cls = f" (class {query['class']})" if query.get("class") is not None else ""
     lines = []
     for q in range(results[0].num_queries if results else 0):
@@ -133,15 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cvs_tf.retrieval.index import Index
     from cvs_tf.retrieval.search import Searcher
 
-    if args.dataset and args.query_features:
+    if args.dataset and (args.query_features or args.query_raw is not None):
         raise CliError("--dataset applies to --query-id (the feature set its SPLIT:ROW refers to), not to --query-features")
     indexes = [Index.load(p) for p in args.indexes]
     for flag, value, kind in (("--nprobe", args.nprobe, "ivf"), ("--ef-search", args.ef_search, "hnsw")):
         if value is not None and not any(ix.kind == kind for ix in indexes):
             raise CliError(f"{flag} applies to {kind} indexes, and none of the given indexes is one")
     searcher = Searcher(_export_dir(args, indexes), indexes)
-    x, query = _query(args, indexes)
-    results = searcher.search(args.query_modality, x, args.k, nprobe=args.nprobe, ef_search=args.ef_search)
+    if args.query_raw is not None:
+        from cvs_tf.serving.raw_export import embed_raw
+
+        x = embed_raw(searcher.export, args.query_modality, [args.query_raw])
+        query = {"modality": args.query_modality, "raw": args.query_raw, "rows": 1}
+    else:
+        x, query = _query(args, indexes)
+    results = searcher.search(args.query_modality, x, args.k, nprobe=args.nprobe, ef_search=args.ef_search,
+                              embedded=args.query_raw is not None)
     if args.json:
         json.dump({"query": query, "k": args.k, "export": searcher.export.identity,
                    "results": [r.to_dict() for r in results]}, sys.stdout, indent=2)

@@ -1,4 +1,4 @@
-"""Entry point of ``python -m cvs_tf.data`` (inspect, synth, convert); see :mod:`cvs_tf.cli.data`."""
+"""Entry point of ``python -m cvs_tf.data`` (inspect, synth, convert, import, extract); see :mod:`cvs_tf.cli.data`."""
 
 import sys
 

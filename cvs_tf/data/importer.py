@@ -276,12 +276,14 @@ def _gather(layout: Layout, val_fraction: float | None, seed: int):
 
 def import_layout(src: str | Path, out: str | Path, *, val_fraction: float | None = None, seed: int = 0,
                   pairing: str = "auto", label_base: int = 0, name: str | None = None,
-                  report: Callable[[str], None] | None = print, allow_id_overlap: bool = False) -> Path:
+                  report: Callable[[str], None] | None = print, allow_id_overlap: bool = False,
+                  provenance: dict | None = None) -> Path:
     """Read, validate and write the layout at ``src`` as a feature set at ``out`` (atomically).
 
     ``val_fraction`` (default 0.1; refused when the layout has val files) and ``seed`` define the
     validation carve-out; ``pairing`` is ``auto`` (instance with ids, else class), ``instance`` or ``class``;
-    ``allow_id_overlap`` accepts an id in two splits of one modality (refused by default).
+    ``allow_id_overlap`` accepts an id in two splits of one modality (refused by default);
+    ``provenance``: fields that replace or add to the recorded provenance (``extract`` names its sources).
     """
     if val_fraction is not None:
         check_fraction(val_fraction)
@@ -290,11 +292,12 @@ def import_layout(src: str | Path, out: str | Path, *, val_fraction: float | Non
         raise FeatureSetError(f"{out}: output directory already exists (remove it first)")
     with OutputDir(out, FEATURE_SET_KIND, error=FeatureSetError):  # one import into --out at a time
         return _import(root, out, val_fraction=val_fraction, seed=seed, pairing=pairing, label_base=label_base,
-                       name=name, report=report, allow_id_overlap=allow_id_overlap)
+                       name=name, report=report, allow_id_overlap=allow_id_overlap, provenance=provenance)
 
 
 def _import(root: Path, out: Path, *, val_fraction, seed, pairing, label_base, name, report,
-            allow_id_overlap) -> Path:
+            allow_id_overlap, provenance=None) -> Path:
+    extra_provenance = provenance or {}
     layout = read_layout(root, pairing=pairing, label_base=label_base, allow_id_overlap=allow_id_overlap)
     data, ids, validation = _gather(layout, val_fraction, seed)
     for note in layout.notes if report else ():
@@ -309,6 +312,7 @@ def _import(root: Path, out: Path, *, val_fraction, seed, pairing, label_base, n
         "source_format": "generic layout (" + ", ".join(sorted({p.suffix[1:] for p in sources})) + ")",
         "label_base": label_base,
         "notes": layout.notes,
+        **extra_provenance,
     }
     set_name = name or root.resolve().name.lower() or "imported"
     return save_feature_set(out, set_name, data, layout.classes, label_kind=layout.label_kind, pairing=layout.pairing,

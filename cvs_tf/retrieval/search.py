@@ -93,9 +93,10 @@ class Searcher:
         return self.export.embed(modality, x)
 
     def search(self, modality: str, x, k: int = 10, *, nprobe: int | None = None,
-               ef_search: int | None = None) -> list[SearchResult]:
-        """The top ``k`` of every index for each query row (``nprobe``/``ef_search`` apply where they fit)."""
-        q = self.embed(modality, x)
+               ef_search: int | None = None, embedded: bool = False) -> list[SearchResult]:
+        """The top ``k`` of every index for each query row (``nprobe``/``ef_search`` apply where they fit);
+        ``embedded``: ``x`` already holds query embeddings (N, D)."""
+        q = np.asarray(x, np.float32) if embedded else self.embed(modality, x)
         out = []
         for ix in self.indexes:
             scores, rows = ix.search(q, k, nprobe=nprobe if ix.kind == "ivf" else None,

@@ -34,6 +34,9 @@ def check_export_manifest(mpath: Path, manifest: dict) -> None:
             rel = entry.get(key, "string", required=key == "savedmodel")
             if rel is not None:
                 inside(mpath.parent, rel, where=f"{mpath}: {entry.name(key)}", error=ExportError)
+        enc = entry.sub("encoder", required=False, nullable=True)
+        if enc is not None and (rel := enc.get("savedmodel", "string", "null", required=False)) is not None:
+            inside(mpath.parent, rel, where=f"{mpath}: {enc.name('savedmodel')}", error=ExportError)
     order = f.strings("modality_order", required=False)
     if order is not None and sorted(order) != sorted(mods.obj):
         f.fail("modality_order", f"lists {order}, but modalities has {sorted(mods.obj)}")

@@ -41,7 +41,9 @@ ONNX_OPSET = 17
 
 
 def _export_members(manifest: dict) -> list[str]:
-    return [v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v]
+    from cvs_tf.serving.raw_export import raw_members
+
+    return [v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v] + raw_members(manifest)
 
 
 #: what ``--overwrite`` may replace: a directory whose export.json is a cvs_tf export listing every entry
@@ -231,27 +233,33 @@ def export_model(
 
 
 def _write_export(dest: OutputDir, model, formats: tuple[str, ...], *, dataset, run_config, run_name,
-                  check_rows: int) -> None:
+                  check_rows: int, with_encoders: bool = False) -> None:
     with dest.build() as tmp:
         modalities, max_diff = {}, 0.0
         for m in model.modalities:
             modalities[m], diff = _modality_entry(model, m, tmp, formats, check_rows)
             max_diff = max(max_diff, diff)
+        if with_encoders:
+            from cvs_tf.serving.raw_export import add_raw_models
+
+            add_raw_models(model, dataset, tmp, modalities)
         manifest = _manifest(model, modalities, formats, dataset=dataset, run_config=run_config,
                              run_name=run_name, check_rows=check_rows, max_diff=max_diff)
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int | None = None,
-               formats: tuple[str, ...] = ("savedmodel",), overwrite: bool = False) -> Path:
-    """Export a run directory's model (last or 1-based ``stage``); see :func:`export_model`."""
+               formats: tuple[str, ...] = ("savedmodel",), overwrite: bool = False, with_encoders: bool = False) -> Path:
+    """Export a run directory's model (last or 1-based ``stage``); see :func:`export_model`.
+
+    ``with_encoders``: also the raw-input SavedModels of the feature set's encoders (:mod:`cvs_tf.serving.raw_export`)."""
     from cvs_tf.training.run_dir import load_run
 
     formats = _check_formats(formats)  # before the (slow) model load
     with OutputDir(out, EXPORT_KIND, overwrite=overwrite, error=ExportError) as dest:  # checked and locked first
         model, fs, config = load_run(run_dir, stage=stage)
         _write_export(dest, model, formats, dataset=fs, run_config=config, run_name=Path(run_dir).resolve().name,
-                      check_rows=CHECK_ROWS)
+                      check_rows=CHECK_ROWS, with_encoders=with_encoders)
     return Path(out)
 
 
@@ -338,6 +346,27 @@ class Export:
                                   "SavedModel was replaced or changed; export the run again")
             self._loaded[modality] = loaded
         return self._loaded[modality]
+
+    def raw_artifact(self, modality: str):
+        """The loaded raw-input SavedModel of one modality (``export --with-encoders``)."""
+        self._check_modality(modality)
+        key = f"{modality}.raw"
+        if key not in self._loaded:
+            import tensorflow as tf
+
+            record = self.manifest["modalities"][modality].get("encoder") or {}
+            if not record.get("savedmodel"):
+                raise ExportError(f"{self.path}: no raw-input SavedModel for {modality!r} (export --with-encoders)")
+            sub = inside(self.path, record["savedmodel"], error=ExportError,
+                         where=f"{self.path / EXPORT_MANIFEST}: modalities.{modality}.encoder.savedmodel")
+            try:
+                loaded = tf.saved_model.load(str(sub))
+            except Exception as exc:  # TF raises several types for a damaged SavedModel
+                raise ExportError(f"{sub}: cannot be loaded ({' '.join(str(exc).split())[:200]})") from None
+            if loaded_weights_sha256(loaded) != record.get("savedmodel_weights_sha256"):
+                raise ExportError(f"{sub}: its weights are not the ones {EXPORT_MANIFEST} records; export the run again")
+            self._loaded[key] = loaded
+        return self._loaded[key]
 
     def check_features(self, modality: str, features) -> np.ndarray:
         """Features as a float32 (N, d_m) array (a 1-D vector is one row); raises ExportError otherwise."""

@@ -31,6 +31,7 @@ from cvs_tf.cli import train as train_cli
 from cvs_tf.cli import tune as tune_cli
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
+from tests.data.media import write_manifest
 
 FAST = ["--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 
@@ -56,6 +57,7 @@ def _bases(w: dict) -> dict:
         "data synth": [("<command>", "synth"), ("<name>", "xmedia"), ("--scale", "0.01"), ("--out", OUT)],
         "data convert": [("<command>", "convert"), ("<name>", "wikipedia"), ("<src>", w["file"]), ("--out", OUT)],
         "data import": [("<command>", "import"), ("<src>", w["layout"]), ("--out", OUT)],
+        "data extract": [("<command>", "extract"), ("<spec>", w["spec"]), ("--out", OUT), ("--quiet", None)],
         "embed_beam": [("--export", exp), ("--features", w["shards"]), ("--modality", "text"), ("--out", f"{OUT}/emb")],
         "embed_beam merge": [("<command>", "merge"), ("--shards", w["shards"]), ("--out", OUT)],
     }
@@ -139,6 +141,10 @@ EXPLICIT = {
     ("data convert", "--out"): [("wrong type", "{file}", None)],
     ("data import", "<src>"): [("missing file", "{missing}", "not a directory"), ("wrong type", "{file}", "not a directory")],
     ("data import", "--out"): [("wrong type", "{file}", "already exists")],
+    ("data extract", "--out"): [("wrong type", "{file}", "already exists")],
+    ("data extract", "--encoder"): [("wrong type", "image", "--encoder"), ("out of range", "text=nope", "unknown encoder"),
+                                    ("out of range", "smell=mfcc", "no modality 'smell'")],
+    ("search", "--query-raw"): [("out of range", "hello", "records no encoder")],
     ("embed_beam", "--features"): [("missing file", "{missing}", None)],
     ("embed_beam", "--modality"): [("out of range", "smell", "no modality 'smell'")],
     ("embed_beam merge", "--shards"): [("missing file", "{missing}", None)],
@@ -147,6 +153,7 @@ EXPLICIT = {
 # Options no value of which is wrong, and why.
 ANY_VALUE = {
     ("data import", "--name"): "a free name recorded in the manifest (empty: the folder's name)",
+    ("data extract", "--name"): "a free name recorded in the manifest (empty: the spec's name)",
     ("embed_beam", "--runner"): "a Beam runner name, checked by Beam when the pipeline starts (needs apache-beam)",
     ("embed_beam", "--out"): "a file-name prefix; an existing shard set under it is refused when the pipeline starts",
 }
@@ -217,16 +224,18 @@ def world(tmp_path_factory):
     tune_cfg.write_text(json.dumps({"model": {"dim": 8}, "train": {"batch_size": 8, "jit": False}}))
     space = tmp / "space.json"
     space.write_text(json.dumps({"dim": {"low": 8, "high": 8}}))
+    (tmp / "media").mkdir()
+    spec = write_manifest(tmp / "media", 6)
     (tmp / "file.txt").write_text("not what any option wants\n")
     (tmp / "adir").mkdir()
     np.savez(tmp / "shard-0.npz", features=np.zeros((3, 12), np.float32), ids=np.array(["a", "b", "c"]))
     return {"tmp": tmp, "ds": str(ds), "cfg": str(cfg), "run": str(run), "exp": str(exp), "ix": str(ix),
             "query": str(tmp / "q.npy"), "layout": str(layout), "tune_cfg": str(tune_cfg), "space": str(space),
-            "file": str(tmp / "file.txt"), "dir": str(tmp / "adir"), "shards": str(tmp / "shard-*.npz")}
+            "file": str(tmp / "file.txt"), "spec": str(spec), "dir": str(tmp / "adir"), "shards": str(tmp / "shard-*.npz")}
 
 
 # what a case drops from the base command line (options that conflict with the one tested), and adds
-DROP = {"--query-id": ("--query-features",), "--dataset": ("--query-features",), "--extend": ("--config",)}
+DROP = {"--query-id": ("--query-features",), "--query-raw": ("--query-features",), "--dataset": ("--query-features",), "--extend": ("--config",)}
 ADD = {("search", "--dataset"): [("--query-id", "test:0")], ("train", "--extend"): [("--modalities", "audio")]}
 
 

@@ -35,6 +35,7 @@ def test_unpack_removes_temporaries_of_a_killed_unpack(tmp_path):
 
 
 def test_whisper_assembly_removes_temporaries_of_a_killed_assembly(tmp_path, monkeypatch):
+    from cvs_tf.data.encoders import offline
     from data_prep import extractors
 
     part1, part2 = tmp_path / "p1", tmp_path / "p2"
@@ -43,7 +44,7 @@ def test_whisper_assembly_removes_temporaries_of_a_killed_assembly(tmp_path, mon
     (part2 / "model.bin.part2").write_bytes(b"cd")
     for n in ("config.json", "tokenizer.json", "vocabulary.txt"):
         (part1 / n).write_text("{}")
-    monkeypatch.setattr(extractors, "_whisper_parts", lambda: [part1, part2])
+    monkeypatch.setattr(offline, "_whisper_parts", lambda: [part1, part2])  # where assemble_whisper lives
     stale = fake_temp(tmp_path / "cache" / "models", "whisper-base-ct2", dead_pid())
     dest = extractors.assemble_whisper(tmp_path / "cache")
     assert (dest / "model.bin").read_bytes() == b"abcd"
