@@ -18,7 +18,7 @@ __all__ = ["CV_FOLDS", "DEFAULT_REFERENCE", "DEFAULT_SPACE", "EARLY_STOPPING", "
 
 DEFAULT_SPACE = "cvs"  # the thesis's joint space (cvs_tf/spaces/cvs.py)
 DEFAULT_REFERENCE = "image"  # the hub modality of a space that takes one (RVS)
-EARLY_STOPPING = ("val_map", "val_loss", "none")  # model-selection modes on the validation split
+EARLY_STOPPING = ("val_map", "val_recall", "val_loss", "none")  # model-selection modes on the validation split
 STRATEGIES = ("default", "mirrored", "multiworker")  # tf.distribute strategies of training (docs/scaling.md)
 JIT_MODES = ("full", "loss", "off", "auto")  # string forms of train.jit (models.base.resolve_jit)
 CV_FOLDS = range(2, 11)  # the K of train.select cvK
@@ -138,7 +138,8 @@ class TrainConfig:
     seed: int = _f(0, "seed for initialisation and batch sampling", groups="extend")
     steps_per_epoch: int | None = _f(None, "steps per epoch", shown="one pass over the largest modality",
                                      groups="extend")
-    early_stopping: str = _f("val_map", "model selection on the validation split: mAP@50 or loss",
+    early_stopping: str = _f("val_map", "model selection on the validation split: mAP@50, recall of each item's "
+                             "own partner (mean of R@1, R@5, R@10; instance-paired sets), or loss",
                              choices=EARLY_STOPPING, groups="preset extend")
     patience: int = _f(10, "early-stopping patience in epochs", groups="preset extend")
     jit: bool | str = _f(True, "--jit: XLA-compile the train step; --no-jit: run it without XLA (a config file may "
@@ -239,6 +240,9 @@ class RunConfig:
             raise ConfigError(f"train.early_stopping must be {', '.join(EARLY_STOPPING)}, got {t.early_stopping!r}")
         if t.strategy not in STRATEGIES:
             raise ConfigError(f"train.strategy must be {', '.join(STRATEGIES)}, got {t.strategy!r}")
+        if t.early_stopping == "val_recall" and t.select != "val":
+            raise ConfigError(f"train.early_stopping val_recall selects on the validation split: it needs "
+                              f"train.select val, got {t.select!r}")
         if select_folds(t.select) is None and t.select != "val":
             raise ConfigError(f"train.select must be val or cvK with K in {CV_FOLDS.start}..{CV_FOLDS.stop - 1} "
                               f"(e.g. cv5), got {t.select!r}")

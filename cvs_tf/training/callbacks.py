@@ -41,7 +41,7 @@ def monitor(mode: str) -> tuple[str, float]:
     best epoch by (sign +1: higher is better); ``none`` never stops but still keeps the best val mAP epoch."""
     if mode not in EARLY_STOPPING:
         raise ValueError(f"early stopping must be {', '.join(EARLY_STOPPING)}, got {mode!r}")
-    return ("val_loss", -1.0) if mode == "val_loss" else ("val_map", 1.0)
+    return {"val_loss": ("val_loss", -1.0), "val_recall": ("val_recall", 1.0)}.get(mode, ("val_map", 1.0))
 
 
 def diverged_at_evaluation(model, run_dir: Path, split: str, exc: Exception) -> TrainingDivergedError:
@@ -71,6 +71,25 @@ def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> fl
         for q, r in ((a, b), (b, a)):
             if len(emb[q]) and len(emb[r]):
                 scores.append(map_at_k(emb[q], emb[r], fs.y(q, split), fs.y(r, split), k=k))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def validation_recall(model, fs: FeatureSet, split: str = "val") -> float:
+    """Mean over both directions of the current stage's trained pairs of (R@1 + R@5 + R@10) / 3 of each
+    item's own partner (instance-paired ``fs``); :class:`NonFiniteEmbeddingsError` on NaN or Inf."""
+    from cvs_tf.evaluation.metrics import recall_at_k
+
+    emb, scores = {}, []
+    for a, b in model.active_pairs():
+        for m in (a, b):
+            if m not in emb:
+                emb[m] = model.embed(m, fs.x(m, split)).numpy()
+                if not np.isfinite(emb[m]).all():
+                    raise NonFiniteEmbeddingsError(m, split)
+        for q, r in ((a, b), (b, a)):
+            if len(emb[q]):
+                rec = recall_at_k(emb[q], emb[r], (1, 5, 10))
+                scores.append((rec["1"] + rec["5"] + rec["10"]) / 3)
     return float(np.mean(scores)) if scores else float("nan")
 
 
@@ -171,6 +190,8 @@ class EpochEnd(keras.callbacks.Callback):
         if self.val_set is not None:
             try:
                 logs["val_map"] = validation_map(self.model, self.val_set, "val", self.train.eval_k)
+                if self.train.early_stopping == "val_recall":
+                    logs["val_recall"] = validation_recall(self.model, self.val_set, "val")
             except NonFiniteEmbeddingsError as exc:
                 raise diverged(self.stage, epoch + 1, str(exc), kept) from None
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

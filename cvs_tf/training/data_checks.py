@@ -8,7 +8,11 @@ from cvs_tf.models.factory import resolve_stages
 
 
 def check_instance_term(config: RunConfig, fs: FeatureSet) -> None:
-    """The instance term pairs row i of every modality as one item: only an instance-paired set has such rows."""
+    """The instance term, and model selection by ``val_recall``, pair row i of every modality as one item: only
+    an instance-paired set has such rows."""
+    if config.train.early_stopping == "val_recall" and not fs.paired:
+        raise ConfigError(f"train.early_stopping val_recall needs an instance-paired dataset (row i of every "
+                          f"modality the same item); {fs.name} is paired by class: use val_map")
     if config.loss.instance_weight > 0 and not fs.paired:
         raise ConfigError(f"loss.instance_weight {config.loss.instance_weight:g} needs an instance-paired "
                           f"dataset (row i of every modality the same item); {fs.name} is paired by class "

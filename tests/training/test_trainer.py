@@ -112,12 +112,16 @@ def test_early_stopping_modes_have_one_source():
 
     action = next(a for a in build_parser()._actions if a.dest == "early_stopping")
     assert tuple(action.choices) == EARLY_STOPPING
-    assert [monitor(m) for m in EARLY_STOPPING] == [("val_map", 1.0), ("val_loss", -1.0), ("val_map", 1.0)]
-    with pytest.raises(ValueError, match="val_map, val_loss, none"):
+    assert [monitor(m) for m in EARLY_STOPPING] == [("val_map", 1.0), ("val_recall", 1.0), ("val_loss", -1.0),
+                                                     ("val_map", 1.0)]
+    with pytest.raises(ValueError, match="val_map, val_recall, val_loss, none"):
         monitor("val_acc")
     cfg = RunConfig()
     cfg.train.early_stopping = "val_acc"
-    with pytest.raises(ConfigError, match="val_map, val_loss, none"):
+    with pytest.raises(ConfigError, match="val_map, val_recall, val_loss, none"):
+        cfg.validate()
+    cfg.train.early_stopping, cfg.train.select = "val_recall", "cv5"
+    with pytest.raises(ConfigError, match="val_recall selects on the validation split"):
         cfg.validate()
 
 
@@ -128,3 +132,27 @@ def test_instance_paired_metrics_hold_recall(tmp_path):
     assert set(recall) == {"val", "test"} and set(recall["test"]) == {"image", "text"}
     assert recall["test"]["text"] == {"image": cross_modal_recall(result.model, "test", dataset=fs)["text"]["image"]}
     assert set(recall["val"]["image"]["text"]) == {"1", "5", "10", "median_rank"}
+
+
+def test_val_recall_selects_the_epoch_of_the_best_validation_recall(tmp_path):
+    from cvs_tf.training.callbacks import validation_recall
+
+    fs = load_feature_set(make_toy_featureset(tmp_path / "paired", paired=True, modalities={"image": 8, "text": 6}))
+    cfg = _config(epochs=4, early_stopping="val_recall", patience=10)
+    result = Trainer(cfg, tmp_path / "run", featureset=fs, checkpoint=False, verbose=0, log=lambda _: None).run()
+    stage = json.loads((tmp_path / "run" / "history.json").read_text())["stages"][0]
+    curve = [e["val_recall"] for e in stage["epochs"]]
+    assert len(curve) == 4 and all(0.0 <= v <= 1.0 for v in curve)
+    assert stage["best_epoch"] == 1 + int(np.argmax(curve))        # first epoch of the highest value
+    # the kept model is that epoch's: its validation recall is the curve's best, computed again
+    assert validation_recall(result.model, fs, "val") == pytest.approx(max(curve), abs=1e-6)
+    rec = cross_modal_recall(result.model, "val", dataset=fs)
+    naive = np.mean([(rec[q][r]["1"] + rec[q][r]["5"] + rec[q][r]["10"]) / 3 for q in rec for r in rec[q]])
+    assert max(curve) == pytest.approx(naive, abs=1e-6)
+
+
+def test_val_recall_is_refused_on_a_class_paired_set(fs, tmp_path):
+    cfg = _config(epochs=1, early_stopping="val_recall")
+    with pytest.raises(ConfigError, match="val_recall needs an instance-paired dataset"):
+        Trainer(cfg, tmp_path / "run", featureset=fs, checkpoint=False, verbose=0, log=lambda _: None).run()
+    assert not (tmp_path / "run").exists()
