@@ -41,7 +41,8 @@ ONNX_OPSET = 17
 
 
 def _export_members(manifest: dict) -> list[str]:
-    return [v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v]
+    card = [manifest["model_card"]] if manifest.get("model_card") else []
+    return [v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v] + card
 
 
 #: what ``--overwrite`` may replace: a directory whose export.json is a cvs_tf export listing every entry
@@ -231,7 +232,12 @@ def export_model(
 
 
 def _write_export(dest: OutputDir, model, formats: tuple[str, ...], *, dataset, run_config, run_name,
-                  check_rows: int) -> None:
+                  check_rows: int, run_dir=None) -> None:
+    from cvs_tf.evaluation.calibration import calibrate_model
+    from cvs_tf.report.card import MODEL_CARD, write_model_card
+
+    seed = int(((run_config or {}).get("train") or {}).get("seed") or 0)
+    calibration = None if dataset is None else calibrate_model(model, dataset, split="val", seed=seed)
     with dest.build() as tmp:
         modalities, max_diff = {}, 0.0
         for m in model.modalities:
@@ -239,7 +245,12 @@ def _write_export(dest: OutputDir, model, formats: tuple[str, ...], *, dataset, 
             max_diff = max(max_diff, diff)
         manifest = _manifest(model, modalities, formats, dataset=dataset, run_config=run_config,
                              run_name=run_name, check_rows=check_rows, max_diff=max_diff)
+        manifest["calibration"] = calibration  # score -> precision on the validation split (evaluation/calibration.py)
+        if run_dir is not None:
+            manifest["model_card"] = MODEL_CARD
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if run_dir is not None:
+            write_model_card(run_dir, tmp / MODEL_CARD, fs=dataset, export=manifest)
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int | None = None,
@@ -251,7 +262,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int
     with OutputDir(out, EXPORT_KIND, overwrite=overwrite, error=ExportError) as dest:  # checked and locked first
         model, fs, config = load_run(run_dir, stage=stage)
         _write_export(dest, model, formats, dataset=fs, run_config=config, run_name=Path(run_dir).resolve().name,
-                      check_rows=CHECK_ROWS)
+                      check_rows=CHECK_ROWS, run_dir=run_dir)
     return Path(out)
 
 
