@@ -70,9 +70,9 @@ def _metrics(metrics: dict, fs, mods: list[str]) -> list[str]:
                   if q != r]
         chance = _chance(fs, test["modalities"], metrics.get("k") or 50)
         if chance is not None:
-            lines.append(f"\nBaseline: chance (random ranking, exact expectation) {test['metric']} {_f(chance)} on the "
+            lines.append(f"\n- baseline: chance (random ranking, exact expectation) {test['metric']} {_f(chance)} on the "
                          "same test split; the learned baselines (posterior product, CCA, label space) are in "
-                         "`python -m cvs_tf.report RUN_DIR` and `make baselines`.")
+                         "`python -m cvs_tf.report RUN_DIR` and `make baselines`")
     recall = (metrics.get("recall") or {}).get("test")
     if recall:
         from cvs_tf.evaluation.baselines import recall_means
@@ -94,7 +94,8 @@ def _calibration(cal: dict | None) -> list[str]:
                 rec = cal["pairs"][q][r]
                 t = rec["thresholds"].get(str(CARD_PRECISION))
                 chk = (rec["check"].get(str(CARD_PRECISION)) or {}).get("precision")
-                lines.append(f"- {q}→{r}: " + ("unreachable" if t is None else f"{t:.3f} ({_f(chk)})"))
+                got = "no held-apart pair above it" if chk is None else f"{chk:.3f}"
+                lines.append(f"- {q}→{r}: " + ("unreachable on validation" if t is None else f"{t:.3f} ({got})"))
     lines += ["", "`python -m cvs_tf.search ... --min-precision P` returns only results above the matching threshold."]
     return lines
 

@@ -64,7 +64,7 @@ def loss_curves(curves: dict) -> str | None:
     if not stages:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(stages), figsize=(6.5 * len(stages), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(stages), figsize=(8.5 * len(stages), 4.2), squeeze=False)
     for ax, stage in zip(axes[0], stages):
         colours = {}
         for part, style in (("train", "-"), ("validation", "--")):
@@ -80,7 +80,7 @@ def loss_curves(curves: dict) -> str | None:
         ax.set_title(f"{stage} (solid: train, dashed: validation)", fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        ax.legend(fontsize=7, ncol=2, frameon=False)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return to_data_uri(fig)
 
 
@@ -131,12 +131,15 @@ def calibration_grid(calibration: dict) -> str:
             counts = np.asarray(counts, float)
             if counts.sum():
                 colour, label = styles[key]
-                ax.plot(x, counts / counts.sum(), color=colour, label=label)
+                ax.step(x, counts / counts.sum(), where="mid", color=colour, label=f"{label} ({int(counts.sum())})",
+                        lw=1.8 if key == "same_class" else 1.2, ls="--" if key == "partner" else "-")
         for p, t in rec["thresholds"].items():
             if t is not None:
                 ax.axvline(t, color="0.4", ls=":", lw=1)
-                ax.text(t, ax.get_ylim()[1] * 0.95, f"P≥{float(p):g}", rotation=90, fontsize=6, va="top")
+                ax.text(t, 0.0, f" P≥{float(p):g}", rotation=90, fontsize=6, va="bottom", color="0.3")
         ax.set_title(f"{q}→{r}", fontsize=9)
         ax.set_xlabel("cosine score", fontsize=8)
+        ax.set_ylabel("share of pairs", fontsize=8)
         ax.legend(fontsize=6, frameon=False, loc="upper left")
+    fig.tight_layout()
     return to_data_uri(fig)

@@ -140,7 +140,8 @@ def calibration_section(calibration: dict | None, computed: bool) -> tuple[str, 
             cells = []
             for p in c["precisions"]:
                 t, chk = rec["thresholds"].get(str(p)), rec["check"].get(str(p)) or {}
-                cells.append("unreachable" if t is None else f"{t:.3f} ({_fmt(chk.get('precision'))})")
+                got = "no pair above it" if chk.get("precision") is None else f"{chk['precision']:.3f}"
+                cells.append("unreachable" if t is None else f"{t:.3f} ({got})")
             rows.append([f"{q}→{r}", _fmt(rec.get("base_rate"))] + cells)
     where = "computed by the report (the run has no calibration.json)" if computed else "RUN_DIR/calibration.json"
     note = (f"cosine-score thresholds reaching each precision (same class = match), {c['protocol']} protocol, "
