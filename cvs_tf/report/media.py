@@ -10,8 +10,8 @@ Where the media come from, first found wins:
 3. ``--media DIR`` with one file per item, ``DIR/<modality>/<id>.<ext>`` or ``DIR/<id>.<ext>``.
 
 Without ``--media``, the stamps of Debian's ``tuxpaint-stamps-default`` are looked for where
-``make data-tux12`` unpacks them (``data_cache/root/tuxpaint-stamps-default_*/``) and where the
-package installs them (``/usr/share/tuxpaint/stamps``), for a set whose provenance names that package.
+``make data-tux12`` and ``make test-report`` unpack them (``data_cache/root/tuxpaint-stamps-default_*/``
+below the working directory or the source checkout) and where the package installs them (``/usr/share/tuxpaint/stamps``), for a set whose provenance names that package.
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ def _is_tux_root(root: Path) -> bool:
 def _default_roots(fs) -> list[Path]:
     if TUX_PACKAGE not in ((fs.manifest.get("provenance") or {}).get("debian_packages") or {}):
         return []
-    roots = sorted(Path("data_cache/root").glob(f"{TUX_PACKAGE}_*/{TUX_STAMPS}"))
+    checkout = Path(__file__).resolve().parents[2]  # a source checkout's data_cache/, as make data-tux12 fills it
+    roots = [p for base in dict.fromkeys([Path.cwd(), checkout])
+             for p in sorted((base / "data_cache" / "root").glob(f"{TUX_PACKAGE}_*/{TUX_STAMPS}"))]
     return roots + [Path("/") / TUX_STAMPS]
 
 

@@ -3,8 +3,6 @@
 import json
 import re
 import shutil
-import struct
-import wave
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from cvs_tf.report.__main__ import main as report_main
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset, one_error_line
+from tests.report.helpers import write_toy_media
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet"]
 SECTIONS = ("summary", "map", "recall", "losses", "per-class", "confusion", "projector", "calibration", "galleries")
@@ -43,23 +42,6 @@ def _report(capsys, *argv) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def _media(path, ids):
-    """A media folder for the toy set: a PNG per image, a caption per text, a WAV per audio item."""
-    from PIL import Image
-
-    for i in ids:
-        (path / "image").mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (32, 24), (200, 30, 30)).save(path / "image" / f"{i}.png")
-        (path / "text").mkdir(exist_ok=True)
-        (path / "text" / f"{i}.txt").write_text(f"caption of {i}\n")
-        (path / "audio").mkdir(exist_ok=True)
-        with wave.open(str(path / "audio" / f"{i}.wav"), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(8000)
-            w.writeframes(struct.pack("<80h", *([0] * 80)))
-
-
 @pytest.mark.parametrize("space", ["cvs", pytest.param("mcvs", marks=pytest.mark.slow),
                                    pytest.param("rvs", marks=pytest.mark.slow)])
 def test_a_report_of_each_space_holds_every_section_offline(runs, tmp_path, capsys, space):
@@ -82,7 +64,7 @@ def test_a_report_of_each_space_holds_every_section_offline(runs, tmp_path, caps
 
 def test_galleries_show_media_marked_right_or_wrong(runs, tmp_path, capsys):
     media = tmp_path / "media"
-    _media(media, [f"test:{r}" for r in range(16)])
+    write_toy_media(media, [f"test:{r}" for r in range(16)])
     out = tmp_path / "r.html"
     code, err = _report(capsys, runs["cvs"], "--out", out, "--media", media, "--baselines", "none")
     assert code == 0, err
