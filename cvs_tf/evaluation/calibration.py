@@ -6,8 +6,9 @@ embedded alone (independent protocol):
 * the distributions (histograms over [-1, 1]) of the cosine scores of same-class pairs, other-class
   pairs and, for instance-paired sets, exact partners;
 * a precision curve: for a threshold ``t``, the precision of "every (query, item) pair scoring at
-  least ``t`` is a match (same class)", made non-increasing in ``t``'s favour (the lowest precision
-  of any higher threshold), so a result above ``t`` stands for at least that precision;
+  least ``t`` is a match (same class)", made monotone the cautious way (the lowest precision of any
+  higher threshold, each read off at least :data:`MIN_PAIRS` pairs), so a result above ``t`` stands
+  for at least that precision;
 * the thresholds that reach given precisions (:data:`PRECISIONS`).
 
 The validation queries are split in two seeded halves: the curve and thresholds are fit on the first
@@ -29,6 +30,8 @@ CALIBRATION_FORMAT = "cvs_tf.calibration"
 PRECISIONS = (0.5, 0.8, 0.9, 0.95)
 #: a threshold "reaches" precision P on the held-apart half when its precision there is >= P - TOLERANCE
 TOLERANCE = 0.1
+#: a precision is never read off fewer pairs than this (higher thresholds take the first one that has them)
+MIN_PAIRS = 20
 HIST_BINS = 40
 CURVE_POINTS = 200
 
@@ -52,9 +55,13 @@ def precision_curve(scores: np.ndarray, rel: np.ndarray, points: int = CURVE_POI
         return {"score": [], "precision": []}
     order = np.argsort(-s, kind="stable")
     s, r = s[order], r[order]
-    prec = np.cumsum(r) / np.arange(1, s.size + 1)
+    n = np.arange(1, s.size + 1)
+    prec = np.cumsum(r) / n
     last = np.r_[s[1:] != s[:-1], True]  # the last row of each run of equal scores: all of them are in
-    s, prec = s[last], prec[last]
+    s, prec, n = s[last], prec[last], n[last]
+    few = n < min(MIN_PAIRS, int(n[-1]))  # thresholds above fewer pairs take the first well-supported precision
+    if few.any():
+        prec[few] = prec[np.argmax(~few)]
     env = np.minimum.accumulate(prec)  # from high to low scores: the worst precision at any higher threshold
     s, env = s[::-1], env[::-1]  # ascending scores, non-decreasing precision
     if s.size > points:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from cvs_tf.evaluation import calibration
 from cvs_tf.evaluation.calibration import (
     PRECISIONS,
     TOLERANCE,
@@ -43,7 +44,8 @@ def test_thresholds_reach_their_precision_on_the_held_apart_half(seed):
     assert reached == len(PRECISIONS)
 
 
-def test_the_curve_is_non_decreasing_and_precision_at_follows_it():
+def test_the_curve_is_non_decreasing_and_precision_at_follows_it(monkeypatch):
+    monkeypatch.setattr(calibration, "MIN_PAIRS", 1)
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     rel = np.array([True, False, True, True, False, False])
     c = precision_curve(scores, rel)
@@ -53,7 +55,17 @@ def test_the_curve_is_non_decreasing_and_precision_at_follows_it():
     assert threshold_for(c, 0.99) == pytest.approx(0.9) and threshold_for(c, 0.5) == pytest.approx(0.4)
 
 
-def test_ties_are_taken_together():
+def test_a_precision_is_never_read_off_fewer_than_min_pairs():
+    # the single top pair is wrong: alone it would make every threshold "precision 0"
+    rel = np.r_[False, np.ones(30, bool), np.zeros(30, bool)]
+    c = precision_curve(np.linspace(1, 0, rel.size), rel)
+    top = calibration.MIN_PAIRS
+    assert c["precision"][-1] == pytest.approx((top - 1) / top)
+    assert threshold_for(c, 0.9) is not None
+
+
+def test_ties_are_taken_together(monkeypatch):
+    monkeypatch.setattr(calibration, "MIN_PAIRS", 1)
     c = precision_curve(np.array([0.5, 0.5, 0.2]), np.array([True, False, True]))
     # at 0.5 both tied pairs are in (1 of 2, not the first alone); at 0.2 the set's 2/3 is capped by the 0.5 above
     assert c["score"] == [0.2, 0.5] and c["precision"] == pytest.approx([0.5, 0.5])
