@@ -29,7 +29,7 @@ CALIBRATION_FILE = "calibration.json"
 CALIBRATION_FORMAT = "cvs_tf.calibration"
 PRECISIONS = (0.5, 0.8, 0.9, 0.95)
 #: a threshold "reaches" precision P on the held-apart half when its precision there is >= P - TOLERANCE
-TOLERANCE = 0.1
+TOLERANCE = 0.05
 #: a precision is never read off fewer pairs than this (higher thresholds take the first one that has them)
 MIN_PAIRS = 20
 HIST_BINS = 40

@@ -19,14 +19,16 @@ def _quiet(_message: str) -> None:
     pass
 
 
-def _baselines(fs, mods, names: Sequence[str], k, seed: int) -> tuple[dict, str]:
-    """``({label: test table}, note)``: the baselines on the same test split, or ``({}, why not)``."""
+def _baselines(fs, mods, names: Sequence[str], k, seed: int, tables: dict | None = None) -> tuple[dict, str]:
+    """``({label: test table}, note)``: the baselines on the same test split (``tables``: already computed at
+    this cut-off, ``{name: table}``), or ``({}, why not)``."""
     from cvs_tf.evaluation.baselines import BASELINE_LABELS, baseline_tables, strongest_summary
 
-    if not names:
+    if not names and not tables:
         return {}, "baselines not computed (--baselines none)"
     try:
-        tables, _ = baseline_tables(fs, names, modalities=mods, k=k)
+        if not tables or any(df.attrs.get("k") != k for df in tables.values()):
+            tables, _ = baseline_tables(fs, names or DEFAULT_BASELINES, modalities=mods, k=k, seed=seed)
     except ValueError as exc:
         return {}, f"baselines: {exc}"
     note = ("baselines on the same test split and protocol, hyper-parameters chosen on validation (the posterior "
@@ -54,7 +56,7 @@ def _calibration(rec, model, fs, seed: int) -> tuple[dict | None, bool]:
 
 def build_report(run_dir: str | os.PathLike, *, media: str | os.PathLike | None = None,
                  baselines: Sequence[str] = DEFAULT_BASELINES, seed: int = 0,
-                 log: Callable[[str], None] = _quiet) -> str:
+                 log: Callable[[str], None] = _quiet, tables: dict | None = None) -> str:
     """The self-contained HTML report of a finished run (see docs/report.md); :class:`ReportError` in one line
     for a missing, unfinished or damaged run, or unusable ``media``."""
     from cvs_tf.report.analysis import embed_space
@@ -73,7 +75,7 @@ def build_report(run_dir: str | os.PathLike, *, media: str | os.PathLike | None 
         raise ReportError(f"{run_dir}: fewer than two of the model's modalities have test items in {fs.name}")
     k = rec.metrics.get("k") or 50
     log("baselines")
-    base, note = _baselines(fs, space.modalities, baselines, k, seed)
+    base, note = _baselines(fs, space.modalities, baselines, k, seed, tables)
     curves, wall = tensorboard_scalars(run_dir)
     log("figures")
     parts = [sections.summary(rec, fs, wall), sections.map_section(rec, base, note),

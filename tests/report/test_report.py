@@ -157,3 +157,18 @@ def test_analysis_marks_right_and_partner_from_labels_and_rows():
     assert first[("a", "b"), 1]["row"] == 2 and first[("a", "b"), 1]["right"] and not first[("a", "b"), 1]["partner"]
     conf = retrieved_class_confusion(space, top=1)["a→b"]
     assert np.allclose(conf, [[1, 0], [0, 1]])
+
+
+def test_baseline_tables_given_by_the_caller_are_not_computed_again(runs, tmp_path, monkeypatch):
+    import cvs_tf.evaluation.baselines as baselines
+    from cvs_tf.data.store import load_feature_set
+    from cvs_tf.report import write_report
+
+    tables, _ = baselines.baseline_tables(load_feature_set(runs["ds"]), ["chance"], k=50)
+
+    def refuse(*a, **k):
+        raise AssertionError("baselines computed again")
+
+    monkeypatch.setattr(baselines, "baseline_tables", refuse)
+    out = write_report(runs["cvs"], tmp_path / "r.html", tables=tables)
+    assert "<th>chance</th>" in out.read_text()
