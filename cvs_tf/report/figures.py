@@ -64,8 +64,10 @@ def loss_curves(curves: dict) -> str | None:
     if not stages:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(stages), figsize=(8.5 * len(stages), 4.2), squeeze=False)
-    for ax, stage in zip(axes[0], stages):
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(len(stages), 1, figsize=(9.5, 3.8 * len(stages)), squeeze=False)
+    for ax, stage in zip(axes[:, 0], stages):
         colours = {}
         for part, style in (("train", "-"), ("validation", "--")):
             for tag, pts in sorted(curves[stage].get(part, {}).items()):
@@ -78,9 +80,11 @@ def loss_curves(curves: dict) -> str | None:
                                 lw=2.2 if name == "loss" else 1.2)
                 colours.setdefault(name, line.get_color())
         ax.set_title(f"{stage} (solid: train, dashed: validation)", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
     return to_data_uri(fig)
 
 
@@ -102,7 +106,7 @@ def confusion_grid(confusions: dict, classes: list[str], top: int) -> str:
         ax.set_yticks(range(len(classes)), short, fontsize=6)
     fig.suptitle(f"retrieved class of the top {top} (rows: query class; columns: class retrieved; "
                  "bright diagonal = right)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return to_data_uri(fig)
 
 

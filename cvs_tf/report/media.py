@@ -92,19 +92,24 @@ class MediaSource:
 
     def __init__(self, root: Path | None, layout: str, index: dict | None = None, where: str = ""):
         self.root, self.layout, self.index, self.where = root, layout, index or {}, where
+        self.asked = self.found = 0
 
     def lookup(self, modality: str, item_id: str) -> MediaItem | None:
         kind = media_kind(modality)
+        self.asked += 1
         if self.root is None or kind == "id":
             return None
         try:
             if self.layout == "index":
-                return self._from_index(modality, item_id, kind)
-            if self.layout == "tuxpaint":
-                return self._tux(item_id, kind)
-            return self._files(modality, item_id, kind)
+                item = self._from_index(modality, item_id, kind)
+            elif self.layout == "tuxpaint":
+                item = self._tux(item_id, kind)
+            else:
+                item = self._files(modality, item_id, kind)
         except (OSError, ValueError):
             return None
+        self.found += item is not None
+        return item
 
     def _from_index(self, modality: str, item_id: str, kind: str) -> MediaItem | None:
         entry = (self.index.get(modality) or {}).get(item_id)
@@ -145,7 +150,9 @@ def _is_tux_root(root: Path) -> bool:
 
 
 def _default_roots(fs) -> list[Path]:
-    if TUX_PACKAGE not in ((fs.manifest.get("provenance") or {}).get("debian_packages") or {}):
+    """Where the stamps may be, for a set whose items are Tux Paint stamps (Tux-12 records ``item_ids.stamp``)."""
+    if (TUX_PACKAGE not in ((fs.manifest.get("provenance") or {}).get("debian_packages") or {})
+            or "stamp" not in (fs.manifest.get("item_ids") or {})):
         return []
     checkout = Path(__file__).resolve().parents[2]  # a source checkout's data_cache/, as make data-tux12 fills it
     roots = [p for base in dict.fromkeys([Path.cwd(), checkout])

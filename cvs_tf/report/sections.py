@@ -153,7 +153,9 @@ def calibration_section(calibration: dict | None, computed: bool) -> tuple[str, 
 
 def gallery_section(space, media, data_label: str, seed: int) -> tuple[str, str, str]:
     entries = analysis.gallery(space, seed=seed)
+    body = h.gallery(entries, media, analysis.GALLERY_K)
     note = (f"{analysis.GALLERY_QUERIES} seeded test queries per ordered pair and their top {analysis.GALLERY_K} "
             f"(independent protocol, {data_label}); ✓ = same class"
-            + (", 'partner' = the query's own partner" if space.paired else "") + f"; media: {media.where}")
-    return "galleries", "Qualitative galleries", h.protocol(note) + h.gallery(entries, media, analysis.GALLERY_K)
+            + (", 'partner' = the query's own partner" if space.paired else "")
+            + f"; media: {media.where}" + (f", {media.found} of {media.asked} items found" if media.root else ""))
+    return "galleries", "Qualitative galleries", h.protocol(note) + body
