@@ -31,7 +31,7 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml
 $(VENV): $(STAMP) ## Create/refresh the virtualenv (keyed on requirements.txt)
 venv: $(STAMP) ## Same as .venv
 
-demo: $(STAMP) ## Train the best preset and the thesis recipe on Tux-12; print mAP@50 and R@1/5/10 beside the strongest baselines
+demo: $(STAMP) ## Train the best preset and the thesis recipe on Tux-12; print mAP@50 and R@1/5/10 beside the strongest baselines; write the best run's HTML report
 	$(VPY) -m cvs_tf.demo
 
 test: $(STAMP) ## Run the test suite (fast lane; slow/integration/oracle are off)
