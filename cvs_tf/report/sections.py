@@ -114,6 +114,11 @@ def projector_section(run_dir: Path, model, fs) -> tuple[str, str, str]:
     if png.is_file():
         note = "from RUN_DIR/projector/space.png (python -m cvs_tf.evaluate --projector)"
         return "projector", title, h.protocol(note) + h.figure(figures.png_file_uri(png), "projector")
+    from cvs_tf.training.run_dir import read_run_config
+
+    if read_run_config(run_dir)[1].get("extended_from") is not None:
+        return "projector", title, h.missing("an extended run has no 'before' space of its own (its initial weights "
+                                             "are partly the source run's trained ones)")
     try:
         c = projector_contents(run_dir, model, fs, split="test", png=True)
     except ValueError as exc:

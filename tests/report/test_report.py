@@ -172,3 +172,19 @@ def test_baseline_tables_given_by_the_caller_are_not_computed_again(runs, tmp_pa
     monkeypatch.setattr(baselines, "baseline_tables", refuse)
     out = write_report(runs["cvs"], tmp_path / "r.html", tables=tables)
     assert "<th>chance</th>" in out.read_text()
+
+
+@pytest.mark.slow
+def test_an_extended_run_has_its_card_and_a_report_without_a_before_space(runs, tmp_path, capsys):
+    from cvs_tf.cli.train import main as train
+
+    base, new = tmp_path / "base", tmp_path / "new"
+    assert train(["--space", "mcvs", "--dataset", str(runs["ds"]), "--modalities", "image", "text", *FAST,
+                  "--out", str(base)]) in (0, None)
+    assert train(["--extend", str(base), "--dataset", str(runs["ds"]), "--modalities", "audio", *FAST,
+                  "--out", str(new)]) in (0, None)
+    assert (new / "MODEL_CARD.md").is_file() and (new / "calibration.json").is_file()
+    code, err = _report(capsys, new, "--out", tmp_path / "r.html", "--baselines", "none")
+    assert code == 0, err
+    html = (tmp_path / "r.html").read_text()
+    assert "an extended run has no &#x27;before&#x27; space" in html and '<section id="galleries">' in html
