@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-slow test-integration test-oracle lint bench gpu-check \
+.PHONY: help venv demo test test-slow test-integration test-oracle test-report lint bench gpu-check \
 	data-tux12 data-digits10 data-furniture baselines results-real \
 	reproduce-table5 reproduce-table6 reproduce-table7 reproduce-table8 reproduce-table9 \
 	reproduce-table10 reproduce-table11 reproduce-table12 reproduce-table13 \
@@ -31,7 +31,7 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml
 $(VENV): $(STAMP) ## Create/refresh the virtualenv (keyed on requirements.txt)
 venv: $(STAMP) ## Same as .venv
 
-demo: $(STAMP) ## Train the best preset and the thesis recipe on Tux-12; print mAP@50 and R@1/5/10 beside the strongest baselines
+demo: $(STAMP) ## Train the best preset and the thesis recipe on Tux-12; print mAP@50 and R@1/5/10 beside the strongest baselines; write the best run's HTML report
 	$(VPY) -m cvs_tf.demo
 
 test: $(STAMP) ## Run the test suite (fast lane; slow/integration/oracle are off)
@@ -69,6 +69,20 @@ $(BEAM_STAMP): requirements-beam.txt setup.cfg pyproject.toml
 .PHONY: test-beam
 test-beam: $(BEAM_STAMP) ## Batch embedding with Beam RunInference on the DirectRunner (own .venv-beam, Beam 2.77)
 	CVS_TF_BEAM_LANE=1 $(BEAM_PY) -m pytest -q -p no:cacheprovider tests/serving/test_embed_beam.py tests/serving/test_embed_beam_inputs.py
+
+# The report's browser lane: Debian's chromium (installed here when missing) opens the HTML report of a toy run and of a
+# Tux-12 run whose galleries show the stamps of tuxpaint-stamps-default (unpacked into data_cache/ as make data-tux12 does).
+TUX_DEB_ROOT := data_cache/root
+.PHONY: test-report
+test-report: $(STAMP) ## The HTML report in headless Chromium: no console error, figures, galleries with pictures and audio; screenshots in runs/report-lane/
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@ls -d $(TUX_DEB_ROOT)/tuxpaint-stamps-default_*/usr/share/tuxpaint/stamps >/dev/null 2>&1 || { \
+		mkdir -p data_cache/deb && (cd data_cache/deb && ls tuxpaint-stamps-default_*.deb >/dev/null 2>&1 || apt-get download tuxpaint-stamps-default) && \
+		deb=$$(ls data_cache/deb/tuxpaint-stamps-default_*.deb | head -1) && v=$$(dpkg-deb -f $$deb Version | sed 's/:/%3a/') && \
+		rm -rf $(TUX_DEB_ROOT)/.tux-unpack && mkdir -p $(TUX_DEB_ROOT)/.tux-unpack && dpkg-deb -x $$deb $(TUX_DEB_ROOT)/.tux-unpack && \
+		echo "tuxpaint-stamps-default $$v" > $(TUX_DEB_ROOT)/.tux-unpack/.unpacked && \
+		mv $(TUX_DEB_ROOT)/.tux-unpack $(TUX_DEB_ROOT)/tuxpaint-stamps-default_$$v; }
+	CVS_TF_REPORT_LANE=1 $(VPY) -m pytest -q -p no:cacheprovider tests/report/test_browser.py
 
 lint: $(STAMP) ## Run ruff over the code
 	$(VENV)/bin/ruff check cvs_tf data_prep experiments bench tests

@@ -103,6 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nbest preset {best:.3f} against the thesis recipe {thesis:.3f} ({best - thesis:+.3f}); "
           f"training {t_train:.0f} s, baselines {time.time() - t0 - t_train:.0f} s, total {time.time() - t0:.0f} s; "
           f"runs in {out}")
+    from cvs_tf.report import ReportError, write_report
+
+    try:  # the recommended recipe's run, as a page to look at (docs/report.md)
+        print(f"report of the best preset's run: {write_report(out / 'best', tables=tables)}")
+    except ReportError as exc:
+        print(f"report not written: {exc}")
     return 0
 
 

@@ -25,7 +25,6 @@ Usage::
 
 from __future__ import annotations
 
-import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.data.store import carve_validation
+from cvs_tf.report.media import read_caption  # the English caption of a stamp's .txt (stdlib only)
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
 from data_prep.build import BaseExtractors, publish
@@ -51,7 +51,6 @@ VAL_FRACTION = 0.1
 DEFAULT_OUT = "cvs_tf/datasets/tux12"
 LICENSE = "GPL-2 (Tux Paint stamps, tuxpaint-stamps-default; see its debian/copyright)"
 MODALITIES = ("image", "text", "speech", "audio")
-_LANG_LINE = re.compile(r"^[A-Za-z]{2,3}(_[A-Za-z]{2})?(@[A-Za-z]+)?\.utf8=")
 
 
 @dataclass(frozen=True)
@@ -63,15 +62,6 @@ class Stamp:
     image: Path
     caption: str
     speech: Path
-
-
-def read_caption(txt: Path) -> str | None:
-    """The English caption: the first non-empty line of a Tux Paint ``.txt`` that is not ``xx.utf8=...``."""
-    for line in txt.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if line and not _LANG_LINE.match(line):
-            return line
-    return None
 
 
 def discover(stamps_root: Path, lang: str = SPEECH_LANG) -> list[Stamp]:

@@ -40,5 +40,6 @@ def test_demo_prints_beside_the_baselines_and_publishes_nothing(tmp_path, monkey
     assert "strongest baseline, class level (overall mAP@50): " in out
     assert "  best preset (ours): 0.900 (" in out               # the margin over the strongest baseline
     assert "strongest baseline, instance level" in out and "  thesis recipe: R@1 0.500 (" in out
+    assert "report not written: " in out and "config.json: missing" in out   # the fake runs are no real runs
     assert presets == ["best", "thesis"] and sorted(p.name for p in (work / "run").iterdir()) == ["best", "thesis"]
     assert sorted(p.name for p in work.iterdir()) == ["run"]     # no docs/, no results/

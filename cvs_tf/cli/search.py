@@ -38,8 +38,25 @@ def build_parser() -> ArgumentParser:
                    help="ivf indexes: lists scanned [saved default]")
     p.add_argument("--ef-search", type=bounded_int("--ef-search", *BOUNDS["ef_search"]),
                    help="hnsw indexes: search beam [saved default]")
+    p.add_argument("--min-precision", type=open_unit("--min-precision"), metavar="P",
+                   help="return only results whose score reaches the export's calibrated threshold for precision P "
+                        "(same class) on the validation split, P in (0, 1); each result shows its precision")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
+
+
+def open_unit(name: str):
+    """An argparse ``type=`` for a number in the open interval (0, 1)."""
+
+    def parse(text: str) -> float:
+        from cvs_tf.evaluation.calibration import check_min_precision
+
+        try:
+            return check_min_precision(text)
+        except ValueError:
+            raise CliError(f"{name}: must be a number in (0, 1) (exclusive), got {text!r}") from None
+
+    return parse
 
 
 def parse_args(argv: Sequence[str] | None = None):
@@ -103,7 +120,7 @@ def _query(args, indexes):
                                     "label": label, "class": cls, "rows": 1}
 
 
-def format_results(query: dict, results, k: int) -> str:
+def format_results(query: dict, results, k: int, min_precision: float | None = None) -> str:
     """Plain-text tables: one per index and query row."""
     what = query.get("id") or query.get("features") or repr(query.get("raw"))
     cls = f" (class {query['class']})" if query.get("class") is not None else ""
@@ -114,11 +131,15 @@ def format_results(query: dict, results, k: int) -> str:
         for res in results:
             ix = res.index
             extra = ", ".join(f"{a} {ix.params[a]}" for a in ("nprobe", "ef_search") if a in ix.params)
+            cut = "" if res.threshold is None and not min_precision else (
+                f"; min precision {min_precision:g}: score ≥ {res.threshold:.4f}" if res.threshold is not None
+                else f"; no score reaches precision {min_precision:g} on validation")
             lines.append(f"  {res.name}: top {k} of {ix.count} {ix.modality} items ({ix.kind}"
-                         f"{', ' + extra if extra else ''})")
+                         f"{', ' + extra if extra else ''}){cut}")
             hits = res.hits(q)
-            cells = [(str(h.rank), h.modality or "-", h.id, h.class_name or "-", f"{h.score:.4f}") for h in hits]
-            lines += _table(("rank", "modality", "id", "class", "score"), cells)
+            cells = [(str(h.rank), h.modality or "-", h.id, h.class_name or "-",
+                      "-" if h.precision is None else f"{h.precision:.3f}", f"{h.score:.4f}") for h in hits]
+            lines += _table(("rank", "modality", "id", "class", "precision", "score"), cells)
     return "\n".join(lines)
 
 
@@ -150,11 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         x, query = _query(args, indexes)
     results = searcher.search(args.query_modality, x, args.k, nprobe=args.nprobe, ef_search=args.ef_search,
-                              embedded=args.query_raw is not None)
+                              embedded=args.query_raw is not None, min_precision=args.min_precision)
     if args.json:
-        json.dump({"query": query, "k": args.k, "export": searcher.export.identity,
+        json.dump({"query": query, "k": args.k, "min_precision": args.min_precision, "export": searcher.export.identity,
                    "results": [r.to_dict() for r in results]}, sys.stdout, indent=2)
         print()
     else:
-        print(format_results(query, results, args.k))
+        print(format_results(query, results, args.k, args.min_precision))
     return 0

@@ -16,7 +16,6 @@ weights' sha256 inside it) is the export's identity, which gallery indexes recor
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cvs_tf.serving.checks import ExportError, check_export_manifest
+from cvs_tf.serving.onnx import require_onnx, to_onnx
 from cvs_tf.utils.artifacts import read_manifest
 from cvs_tf.utils.fields import inside
 from cvs_tf.utils.output import OutputDir, OutputKind, recover_previous
@@ -37,13 +37,14 @@ INPUT_NAME = "features"
 TOLERANCE = 1e-6
 CHECK_ROWS = 64
 FORMATS = ("savedmodel", "onnx")
-ONNX_OPSET = 17
 
 
 def _export_members(manifest: dict) -> list[str]:
     from cvs_tf.serving.raw_export import raw_members
 
-    return [v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v] + raw_members(manifest)
+    card = [manifest["model_card"]] if manifest.get("model_card") else []
+    return ([v for e in manifest["modalities"].values() for v in (e["savedmodel"], e.get("onnx")) if v]
+            + raw_members(manifest) + card)
 
 
 #: what ``--overwrite`` may replace: a directory whose export.json is a cvs_tf export listing every entry
@@ -108,23 +109,6 @@ def _check_artifact(model, modality: str, path: Path, rows: int) -> float:
     return diff
 
 
-def _to_onnx(saved: Path, out: Path, input_dim: int) -> None:
-    """Convert one exported SavedModel's ``serve`` endpoint with tf2onnx."""
-    import tensorflow as tf
-    import tf2onnx
-
-    loaded = tf.saved_model.load(str(saved))
-    spec = (tf.TensorSpec((None, input_dim), tf.float32, name=INPUT_NAME),)
-    tf2onnx.convert.from_function(loaded.serve, input_signature=spec, opset=ONNX_OPSET, output_path=str(out))
-
-
-def require_onnx() -> None:
-    """Raise ExportError (one line) when tf2onnx, needed for ``--format onnx``, is not installed."""
-    if importlib.util.find_spec("tf2onnx") is None:
-        raise ExportError("--format onnx needs tf2onnx, which is not installed (pip install tf2onnx); "
-                          "the SavedModel export needs nothing extra")
-
-
 def _space_name(model, run_config: dict | None) -> str:
     """The run's space, else the registered space of the model's class, else the class name."""
     from cvs_tf.spaces import get_space, space_names
@@ -158,7 +142,7 @@ def _modality_entry(model, m: str, tmp: Path, formats: tuple[str, ...], check_ro
         "weights_sha256": weights_sha256(model.branches[m]),
     }
     if "onnx" in formats:
-        _to_onnx(tmp / m, tmp / f"{m}.onnx", model.modality_dims[m])
+        to_onnx(tmp / m, tmp / f"{m}.onnx", model.modality_dims[m], INPUT_NAME)
         entry["onnx"] = f"{m}.onnx"
     return entry, diff
 
@@ -233,7 +217,12 @@ def export_model(
 
 
 def _write_export(dest: OutputDir, model, formats: tuple[str, ...], *, dataset, run_config, run_name,
-                  check_rows: int, with_encoders: bool = False) -> None:
+                  check_rows: int, with_encoders: bool = False, run_dir=None) -> None:
+    from cvs_tf.evaluation.calibration import calibrate_model
+    from cvs_tf.report.card import MODEL_CARD, write_model_card
+
+    seed = int(((run_config or {}).get("train") or {}).get("seed") or 0)
+    calibration = None if dataset is None else calibrate_model(model, dataset, split="val", seed=seed)
     with dest.build() as tmp:
         modalities, max_diff = {}, 0.0
         for m in model.modalities:
@@ -245,7 +234,12 @@ def _write_export(dest: OutputDir, model, formats: tuple[str, ...], *, dataset, 
             add_raw_models(model, dataset, tmp, modalities)
         manifest = _manifest(model, modalities, formats, dataset=dataset, run_config=run_config,
                              run_name=run_name, check_rows=check_rows, max_diff=max_diff)
+        manifest["calibration"] = calibration  # score -> precision on the validation split (evaluation/calibration.py)
+        if run_dir is not None:
+            manifest["model_card"] = MODEL_CARD
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        if run_dir is not None:
+            write_model_card(run_dir, tmp / MODEL_CARD, fs=dataset, export=manifest)
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int | None = None,
@@ -259,7 +253,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, stage: int
     with OutputDir(out, EXPORT_KIND, overwrite=overwrite, error=ExportError) as dest:  # checked and locked first
         model, fs, config = load_run(run_dir, stage=stage)
         _write_export(dest, model, formats, dataset=fs, run_config=config, run_name=Path(run_dir).resolve().name,
-                      check_rows=CHECK_ROWS, with_encoders=with_encoders)
+                      check_rows=CHECK_ROWS, with_encoders=with_encoders, run_dir=run_dir)
     return Path(out)
 
 

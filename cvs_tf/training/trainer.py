@@ -20,6 +20,7 @@ from cvs_tf.data.pipeline import FeatureBank, feature_dataset, release_feature_s
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.models.factory import build_model, resolve_stages
+from cvs_tf.report.card import finish_run
 from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, diverged_at_evaluation
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
 from cvs_tf.training.data_checks import check_instance_term, has_validation
@@ -265,6 +266,7 @@ class Trainer:
         self._scalars.close()
         metrics, tables, tables_all = self.final_metrics(records["reports"])
         write_json(self.run_dir / "metrics.json", metrics)
+        finish_run(self.run_dir, self._model, self._fs, seed=self.config.train.seed)  # calibration.json, MODEL_CARD.md
         return TrainResult(metrics=metrics, tables=tables, tables_all=tables_all, model=self._model,
                            run_dir=self.run_dir)
 

@@ -1,6 +1,6 @@
 """Three bad inputs for every option of every command (wrong type, out of range, missing file): one `error:` line, exit 2, nothing written.
 
-The parsers of ``python -m cvs_tf.{train, evaluate, export, index, search, tune, data, embed_beam}`` are
+The parsers of ``python -m cvs_tf.{train, evaluate, export, index, search, tune, data, embed_beam, report}`` are
 walked; every option that takes a value gets the bad values its kind calls for:
 
 * a bounded number (its ``type`` carries ``.bounds``): a non-number, one below and one above the range;
@@ -29,6 +29,7 @@ from cvs_tf.cli import index as index_cli
 from cvs_tf.cli import search as search_cli
 from cvs_tf.cli import train as train_cli
 from cvs_tf.cli import tune as tune_cli
+from cvs_tf.report import __main__ as report_cli
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 from tests.data.media import write_manifest
@@ -60,6 +61,7 @@ def _bases(w: dict) -> dict:
         "data extract": [("<command>", "extract"), ("<spec>", w["spec"]), ("--out", OUT), ("--quiet", None)],
         "embed_beam": [("--export", exp), ("--features", w["shards"]), ("--modality", "text"), ("--out", f"{OUT}/emb")],
         "embed_beam merge": [("<command>", "merge"), ("--shards", w["shards"]), ("--out", OUT)],
+        "report": [("<run_dir>", run), ("--out", f"{OUT}/r.html"), ("--baselines", "chance")],
     }
 
 
@@ -68,7 +70,8 @@ def _parsers() -> dict:
     out = {"train": (train_cli.main, train_cli.build_parser()), "evaluate": (evaluate_cli.main, evaluate_cli.build_parser()),
            "export": (export_cli.main, export_cli.build_parser()), "search": (search_cli.main, search_cli.build_parser()),
            "tune": (tune_cli.main, tune_cli.build_parser()), "embed_beam": (beam_cli.main, beam_cli.build_parser()),
-           "embed_beam merge": (beam_cli.main, beam_cli.build_merge_parser())}
+           "embed_beam merge": (beam_cli.main, beam_cli.build_merge_parser()),
+           "report": (report_cli.main, report_cli.build_parser())}
     for name, mod in (("index", index_cli), ("data", data_cli)):
         for action in mod.build_parser()._actions:
             if isinstance(action, argparse._SubParsersAction):
@@ -132,6 +135,12 @@ EXPLICIT = {
     ("search", "--query-modality"): [("out of range", "smell", "no modality 'smell'")],
     ("search", "--query-id"): [("wrong type", "nope", "--query-id"), ("out of range", "test:999", "--query-id")],
     ("search", "--dataset"): [("missing file", "{missing}", "no such dataset")],
+    ("search", "--min-precision"): [("wrong type", "abc", "--min-precision"), ("out of range", "0", "--min-precision"),
+                                    ("out of range", "1", "--min-precision"), ("out of range", "nan", "--min-precision")],
+    ("report", "<run_dir>"): [("missing file", "{missing}", "no such run directory"), ("wrong type", "{file}", None)],
+    ("report", "--out"): [("wrong type", "{file}/r.html", None), ("wrong type", "r.txt", "--out"),
+                          ("out of range", "{file}", "--out")],
+    ("report", "--baselines"): [("wrong type", "nope", "--baselines"), ("out of range", "chance,nope", "nope")],
     ("tune", "--dataset"): [("missing file", "{missing}", "no such dataset"), ("wrong type", "{file}", None)],
     ("tune", "--loss-kinds"): [("out of range", "nope", "unknown loss kind(s) nope")],
     ("tune", "--out"): [("wrong type", "{file}", None)],

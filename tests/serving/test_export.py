@@ -135,7 +135,7 @@ def test_earlier_stage_exports_only_its_modalities(trained, tmp_path):
     assert export_cli([str(run), "--out", str(tmp_path / "s1"), "--stage", "1"]) == 0
     exp = Export(tmp_path / "s1")
     assert exp.modalities == ["image", "text"] and exp.stage == 1
-    assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == ["export.json", "image", "text"]
+    assert sorted(p.name for p in (tmp_path / "s1").iterdir()) == ["MODEL_CARD.md", "export.json", "image", "text"]
     # stage 1 and stage 2 share the frozen image branch: same weights hash, different export identity
     later = Export(trained("mcvs")[1])
     assert exp.manifest["modalities"]["image"]["weights_sha256"] == later.manifest["modalities"]["image"]["weights_sha256"]
