@@ -19,17 +19,17 @@ DEFAULT_SPACE_LINE = 'DEFAULT_SPACE = "cvs"'  # config.py names the default spac
 LAYERS = (
     ("utilities", ("cvs_tf.config", "cvs_tf.utils.*")),
     ("data", ("cvs_tf.data.*",)),
-    ("layers", ("cvs_tf.layers.*",)),
+    ("layers", ("cvs_tf.layers.*", "cvs_tf.data.encoders.*", "cvs_tf.data.extract", "cvs_tf.data.extract_spec")),
     ("losses", ("cvs_tf.losses.*",)),
     ("models", ("cvs_tf.models.*",)),
     ("spaces", ("cvs_tf.spaces.*", "cvs_tf.models", "cvs_tf.models.factory", "cvs_tf.registries")),
     ("runs", ("cvs_tf.training.run_dir", "cvs_tf.training.lock", "cvs_tf.loading")),
-    ("evaluation", ("cvs_tf.evaluation.*",)),
+    ("evaluation", ("cvs_tf.evaluation.*", "cvs_tf.report.*")),
     ("serving", ("cvs_tf.serving.*", "cvs_tf.retrieval.*")),
     ("training", ("cvs_tf.training.*", "cvs_tf.presets.*", "cvs_tf.tuning.*")),
     ("entry points", ("cvs_tf.cli.*", "cvs_tf.data.__main__", "cvs_tf._startup", "cvs_tf.demo", "cvs_tf.embed_beam",
                       "cvs_tf.evaluate", "cvs_tf.export", "cvs_tf.index", "cvs_tf.search", "cvs_tf.train",
-                      "cvs_tf.tune")),
+                      "cvs_tf.tune", "cvs_tf.report.__main__")),
 )
 
 

@@ -65,9 +65,9 @@ def add_parser(sub, fraction) -> None:
 
 def run(args) -> int:
     """Extract ``args.spec`` into ``args.out`` and print the new set's summary."""
-    from cvs_tf.cli.data import format_summary
     from cvs_tf.data.extract import extract
     from cvs_tf.data.store import load_feature_set
+    from cvs_tf.data.summary import format_summary
 
     chosen = dict(args.encoder)
     if len(chosen) != len(args.encoder):

@@ -27,6 +27,7 @@ from cvs_tf.serving.onnx import require_onnx, to_onnx
 from cvs_tf.utils.artifacts import read_manifest
 from cvs_tf.utils.fields import inside
 from cvs_tf.utils.output import OutputDir, OutputKind, recover_previous
+from cvs_tf.utils.weights import loaded_weights_sha256, weights_sha256  # noqa: F401 (re-exported: serving's public names)
 
 EXPORT_FORMAT = "cvs_tf.export"
 EXPORT_FORMAT_VERSION = 1
@@ -52,25 +53,6 @@ EXPORT_KIND = OutputKind("export", EXPORT_MANIFEST, EXPORT_FORMAT, _export_membe
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def weights_sha256(layer) -> str:
-    """sha256 over the bytes of a layer's weights (in ``layer.weights`` order)."""
-    return _sha256_of((v.path, np.asarray(v)) for v in layer.weights)
-
-
-def _sha256_of(named_arrays) -> str:
-    h = hashlib.sha256()
-    for path, value in named_arrays:
-        a = np.ascontiguousarray(value)
-        h.update(f"{path}:{a.dtype}:{a.shape};".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def loaded_weights_sha256(loaded) -> str:
-    """:func:`weights_sha256` of a loaded SavedModel's variables (their names are the layer's weight paths + ``:0``)."""
-    return _sha256_of((v.name.rsplit(":", 1)[0], v.numpy()) for v in loaded.variables)
 
 
 def _serve_fn(model, modality: str):

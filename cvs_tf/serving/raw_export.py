@@ -62,7 +62,7 @@ def add_raw_models(model, dataset, tmp: Path, modalities: dict) -> None:
     """Record each exported modality's encoder in ``modalities`` (export.json entries); write the raw SavedModels."""
     import tensorflow as tf
 
-    from cvs_tf.serving.export import loaded_weights_sha256
+    from cvs_tf.utils.weights import loaded_weights_sha256
 
     for m, record in recorded_encoders(dataset).items():
         if m not in modalities:
@@ -86,7 +86,8 @@ def embed_raw(export, modality: str, values: list[str], base: Path = Path(".")) 
     """Embeddings (N, D) of raw items (file paths, or texts) through the export's recorded encoder of ``modality``."""
     import tensorflow as tf
 
-    from cvs_tf.data.encoders import ItemError, read_raw
+    from cvs_tf.data.encoders import ItemError
+    from cvs_tf.data.encoders.raw import read_raw
 
     export._check_modality(modality)
     record = export.manifest["modalities"][modality].get("encoder")

@@ -181,8 +181,10 @@ def test_errors_are_one_line_exit_2_and_write_nothing(trained, tmp_path, capsys,
 
 
 def test_onnx_without_tf2onnx_says_so_in_one_line(trained, tmp_path, capsys, monkeypatch):
-    real = export_mod.importlib.util.find_spec
-    monkeypatch.setattr(export_mod.importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    from cvs_tf.serving import onnx as onnx_mod
+
+    real = onnx_mod.importlib.util.find_spec
+    monkeypatch.setattr(onnx_mod.importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
     assert run_cli(export_cli, [str(trained("mcvs")[0]), "--out", str(tmp_path / "o"), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs tf2onnx, which is not installed" in err[0]

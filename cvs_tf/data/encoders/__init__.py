@@ -117,17 +117,6 @@ def build_encoder(spec: str) -> Encoder:
     return getattr(importlib.import_module(module), cls)(name, arg)
 
 
-def read_raw(kind: str, value: str, base: Path = Path(".")):
-    """The raw input of a Keras-native encoder's export: image pixels of a file, or the text itself."""
-    if kind == "image":
-        from cvs_tf.data.encoders.image import load_image
-
-        return load_image(base / value)
-    from cvs_tf.data.encoders.text import check_text
-
-    return check_text(value)
-
-
 def require_modules(what: str, modules: list[tuple[str, str]], install: str) -> None:
     """One EncoderError naming the missing distributions of ``(import name, distribution)`` and how to install them."""
     missing = [dist for mod, dist in modules if importlib.util.find_spec(mod) is None]

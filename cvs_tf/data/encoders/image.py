@@ -97,7 +97,7 @@ class KerasImageEncoder(Encoder):
     def versions(self) -> dict:
         import keras
 
-        from cvs_tf.serving.export import weights_sha256
+        from cvs_tf.utils.weights import weights_sha256
 
         out = {"backbone": f"keras.applications.{BACKBONES[self.name]} (include_top=False, pooling='avg')",
                "keras": keras.__version__, "weights_sha256": weights_sha256(self.model),

@@ -227,8 +227,8 @@ class OfflineEncoder(Encoder):
         self.preprocessing = str(self.model.info.get("input", self.model.name))
 
     def read(self, value: str, base: Path):
-        from cvs_tf.data.encoders import read_raw
         from cvs_tf.data.encoders.audio import read_wav
+        from cvs_tf.data.encoders.raw import read_raw
 
         return read_wav(base / value) if self.kind == "audio" else read_raw(self.kind, value, base)
 

@@ -101,6 +101,6 @@ class KerasHubTextEncoder(StringEncoder):
     def versions(self) -> dict:
         import keras_hub
 
-        from cvs_tf.serving.export import weights_sha256
+        from cvs_tf.utils.weights import weights_sha256
 
         return {"keras_hub": keras_hub.__version__, "weights_sha256": weights_sha256(self.tracked)}
