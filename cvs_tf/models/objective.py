@@ -89,7 +89,7 @@ def _multi_worker() -> bool:
     return bool(getattr(ext, "_in_multi_worker_mode", lambda: False)())
 
 
-INSTANCE_COST = PairCost(square=48)  # the instance InfoNCE of one pair: logits, softmax and gradients, both ways
+INSTANCE_COST = PairCost(square=40)  # the instance InfoNCE of one pair: logits, softmax and gradients, both ways
 
 
 def loss_options(overrides: dict | None = None) -> dict:

@@ -51,4 +51,4 @@ def dscmr(yx, ex, yy, ey, options: Mapping) -> dict:
 
 
 register_pair_loss("dscmr", dscmr, terms=("similarity", "invariance"),
-                   cost=PairCost(square=100))  # bytes per (anchor, candidate) entry: docs/performance.md
+                   cost=PairCost(square=40))  # bytes per (anchor, candidate) entry: docs/performance.md

@@ -47,4 +47,4 @@ def infonce(yx, ex, yy, ey, options: Mapping) -> dict:
 
 
 register_pair_loss("infonce", infonce, terms=("{a}_to_{b}", "{b}_to_{a}"),
-                   cost=PairCost(square=100))  # bytes per (anchor, candidate) entry: docs/performance.md
+                   cost=PairCost(square=40))  # bytes per (anchor, candidate) entry: docs/performance.md

@@ -53,4 +53,4 @@ def max_violation(yx, ex, yy, ey, options: Mapping) -> dict:
 
 
 register_pair_loss("max_violation", max_violation, terms=("{a}_to_{b}", "{b}_to_{a}"),
-                   cost=PairCost(square=100))  # bytes per (anchor, candidate) entry: docs/performance.md
+                   cost=PairCost(square=28))  # bytes per (anchor, candidate) entry: docs/performance.md

@@ -50,7 +50,7 @@ def _intra_terms(yx, ex, yy, ey, m1, m2):
     return intra[:n], intra[n:]
 
 
-BYTES_PER_TERM = 80  # per (anchor, candidate) entry: distances, masks, the sorted row, ranks, hinge, gradients
+BYTES_PER_TERM = 84  # per (anchor, candidate) entry: distances, masks, the sorted row, ranks, hinge, gradients
 
 
 def semihard_cost(options: Mapping) -> PairCost:

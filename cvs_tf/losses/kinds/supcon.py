@@ -68,4 +68,4 @@ def supcon(yx, ex, yy, ey, options: Mapping) -> dict:
 
 
 register_pair_loss("supcon", supcon, terms=("intra_{a}", "intra_{b}", "inter"),
-                   cost=PairCost(square=200))  # bytes per (anchor, candidate) entry: docs/performance.md
+                   cost=PairCost(square=60))  # bytes per (anchor, candidate) entry: docs/performance.md
