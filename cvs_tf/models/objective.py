@@ -77,7 +77,7 @@ def _replica_device():
 
 def after(t, prev):
     """``t`` plus an exact zero computed from ``prev``: the data dependency makes XLA (and the graph
-    executor) finish ``prev`` before starting on ``t``, so two groups' cubes are never live together."""
+    executor) finish ``prev`` before starting on ``t``, so two groups' terms are never live together."""
     if prev is None:
         return t
     return t + 0.0 * tf.cast(tf.math.is_nan(tf.reduce_sum(prev)), t.dtype)
