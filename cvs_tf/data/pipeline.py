@@ -18,7 +18,7 @@ model all-gathers the blocks back in replica order before mining (docs/scaling.m
   ``B`` = :data:`LARGE_BATCH` on, the labels are drawn in runs of :data:`CLASS_RUN` rows (``B /
   CLASS_RUN`` uniform draws, each label repeated on consecutive rows, the items still drawn one per
   row), so that every class in a large batch holds at least ``CLASS_RUN`` items: with many classes
-  (XMediaNet's 200 at B = 1024: about 5 items a class on average, and some 7 classes with a
+  (XMediaNet's 200 at B = 1024: about 5 items a class on average, and some 6 classes with a
   single item in every batch when drawn one by one) every anchor still has positives.
 * **Instance-paired** (Pascal, Wikipedia, Tux-12): a seeded permutation of the paired rows per
   epoch, cut into batches of ``B`` (the last partial batch is dropped); row ``i`` of every

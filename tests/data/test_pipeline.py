@@ -23,7 +23,7 @@ def test_class_aligned_rows_share_labels(tmp_path):
 
 
 def test_a_large_class_aligned_batch_holds_several_items_of_every_class_it_draws(tmp_path):
-    """200 classes at B = 1024 (XMediaNet's): drawn one by one, about 7 classes a batch would have a single
+    """200 classes at B = 1024 (XMediaNet's): drawn one by one, about 6 classes a batch would have a single
     item; in runs of CLASS_RUN every class drawn has at least CLASS_RUN, and rows still share their label."""
     assert class_run(LARGE_BATCH - 1) == 1 and class_run(LARGE_BATCH) == class_run(1024) == CLASS_RUN >= 2
     fs = load_feature_set(make_toy_featureset(tmp_path / "t", n_classes=200, n_train=1200, n_test=200))
