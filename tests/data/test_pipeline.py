@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from cvs_tf.data.pipeline import CLASS_RUN, LARGE_BATCH, FeatureBank, class_run, index_dataset, steps_per_epoch
+from cvs_tf.data.pipeline import (
+    CLASS_RUN,
+    LARGE_BATCH,
+    FeatureBank,
+    class_run,
+    index_dataset,
+    steps_per_epoch,
+)
 from cvs_tf.data.store import FeatureSetError, carve_validation, load_feature_set, save_feature_set
 from tests.conftest import make_toy_featureset
 

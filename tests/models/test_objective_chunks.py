@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import load_feature_set
-from cvs_tf.models import build_model, objective
 from cvs_tf.losses import PairCost
+from cvs_tf.models import build_model, objective
 from cvs_tf.models.objective import INSTANCE_COST, Objective, after
 from tests.conftest import make_toy_featureset
 
