@@ -220,7 +220,7 @@ def markdown(ms: list[dict], command: str, mach: dict) -> str:
         "batches before the banks exist; tf.data's default graph rewrites, which would serialize (copy) "
         "the captured bank when an iterator is made, are off; the pair terms are O(B²) per pair (sort-based "
         "semi-hard mining) and computed in groups of pairs sized by the kind's declared cost, one group "
-        "after the other (`Objective.groups`: all 10 pairs at once at batch 128, one at a time at 1024); `embed` converts one batch "
+        "after the other (`Objective.groups`: all 10 pairs at once at batch 128, groups of 4 at 1024); `embed` converts one batch "
         "at a time. Peak RSS includes TensorFlow itself and the feature set's load-time check of every "
         "value (which maps every file once).",
     ])

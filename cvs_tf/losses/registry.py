@@ -34,7 +34,11 @@ DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6
 RESERVED_NAMES = ("loss", "classification", "reconstruction", "instance", "lr", "map", "total")
 
 
-GROUP_BYTES = 64 << 20  # the pairs of one call of a kind keep their declared cost under this (Objective.groups)
+#: the pairs of one call of a kind keep their declared cost under this (Objective.groups). Every call is
+#: compiled into its own copy of the kind's graph, so more, smaller groups trade live terms for compiled
+#: code: at B = 1024, the 10 pairs of a 5-modality CVS in one call peaked at 3.5 GiB, one pair per call at
+#: 5.4 GiB (loss terms with gradient, XLA, CPU; docs/performance.md); 1 GiB gives groups of 4 there.
+GROUP_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)

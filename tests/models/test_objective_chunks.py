@@ -17,12 +17,12 @@ def test_groups_follow_the_kinds_declared_cost():
     pairs = [(str(i), "x") for i in range(10)]
     semihard = Objective()                                 # 252 bytes per (anchor, candidate) entry and pair
     assert semihard.kind.cost_for(semihard.options) == PairCost(square=252)
-    assert semihard.groups(pairs, 1024) == [[p] for p in pairs]     # 252 MiB per pair: one at a time
-    assert semihard.groups(pairs, 256) == [pairs[:4], pairs[4:8], pairs[8:]]   # 16 MiB per pair
-    assert semihard.groups(pairs, 128) == [pairs] == semihard.groups(pairs, None)
+    assert semihard.groups(pairs, 4096) == [[p] for p in pairs]     # 4 GiB per pair: one at a time
+    assert semihard.groups(pairs, 1024) == [pairs[:4], pairs[4:8], pairs[8:]]   # 252 MiB per pair
+    assert semihard.groups(pairs, 512) == [pairs] == semihard.groups(pairs, None)
     instance = Objective({"instance_weight": 1.0})  # the instance term's cost comes on top
-    assert instance.pair_bytes(256) == (252 + INSTANCE_COST.square) * 256**2
-    assert len(instance.groups(pairs, 256)) == 4
+    assert instance.pair_bytes(1024) == (252 + INSTANCE_COST.square) * 1024**2
+    assert len(instance.groups(pairs, 1024)) == 4   # 292 MiB per pair: groups of 3
 
 
 def test_a_cube_kind_is_grouped_as_the_old_rule(monkeypatch):

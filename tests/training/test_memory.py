@@ -71,8 +71,8 @@ def test_stage_estimate_by_hand(toy, cube_kind):
     d = 512  # branches (d_m*D + D + D*D + D), 3 aligned blocks of 4 D*D, classifier over 4 classes
     params = sum(dm * d + d + d * d + d for dm in (16, 12, 6)) + 3 * 4 * d * d + (d * 4 + 4)
     assert st.bank_bytes == banks and st.model_bytes == 16 * params
-    assert st.live_pairs(150) == 1 and st.live_pairs(100) == 2 and st.live_pairs(32) == 3   # 101, 32 and 1.2 MB a pair
-    assert st.total(150) == 30 * 150**3 + 192 * 150**2 + banks + 16 * params
+    assert st.live_pairs(300) == 1 and st.live_pairs(250) == 2 and st.live_pairs(200) == 3   # 827, 481, 248 MB a pair
+    assert st.total(300) == 30 * 300**3 + 192 * 300**2 + banks + 16 * params
     assert st.total(32) == 3 * (30 * 32**3 + 192 * 32**2) + banks + 16 * params
 
 
@@ -259,4 +259,4 @@ def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run
     assert err[0].startswith(f"error: batch size 1500 needs about {need} MiB in stage 1 (semihard_triplet terms, 1500² entries: "
                              f"{st.live_pairs(1500)} of its 3 pairs at a time"), err[0]
     assert f"the host has 256 MiB available; the largest batch size that fits for semihard_triplet is {fit} " in err[0]
-    assert 900 < fit < 1500 and not out.exists()
+    assert 2 < fit < 1500 and not out.exists()
