@@ -26,7 +26,7 @@ def test_groups_follow_the_kinds_declared_cost():
 
 
 def test_a_cube_kind_is_grouped_as_the_old_rule(monkeypatch):
-    """A kind declaring the old 4 terms × 10 bytes × B³ gets the groups of the rule every kind had before."""
+    """A kind declaring the old 4 terms × 10 bytes × B³, under the old 64 MiB limit, gets the groups of the rule every kind had before."""
     from cvs_tf.losses import get_pair_loss, register_pair_loss, registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
@@ -34,9 +34,10 @@ def test_a_cube_kind_is_grouped_as_the_old_rule(monkeypatch):
                        cost=PairCost(cube=40))
     pairs = [(str(i), "x") for i in range(10)]
     cube = Objective({"kind": "cube"})
-    assert cube.groups(pairs, 128) == [[p] for p in pairs]
-    assert cube.groups(pairs, 64) == [pairs[:6], pairs[6:]]
-    assert cube.groups(pairs, 32) == [pairs]
+    old = 64 << 20
+    assert cube.groups(pairs, 128, limit=old) == [[p] for p in pairs]
+    assert cube.groups(pairs, 64, limit=old) == [pairs[:6], pairs[6:]]
+    assert cube.groups(pairs, 32, limit=old) == [pairs]
 
 
 def test_after_is_an_exact_zero_and_no_gradient_path():
