@@ -36,7 +36,7 @@ def step_products(model, batch: int) -> list[MatMul]:
     cls_tr = bool(model.classifier.trainable)
     for m in cls_mods:
         prods += dense_products(B, D, model.num_classes, f"classifier({m})", weight_grad=cls_tr, input_grad=grad_g[m])
-    sym = bool(model.loss_weights.get("symmetric_inter"))
+    sym = bool(model.loss_options.get("symmetric_inter"))
     for a, b in model.active_pairs():
         k = pair_key(a, b)
         ga, gb = grad_g[a], grad_g[b]

@@ -14,7 +14,12 @@ model all-gathers the blocks back in replica order before mining (docs/scaling.m
 
 * **Class-aligned** (XMedia-like sets, items paired only by class): draw ``B`` labels uniformly
   from the classes present in *every* active modality, then for each label one item of that
-  label from each modality, uniformly. Row ``i`` of every modality then shares label ``i``.
+  label from each modality, uniformly. Row ``i`` of every modality then shares label ``i``. From
+  ``B`` = :data:`LARGE_BATCH` on, the labels are drawn in runs of :data:`CLASS_RUN` rows (``B /
+  CLASS_RUN`` uniform draws, each label repeated on consecutive rows, the items still drawn one per
+  row), so that every class in a large batch holds at least ``CLASS_RUN`` items: with many classes
+  (XMediaNet's 200 at B = 1024: about 5 items a class on average, and some 6 classes with a
+  single item in every batch when drawn one by one) every anchor still has positives.
 * **Instance-paired** (Pascal, Wikipedia, Tux-12): a seeded permutation of the paired rows per
   epoch, cut into batches of ``B`` (the last partial batch is dropped); row ``i`` of every
   modality is the same item. With more steps per epoch than one permutation holds, the batches
@@ -163,11 +168,23 @@ def steps_per_epoch(bank: FeatureBank, batch_size: int) -> int:
     return max(1, math.ceil(bank.size / batch_size))
 
 
+LARGE_BATCH = 512  # from this class-aligned batch size on, labels are drawn in runs of CLASS_RUN rows
+CLASS_RUN = 4
+
+
+def class_run(batch_size: int) -> int:
+    """Consecutive rows given each drawn label of a class-aligned batch: 1 below :data:`LARGE_BATCH`, else :data:`CLASS_RUN`."""
+    return CLASS_RUN if batch_size >= LARGE_BATCH else 1
+
+
 def _class_aligned_indices(bank: FeatureBank, batch_size: int, seed: int, step):
     s = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
     n_cls = tf.shape(bank.sampling_classes)[0]
-    pick = tf.random.stateless_uniform([batch_size], seed=s, maxval=n_cls, dtype=tf.int32)
+    run = class_run(batch_size)
+    pick = tf.random.stateless_uniform([-(-batch_size // run)], seed=s, maxval=n_cls, dtype=tf.int32)
     labels = tf.gather(bank.sampling_classes, pick)
+    if run > 1:
+        labels = tf.repeat(labels, run)[:batch_size]
     out = {}
     for j, m in enumerate(bank.modalities):
         u = tf.random.stateless_uniform([batch_size], seed=s + tf.constant([0, 1], tf.int64) * (j + 1) * 1_000_003)

@@ -13,6 +13,7 @@ from cvs_tf.losses.kinds.semihard_triplet import pair_triplet_loss, semihard_tri
 from cvs_tf.losses.reconstruction import reconstruction_loss
 from cvs_tf.losses.registry import (
     DEFAULT_PAIR_LOSS,
+    PairCost,
     PairLoss,
     get_pair_loss,
     pair_loss_names,
@@ -27,6 +28,7 @@ from cvs_tf.losses.triplet import (
 
 __all__ = [
     "DEFAULT_PAIR_LOSS",
+    "PairCost",
     "PairLoss",
     "register_pair_loss",
     "get_pair_loss",

@@ -12,16 +12,21 @@ The model names each term ``"{a}__{b}.{term}"`` (``{a}``/``{b}`` in a declared t
 replaced by the pair's modalities), the mean of ``total`` over the pairs is the top-level term
 ``total_name``, and ``loss = alpha * classification + beta * mean(total)``; trackers, TensorBoard
 tags and the progress line take these names.
+
+A kind also declares its **cost** (:class:`PairCost`): the peak bytes of one stacked pair's call with
+its gradient as a function of the batch B and the embedding dimension D. The memory check
+(``cvs_tf.training.memory``) and the grouping of a stage's pairs into calls
+(``cvs_tf.models.objective.Objective.groups``) ask it; docs/performance.md tabulates the built-in kinds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cvs_tf.config import LossConfig
 
-__all__ = ["DEFAULT_PAIR_LOSS", "PairLoss", "get_pair_loss", "pair_loss_names", "register_pair_loss"]
+__all__ = ["DEFAULT_PAIR_LOSS", "PairCost", "PairLoss", "get_pair_loss", "pair_loss_names", "register_pair_loss"]
 
 DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6 (losses/kinds/semihard_triplet.py)
 
@@ -29,14 +34,55 @@ DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6
 RESERVED_NAMES = ("loss", "classification", "reconstruction", "instance", "lr", "map", "total")
 
 
+#: the pairs of one call of a kind keep their declared cost under this (Objective.groups). Every call is
+#: compiled into its own copy of the kind's graph, so more, smaller groups trade live terms for compiled
+#: code: at B = 1024, the 10 pairs of a 5-modality CVS in one call peaked at 3.5 GiB, one pair per call at
+#: 5.4 GiB (loss terms with gradient, XLA, CPU; docs/performance.md); 1 GiB gives groups of 4 there.
+GROUP_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class PairCost:
+    """How the memory of one stacked pair's call (forward and gradient) grows with the batch size B.
+
+    ``bytes(B, D) = cube · B³ + square · B² + row · B · D`` per pair, all sets of B rows: ``square``
+    bytes per (anchor, candidate) entry of all the kind's terms together (distances, masks, softmax,
+    sort keys and their gradients), ``cube`` per (anchor, candidate, negative) entry for a kind that
+    compares through such a cube, ``row`` per embedding value. The order is the highest power of B.
+    """
+
+    square: float = 0.0
+    cube: float = 0.0
+    row: float = 0.0
+
+    @property
+    def order(self) -> str:
+        return "B³" if self.cube else "B²" if self.square else "B"
+
+    def bytes(self, batch: int, pairs: int = 1, dim: int = 0) -> int:
+        """Peak bytes of ``pairs`` stacked pairs at batch ``batch`` and embedding dimension ``dim``."""
+        b = int(batch)
+        return int(pairs * (self.cube * b**3 + self.square * b**2 + self.row * b * int(dim)))
+
+
 @dataclass(frozen=True)
 class PairLoss:
-    """A registered pair-loss kind: its function, its per-pair term names and the name of its mean total."""
+    """A registered pair-loss kind: its function, its per-pair term names, the name of its mean total and its cost.
+
+    ``cost`` is a :class:`PairCost`, or a function of the loss options returning one (a kind whose
+    terms depend on an option, e.g. ``symmetric_inter``); :meth:`cost_for` resolves it.
+    """
 
     name: str
     fn: Callable[..., Mapping]
     terms: tuple[str, ...]
     total_name: str
+    cost: PairCost | Callable[[Mapping], PairCost] = field(default=None, compare=False)
+
+    def cost_for(self, options: Mapping | None = None) -> PairCost:
+        """The kind's :class:`PairCost` under the loss ``options``."""
+        cost = self.cost(options or {}) if callable(self.cost) else self.cost
+        return cost if cost is not None else UNDECLARED_COST
 
     def term_names(self, a: str, b: str) -> dict[str, str]:
         """Declared term -> its name for the pair (a, b), e.g. ``intra_{a}`` -> ``intra_image``."""
@@ -51,6 +97,10 @@ class PairLoss:
         return out
 
 
+#: the cost of a kind that declares none: 256 bytes per (anchor, candidate) entry, about four B² float32
+#: matrices with their gradients for each of four terms
+UNDECLARED_COST = PairCost(square=256)
+
 _REGISTRY: dict[str, PairLoss] = {}
 
 
@@ -61,15 +111,17 @@ def _check_name(what: str, name) -> None:
 
 
 def register_pair_loss(name: str, fn: Callable | None = None, *, terms, total_name: str | None = None,
-                       replace: bool = False):
+                       cost: PairCost | Callable[[Mapping], PairCost] | None = None, replace: bool = False):
     """Register ``fn`` as the pair loss ``name`` (``LossConfig.kind``); usable as a decorator.
 
     ``terms``: the per-pair term names ``fn`` returns besides ``"total"`` (``{a}``/``{b}`` stand for the
-    pair's modalities); ``total_name``: the top-level name of the mean total (default: ``name``).
-    Registering a taken name raises ``ValueError`` unless ``replace`` is true. Returns ``fn``.
+    pair's modalities); ``total_name``: the top-level name of the mean total (default: ``name``);
+    ``cost``: its :class:`PairCost` (or a function of the loss options giving one; default
+    :data:`UNDECLARED_COST`, a generous B² bound). Registering a taken name raises ``ValueError``
+    unless ``replace`` is true. Returns ``fn``.
     """
     if fn is None:
-        return lambda f: register_pair_loss(name, f, terms=terms, total_name=total_name, replace=replace)
+        return lambda f: register_pair_loss(name, f, terms=terms, total_name=total_name, cost=cost, replace=replace)
     terms = (terms,) if isinstance(terms, str) else tuple(terms)
     total_name = name if total_name is None else total_name
     _check_name("name", name)
@@ -84,9 +136,11 @@ def register_pair_loss(name: str, fn: Callable | None = None, *, terms, total_na
         raise ValueError(f"pair loss {name!r}: repeated term names in {terms}")
     if not callable(fn):
         raise ValueError(f"pair loss {name!r}: fn must be callable, got {fn!r}")
+    if cost is not None and not (isinstance(cost, PairCost) or callable(cost)):
+        raise ValueError(f"pair loss {name!r}: cost must be a PairCost or a function of the options, got {cost!r}")
     if name in _REGISTRY and not replace and _REGISTRY[name].fn is not fn:
         raise ValueError(f"pair loss {name!r} is already registered (pass replace=True to replace it)")
-    _REGISTRY[name] = PairLoss(name, fn, terms, total_name)
+    _REGISTRY[name] = PairLoss(name, fn, terms, total_name, cost)
     return fn
 
 

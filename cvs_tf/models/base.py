@@ -35,7 +35,7 @@ from cvs_tf.data.store import order_modalities
 from cvs_tf.layers import AlignedAttention, LearnedTemperature, ModalityBranch
 from cvs_tf.layers.branch import BRANCH_FIELDS
 from cvs_tf.layers.config import stored_config
-from cvs_tf.models.objective import LossMixin, pair_key
+from cvs_tf.models.objective import LossMixin, Objective, pair_key
 
 
 def l2n(x):
@@ -64,11 +64,12 @@ class CrossModalModel(LossMixin, keras.Model):
         use_w_a: bool = True,
         use_w_b: bool = True,
         use_w_ab: bool = True,
-        loss_weights: dict | None = None,
+        loss_options: dict | None = None,
         multi_label: bool = False,
         current_stage: int = 0,
         partners: dict | None = None,
         branch_policy: str | None = None,
+        loss_weights: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -88,7 +89,9 @@ class CrossModalModel(LossMixin, keras.Model):
         # a reloaded model computes as it was trained, whatever the global policy at load time
         self.branch_policy = branch_policy or keras.mixed_precision.global_policy().name
         self.switches = dict(use_w_a=use_w_a, use_w_b=use_w_b, use_w_ab=use_w_ab)
-        self.loss_weights = self.loss_options(loss_weights)  # LossConfig's defaults, then the given values
+        # LossConfig's defaults, then the given values (``loss_weights``: their key in files saved before the rename)
+        self.objective = Objective(loss_options if loss_options is not None else loss_weights)
+        self.loss_options = self.objective.options
         self.multi_label = bool(multi_label)
         self.stages = [list(s) for s in (stages or self.default_stages())]
         self.partners = {m: list(v) for m, v in (partners or {}).items()}
@@ -113,10 +116,10 @@ class CrossModalModel(LossMixin, keras.Model):
         linked = [p for stage in self.plan for p in stage["blocks"]] if self.attention else []
         self.blocks = {pair_key(a, b): self.make_block(a, b) for a, b in linked}
         self.temperature_layer = None
-        if self.loss_weights["learn_temperature"]:
-            self.temperature_layer = LearnedTemperature(self.loss_weights["temperature"], name="temperature")
+        if self.loss_options["learn_temperature"]:
+            self.temperature_layer = LearnedTemperature(self.loss_options["temperature"], name="temperature")
         self.decoders = {}
-        if self.loss_weights["reconstruction_weight"] > 0:
+        if self.objective.reconstruction_on:
             self.decoders = {m: keras.layers.Dense(d, name=f"decoder_{m}", dtype="float32") for m, d in self.modality_dims.items()}
 
     # ------------------------------------------------------------------ plan and blocks (what a space defines)
@@ -358,8 +361,8 @@ class CrossModalModel(LossMixin, keras.Model):
     def get_config(self):
         names = ("modality_dims", "num_classes", "stages", "reference", "attention", *BRANCH_FIELDS, "multi_label",
                  "current_stage", "partners", "branch_policy")
-        loss_weights = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_weights.items()}
-        return stored_config(super().get_config(), self, names, loss_weights=loss_weights, **self.switches)
+        options = {k: list(v) if isinstance(v, tuple) else v for k, v in self.loss_options.items()}
+        return stored_config(super().get_config(), self, names, loss_options=options, **self.switches)
 
 
 def resolve_jit(jit_compile) -> str:

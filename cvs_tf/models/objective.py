@@ -1,4 +1,9 @@
-"""LossMixin: the tracked loss terms, their computation and the train/test steps shared by every space.
+"""The loss objective of a model (:class:`Objective`: the pair-loss kind, its options, cost and pair grouping) and the train/test steps.
+
+:class:`Objective` is built from the loss options (the :class:`~cvs_tf.config.LossConfig` fields:
+kind, temperature, margins, weights) and computes every loss term from explicit arguments;
+:class:`LossMixin` gives :class:`cvs_tf.models.base.CrossModalModel` its trackers and steps around
+the model's ``objective``.
 
 Under a ``tf.distribute`` strategy with ``N`` replicas each replica holds ``B/N`` consecutive rows
 of the global batch (cvs_tf.data.pipeline.ReplicaShard). :meth:`LossMixin.compute_losses`
@@ -19,12 +24,14 @@ import tensorflow as tf
 
 from cvs_tf.config import LossConfig
 from cvs_tf.losses import (
+    PairCost,
     PairLoss,
     classification_loss,
     get_pair_loss,
     instance_infonce,
     reconstruction_loss,
 )
+from cvs_tf.losses.registry import GROUP_BYTES
 
 
 def pair_key(a: str, b: str) -> str:
@@ -68,25 +75,9 @@ def _replica_device():
     return contextlib.nullcontext()
 
 
-MINING_CHUNK_BYTES = 64 << 20  # pairs mined together keep their O(B³) selection cubes under this
-
-
-def pairs_per_group(batch: int) -> int:
-    """How many pairs are mined together at batch ``batch``: as many as keep their mining cubes (up to
-    4 terms × 10 bytes × B³ per pair) under :data:`MINING_CHUNK_BYTES`, at least one."""
-    return max(1, MINING_CHUNK_BYTES // (40 * batch**3))
-
-
-def pair_chunks(pairs: list, batch: int | None) -> list[list]:
-    """``pairs`` cut into consecutive groups of :func:`pairs_per_group`: every pair alone at B = 128,
-    all together at B <= 32; one group when B is unknown."""
-    size = len(pairs) if batch is None else pairs_per_group(batch)
-    return [pairs[i:i + size] for i in range(0, len(pairs), size)]
-
-
 def after(t, prev):
     """``t`` plus an exact zero computed from ``prev``: the data dependency makes XLA (and the graph
-    executor) finish ``prev`` before starting on ``t``, so two groups' cubes are never live together."""
+    executor) finish ``prev`` before starting on ``t``, so two groups' terms are never live together."""
     if prev is None:
         return t
     return t + 0.0 * tf.cast(tf.math.is_nan(tf.reduce_sum(prev)), t.dtype)
@@ -98,100 +89,88 @@ def _multi_worker() -> bool:
     return bool(getattr(ext, "_in_multi_worker_mode", lambda: False)())
 
 
-class LossMixin:
-    """Loss part of :class:`cvs_tf.models.base.CrossModalModel`: trackers, ``compute_losses``, ``train_step``/``test_step``.
+INSTANCE_COST = PairCost(square=40)  # the instance InfoNCE of one pair: logits, softmax and gradients, both ways
 
-    The pair loss is the registered kind ``loss_weights["kind"]`` (:mod:`cvs_tf.losses.registry`); the
-    tracked names are ``loss``, ``classification``, the kind's total name (``triplet`` for the default),
-    ``{a}__{b}.{term}`` for each active pair and term of the kind, ``instance`` and ``{a}__{b}.instance``
-    when the instance term is on (``instance_weight`` > 0), and ``reconstruction`` when on.
 
-    ``replica_gather`` (True) all-gathers the replicas' loss inputs before the mining; False leaves
-    every replica mining its own rows (what plain data parallelism does: a different loss, kept only
-    so that a test can show the difference).
+def loss_options(overrides: dict | None = None) -> dict:
+    """The :class:`~cvs_tf.config.LossConfig` defaults (their one home) updated with ``overrides``."""
+    return {**dataclasses.asdict(LossConfig()), **(overrides or {})}
+
+
+class Objective:
+    """A model's loss: the registered pair-loss kind ``options["kind"]`` with its options, its cost and its terms.
+
+    ``options`` are the loss options (:func:`loss_options`: the ``LossConfig`` fields). The tracked
+    names are ``loss``, ``classification``, the kind's total name (``triplet`` for the default),
+    ``{a}__{b}.{term}`` for each trained pair and term of the kind, ``instance`` and
+    ``{a}__{b}.instance`` when the instance term is on (``instance_weight`` > 0), and
+    ``reconstruction`` when on. ``ValueError`` naming the known kinds for an unregistered kind.
     """
 
-    replica_gather = True
-
-    @staticmethod
-    def loss_options(overrides: dict | None = None) -> dict:
-        """The :class:`~cvs_tf.config.LossConfig` defaults (their one home) updated with ``overrides``."""
-        return {**dataclasses.asdict(LossConfig()), **(overrides or {})}
-
-    @property
-    def pair_loss(self) -> PairLoss:
-        """The registered pair-loss kind of this model (``ValueError`` naming the known kinds if unregistered)."""
-        return get_pair_loss(self.loss_weights["kind"])
+    def __init__(self, options: dict | None = None):
+        self.options = loss_options(options)
+        self.kind: PairLoss = get_pair_loss(self.options["kind"])
 
     @property
     def instance_on(self) -> bool:
         """Whether the instance term (InfoNCE over true pairs, :func:`cvs_tf.losses.instance_infonce`) is trained."""
-        return self.loss_weights["instance_weight"] > 0
-
-    def _make_trackers(self):
-        kind = self.pair_loss
-        names = ["loss", "classification", kind.total_name]
-        for a, b in self.active_pairs():
-            names += [f"{pair_key(a, b)}.{t}" for t in kind.term_names(a, b).values()]
-        if self.instance_on:
-            names += ["instance"] + [f"{pair_key(a, b)}.instance" for a, b in self.active_pairs()]
-        if self.decoders:
-            names.append("reconstruction")
-        self._tracker_names = names
-        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        return self.options["instance_weight"] > 0
 
     @property
-    def metrics(self):
-        return list(self._trackers.values())
+    def reconstruction_on(self) -> bool:
+        return self.options["reconstruction_weight"] > 0
 
-    def compute_losses(self, x: dict, y: dict, training: bool = False) -> dict:
-        """Every loss component for one batch; shared by train_step and test_step.
+    def pair_bytes(self, batch: int, pairs: int = 1, dim: int = 0) -> int:
+        """Peak bytes of the pair terms of ``pairs`` pairs computed together: the kind's declared cost
+        (:meth:`cvs_tf.losses.PairLoss.cost_for`) plus the instance term's when it is on."""
+        n = self.kind.cost_for(self.options).bytes(batch, pairs, dim)
+        return n + (INSTANCE_COST.bytes(batch, pairs, dim) if self.instance_on else 0)
 
-        The model part (branches, classifier, attention blocks) is :meth:`loss_inputs`; the label
-        part (cross-entropy and the semi-hard triplet mining, O(B³) elementwise work per term) is
-        :meth:`loss_terms`, XLA-compiled on its own when the model was compiled with
-        ``jit_compile="loss"`` (see :meth:`compile`); the optional reconstruction term is added here.
-        Under ``N`` replicas the per-row inputs of :meth:`loss_terms` are all-gathered first
-        (:func:`gather_replicas`; the model part is row-wise, so this is the one-device batch), and the
-        reconstruction, a mean over equal-sized shards, is the replica's own (its mean over replicas
-        is the global one).
-        """
-        labels, logits, pair_emb, e = self.loss_inputs(x, y, training=training)
-        if self.replica_gather:
-            labels, logits, pair_emb = gather_replicas((labels, logits, pair_emb))
-        fn = self._xla_loss_terms if getattr(self, "_loss_xla", False) else self.loss_terms
-        out = dict(fn(labels, logits, pair_emb))
-        loss = out["loss"]
-        if self.decoders:
-            rec = [reconstruction_loss(tf.cast(x[m], tf.float32), tf.cast(self.decoders[m](e[m]), tf.float32))
-                   for m in logits if m in self.decoders]
-            out["reconstruction"] = tf.add_n(rec) / len(rec)
-            loss = loss + self.loss_weights["reconstruction_weight"] * out["reconstruction"]
-        out["loss"] = loss
-        return out
+    def pairs_per_group(self, batch: int | None, dim: int = 0, limit: int | None = None) -> int | None:
+        """Pairs computed by one call at batch ``batch``: as many as keep :meth:`pair_bytes` under ``limit``
+        (default :data:`GROUP_BYTES`), at least one; None (all) when the batch is unknown."""
+        if batch is None:
+            return None
+        limit = GROUP_BYTES if limit is None else limit
+        return max(1, int(limit // max(1, self.pair_bytes(batch, 1, dim))))
 
-    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict) -> dict:
+    def groups(self, pairs: list, batch: int | None, dim: int = 0, limit: int | None = None) -> list[list]:
+        """``pairs`` cut into consecutive groups of :meth:`pairs_per_group`, computed one after the other."""
+        size = self.pairs_per_group(batch, dim, limit) or len(pairs)
+        return [pairs[i:i + size] for i in range(0, len(pairs), size)]
+
+    def tracker_names(self, pairs: list, reconstruction: bool) -> list[str]:
+        names = ["loss", "classification", self.kind.total_name]
+        for a, b in pairs:
+            names += [f"{pair_key(a, b)}.{t}" for t in self.kind.term_names(a, b).values()]
+        if self.instance_on:
+            names += ["instance"] + [f"{pair_key(a, b)}.instance" for a, b in pairs]
+        if reconstruction:
+            names.append("reconstruction")
+        return names
+
+    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict, pairs: list, temperature=None) -> dict:
         """Classification and pair-loss terms from labels, classifier logits and per-pair embeddings.
 
-        ``logits`` maps each classified modality to its (B, C) logits; ``pair_emb`` maps each
-        active pair key ``a__b`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``. The active
-        pairs are stacked and the pair-loss kind is called once per group of them (:func:`pair_chunks`;
-        one batched op per term and group: the per-pair form traced ~1000 ops per pair), the groups
-        one after the other (:func:`after`), so that only one group's O(B³) mining is in memory at a
-        time (at B = 128: 0.52 → 0.10 GiB for the 10 pairs of a 5-modality CVS, and a faster step;
-        docs/scaling.md). With ``instance_weight`` > 0 the instance term of each pair (row i of a and b
-        the same item) is computed on the same stacked embeddings. Returns the tracked components and
+        ``logits`` maps each classified modality to its (B, C) logits; ``pair_emb`` maps the key
+        ``a__b`` of each of ``pairs`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``;
+        ``temperature`` (a learnt scalar) replaces ``options["temperature"]`` when given. The pairs
+        are stacked and the kind is called once per group of them (:meth:`groups`, from its declared
+        cost), the groups one after the other (:func:`after`), so that one group's terms are in memory
+        at a time. With ``instance_weight`` > 0 the instance term of each pair (row i of a and b the
+        same item) is computed on the same stacked embeddings. Returns the tracked components and
         ``loss = alpha * classification + beta * mean(total) + instance_weight * mean(instance)`` (without
         reconstruction). A pure function of its arguments, so it can be XLA-compiled.
         """
-        lw, kind = self.loss_weights, self.pair_loss
+        lw, kind = self.options, self.kind
         out = {}
-        smooth = lw["label_smoothing"]
-        out["classification"] = tf.add_n([classification_loss(labels[m], lg, smooth) for m, lg in logits.items()]) / len(logits)
-        if lw["learn_temperature"]:  # the kinds see the learnt temperature in place of the initial value
-            lw = {**lw, "temperature": self.temperature_layer.temperature()}
-        pairs, totals, instance = self.active_pairs(), [], []
-        for group in pair_chunks(pairs, pair_emb[pair_key(*pairs[0])][0].shape[0]):
+        out["classification"] = tf.add_n([classification_loss(labels[m], lg, lw["label_smoothing"])
+                                          for m, lg in logits.items()]) / len(logits)
+        if temperature is not None:  # the kinds see the learnt temperature in place of the initial value
+            lw = {**lw, "temperature": temperature}
+        totals, instance = [], []
+        first = pair_emb[pair_key(*pairs[0])][0]
+        for group in self.groups(pairs, first.shape[0], first.shape[-1] or 0):
             keys = [pair_key(a, b) for a, b in group]
             prev = totals[-1] if totals else None
             ex = after(tf.stack([pair_emb[k][0] for k in keys]), prev)
@@ -211,6 +190,66 @@ class LossMixin:
             out["instance"] = tf.reduce_mean(tf.concat(instance, 0))
             out["loss"] = out["loss"] + lw["instance_weight"] * out["instance"]
         return out
+
+    def with_reconstruction(self, out: dict, reconstruction) -> dict:
+        """``out`` with the reconstruction term added (tracked, and weighted into ``loss``)."""
+        return {**out, "reconstruction": reconstruction,
+                "loss": out["loss"] + self.options["reconstruction_weight"] * reconstruction}
+
+
+class LossMixin:
+    """Trackers, ``compute_losses`` and ``train_step``/``test_step`` of :class:`cvs_tf.models.base.CrossModalModel`.
+
+    The model holds its :class:`Objective` as ``objective`` and provides ``loss_inputs`` (the model part:
+    labels, logits, pair embeddings) and ``active_pairs``; every loss term comes from the objective.
+
+    ``replica_gather`` (True) all-gathers the replicas' loss inputs before the mining; False leaves
+    every replica mining its own rows (what plain data parallelism does: a different loss, kept only
+    so that a test can show the difference).
+    """
+
+    replica_gather = True
+
+    @property
+    def pair_loss(self) -> PairLoss:
+        """The registered pair-loss kind of this model."""
+        return self.objective.kind
+
+    def _make_trackers(self):
+        self._tracker_names = self.objective.tracker_names(self.active_pairs(), bool(self.decoders))
+        self._trackers = {n: keras.metrics.Mean(name=n) for n in self._tracker_names}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compute_losses(self, x: dict, y: dict, training: bool = False) -> dict:
+        """Every loss component for one batch; shared by train_step and test_step.
+
+        The model part (branches, classifier, attention blocks) is :meth:`loss_inputs`; the label
+        part (cross-entropy and the pair terms) is :meth:`loss_terms`, XLA-compiled on its own when
+        the model was compiled with ``jit_compile="loss"`` (see :meth:`compile`); the optional
+        reconstruction term is added here. Under ``N`` replicas the per-row inputs of
+        :meth:`loss_terms` are all-gathered first (:func:`gather_replicas`; the model part is
+        row-wise, so this is the one-device batch), and the reconstruction, a mean over equal-sized
+        shards, is the replica's own (its mean over replicas is the global one).
+        """
+        labels, logits, pair_emb, e = self.loss_inputs(x, y, training=training)
+        if self.replica_gather:
+            labels, logits, pair_emb = gather_replicas((labels, logits, pair_emb))
+        fn = self._xla_loss_terms if getattr(self, "_loss_xla", False) else self.loss_terms
+        out = dict(fn(labels, logits, pair_emb))
+        if self.decoders:
+            rec = [reconstruction_loss(tf.cast(x[m], tf.float32), tf.cast(self.decoders[m](e[m]), tf.float32))
+                   for m in logits if m in self.decoders]
+            out = self.objective.with_reconstruction(out, tf.add_n(rec) / len(rec))
+        return out
+
+    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict) -> dict:
+        """:meth:`Objective.loss_terms` of this stage's trained pairs (with the learnt temperature, if any)."""
+        layer = self.temperature_layer
+        return self.objective.loss_terms(labels, logits, pair_emb, self.active_pairs(),
+                                         None if layer is None else layer.temperature())
 
     def _update(self, losses):
         for n, t in self._trackers.items():

@@ -146,7 +146,7 @@ class Space:
         """The model class's arguments: the dataset's shapes, the plan, the switches, the losses, the options."""
         m = config.model
         return dict(modality_dims={x: fs.dim(x) for s in stages for x in s}, num_classes=fs.num_classes,
-                    stages=stages, loss_weights=dict(vars(config.loss)), multi_label=fs.label_kind == "multi",
+                    stages=stages, loss_options=dict(vars(config.loss)), multi_label=fs.label_kind == "multi",
                     **{k: getattr(m, k) for k in ARCHITECTURE}, **self.option_values(m))
 
     def build(self, config, fs):

@@ -1,27 +1,26 @@
-"""Up-front memory estimate of a training step (semi-hard mining grows as B^3) and the refusal of batches that cannot fit.
+"""Up-front memory estimate of a training step, from the configured pair-loss kind's declared cost, and the refusal of batches that cannot fit.
 
-What dominates: every triplet term mines its negatives through an (anchors × positives ×
-negatives) cube (``losses/triplet.py``: ``_semi_hard_from_masks``/``_closest_candidate``): one
-int64 selection key and two boolean masks per entry, 10 bytes. A stage that trains ``P`` modality
-pairs has ``3P`` terms (intra x, intra y, inter; ``4P`` with ``loss.symmetric_inter``), mined one
-group of pairs after the other (``models/objective.py: pair_chunks``, ``pairs_per_group``: every pair alone at B = 128,
-all together at B <= 32), so only one group's terms are live at a time and the mining needs about
+What grows with the batch B: the pair terms. A stage that trains ``P`` modality pairs computes
+them one group of pairs after the other (:meth:`cvs_tf.models.objective.Objective.groups`), and
+the configured kind declares the peak bytes of one pair's call with its gradient
+(:class:`cvs_tf.losses.PairCost`: ``cube · B³ + square · B² + row · B · D`` per pair), so the
+live group of ``G`` pairs needs
 
-    mining(B) = live terms × (10 · B³ + 64 · B²) bytes
+    pairs(B) = Objective.pair_bytes(B, G, D)      (the kind's cost, plus the instance term's when on)
 
-(the B² part: distances, masks, hinge and their gradients per (anchor, candidate)). The
-embeddings are float32 whatever the precision policy (``models/base.py: l2n``), so this does
-not depend on ``--mixed-precision``. Measured on CPU (peak resident memory of one train step,
-B = 256-512, 1-3 pairs, XLA and graph mode): 8.5-10.7 bytes per cube entry. The stage's feature
-banks (train and validation rows of its modalities, float32) and the model come on top (every
-stage's weights exist from the start: weights, gradients and two Adam slots, 16 bytes per
-parameter; :func:`model_parameters`). For an instance-paired set the batch is at most the
-number of training items.
+Every built-in kind is O(B²) (docs/performance.md tabulates the declared costs against XLA's
+buffers: ``python -m bench --only kind_memory``); a kind declaring a B³ cube is budgeted as one.
+The embeddings are float32 whatever the precision policy (``models/base.py: l2n``), so this does
+not depend on ``--mixed-precision``. The stage's feature banks (train and validation rows of its
+modalities, float32) and the model come on top (every stage's weights exist from the start:
+weights, gradients and two Adam slots, 16 bytes per parameter; :func:`model_parameters`). For an
+instance-paired set the batch is at most the number of training items.
 
 The estimate of the largest stage is compared with the memory the step can use: TensorFlow's
 memory limit of ``GPU:0`` minus what it already holds when a GPU is visible, else the host's
-available memory (``MemAvailable``, bounded by a cgroup limit). ``CVS_TF_MEMORY_CHECK=off``
-skips the check (e.g. where XLA on a GPU fuses the cube away and the estimate is too high).
+available memory (``MemAvailable``, bounded by a cgroup limit). The refusal names the largest
+batch that fits for the configured kind (a binary search over B). ``CVS_TF_MEMORY_CHECK=off``
+skips the check.
 """
 
 from __future__ import annotations
@@ -31,23 +30,16 @@ import os
 from pathlib import Path
 
 from cvs_tf.config import ConfigError
-from cvs_tf.models.objective import pairs_per_group
+from cvs_tf.models.objective import Objective
 from cvs_tf.spaces import get_space
 
-BYTES_PER_CUBE_ENTRY = 10   # int64 key + 2 bool masks per (anchor, positive, negative)
-BYTES_PER_SQUARE_ENTRY = 64  # per (anchor, candidate): distances, masks, hinge, gradients
 ENV_SWITCH = "CVS_TF_MEMORY_CHECK"
 GIB = 1 << 30
 
 
-def triplet_terms(pairs: int, symmetric: bool = False) -> int:
-    """Triplet terms mined in one step for ``pairs`` trained modality pairs."""
-    return pairs * (4 if symmetric else 3)
-
-
-def mining_bytes(batch: int, terms: int) -> int:
-    """Peak bytes of the semi-hard mining of ``terms`` triplet terms at batch ``batch``."""
-    return terms * (BYTES_PER_CUBE_ENTRY * batch**3 + BYTES_PER_SQUARE_ENTRY * batch**2)
+def objective_of(config) -> Objective:
+    """The loss objective the run's model will train (its kind and options from ``config.loss``)."""
+    return Objective(dict(vars(config.loss)))
 
 
 def stage_pairs(config, fs) -> list[list[tuple[str, str]]]:
@@ -74,12 +66,14 @@ def model_parameters(config, fs, plan: list[list[tuple[str, str]]]) -> int:
 
 
 class StageEstimate:
-    """Memory of one stage's training step: mining at the effective batch plus its feature banks and the model."""
+    """Memory of one stage's training step: its pair terms at the effective batch plus its feature banks and the model."""
 
-    def __init__(self, config, fs, stage: int, pairs: list[tuple[str, str]], model_bytes: int = 0):
+    def __init__(self, config, fs, stage: int, pairs: list[tuple[str, str]], model_bytes: int = 0,
+                 objective: Objective | None = None):
         self.stage = stage
         self.pairs = len(pairs)
-        self.terms = triplet_terms(self.pairs, config.loss.symmetric_inter)
+        self.objective = objective or objective_of(config)
+        self.dim = config.model.dim
         self.modalities = sorted({m for p in pairs for m in p})
         self.paired = bool(fs.paired)
         self.train_items = max((fs.count(m, "train") for m in self.modalities), default=0)
@@ -94,22 +88,25 @@ class StageEstimate:
     def effective_batch(self, batch: int) -> int:
         return min(batch, self.train_items) if self.paired and self.train_items else batch
 
-    def live_terms(self, batch: int) -> int:
-        """Terms whose cubes are live together: those of the largest group of pairs mined at once."""
+    def live_pairs(self, batch: int) -> int:
+        """Pairs whose terms are live together: the largest group the objective computes at once."""
         if not self.pairs:
             return 0
-        group = min(self.pairs, pairs_per_group(self.effective_batch(batch)))
-        return self.terms * group // self.pairs
+        return min(self.pairs, self.objective.pairs_per_group(self.effective_batch(batch), self.dim))
+
+    def pair_bytes(self, batch: int) -> int:
+        """Peak bytes of the live group's pair terms at ``batch``."""
+        return self.objective.pair_bytes(self.effective_batch(batch), self.live_pairs(batch), self.dim)
 
     def total(self, batch: int) -> int:
-        b = self.effective_batch(batch)
-        return mining_bytes(b, self.live_terms(batch)) + self.fixed_bytes
+        return self.pair_bytes(batch) + self.fixed_bytes
 
 
 def estimates(config, fs) -> list[StageEstimate]:
     plan = stage_pairs(config, fs)
     model_bytes = BYTES_PER_PARAMETER * model_parameters(config, fs, plan)
-    return [StageEstimate(config, fs, k, pairs, model_bytes) for k, pairs in enumerate(plan)]
+    objective = objective_of(config)
+    return [StageEstimate(config, fs, k, pairs, model_bytes, objective) for k, pairs in enumerate(plan)]
 
 
 # ---------------------------------------------------------------------------- available memory
@@ -222,13 +219,14 @@ def check_batch_memory(config, fs, available: tuple[int, str] | None = None) -> 
     if budget is None or need <= budget[0]:
         return
     avail, where = budget
-    b = worst.effective_batch(batch)
+    b, kind = worst.effective_batch(batch), worst.objective.kind
+    order = kind.cost_for(worst.objective.options).order
     what = (f"batch size {batch} needs about {_gib(need)} in stage {worst.stage + 1} "
-            f"({worst.live_terms(batch)} of its {worst.terms} triplet terms mined at a time over {b}³ entries, plus {_gib(worst.fixed_bytes)} of features and model) "
-            f"but {where} {_gib(avail)} available")
+            f"({kind.name} terms, {order.replace('B', str(b))} entries: {worst.live_pairs(batch)} of its {worst.pairs} "
+            f"pairs at a time, plus {_gib(worst.fixed_bytes)} of features and model) but {where} {_gib(avail)} available")
     fit = largest_batch(stages, avail, b - 1)
     if fit < 2:
         raise ConfigError(f"{what}; no batch size fits: features and model alone need {_gib(worst.fixed_bytes)} "
                           f"(model.dim {config.model.dim}; set {ENV_SWITCH}=off to skip this check)")
-    raise ConfigError(f"{what}; the largest batch size that fits is {fit} (--batch-size {fit}; "
+    raise ConfigError(f"{what}; the largest batch size that fits for {kind.name} is {fit} (--batch-size {fit}; "
                       f"set {ENV_SWITCH}=off to skip this check)")

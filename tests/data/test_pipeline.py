@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from cvs_tf.data.pipeline import FeatureBank, index_dataset, steps_per_epoch
+from cvs_tf.data.pipeline import (
+    CLASS_RUN,
+    LARGE_BATCH,
+    FeatureBank,
+    class_run,
+    index_dataset,
+    steps_per_epoch,
+)
 from cvs_tf.data.store import FeatureSetError, carve_validation, load_feature_set, save_feature_set
 from tests.conftest import make_toy_featureset
 
@@ -20,6 +27,38 @@ def test_class_aligned_rows_share_labels(tmp_path):
         assert all(len(i) == 8 for i in idx.values())
         np.testing.assert_array_equal(labels[0], labels[1])
         np.testing.assert_array_equal(labels[0], labels[2])
+
+
+def test_a_large_class_aligned_batch_holds_several_items_of_every_class_it_draws(tmp_path):
+    """200 classes at B = 1024 (XMediaNet's): drawn one by one, about 6 classes a batch would have a single
+    item; in runs of CLASS_RUN every class drawn has at least CLASS_RUN, and rows still share their label."""
+    assert class_run(LARGE_BATCH - 1) == 1 and class_run(LARGE_BATCH) == class_run(1024) == CLASS_RUN >= 2
+    fs = load_feature_set(make_toy_featureset(tmp_path / "t", n_classes=200, n_train=1200, n_test=200))
+    bank = FeatureBank(fs, ["image", "text", "audio"])
+    for idx in _take(index_dataset(bank, 1024, seed=5), 3):
+        labels = [fs.y(m, "train")[idx[m]] for m in idx]
+        assert all(len(i) == 1024 for i in idx.values())
+        np.testing.assert_array_equal(labels[0], labels[1])
+        np.testing.assert_array_equal(labels[0], labels[2])
+        counts = np.bincount(labels[0], minlength=200)
+        assert counts[counts > 0].min() >= CLASS_RUN and (counts > 0).sum() > 100
+        for m in idx:  # the items of one class are drawn one per row, not one item repeated
+            runs = idx[m].reshape(-1, CLASS_RUN)
+            assert np.mean([len(set(r)) > 1 for r in runs]) > 0.5
+
+
+def test_a_batch_below_the_large_size_draws_its_labels_one_by_one(tmp_path):
+    """Below LARGE_BATCH the labels are B independent draws, as before runs existed (same batches)."""
+    import tensorflow as tf
+
+    fs = load_feature_set(make_toy_featureset(tmp_path / "t", n_classes=200, n_train=1200, n_test=200))
+    bank = FeatureBank(fs, ["image", "text"])
+    b = LARGE_BATCH - 1
+    for step, idx in enumerate(_take(index_dataset(bank, b, seed=5), 2)):
+        seed = tf.constant([5, step], tf.int64)
+        pick = tf.random.stateless_uniform([b], seed=seed, maxval=len(bank.sampling_classes), dtype=tf.int32)
+        want = bank.sampling_classes.numpy()[pick.numpy()]
+        np.testing.assert_array_equal(fs.y("image", "train")[idx["image"]], want)
 
 
 def test_batches_are_a_pure_function_of_seed_and_step(tmp_path):

@@ -86,7 +86,7 @@ def test_the_model_adds_the_weighted_term_and_tracks_it_per_pair():
     rng = np.random.default_rng(0)
     dims = {"image": 5, "text": 4, "audio": 3}
     weights = {"instance_weight": 0.7, "instance_temperature": 0.2}
-    model = CVSModel(dims, 3, dim=6, loss_weights=weights)
+    model = CVSModel(dims, 3, dim=6, loss_options=weights)
     model.compile(jit_compile=False)
     x = {m: rng.normal(size=(6, d)).astype("float32") for m, d in dims.items()}
     y = {m: np.arange(6) % 3 for m in dims}
@@ -107,7 +107,7 @@ def test_the_model_adds_the_weighted_term_and_tracks_it_per_pair():
 def test_later_stages_of_multi_stage_spaces_train_the_term_on_their_active_pairs(space):
     rng = np.random.default_rng(1)
     dims = {"image": 5, "text": 4, "audio": 3}
-    opts = dict(dim=6, current_stage=1, loss_weights={"instance_weight": 1.0})
+    opts = dict(dim=6, current_stage=1, loss_options={"instance_weight": 1.0})
     if space == "mcvs":
         model = MCVSModel(dims, 3, stages=[["image", "text"], ["audio"]], **opts)
     else:

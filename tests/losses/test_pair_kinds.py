@@ -89,11 +89,11 @@ def test_supcon_takes_sets_of_two_sizes_the_row_aligned_kinds_refuse_them():
             get_pair_loss(kind)(yx, ex, yy, ey, OPTIONS)
 
 
-def _one_step(loss_weights):
+def _one_step(loss_options):
     """A two-modality CVS model after one eager optimizer step (no tracing: fast), its weights before, its logs."""
     rng = np.random.default_rng(0)
     dims = {"image": 5, "text": 4}
-    model = CVSModel(dims, 3, dim=6, loss_weights=loss_weights)
+    model = CVSModel(dims, 3, dim=6, loss_options=loss_options)
     model.compile(jit_compile=False)
     x = {m: rng.normal(size=(8, d)).astype("float32") for m, d in dims.items()}
     y = {m: np.arange(8) % 3 for m in dims}

@@ -124,10 +124,10 @@ def test_loss_defaults_live_in_loss_config_only():
     """The model's and pair_triplet_loss's defaults are LossConfig's (changing one place changes them all)."""
     import inspect
 
-    from cvs_tf.models.objective import LossMixin
+    from cvs_tf.models.objective import loss_options
 
-    assert LossMixin.loss_options() == vars(LossConfig())
-    assert LossMixin.loss_options({"beta": 2.0})["beta"] == 2.0
+    assert loss_options() == vars(LossConfig())
+    assert loss_options({"beta": 2.0})["beta"] == 2.0
     sig = inspect.signature(pair_triplet_loss).parameters
     d = LossConfig()
     assert (sig["gammas"].default, sig["margins"].default, sig["symmetric"].default) == (

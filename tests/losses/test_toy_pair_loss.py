@@ -63,7 +63,7 @@ def test_toy_pair_loss_is_the_same_under_xla():
     """The model's XLA-compiled loss terms (``jit_compile="loss"``) equal the eager ones for the toy kind."""
     rng = np.random.default_rng(0)
     dims = {"image": 5, "text": 4, "audio": 3}
-    model = CVSModel(dims, 3, dim=6, loss_weights={"kind": TOY})
+    model = CVSModel(dims, 3, dim=6, loss_options={"kind": TOY})
     model.compile(jit_compile="loss")
     x = {m: rng.normal(size=(10, d)).astype("float32") for m, d in dims.items()}
     y = {m: rng.integers(0, 3, size=10).astype("int32") for m in dims}

@@ -1,4 +1,4 @@
-"""LossMixin: the model stacks its active pairs into the pair-loss kind and names the terms after it."""
+"""The model's Objective: the active pairs stacked into the pair-loss kind, terms named after it; loss options in the config."""
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ def test_default_kind_keeps_todays_tracker_names():
 @pytest.mark.parametrize("multi", [False, True])
 def test_stacked_terms_equal_the_single_pair_loss_of_each_pair(multi):
     weights = {"alpha": 0.7, "beta": 1.3, "gammas": (0.2, 0.3, 0.5), "margins": (1.0, 0.6, 1.4), "symmetric_inter": True}
-    model = CVSModel(DIMS, 3, dim=6, loss_weights=weights, multi_label=multi)
+    model = CVSModel(DIMS, 3, dim=6, loss_options=weights, multi_label=multi)
     labels, logits, pair_emb, _ = model.loss_inputs(*_batch(multi))
     out = model.loss_terms(labels, logits, pair_emb)
     totals = []
@@ -48,14 +48,23 @@ def test_stacked_terms_equal_the_single_pair_loss_of_each_pair(multi):
 
 def test_an_unregistered_kind_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"^unknown pair loss 'nope' \(known: .*semihard_triplet.*\)") as err:
-        CVSModel(DIMS, 3, dim=6, loss_weights={"kind": "nope"})
+        CVSModel(DIMS, 3, dim=6, loss_options={"kind": "nope"})
     assert "\n" not in str(err.value)
 
 
 def test_kind_round_trips_through_get_config_and_defaults_when_missing():
     model = CVSModel(DIMS, 3, dim=6)
     config = model.get_config()
-    assert config["loss_weights"]["kind"] == "semihard_triplet"
-    del config["loss_weights"]["kind"]  # a model saved before loss.kind existed
+    assert config["loss_options"]["kind"] == "semihard_triplet" and "loss_weights" not in config
+    del config["loss_options"]["kind"]  # a model saved before loss.kind existed
     revived = CVSModel.from_config(config)
-    assert revived.loss_weights["kind"] == "semihard_triplet" and revived._tracker_names == model._tracker_names
+    assert revived.loss_options["kind"] == "semihard_triplet" and revived._tracker_names == model._tracker_names
+
+
+def test_a_config_saved_with_the_old_loss_weights_key_loads_its_options():
+    """Files saved before the rename store the loss options under ``loss_weights``."""
+    config = CVSModel(DIMS, 3, dim=6).get_config()
+    config["loss_weights"] = {**config.pop("loss_options"), "kind": "supcon", "beta": 2.5}
+    revived = CVSModel.from_config(config)
+    assert revived.loss_options["beta"] == 2.5 and revived.objective.kind.name == "supcon"
+    assert revived.get_config()["loss_options"]["beta"] == 2.5 and "loss_weights" not in revived.get_config()

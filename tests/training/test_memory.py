@@ -1,21 +1,19 @@
-"""Up-front estimate of a training step's memory (semi-hard mining ~ B³) and the one-line refusal of batches that cannot fit."""
+"""Up-front estimate of a training step's memory from the configured pair-loss kind's declared cost, and the one-line refusal of batches that cannot fit."""
 
 import pytest
 
 from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import load_feature_set
+from cvs_tf.losses import PairCost, get_pair_loss, pair_loss_names, register_pair_loss, registry
+from cvs_tf.models.objective import Objective
 from cvs_tf.training import memory
-from cvs_tf.training.memory import (
-    check_batch_memory,
-    estimates,
-    mining_bytes,
-    stage_pairs,
-    triplet_terms,
-)
+from cvs_tf.training.memory import check_batch_memory, estimates, stage_pairs
 from tests.conftest import make_toy_featureset
 
 GIB = 1 << 30
+#: the semi-hard triplet's cost before the sort-based mining: 3 terms × (10 bytes per cube entry + 64 per square one)
+OLD_CUBE = PairCost(cube=30, square=192)
 
 
 @pytest.fixture
@@ -23,34 +21,59 @@ def toy(tmp_path):
     return load_feature_set(make_toy_featureset(tmp_path / "toy"))  # class-aligned: image 16, text 12, audio 6
 
 
-def _cfg(space="cvs", batch=128, symmetric=False):
+@pytest.fixture
+def cube_kind(monkeypatch):
+    """A kind declaring the old B³ cost (the default kind's function): what every kind was budgeted as before."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    semihard = get_pair_loss("semihard_triplet")
+    register_pair_loss("cube", semihard.fn, terms=semihard.terms, cost=OLD_CUBE)
+    return "cube"
+
+
+def _cfg(space="cvs", batch=128, symmetric=False, kind="semihard_triplet"):
     cfg = RunConfig()
-    cfg.model.space, cfg.train.batch_size, cfg.loss.symmetric_inter = space, batch, symmetric
+    cfg.model.space, cfg.train.batch_size, cfg.loss.symmetric_inter, cfg.loss.kind = space, batch, symmetric, kind
     return cfg
 
 
-def test_mining_formula_by_hand():
-    assert triplet_terms(1) == 3 and triplet_terms(3) == 9 and triplet_terms(3, symmetric=True) == 12
-    assert mining_bytes(100, 9) == 9 * (10 * 100**3 + 64 * 100**2) == 95_760_000
-    assert mining_bytes(2000, 3) == 3 * (10 * 8_000_000_000 + 64 * 4_000_000) == 240_768_000_000
+def _pair_bytes(kind, batch, pairs, dim=512, **options):
+    return get_pair_loss(kind).cost_for({**vars(RunConfig().loss), **options}).bytes(batch, pairs, dim)
 
 
-def test_pairs_and_terms_per_stage_follow_the_plans(toy):
+def test_every_kind_declares_a_b_squared_cost_that_the_estimate_uses(toy):
+    for kind in pair_loss_names():
+        cost = get_pair_loss(kind).cost_for(vars(RunConfig().loss))
+        assert cost.order == "B²" and cost.cube == 0 and cost.square > 0, kind
+        (st,) = estimates(_cfg("cvs", 256, kind=kind), toy)
+        group = st.live_pairs(256)
+        assert st.pair_bytes(256) == cost.bytes(256, group, 512) == _pair_bytes(kind, 256, group), kind
+        assert st.total(256) == st.pair_bytes(256) + st.fixed_bytes
+    sym = _pair_bytes("semihard_triplet", 100, 1, symmetric_inter=True)
+    assert sym == pytest.approx(4 / 3 * _pair_bytes("semihard_triplet", 100, 1), rel=0.01)  # 4 terms instead of 3
+
+
+def test_pair_cost_by_hand():
+    cost = PairCost(square=100, cube=10, row=8)
+    assert cost.bytes(20, 3, 16) == 3 * (10 * 20**3 + 100 * 20**2 + 8 * 20 * 16)
+    assert (cost.order, PairCost(square=1).order) == ("B³", "B²")
+
+
+def test_pairs_per_stage_follow_the_plans(toy):
     assert [len(p) for p in stage_pairs(_cfg("cvs"), toy)] == [3]
     assert [len(p) for p in stage_pairs(_cfg("mcvs"), toy)] == [1, 2]   # [image, text], [audio]
     assert [len(p) for p in stage_pairs(_cfg("rvs"), toy)] == [1, 1]    # reference image
-    assert [s.terms for s in estimates(_cfg("mcvs", symmetric=True), toy)] == [4, 8]
+    assert [s.pairs for s in estimates(_cfg("mcvs", symmetric=True), toy)] == [1, 2]
 
 
-def test_stage_estimate_by_hand(toy):
-    (st,) = estimates(_cfg("cvs"), toy)
+def test_stage_estimate_by_hand(toy, cube_kind):
+    (st,) = estimates(_cfg("cvs", kind=cube_kind), toy)
     banks = sum(4 * d * (toy.count(m, "train") + toy.count(m, "val")) for m, d in (("image", 16), ("text", 12), ("audio", 6)))
     d = 512  # branches (d_m*D + D + D*D + D), 3 aligned blocks of 4 D*D, classifier over 4 classes
     params = sum(dm * d + d + d * d + d for dm in (16, 12, 6)) + 3 * 4 * d * d + (d * 4 + 4)
     assert st.bank_bytes == banks and st.model_bytes == 16 * params
-    assert st.live_terms(100) == 3 and st.live_terms(32) == 9    # pair by pair at B = 100, together at B <= 32
-    assert st.total(100) == 95_760_000 // 3 + banks + 16 * params
-    assert st.total(32) == mining_bytes(32, 9) + banks + 16 * params
+    assert st.live_pairs(300) == 1 and st.live_pairs(250) == 2 and st.live_pairs(200) == 3   # 827, 481, 248 MB a pair
+    assert st.total(300) == 30 * 300**3 + 192 * 300**2 + banks + 16 * params
+    assert st.total(32) == 3 * (30 * 32**3 + 192 * 32**2) + banks + 16 * params
 
 
 @pytest.mark.parametrize("space", ["cvs", "mcvs", "rvs"])
@@ -63,34 +86,54 @@ def test_parameter_count_matches_the_built_model(toy, space, attention, rec, bn)
     assert memory.model_parameters(cfg, toy, stage_pairs(cfg, toy)) == build_model(cfg, toy).count_params()
 
 
-def _largest_by_hand(terms, banks, budget):
+def _largest_by_hand(kind, pairs, fixed, budget, dim=512):
+    """Walk B up while the live group of the kind's pairs (grouped as Objective.groups does) fits."""
+    objective = Objective({"kind": kind})
     b = 2
-    while terms * (10 * (b + 1) ** 3 + 64 * (b + 1) ** 2) + banks <= budget:
+    while True:
+        group = min(pairs, objective.pairs_per_group(b + 1, dim))
+        if objective.pair_bytes(b + 1, group, dim) + fixed > budget:
+            return b
         b += 1
-    return b
 
 
-def test_batch_2000_is_refused_with_the_estimate_and_a_batch_that_fits(toy):
-    (st,) = estimates(_cfg("cvs"), toy)
-    need = 3 * (10 * 2000**3 + 64 * 2000**2) + st.bank_bytes + st.model_bytes   # one pair's 3 terms live
-    fit = _largest_by_hand(3, st.bank_bytes + st.model_bytes, 16 * GIB)
+def test_batch_2000_is_refused_for_a_cube_kind_with_the_largest_batch_that_fits(toy, cube_kind):
+    (st,) = estimates(_cfg("cvs", kind=cube_kind), toy)
+    need = 30 * 2000**3 + 192 * 2000**2 + st.bank_bytes + st.model_bytes   # one pair live at a time
+    fit = _largest_by_hand(cube_kind, 3, st.bank_bytes + st.model_bytes, 16 * GIB)
     assert 825 < fit < 835  # (16 GiB / 30)^(1/3) ~ 831
     with pytest.raises(ConfigError) as info:
-        check_batch_memory(_cfg("cvs", 2000), toy, available=(16 * GIB, "the host has"))
+        check_batch_memory(_cfg("cvs", 2000, kind=cube_kind), toy, available=(16 * GIB, "the host has"))
     msg = str(info.value)
     assert "\n" not in msg
-    assert msg.startswith(f"batch size 2000 needs about {need / GIB:.1f} GiB in stage 1 (3 of its 9 triplet terms mined at a time")
+    assert msg.startswith(f"batch size 2000 needs about {need / GIB:.1f} GiB in stage 1 (cube terms, 2000³ entries: "
+                          "1 of its 3 pairs at a time"), msg
     assert "the host has 16.0 GiB available" in msg
-    assert f"the largest batch size that fits is {fit} " in msg
-    check_batch_memory(_cfg("cvs", fit), toy, available=(16 * GIB, "the host has"))
+    assert f"the largest batch size that fits for cube is {fit} " in msg
+    check_batch_memory(_cfg("cvs", fit, kind=cube_kind), toy, available=(16 * GIB, "the host has"))
     with pytest.raises(ConfigError):
-        check_batch_memory(_cfg("cvs", fit + 1), toy, available=(16 * GIB, "the host has"))
+        check_batch_memory(_cfg("cvs", fit + 1, kind=cube_kind), toy, available=(16 * GIB, "the host has"))
 
 
-def test_the_largest_stage_decides(toy):
-    """M-CVS: stage 2 (2 pairs, 6 terms, one pair live at a time, plus the audio bank) needs more than stage 1 (3 terms)."""
-    with pytest.raises(ConfigError, match=r"in stage 2 \(3 of its 6 triplet terms"):
-        check_batch_memory(_cfg("mcvs", 1000), toy, available=(8 * GIB, "the host has"))
+@pytest.mark.parametrize("kind", ["semihard_triplet", "supcon", "infonce", "max_violation", "dscmr"])
+def test_a_b_squared_kind_is_allowed_the_batch_the_cube_estimate_refuses(toy, cube_kind, kind):
+    budget = (16 * GIB, "the host has")
+    with pytest.raises(ConfigError, match=r"the largest batch size that fits for cube is 8\d\d "):
+        check_batch_memory(_cfg("cvs", 2000, kind=cube_kind), toy, available=budget)
+    check_batch_memory(_cfg("cvs", 2000, kind=kind), toy, available=budget)
+    # its own refusal, further up, names its own largest batch: a square root, not a cube root
+    (st,) = estimates(_cfg("cvs", 2000, kind=kind), toy)
+    fit = memory.largest_batch([st], 16 * GIB, 1 << 20)
+    assert fit > 2000 and st.total(fit) <= 16 * GIB < st.total(fit + 1)
+    with pytest.raises(ConfigError, match=rf"^batch size {fit + 1} needs .* \({kind} terms, {fit + 1}² entries: .* "
+                                          rf"the largest batch size that fits for {kind} is {fit} "):
+        check_batch_memory(_cfg("cvs", fit + 1, kind=kind), toy, available=budget)
+
+
+def test_the_largest_stage_decides(toy, cube_kind):
+    """M-CVS: stage 2 (2 pairs, one live at a time, plus the audio bank) needs more than stage 1 (1 pair)."""
+    with pytest.raises(ConfigError, match=r"in stage 2 \(cube terms, 1000³ entries: 1 of its 2 pairs at a time"):
+        check_batch_memory(_cfg("mcvs", 1000, kind=cube_kind), toy, available=(8 * GIB, "the host has"))
 
 
 def test_no_batch_fits_when_the_features_and_model_alone_exceed_the_budget(toy):
@@ -104,14 +147,15 @@ def test_no_batch_fits_when_the_features_and_model_alone_exceed_the_budget(toy):
 
 def test_the_switch_turns_the_check_off(toy, monkeypatch):
     monkeypatch.setenv("CVS_TF_MEMORY_CHECK", "off")
-    check_batch_memory(_cfg("cvs", 2000), toy, available=(GIB, "the host has"))
+    check_batch_memory(_cfg("cvs", 20000), toy, available=(GIB, "the host has"))
 
 
 def test_a_paired_batch_is_at_most_the_training_items():
     fs = load_dataset("tux12")  # 442 paired training items
     (st,) = estimates(_cfg("cvs", 2000), fs)
     n = fs.count("image", "train")
-    assert st.effective_batch(2000) == n and st.total(2000) == st.total(n) == mining_bytes(n, 3) + st.fixed_bytes
+    assert st.effective_batch(2000) == n and st.total(2000) == st.total(n)
+    assert st.total(n) == Objective().pair_bytes(n, st.live_pairs(n), 512) + st.fixed_bytes
 
 
 @pytest.mark.parametrize("name", ["tux12", "digits10"])
@@ -124,15 +168,53 @@ def test_batch_128_fits_on_every_shipped_set(name, space):
     check_batch_memory(cfg, fs)  # against this machine's memory
 
 
-@pytest.mark.parametrize("name", ["xmedia", "xmedianet", "pascal", "nuswide", "cub"])
-def test_batch_128_mining_fits_on_every_synthetic_stand_in(tmp_path, name):
-    from cvs_tf.data.synthetic import write_synthetic
+class StandInShape:
+    """The shape of a full-size synthetic stand-in (``cvs_tf.data synth NAME``, scale 1.0 as the experiments
+    use it) without writing it: what the estimate reads (counts, dims, pairing, classes); train counts include
+    the validation carve-out, so its bank bytes are the same."""
 
-    fs = load_feature_set(write_synthetic(name, tmp_path / name, scale=0.02))
-    for space in ("cvs", "mcvs", "rvs"):
-        cfg = _cfg(space, 128, symmetric=True)
-        assert max(mining_bytes(s.effective_batch(128), s.live_terms(128)) for s in estimates(cfg, fs)) < GIB
-        check_batch_memory(cfg, fs, available=(2 * GIB, "the host has"))
+    def __init__(self, name: str):
+        from cvs_tf.data.benchmarks import DATASET_SPECS
+        from cvs_tf.data.synthetic import scaled_counts
+
+        spec = DATASET_SPECS[name]
+        self.name, self.num_classes, self.paired = name, spec.classes, spec.pairing == "instance"
+        self.label_kind = "multi" if spec.multi_label else "single"
+        self.modalities = list(spec.modalities)
+        self._dims = {m: ms.dim for m, ms in spec.modalities.items()}
+        self._counts = {m: {"train": tr, "val": 0, "test": te} for m, (tr, te) in scaled_counts(name, 1.0).items()}
+
+    def dim(self, m):
+        return self._dims[m]
+
+    def count(self, m, split):
+        return self._counts[m][split]
+
+
+def _stand_ins():
+    from cvs_tf.data.benchmarks import DATASET_SPECS
+
+    return sorted(DATASET_SPECS)
+
+
+@pytest.mark.parametrize("kind", ["semihard_triplet", "supcon", "infonce", "max_violation", "dscmr"])
+def test_batch_1024_passes_on_every_shipped_set_and_stand_in(kind):
+    """The issue's 24 GiB machine; every space, the symmetric inter term (the default kind's largest) and the
+    instance term on: the pair terms stay under 2 GiB and the whole estimate fits."""
+    sets = [load_dataset("tux12"), load_dataset("digits10")] + [StandInShape(n) for n in _stand_ins()]
+    assert {"xmedia", "xmedianet", "pascal", "nuswide", "cub"} <= {fs.name for fs in sets}
+    for fs in sets:
+        for space in ("cvs", "mcvs", "rvs"):
+            cfg = _cfg(space, 1024, symmetric=True, kind=kind)
+            cfg.loss.instance_weight = 0.5
+            stages = estimates(cfg, fs)
+            assert max(s.pair_bytes(1024) for s in stages) < 2 * GIB, (fs.name, space)
+            check_batch_memory(cfg, fs, available=(24 * GIB, "the host has"))
+
+
+def test_the_cube_estimate_refused_batch_1024_on_the_xmedianet_stand_in(cube_kind):
+    with pytest.raises(ConfigError, match=r"^batch size 1024 needs about 3[0-9]\.\d GiB .*fits for cube is 9\d\d "):
+        check_batch_memory(_cfg("cvs", 1024, kind=cube_kind), StandInShape("xmedianet"), available=(24 * GIB, "the host has"))
 
 
 def test_budget_is_the_gpu_where_tensorflow_sees_one(monkeypatch):
@@ -157,22 +239,24 @@ def test_budget_is_the_host_without_a_gpu(monkeypatch):
 
 
 def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run(tmp_path, monkeypatch, capsys):
-    """A small budget, so that a regression would train a still-affordable batch (~0.8 GB) instead of crashing."""
+    """A small budget, so that a regression would train a still-affordable batch instead of crashing."""
     from cvs_tf.cli.train import main
     from cvs_tf.utils.cli import run_cli
 
     ds = make_toy_featureset(tmp_path / "ds")
-    cfg = _cfg("cvs")
+    cfg = _cfg("cvs", 1500)
     cfg.model.dim = 16  # as small.json in tests/cli/test_train.py
     (st,) = estimates(cfg, load_feature_set(ds))
-    fit = _largest_by_hand(3, st.fixed_bytes, 256 << 20)   # one pair's 3 terms live above B = 94
+    fit = _largest_by_hand("semihard_triplet", 3, st.fixed_bytes, 256 << 20, dim=16)
     (tmp_path / "small.json").write_text('{"model": {"dim": 16}}')
     monkeypatch.setattr(memory, "available_memory", lambda: (256 << 20, "the host has"))
     out = tmp_path / "run"
-    code = run_cli(main, ["--dataset", str(ds), "--config", str(tmp_path / "small.json"), "--batch-size", "300", "--epochs", "1", "--no-jit", "--quiet",
+    code = run_cli(main, ["--dataset", str(ds), "--config", str(tmp_path / "small.json"), "--batch-size", "1500", "--epochs", "1", "--no-jit", "--quiet",
                           "--early-stopping", "none", "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert err[0].startswith("error: batch size 300 needs about 790 MiB in stage 1 (3 of its 9 triplet terms mined at a time"), err[0]
-    assert f"the host has 256 MiB available; the largest batch size that fits is {fit} " in err[0]
-    assert not out.exists()
+    need = -(-st.total(1500) // (1 << 20))
+    assert err[0].startswith(f"error: batch size 1500 needs about {need} MiB in stage 1 (semihard_triplet terms, 1500² entries: "
+                             f"{st.live_pairs(1500)} of its 3 pairs at a time"), err[0]
+    assert f"the host has 256 MiB available; the largest batch size that fits for semihard_triplet is {fit} " in err[0]
+    assert 2 < fit < 1500 and not out.exists()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import tensorflow as tf
 
 from cvs_tf.losses.pair_ops import as_float32, require_row_aligned, same_class, similarities
-from cvs_tf.losses.registry import register_pair_loss
+from cvs_tf.losses.registry import PairCost, register_pair_loss
 
 __all__ = ["dscmr", "similarity_likelihood"]
 
@@ -50,4 +50,5 @@ def dscmr(yx, ex, yy, ey, options: Mapping) -> dict:
     return {"similarity": similarity, "invariance": invariance, "total": total}
 
 
-register_pair_loss("dscmr", dscmr, terms=("similarity", "invariance"))
+register_pair_loss("dscmr", dscmr, terms=("similarity", "invariance"),
+                   cost=PairCost(square=40))  # bytes per (anchor, candidate) entry: docs/performance.md

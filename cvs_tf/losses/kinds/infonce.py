@@ -16,7 +16,7 @@ from cvs_tf.losses.pair_ops import (
     temperature,
     transpose,
 )
-from cvs_tf.losses.registry import register_pair_loss
+from cvs_tf.losses.registry import PairCost, register_pair_loss
 
 __all__ = ["infonce"]
 
@@ -46,4 +46,5 @@ def infonce(yx, ex, yy, ey, options: Mapping) -> dict:
     return {"{a}_to_{b}": a_to_b, "{b}_to_{a}": b_to_a, "total": 0.5 * (a_to_b + b_to_a)}
 
 
-register_pair_loss("infonce", infonce, terms=("{a}_to_{b}", "{b}_to_{a}"))
+register_pair_loss("infonce", infonce, terms=("{a}_to_{b}", "{b}_to_{a}"),
+                   cost=PairCost(square=40))  # bytes per (anchor, candidate) entry: docs/performance.md

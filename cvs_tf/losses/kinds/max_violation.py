@@ -16,7 +16,7 @@ from cvs_tf.losses.pair_ops import (
     similarities,
     transpose,
 )
-from cvs_tf.losses.registry import register_pair_loss
+from cvs_tf.losses.registry import PairCost, register_pair_loss
 
 __all__ = ["max_violation"]
 
@@ -52,4 +52,5 @@ def max_violation(yx, ex, yy, ey, options: Mapping) -> dict:
     return {"{a}_to_{b}": a_to_b, "{b}_to_{a}": b_to_a, "total": 0.5 * (a_to_b + b_to_a)}
 
 
-register_pair_loss("max_violation", max_violation, terms=("{a}_to_{b}", "{b}_to_{a}"))
+register_pair_loss("max_violation", max_violation, terms=("{a}_to_{b}", "{b}_to_{a}"),
+                   cost=PairCost(square=28))  # bytes per (anchor, candidate) entry: docs/performance.md

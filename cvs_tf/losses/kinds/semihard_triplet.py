@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import tensorflow as tf
 
 from cvs_tf.config import LossConfig
-from cvs_tf.losses.registry import DEFAULT_PAIR_LOSS, register_pair_loss
+from cvs_tf.losses.registry import DEFAULT_PAIR_LOSS, PairCost, register_pair_loss
 from cvs_tf.losses.triplet import (
     batched_cross_triplet_loss,
     batched_semi_hard_triplet_loss,
@@ -50,8 +50,16 @@ def _intra_terms(yx, ex, yy, ey, m1, m2):
     return intra[:n], intra[n:]
 
 
+BYTES_PER_TERM = 84  # per (anchor, candidate) entry: distances, masks, the sorted row, ranks, hinge, gradients
+
+
+def semihard_cost(options: Mapping) -> PairCost:
+    """O(B²) per pair (the sort-based mining: O(B·M) per term): 3 terms, 4 with ``symmetric_inter``."""
+    return PairCost(square=BYTES_PER_TERM * (4 if options.get("symmetric_inter") else 3))
+
+
 register_pair_loss(DEFAULT_PAIR_LOSS, semihard_triplet, terms=("intra_{a}", "intra_{b}", "inter"),
-                   total_name="triplet")
+                   total_name="triplet", cost=semihard_cost)
 
 
 def pair_triplet_loss(labels_x, emb_x, labels_y, emb_y, gammas=_DEFAULTS.gammas, margins=_DEFAULTS.margins,

@@ -16,7 +16,7 @@ from cvs_tf.losses.pair_ops import (
     temperature,
     transpose,
 )
-from cvs_tf.losses.registry import register_pair_loss
+from cvs_tf.losses.registry import PairCost, register_pair_loss
 
 __all__ = ["supcon", "supcon_term"]
 
@@ -67,4 +67,5 @@ def supcon(yx, ex, yy, ey, options: Mapping) -> dict:
     return {"intra_{a}": intra[0], "intra_{b}": intra[1], "inter": inter, "total": total}
 
 
-register_pair_loss("supcon", supcon, terms=("intra_{a}", "intra_{b}", "inter"))
+register_pair_loss("supcon", supcon, terms=("intra_{a}", "intra_{b}", "inter"),
+                   cost=PairCost(square=60))  # bytes per (anchor, candidate) entry: docs/performance.md
