@@ -129,7 +129,7 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation, sampling and model-selection settings (docs/training.md)."""
 
-    dataset: str | None = _f(None, "dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory",
+    dataset: str | None = _f(None, "dataset name (tux12, digits10, furniture, a name under $CVS_TF_DATA) or directory",
                              shown="tux12")
     epochs: int = _f(100, "max epochs per stage", groups="preset extend")
     batch_size: int = _f(128, "batch size B", groups="preset extend")

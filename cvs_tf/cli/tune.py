@@ -31,7 +31,7 @@ def build_parser() -> ArgumentParser:
     )
     from cvs_tf.spaces import space_names  # (names only: no TensorFlow for --help)
 
-    p.add_argument("--dataset", help="dataset name (tux12, digits10, a name under $CVS_TF_DATA) or directory [tux12]")
+    p.add_argument("--dataset", help="dataset name (tux12, digits10, furniture, a name under $CVS_TF_DATA) or directory [tux12]")
     p.add_argument("--space", choices=space_names(), help="the space to tune [the default space]")
     p.add_argument("--trials", type=bounded_int("--trials", 1, MAX_TRIALS),
                    help="total trials of the study (with --resume: a new total) [20]")
