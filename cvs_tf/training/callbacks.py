@@ -55,13 +55,10 @@ def diverged_at_evaluation(model, run_dir: Path, split: str, exc: Exception) -> 
         "try a smaller --lr in a new run")
 
 
-def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> float:
-    """Mean mAP@k (independent protocol) over both directions of the current stage's trained pairs;
-    :class:`NonFiniteEmbeddingsError` when an embedding holds NaN or Inf."""
-    from cvs_tf.evaluation.metrics import map_at_k
-
+def _directions(model, fs: FeatureSet, split: str):
+    """``(query, retrieval, query embeddings, retrieval embeddings)`` of both directions of the current
+    stage's trained pairs, each modality embedded once; :class:`NonFiniteEmbeddingsError` on NaN or Inf."""
     emb = {}
-    scores = []
     for a, b in model.active_pairs():
         for m in (a, b):
             if m not in emb:
@@ -70,7 +67,15 @@ def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> fl
                     raise NonFiniteEmbeddingsError(m, split)
         for q, r in ((a, b), (b, a)):
             if len(emb[q]) and len(emb[r]):
-                scores.append(map_at_k(emb[q], emb[r], fs.y(q, split), fs.y(r, split), k=k))
+                yield q, r, emb[q], emb[r]
+
+
+def validation_map(model, fs: FeatureSet, split: str = "val", k: int = 50) -> float:
+    """Mean mAP@k (independent protocol) over both directions of the current stage's trained pairs;
+    :class:`NonFiniteEmbeddingsError` when an embedding holds NaN or Inf."""
+    from cvs_tf.evaluation.metrics import map_at_k
+
+    scores = [map_at_k(eq, er, fs.y(q, split), fs.y(r, split), k=k) for q, r, eq, er in _directions(model, fs, split)]
     return float(np.mean(scores)) if scores else float("nan")
 
 
@@ -79,17 +84,8 @@ def validation_recall(model, fs: FeatureSet, split: str = "val") -> float:
     item's own partner (instance-paired ``fs``); :class:`NonFiniteEmbeddingsError` on NaN or Inf."""
     from cvs_tf.evaluation.metrics import recall_at_k
 
-    emb, scores = {}, []
-    for a, b in model.active_pairs():
-        for m in (a, b):
-            if m not in emb:
-                emb[m] = model.embed(m, fs.x(m, split)).numpy()
-                if not np.isfinite(emb[m]).all():
-                    raise NonFiniteEmbeddingsError(m, split)
-        for q, r in ((a, b), (b, a)):
-            if len(emb[q]):
-                rec = recall_at_k(emb[q], emb[r], (1, 5, 10))
-                scores.append((rec["1"] + rec["5"] + rec["10"]) / 3)
+    recs = [recall_at_k(eq, er, (1, 5, 10)) for _, _, eq, er in _directions(model, fs, split)]
+    scores = [(rec["1"] + rec["5"] + rec["10"]) / 3 for rec in recs]
     return float(np.mean(scores)) if scores else float("nan")
 
 
