@@ -141,6 +141,28 @@ def test_obj_file_gives_the_same_descriptor_as_its_arrays(tmp_path):
     np.testing.assert_allclose(a[S["axis_extents"]], b[S["axis_extents"]], rtol=0.02)
 
 
+def _write_box(path, v, f):
+    if path.suffix == ".off":
+        body = [f"OFF\n{len(v)} {len(f)} 0"] + [f"{x} {y} {z}" for x, y, z in v] + [f"3 {a} {b} {c}" for a, b, c in f]
+    else:  # ASCII PLY
+        body = ["ply", "format ascii 1.0", f"element vertex {len(v)}", "property float x", "property float y",
+                "property float z", f"element face {len(f)}", "property list uchar int vertex_indices", "end_header"]
+        body += [f"{x} {y} {z}" for x, y, z in v] + [f"3 {a} {b} {c}" for a, b, c in f]
+    path.write_text("\n".join(body) + "\n")
+
+
+@pytest.mark.parametrize("suffix", [".off", ".ply"])
+def test_off_and_ply_files_read_to_the_same_mesh(tmp_path, suffix):
+    pytest.importorskip("trimesh")
+    v, f = box(1, 2, 3)
+    path = tmp_path / f"box{suffix}"
+    _write_box(path, v, f)
+    lv, lf = M.load_mesh(path)
+    np.testing.assert_allclose(lv, v)
+    np.testing.assert_array_equal(lf, f)
+    np.testing.assert_array_equal(M.mesh_descriptors(path), M.mesh_descriptors((v, f)))
+
+
 @pytest.mark.parametrize("text", ["this is not a mesh\n", "v 0 0 0\nv 1 0 0\n", ""])
 def test_unreadable_obj_is_a_mesh_error(tmp_path, text):
     pytest.importorskip("trimesh")
