@@ -1,111 +1,131 @@
-"""Shared pytest fixtures: quiet TF logs, fixed seeds, and small synthetic feature sets."""
+"""Shared pytest fixtures: quiet TF logs, toy feature sets, tiny configs and finished runs, the ``trains`` cost line."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np
-import pytest
+import shutil  # noqa: E402
 
-from cvs_tf.data.store import carve_validation, save_feature_set
+import pytest  # noqa: E402
+
+from tests.helpers import make_toy_featureset, train_tiny_run, write_small_config  # noqa: E402
+
+#: fixtures that train a model the first time a session asks for them: tests using them carry ``trains``
+TRAINING_FIXTURES = ("tiny_run", "tiny_export", "fresh_tiny_run")
 
 
-def make_toy_featureset(path, *, modalities=None, n_classes=4, n_train=40, n_test=12,
-                        paired=False, seed=0, label_kind="single", name="toy"):
-    """A tiny separable feature set written with the real store (for tests)."""
-    rng = np.random.default_rng(seed)
-    modalities = modalities or {"image": 16, "text": 12, "audio": 6}
-    centers = rng.normal(size=(n_classes, 8))
-    data = {}
-    ytr = np.arange(n_train) % n_classes
-    yte = np.arange(n_test) % n_classes
-    for i, (m, d) in enumerate(modalities.items()):
-        proj = rng.normal(size=(8, d))
-        cnt_tr = n_train if paired else n_train + 4 * i
-        cnt_te = n_test if paired else n_test + n_classes * (i % 2)
-        a = ytr if paired else np.arange(cnt_tr) % n_classes
-        b = yte if paired else np.arange(cnt_te) % n_classes
-        xtr = centers[a] @ proj + 0.3 * rng.normal(size=(cnt_tr, d))
-        xte = centers[b] @ proj + 0.3 * rng.normal(size=(cnt_te, d))
-        if label_kind == "multi":
-            a = np.eye(n_classes, dtype=np.uint8)[a]
-            b = np.eye(n_classes, dtype=np.uint8)[b]
-        data[m] = {"train": (xtr.astype(np.float32), a), "test": (xte.astype(np.float32), b)}
-    data = carve_validation(data, 0.1, seed, paired=paired)
-    return save_feature_set(
-        path, name, data, [f"class{c}" for c in range(n_classes)],
-        label_kind=label_kind, pairing="instance" if paired else "class",
-        provenance={"synthetic": True, "converter": "tests.conftest"},
-        validation={"fraction": 0.1, "seed": seed},
-    )
+def _key(kw: dict) -> tuple:
+    return tuple(sorted((k, tuple(v.items()) if isinstance(v, dict) else v) for k, v in kw.items()))
+
+
+def _toy_args(request) -> dict:
+    """The keyword arguments of ``@pytest.mark.toy(...)`` on the test, its class or its module (none: the defaults)."""
+    marker = request.node.get_closest_marker("toy")
+    return dict(marker.kwargs) if marker else {}
 
 
 @pytest.fixture
-def toy_set(tmp_path):
-    """Path of a small class-aligned 3-modality feature set."""
-    return make_toy_featureset(tmp_path / "toy")
+def make_toy(tmp_path):
+    """Factory: ``make_toy(**kw)`` writes a fresh toy set to ``tmp_path / name`` (default "toy"); the test may change it."""
+    def make(name="toy", **kw):
+        return make_toy_featureset(tmp_path / name, name=name, **kw)
+    return make
 
 
 @pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-    """``(run_dir, export_dir, dataset)``: a one-step CVS run (image, text; D = 8) and its export, made once.
+def shared_toy(tmp_path_factory):
+    """Factory: ``shared_toy(**kw)``, the path of a toy set written once per session per ``kw``: read it, never change it."""
+    made = {}
+
+    def get(**kw):
+        key = _key(kw)
+        if key not in made:
+            made[key] = make_toy_featureset(tmp_path_factory.mktemp("toy") / "toy", **kw)
+        return made[key]
+    return get
+
+
+@pytest.fixture
+def toy_set(make_toy, request):
+    """Path of a fresh toy set (``@pytest.mark.toy(...)`` arguments; default: class-aligned image, text, audio)."""
+    return make_toy(**_toy_args(request))
+
+
+@pytest.fixture
+def toy_path(shared_toy, request):
+    """Path of the session's shared toy set for ``@pytest.mark.toy(...)``: read-only."""
+    return shared_toy(**_toy_args(request))
+
+
+@pytest.fixture
+def toy(toy_path):
+    """The shared toy set of ``@pytest.mark.toy(...)``, loaded (a fresh FeatureSet object per test)."""
+    from cvs_tf.data.store import load_feature_set
+
+    return load_feature_set(toy_path)
+
+
+@pytest.fixture
+def small_config_file(tmp_path):
+    """Factory: ``small_config_file(dim=16, **sections)``, a JSON run config under ``tmp_path`` shrinking D."""
+    def write(dim=16, **sections):
+        return write_small_config(tmp_path / f"small-{dim}.json", dim, **sections)
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_run(shared_toy, tmp_path_factory):
+    """Factory: ``tiny_run(toy=None, **kw)``, a finished CLI run on a shared toy set, trained once per session per
+    arguments (``toy``: the set's arguments, default paired image+text; ``kw``: :func:`tests.helpers.train_tiny_run`'s).
+    Read it, never change it (copy it first: ``fresh_tiny_run``)."""
+    made = {}
+
+    def get(toy=None, **kw):
+        toy = toy or {"modalities": {"image": 16, "text": 12}, "paired": True}
+        key = (_key(toy), _key(kw))
+        if key not in made:
+            made[key] = train_tiny_run(tmp_path_factory.mktemp("tiny-run") / "run", shared_toy(**toy), **kw)
+        return made[key]
+    return get
+
+
+@pytest.fixture
+def fresh_tiny_run(tiny_run, tmp_path):
+    """Factory: like ``tiny_run``, but a copy under ``tmp_path`` the test may change."""
+    def get(toy=None, **kw):
+        return shutil.copytree(tiny_run(toy, **kw), tmp_path / "run")
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, shared_toy, tmp_path_factory):
+    """``(run_dir, export_dir, dataset)``: the default tiny run (CVS, paired image+text, D = 8, one step) and its export.
 
     For the tests of what the writing commands do with existing outputs, kills and concurrent writers.
     """
-    import json
-
-    from cvs_tf.cli.train import main as train
     from cvs_tf.serving.export import export_run
 
-    tmp = tmp_path_factory.mktemp("tiny")
-    ds = make_toy_featureset(tmp / "ds", modalities={"image": 16, "text": 12}, paired=True)
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
-    run = tmp / "run"
-    assert train(["--space", "cvs", "--dataset", str(ds), "--config", str(cfg), "--epochs", "1", "--batch-size", "8",
-                  "--steps-per-epoch", "1", "--no-jit", "--quiet", "--out", str(run)]) in (0, None)
-    return run, export_run(run, tmp / "export"), ds
+    run = tiny_run()
+    ds = shared_toy(modalities={"image": 16, "text": 12}, paired=True)
+    return run, export_run(run, tmp_path_factory.mktemp("tiny") / "export"), ds
 
 
-def one_error_line(capsys, code, *fragments) -> str:
-    """Check exit 2 and exactly one ``error:`` line on stderr holding every fragment; return it."""
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    for f in fragments:
-        assert f in err, (f, err)
-    return err.strip()
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(f in TRAINING_FIXTURES for f in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.trains)
 
 
-def dir_tree(d) -> dict:
-    """``{relative path: bytes (None for a folder)}`` of everything under ``d``."""
-    from pathlib import Path
-
-    return {str(p.relative_to(d)): p.read_bytes() if p.is_file() else None for p in sorted(Path(d).rglob("*"))}
-
-
-def run_killed(argv, point: str, *, timeout: float = 300):
-    """Run ``python -m ARGV`` from the repository root with ``$CVS_TF_FAULT_POINT=point``; check it died of SIGKILL.
-
-    ``Popen`` (not yet reaped) when ``point`` is prefixed with ``zombie:``: the caller must ``wait()`` it.
-    """
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from cvs_tf.utils.atomic import FAULT_ENV
-
-    repo = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", *[str(a) for a in argv]]
-    if point.startswith("zombie:"):
-        proc = subprocess.Popen(cmd, cwd=repo, env={**os.environ, FAULT_ENV: point[7:]},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-            assert time.monotonic() < deadline, "the command never reached its fault point"
-            time.sleep(0.05)
-        return proc
-    proc = subprocess.run(cmd, cwd=repo, env={**os.environ, FAULT_ENV: point}, capture_output=True, text=True,
-                          timeout=timeout)
-    assert proc.returncode == -9, f"exit {proc.returncode}, not killed at {point}: {proc.stderr[-2000:]}"
-    return proc
+def pytest_terminal_summary(terminalreporter):
+    """One line: how many of the tests that ran carry ``trains``, and their share of the time (setup + call + teardown)."""
+    total, trains, names = 0.0, 0.0, set()
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) not in ("setup", "call", "teardown"):
+                continue
+            total += rep.duration
+            if "trains" in rep.keywords:
+                trains += rep.duration
+                names.add(rep.nodeid)
+    if total:
+        terminalreporter.write_line(f"trains: {len(names)} tests, {trains:.1f} s of {total:.1f} s")

@@ -8,7 +8,7 @@ import cvs_tf.cli.train
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.demo import main
 from cvs_tf.evaluation.table import table_from_matrix, write_table
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def test_demo_prints_beside_the_baselines_and_publishes_nothing(tmp_path, monkeypatch, capsys):

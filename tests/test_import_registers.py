@@ -11,7 +11,7 @@ import pytest
 
 import cvs_tf
 from cvs_tf.cli.train import main as train_main
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]

@@ -8,7 +8,7 @@ import pytest
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import dir_tree, make_toy_featureset, one_error_line, run_killed
+from tests.helpers import dir_tree, make_toy_featureset, one_error_line, run_killed
 
 
 @pytest.fixture(scope="module")

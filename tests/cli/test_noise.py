@@ -100,7 +100,7 @@ def test_verbose_keeps_tensorflow_s_own_lines(tmp_path):
 
 @pytest.mark.slow
 def test_training_prints_no_cuinit_or_banner(tmp_path):
-    from tests.conftest import make_toy_featureset
+    from tests.helpers import make_toy_featureset
 
     ds = make_toy_featureset(tmp_path / "ds", modalities={"image": 6, "text": 5}, n_classes=3, n_train=12, n_test=6)
     (tmp_path / "c.json").write_text('{"model": {"dim": 8}}')

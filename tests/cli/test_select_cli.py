@@ -6,7 +6,7 @@ import pytest
 
 from cvs_tf.cli import train, tune
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.tuning.helpers import TINY_BASE, TINY_SPACE, fake_clock, fake_training, toy_set
 
 TINY = ["--epochs", "2", "--dim", "8", "--batch-size", "16", "--no-jit", "--quiet"]

@@ -101,7 +101,7 @@ def test_a_cross_validated_run_can_be_extended_and_the_new_stage_selects_on_vali
 
 
 def test_an_extension_on_an_instance_paired_set_records_recall_like_a_trained_run(tmp_path):
-    from tests.conftest import make_toy_featureset
+    from tests.helpers import make_toy_featureset
     from tests.training.extend_runs import DIMS
 
     d1, d2 = (make_toy_featureset(tmp_path / n, modalities={m: DIMS[m] for m in mods}, paired=True, seed=i, name=n)

@@ -20,7 +20,7 @@ from cvs_tf.cli.train import main
 from cvs_tf.data.store import carve_validation, load_feature_set, save_feature_set
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.training.run_equality import assert_bitwise_equal_runs
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none",

@@ -154,7 +154,7 @@ def test_json_files_with_a_utf8_bom_are_read(tmp_path):
 def test_kill_9_at_several_points_then_resume_finishes_the_study_and_leaves_no_temporary(tmp_path, monkeypatch,
                                                                                          capsys, point):
     """A real 2-trial study killed early (first trial), midway and late (final run); --resume (stand-in training) ends it."""
-    from tests.conftest import run_killed
+    from tests.helpers import run_killed
 
     ds = toy_set(tmp_path)
     opts, out = _files(tmp_path, ds), tmp_path / "study"

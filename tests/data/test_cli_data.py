@@ -10,7 +10,7 @@ import pytest
 
 from cvs_tf.cli.data import parse_args
 from cvs_tf.data.synthetic import write_synthetic
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.data.cli_helpers import assert_one_error
 from tests.data.cli_helpers import data_cli as run
 from tests.data.converters import layouts

@@ -7,7 +7,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.utils.cli import run_cli
 from cvs_tf.utils.lock import RunDirLock
 from cvs_tf.utils.output import lock_path
-from tests.conftest import dir_tree, make_toy_featureset, one_error_line, run_killed
+from tests.helpers import dir_tree, make_toy_featureset, one_error_line, run_killed
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from cvs_tf.data.pipeline import (
     steps_per_epoch,
 )
 from cvs_tf.data.store import FeatureSetError, carve_validation, load_feature_set, save_feature_set
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def _take(ds, n):

@@ -13,7 +13,7 @@ from cvs_tf.data.pipeline import (
     per_replica_rows,
 )
 from cvs_tf.data.store import load_feature_set
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.data.proc_memory import status_kib
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from cvs_tf.data.pipeline import FeatureBank, index_dataset, steps_per_epoch
 from cvs_tf.data.store import load_feature_set
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def _take(ds, n):

@@ -18,7 +18,7 @@ from cvs_tf.data.store import (
     save_feature_set,
     sha256_file,
 )
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.data.cli_helpers import assert_one_error
 from tests.data.cli_helpers import data_cli as run
 from tests.data.temporaries import dead_pid, fake_temp

@@ -9,7 +9,7 @@ import pytest
 from cvs_tf.data.store import FeatureSet, load_feature_set, sha256_file
 from cvs_tf.evaluation import baselines as bl
 from cvs_tf.evaluation.metrics import chance_map_at_k
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def test_cca_finds_the_shared_signal():

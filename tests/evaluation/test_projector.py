@@ -8,7 +8,7 @@ import pytest
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.evaluation.projector import initial_model
 from cvs_tf.training.run_dir import load_run
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 FAST = ["--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet", "--early-stopping", "none"]
 

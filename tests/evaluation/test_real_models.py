@@ -6,7 +6,7 @@ import pytest
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.evaluation import cross_modal_table, map_at_k, map_at_k_from_scores, score_matrix
 from cvs_tf.models import CVSModel, RVSModel
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.evaluation.fakes import one_pair_at_a_time
 
 

@@ -22,7 +22,7 @@ from cvs_tf.evaluation import (
 )
 from cvs_tf.evaluation import table as table_mod
 from cvs_tf.evaluation.table import format_recall, recall_markdown, recall_rows
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.evaluation.fakes import cvs_fake, rvs_fake
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from cvs_tf.utils.cli import run_cli
 from experiments import baselines as bl
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def test_update_results_replaces_only_its_block(tmp_path):

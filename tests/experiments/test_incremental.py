@@ -10,7 +10,7 @@ from experiments.errors import ExperimentError
 from experiments.incremental import class_ranges, class_view, make_plan, plan_rows
 from experiments.kinds.incremental import run_stagewise
 from experiments.spec import DataSpec, ExperimentSpec, IncrementalSpec, VariantSpec, load
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from cvs_tf.utils.cli import run_cli
 from experiments import baselines as bl
 from experiments.__main__ import main as experiments_main
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 PUBLISHED = """<!-- baselines -->
 # Baselines

@@ -185,7 +185,7 @@ def test_a_recipes_experiment_runs_end_to_end_on_toy_data(tmp_path):
     """Presets, a new loss, the reconstruction curve, the label-space baseline and oracle-pairs through real training."""
     from experiments.context import Context
     from experiments.runner import run_experiment
-    from tests.conftest import make_toy_featureset
+    from tests.helpers import make_toy_featureset
 
     make_toy_featureset(tmp_path / "toy", paired=True)
     spec = spec_from_dict(_spec(

@@ -13,7 +13,7 @@ from experiments.data import REAL_LABEL, SYNTH_LABEL, check_data_arg, resolve_da
 from experiments.errors import ExperimentError
 from experiments.report import aggregate, cell_text, grid_markdown, long_rows
 from experiments.spec import ClaimSpec, DataSpec, load
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 MODS = ["image", "text", "audio"]
 

@@ -11,7 +11,7 @@ from cvs_tf.cli.train import main
 from cvs_tf.losses import get_pair_loss, instance_infonce
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def _softplus(v):

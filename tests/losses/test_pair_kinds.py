@@ -120,7 +120,7 @@ def test_the_model_learns_the_temperature_through_the_kind(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_train_cli_takes_the_kind_and_names_its_tensorboard_tags(kind, tmp_path):
     from cvs_tf.cli.train import main
-    from tests.conftest import make_toy_featureset
+    from tests.helpers import make_toy_featureset
     from tests.losses.test_toy_pair_loss import _tags
 
     ds = make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}, n_train=24, n_test=8)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from cvs_tf.cli.train import main
 from cvs_tf.losses import register_pair_loss
 from cvs_tf.models import CVSModel
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 TOY = "toy_cosine_hinge"
 

@@ -5,7 +5,7 @@ import pytest
 from cvs_tf.data.store import load_feature_set, order_modalities
 from cvs_tf.evaluation.table import cross_modal_table
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 DIMS = {"image": 6, "text": 5, "audio": 4}
 

@@ -10,7 +10,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.losses import PairCost
 from cvs_tf.models import build_model, objective
 from cvs_tf.models.objective import INSTANCE_COST, Objective, after
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def test_groups_follow_the_kinds_declared_cost():

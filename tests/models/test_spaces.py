@@ -8,7 +8,7 @@ from cvs_tf.config import RunConfig
 from cvs_tf.data.pipeline import FeatureBank, index_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel, build_model
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 FIVE = {"image": 16, "text": 12, "audio": 6, "video": 10, "3d": 14}
 

@@ -9,7 +9,7 @@ from cvs_tf.data.pipeline import FeatureBank, index_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import build_model
 from cvs_tf.models.base import resolve_jit
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 STEPS = 20
 TOL = 1e-4

@@ -18,7 +18,7 @@ if not os.environ.get("CVS_TF_REPORT_LANE"):
 from cvs_tf.cli.train import main as train  # noqa: E402
 from cvs_tf.report.__main__ import main as report_main  # noqa: E402
 from cvs_tf.utils.cli import run_cli  # noqa: E402
-from tests.conftest import make_toy_featureset  # noqa: E402
+from tests.helpers import make_toy_featureset  # noqa: E402
 from tests.report.browser import chromium, open_page  # noqa: E402
 from tests.report.helpers import write_toy_media  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 
 from cvs_tf.report.__main__ import main as report_main
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset, one_error_line
+from tests.helpers import make_toy_featureset, one_error_line
 from tests.report.helpers import write_toy_media
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet"]

@@ -10,7 +10,7 @@ from cvs_tf.retrieval.index import Index
 from cvs_tf.utils.cli import run_cli
 from cvs_tf.utils.lock import RunDirLock
 from cvs_tf.utils.output import lock_path
-from tests.conftest import dir_tree, one_error_line, run_killed
+from tests.helpers import dir_tree, one_error_line, run_killed
 
 
 def _argv(tiny_export, out, *extra):

@@ -13,7 +13,7 @@ from cvs_tf.retrieval import Index
 from cvs_tf.serving import Export
 from cvs_tf.serving.export import ExportError
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.retrieval.exports import make_export
 
 

@@ -16,7 +16,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.retrieval import Index, RetrievalError, Searcher
 from cvs_tf.serving import Export
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.retrieval.exports import make_export
 
 REPO = Path(__file__).resolve().parents[2]

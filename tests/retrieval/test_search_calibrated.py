@@ -13,7 +13,7 @@ from cvs_tf.evaluation.calibration import precision_at, threshold_for
 from cvs_tf.retrieval import RetrievalError, Searcher
 from cvs_tf.serving import Export
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset, one_error_line
+from tests.helpers import make_toy_featureset, one_error_line
 from tests.retrieval.exports import make_export
 
 

@@ -16,7 +16,7 @@ from cvs_tf.retrieval import Index
 from cvs_tf.serving import Export
 from cvs_tf.serving import shards as shard_io
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.retrieval.test_search import make_export
 
 TEXT_DIM = 12  # the toy set's text features

@@ -15,7 +15,7 @@ from cvs_tf.serving import Export, ExportError, export_model
 from cvs_tf.serving import export as export_mod
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from cvs_tf.spaces import (
     space_names,
 )
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.models.test_spaces import small_config
 
 

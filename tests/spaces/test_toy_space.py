@@ -17,7 +17,7 @@ from cvs_tf.config import ConfigError
 from cvs_tf.models.base import CrossModalModel
 from cvs_tf.spaces import Space, get_space, register_space, space_names
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.training.trainer import Trainer
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 #: the source runs' set (image, text) and the new modalities' sets: each shares one modality with it
 DIMS = {"image": 16, "text": 12, "audio": 6}

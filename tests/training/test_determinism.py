@@ -11,7 +11,7 @@ import pytest
 
 from cvs_tf.cli.train import main
 from cvs_tf.training.determinism import op_determinism, op_determinism_enabled
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.training.run_equality import assert_bitwise_equal_runs
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.training import Trainer
 from cvs_tf.training.callbacks import TrainingDivergedError, check_finite, check_weights
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 KEPT = "RUN/checkpoint keeps the last good epoch (2)"
 

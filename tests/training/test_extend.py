@@ -23,7 +23,7 @@ from cvs_tf.training.extend import (
 )
 from cvs_tf.training.run_dir import RunDirError
 from cvs_tf.training.trainer import Trainer
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.training.extend_runs import source_config, toy_sets, train_source, tree_hashes
 
 EXTEND = {"train": {"epochs": 2, "steps_per_epoch": 2}, "verbose": 0}

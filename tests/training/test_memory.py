@@ -9,7 +9,7 @@ from cvs_tf.losses import PairCost, get_pair_loss, pair_loss_names, register_pai
 from cvs_tf.models.objective import Objective
 from cvs_tf.training import memory
 from cvs_tf.training.memory import check_batch_memory, estimates, stage_pairs
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 GIB = 1 << 30
 #: the semi-hard triplet's cost before the sort-based mining: 3 terms × (10 bytes per cube entry + 64 per square one)

@@ -16,7 +16,7 @@ from cvs_tf.training.run_dir import (
     locate_dataset,
     read_run_config,
 )
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def _config(ds, **resolved):

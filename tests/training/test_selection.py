@@ -16,7 +16,7 @@ from cvs_tf.training.selection import (
     merged_set,
     train_selected,
 )
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 from tests.tuning.helpers import NoTest
 
 TINY = {"model": {"dim": 8}, "train": {"batch_size": 16, "jit": False, "epochs": 2, "select": "cv2"}}

@@ -12,7 +12,7 @@ from cvs_tf.evaluation.table import cross_modal_recall, table_record
 from cvs_tf.training.callbacks import monitor, progress_line, progress_terms
 from cvs_tf.training.run_dir import RunDirError
 from cvs_tf.training.trainer import Trainer, TrainResult
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def _config(dataset="not-a-dataset-anywhere", **train) -> RunConfig:

@@ -8,7 +8,7 @@ from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.stats import feature_moments
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.training.trainer import Trainer, make_optimizer
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 
 def test_weight_decay_selects_adamw():

@@ -7,7 +7,7 @@ import types
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import FeatureSet
 from cvs_tf.tuning import TuneSettings, default_space, override_space
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
 
 TINY_BASE = {"model": {"dim": 8}, "train": {"batch_size": 16, "jit": False, "patience": 5}}
 TINY_SPACE = {"dim": {"low": 8, "high": 8}, "hidden_dim": {"low": 8, "high": 16}}
