@@ -31,8 +31,8 @@ from cvs_tf.cli import train as train_cli
 from cvs_tf.cli import tune as tune_cli
 from cvs_tf.report import __main__ as report_cli
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
 from tests.data.media import write_manifest
+from tests.helpers import make_toy_featureset
 
 FAST = ["--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 

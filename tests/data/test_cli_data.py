@@ -10,11 +10,11 @@ import pytest
 
 from cvs_tf.cli.data import parse_args
 from cvs_tf.data.synthetic import write_synthetic
-from tests.helpers import make_toy_featureset
 from tests.data.cli_helpers import assert_one_error
 from tests.data.cli_helpers import data_cli as run
 from tests.data.converters import layouts
 from tests.data.converters.layouts import VERSIONS
+from tests.helpers import make_toy_featureset
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,9 +8,9 @@ import pytest
 
 from cvs_tf.data.encoders import build_encoder
 from cvs_tf.data.store import load_feature_set
-from tests.helpers import run_killed
 from tests.data.cli_helpers import assert_one_error, data_cli
 from tests.data.media import TINY_IMAGE, text_of, write_folder, write_manifest, write_wav
+from tests.helpers import run_killed
 
 
 def _rows_by_id(fs, m):

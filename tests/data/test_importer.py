@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cvs_tf.data.store import SPLITS, load_feature_set
-from tests.helpers import make_toy_featureset
 from tests.data.cli_helpers import assert_one_error
 from tests.data.cli_helpers import data_cli as cli
+from tests.helpers import make_toy_featureset
 
 
 def assert_nothing_written(tmp_path):

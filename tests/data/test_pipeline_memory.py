@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from cvs_tf.data.pipeline import FeatureBank, host_tensor, release_feature_set, release_pages
 from cvs_tf.data.store import load_feature_set
-from tests.helpers import make_toy_featureset
 from tests.data.proc_memory import status_kib
+from tests.helpers import make_toy_featureset
 
 MIB = 2**20
 

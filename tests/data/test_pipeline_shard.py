@@ -13,8 +13,8 @@ from cvs_tf.data.pipeline import (
     per_replica_rows,
 )
 from cvs_tf.data.store import load_feature_set
-from tests.helpers import make_toy_featureset
 from tests.data.proc_memory import status_kib
+from tests.helpers import make_toy_featureset
 
 
 def _take(ds, n):

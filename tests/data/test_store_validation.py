@@ -18,16 +18,14 @@ from cvs_tf.data.store import (
     save_feature_set,
     sha256_file,
 )
-from tests.helpers import make_toy_featureset
 from tests.data.cli_helpers import assert_one_error
 from tests.data.cli_helpers import data_cli as run
 from tests.data.temporaries import dead_pid, fake_temp
+from tests.helpers import make_toy_featureset
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-
-
+pytestmark = pytest.mark.toy(paired=True)
 
 
 def edit_manifest(path: Path, edit) -> None:
@@ -43,11 +41,6 @@ def replace_array(path: Path, fname: str, arr: np.ndarray) -> None:
     def edit(m):
         m["arrays"][fname] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "sha256": sha256_file(path / fname)}
     edit_manifest(path, edit)
-
-
-@pytest.fixture
-def toy(tmp_path):
-    return make_toy_featureset(tmp_path / "toy", paired=True)
 
 
 # --------------------------------------------------------------------------- case 8: manifest types
@@ -95,13 +88,13 @@ MANIFEST_VARIANTS = [
 
 
 @pytest.mark.parametrize("case, edit, fragment", MANIFEST_VARIANTS, ids=[v[0] for v in MANIFEST_VARIANTS])
-def test_manifest_fields_of_the_wrong_type_are_one_line_errors(toy, capsys, case, edit, fragment):
-    edit_manifest(toy, edit)
-    code, out, err = run(["inspect", toy], capsys)
+def test_manifest_fields_of_the_wrong_type_are_one_line_errors(toy_set, capsys, case, edit, fragment):
+    edit_manifest(toy_set, edit)
+    code, out, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, "manifest.json: ", fragment)
     assert out == ""
     with pytest.raises(FeatureSetError, match="manifest.json: "):
-        load_feature_set(toy)
+        load_feature_set(toy_set)
 
 
 def test_zero_shot_labels_must_follow_the_split(tmp_path, capsys):
@@ -111,34 +104,34 @@ def test_zero_shot_labels_must_follow_the_split(tmp_path, capsys):
     assert_one_error(code, err, "image.train.y.npy: labels: class 3 in train is not a zero_shot seen class")
 
 
-def test_manifest_that_is_not_an_object(toy, capsys):
-    (toy / "manifest.json").write_text("[1, 2]")
-    code, _, err = run(["inspect", toy], capsys)
+def test_manifest_that_is_not_an_object(toy_set, capsys):
+    (toy_set / "manifest.json").write_text("[1, 2]")
+    code, _, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, "manifest.json: manifest: must be a JSON object, got array")
 
 
 @pytest.mark.parametrize("split", ["test", "train"])
-def test_a_modality_with_no_test_or_train_rows_is_refused_at_load(toy, capsys, split):
-    replace_array(toy, f"audio.{split}.x.npy", np.zeros((0, 6), np.float32))
-    replace_array(toy, f"audio.{split}.y.npy", np.zeros(0, np.int32))
-    edit_manifest(toy, _set("modalities", "audio", "counts", split, value=0))
-    edit_manifest(toy, _set("pairing", value="class"))  # so the unequal counts are legal
-    code, _, err = run(["inspect", toy], capsys)
+def test_a_modality_with_no_test_or_train_rows_is_refused_at_load(toy_set, capsys, split):
+    replace_array(toy_set, f"audio.{split}.x.npy", np.zeros((0, 6), np.float32))
+    replace_array(toy_set, f"audio.{split}.y.npy", np.zeros(0, np.int32))
+    edit_manifest(toy_set, _set("modalities", "audio", "counts", split, value=0))
+    edit_manifest(toy_set, _set("pairing", value="class"))  # so the unequal counts are legal
+    code, _, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, f"manifest.json: modalities.audio.counts.{split}: 0 rows")
 
 
-def test_float_labels_that_are_not_integers_are_refused(toy, capsys):
-    y = np.load(toy / "image.train.y.npy").astype(np.float64)
+def test_float_labels_that_are_not_integers_are_refused(toy_set, capsys):
+    y = np.load(toy_set / "image.train.y.npy").astype(np.float64)
     y[3] = 3.5
-    replace_array(toy, "image.train.y.npy", y)
-    code, _, err = run(["inspect", toy], capsys)
+    replace_array(toy_set, "image.train.y.npy", y)
+    code, _, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, "image.train.y.npy: labels: not integers (found 3.5)")
 
 
-def test_integer_valued_float_labels_still_load_as_integers(toy):
-    y = np.load(toy / "image.train.y.npy")
-    replace_array(toy, "image.train.y.npy", y.astype(np.float32))
-    fs = load_feature_set(toy)
+def test_integer_valued_float_labels_still_load_as_integers(toy_set):
+    y = np.load(toy_set / "image.train.y.npy")
+    replace_array(toy_set, "image.train.y.npy", y.astype(np.float32))
+    fs = load_feature_set(toy_set)
     assert fs.y("image", "train").dtype.kind == "i"
     np.testing.assert_array_equal(fs.y("image", "train"), y)
 
@@ -153,10 +146,10 @@ def test_bool_labels_are_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("dtype, what", [(np.complex64, "complex64"), ("<U4", "<U4"), (np.int32, "int32"),
                                          (bool, "bool")])
-def test_features_must_be_real_floats(toy, capsys, dtype, what):
-    x = np.load(toy / "text.val.x.npy")
-    replace_array(toy, "text.val.x.npy", x.astype(dtype))
-    code, _, err = run(["inspect", toy], capsys)
+def test_features_must_be_real_floats(toy_set, capsys, dtype, what):
+    x = np.load(toy_set / "text.val.x.npy")
+    replace_array(toy_set, "text.val.x.npy", x.astype(dtype))
+    code, _, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, f"text.val.x.npy: features: dtype {what}")
 
 
@@ -250,9 +243,9 @@ def test_an_array_symlinked_out_of_the_set_is_refused(tmp_path, capsys):
     assert_one_error(code, err, "text.test.x.npy: file: resolves outside the dataset directory")
 
 
-def test_unknown_array_entries_are_refused(toy, capsys):
-    edit_manifest(toy, _set("arrays", "../../etc/passwd", value={"shape": [1], "dtype": "int32", "sha256": "0" * 64}))
-    code, _, err = run(["inspect", toy], capsys)
+def test_unknown_array_entries_are_refused(toy_set, capsys):
+    edit_manifest(toy_set, _set("arrays", "../../etc/passwd", value={"shape": [1], "dtype": "int32", "sha256": "0" * 64}))
+    code, _, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, "manifest.json: arrays.../../etc/passwd: not a file of this set")
 
 
@@ -285,9 +278,9 @@ def test_has_split_is_per_modality(tmp_path):
         fs.has_split("dev")
 
 
-def test_fraction_zero_with_val_rows_is_inconsistent(toy, capsys):
-    edit_manifest(toy, _set("validation", "fraction", value=0))
-    code, _, err = run(["inspect", toy], capsys)
+def test_fraction_zero_with_val_rows_is_inconsistent(toy_set, capsys):
+    edit_manifest(toy_set, _set("validation", "fraction", value=0))
+    code, _, err = run(["inspect", toy_set], capsys)
     assert_one_error(code, err, "manifest.json: validation.fraction: 0 (no validation split) but modality 'image' has 4 val rows")
 
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from cvs_tf.data.store import load_feature_set
 from cvs_tf.evaluation import cross_modal_table, map_at_k, map_at_k_from_scores, score_matrix
 from cvs_tf.models import CVSModel, RVSModel
-from tests.helpers import make_toy_featureset
 from tests.evaluation.fakes import one_pair_at_a_time
+
+pytestmark = pytest.mark.toy(n_test=10)
 
 
 @pytest.fixture(autouse=True)
@@ -16,11 +16,6 @@ def _seeded():
     import keras
 
     keras.utils.set_random_seed(0)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return load_feature_set(make_toy_featureset(tmp_path_factory.mktemp("ev") / "toy", n_test=10))
 
 
 def _dims(fs):

@@ -22,8 +22,10 @@ from cvs_tf.evaluation import (
 )
 from cvs_tf.evaluation import table as table_mod
 from cvs_tf.evaluation.table import format_recall, recall_markdown, recall_rows
-from tests.helpers import make_toy_featureset
 from tests.evaluation.fakes import cvs_fake, rvs_fake
+from tests.helpers import make_toy_featureset
+
+pytestmark = pytest.mark.toy(n_test=16)
 
 
 def _embedded(seed=0):
@@ -121,11 +123,6 @@ def test_other_errors():
         cross_modal_table(cvs_fake({"image": 3, "text": 3}))
     with pytest.raises(ValueError, match="k must"):
         cross_modal_table(data, k=0)
-
-
-@pytest.fixture
-def toy(tmp_path):
-    return load_feature_set(make_toy_featureset(tmp_path / "toy", n_test=16))
 
 
 def test_model_table_independent_and_pairwise_cells(toy):

@@ -14,8 +14,8 @@ from experiments.kinds import Kind, get_kind, kind_names, register_kind
 from experiments.report import header_markdown, outputs
 from experiments.runner import rerender, run_experiment
 from experiments.spec import SpecError, available, spec_from_dict
-from tests.helpers import make_toy_featureset
 from tests.experiments import load_or_pending
+from tests.helpers import make_toy_featureset
 
 
 def test_spec_kinds_are_the_registry_and_every_config_names_one():

@@ -7,7 +7,8 @@ import pytest
 from cvs_tf.utils.cli import run_cli
 from experiments import baselines as bl
 from experiments.__main__ import main as experiments_main
-from tests.helpers import make_toy_featureset
+
+pytestmark = pytest.mark.toy(paired=True, n_train=40, n_test=16, modalities={"image": 6, "text": 5, "audio": 4})
 
 PUBLISHED = """<!-- baselines -->
 # Baselines
@@ -22,12 +23,6 @@ Back to the summary.
 """
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_toy_featureset(tmp_path_factory.mktemp("bl") / "toy", paired=True, n_train=40, n_test=16,
-                               modalities={"image": 6, "text": 5, "audio": 4})
-
-
 def _repo(tmp_path, monkeypatch):
     """A working directory that looks like the repository: docs/results/baselines.md with published baselines."""
     (tmp_path / "docs" / "results").mkdir(parents=True)
@@ -39,9 +34,9 @@ def _repo(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- case 13: baselines
 
 
-def test_baselines_without_publish_leave_the_results_page_alone(toy, tmp_path, monkeypatch, capsys):
+def test_baselines_without_publish_leave_the_results_page_alone(toy_path, tmp_path, monkeypatch, capsys):
     doc = _repo(tmp_path, monkeypatch)
-    argv = ["--dataset", str(toy), "--baselines", "chance", "--modalities", "image,text"]
+    argv = ["--dataset", str(toy_path), "--baselines", "chance", "--modalities", "image,text"]
     assert run_cli(bl.main, argv) == 0
     assert doc.read_text() == PUBLISHED                                   # nothing published by default
     assert "query \\ retrieval" in capsys.readouterr().out                # the table is printed
@@ -50,25 +45,25 @@ def test_baselines_without_publish_leave_the_results_page_alone(toy, tmp_path, m
     assert (tmp_path / "mine" / "toy" / "chance-k50.md").is_file() and doc.read_text() == PUBLISHED
 
 
-def test_baselines_elsewhere_create_no_docs_directory(toy, tmp_path, monkeypatch, capsys):
+def test_baselines_elsewhere_create_no_docs_directory(toy_path, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert run_cli(bl.main, ["--dataset", str(toy), "--baselines", "chance", "--no-write"]) == 0
+    assert run_cli(bl.main, ["--dataset", str(toy_path), "--baselines", "chance", "--no-write"]) == 0
     capsys.readouterr()
-    assert run_cli(bl.main, ["--dataset", str(toy), "--baselines", "chance", "--publish"]) == 2
+    assert run_cli(bl.main, ["--dataset", str(toy_path), "--baselines", "chance", "--publish"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "docs/results/" in err and "\n" not in err
     assert list(tmp_path.iterdir()) == []                                 # refused before any work
-    assert run_cli(bl.main, ["--dataset", str(toy), "--baselines", "chance", "--doc", "x.md"]) == 2
+    assert run_cli(bl.main, ["--dataset", str(toy_path), "--baselines", "chance", "--doc", "x.md"]) == 2
     assert "--publish" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
 
 
-def test_publish_records_the_command_as_run_and_keeps_other_k(toy, tmp_path, monkeypatch, capsys):
+def test_publish_records_the_command_as_run_and_keeps_other_k(toy_path, tmp_path, monkeypatch, capsys):
     doc = _repo(tmp_path, monkeypatch)
-    argv = ["--dataset", str(toy), "--baselines", "chance", "--modalities", "text,image", "--publish"]
+    argv = ["--dataset", str(toy_path), "--baselines", "chance", "--modalities", "text,image", "--publish"]
     assert run_cli(bl.main, argv) == 0
     text = doc.read_text()
     assert "the published full tables" not in text and text.endswith("<!-- /baselines -->\n\nBack to the summary.\n")
-    command = f"python -m experiments.baselines --dataset {toy} --baselines chance --modalities text,image --publish"
+    command = f"python -m experiments.baselines --dataset {toy_path} --baselines chance --modalities text,image --publish"
     assert f"Command: `{command}`" in text and "_Wall time of this command: " in text
     assert "| query \\ retrieval | image | text | mean |" in text          # canonical order
     assert run_cli(bl.main, [*argv, "--k", "all"]) == 0                   # mAP@all: a block of its own
@@ -78,12 +73,12 @@ def test_publish_records_the_command_as_run_and_keeps_other_k(toy, tmp_path, mon
     assert (tmp_path / "results" / "baselines" / "toy" / "chance-kall.json").is_file()
 
 
-def test_k_all_is_the_mean_average_precision_over_every_item(toy):
+def test_k_all_is_the_mean_average_precision_over_every_item(toy_path):
     from cvs_tf.data.store import load_feature_set
     from cvs_tf.evaluation.metrics import chance_map_at_k
 
-    _, tables, _ = bl.run(str(toy), ("chance", "cca"), k="all", log=lambda s: None)
-    fs = load_feature_set(toy)
+    _, tables, _ = bl.run(str(toy_path), ("chance", "cca"), k="all", log=lambda s: None)
+    fs = load_feature_set(toy_path)
     n = fs.count("text", "test")
     assert tables["chance"].attrs["metric"] == "mAP@all" and tables["cca"].attrs["k"] == "all"
     assert tables["chance"].at["image", "text"] == pytest.approx(
@@ -91,8 +86,8 @@ def test_k_all_is_the_mean_average_precision_over_every_item(toy):
 
 
 @pytest.mark.parametrize("k", ["0", "x", "-3"])
-def test_bad_k_is_one_error_line(toy, k, capsys):
-    assert run_cli(bl.main, ["--dataset", str(toy), "--baselines", "chance", "--no-write", "--k", k]) == 2
+def test_bad_k_is_one_error_line(toy_path, k, capsys):
+    assert run_cli(bl.main, ["--dataset", str(toy_path), "--baselines", "chance", "--no-write", "--k", k]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --k") and "\n" not in err
 

@@ -4,24 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from cvs_tf.config import RunConfig
 from cvs_tf.data.pipeline import FeatureBank, index_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel, build_model
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tiny_config
 
+SMALL = {"batch_size": 16}
 FIVE = {"image": 16, "text": 12, "audio": 6, "video": 10, "3d": 14}
-
-
-def small_config(space, **model_kw):
-    cfg = RunConfig()
-    cfg.model.space = space
-    cfg.model.dim = 16
-    for k, v in model_kw.items():
-        setattr(cfg.model, k, v)
-    cfg.train.batch_size = 16
-    cfg.train.jit = False
-    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +38,7 @@ def _fit_stage(model, fs, steps=8, epochs=2):
     ("cvs", {}), ("cvs", {"attention": False}), ("mcvs", {}), ("rvs", {"reference": "text"}),
 ])
 def test_each_space_trains_and_loss_goes_down(five_set, space, kw):
-    model = build_model(small_config(space, **kw), five_set)
+    model = build_model(tiny_config(space, train=SMALL, **kw), five_set)
     for k in range(model.num_stages):
         model.set_stage(k, recompile=False)
         before, after = _fit_stage(model, five_set)
@@ -58,10 +47,10 @@ def test_each_space_trains_and_loss_goes_down(five_set, space, kw):
 
 
 def test_cvs_has_one_block_per_pair(five_set):
-    model = build_model(small_config("cvs"), five_set)
+    model = build_model(tiny_config("cvs", train=SMALL), five_set)
     assert len(model.blocks) == 10  # C(5, 2)
     assert model.parameter_report()["attention_blocks"] == 10
-    noatt = build_model(small_config("cvs", attention=False), five_set)
+    noatt = build_model(tiny_config("cvs", train=SMALL, attention=False), five_set)
     assert noatt.blocks == {} and noatt.parameter_report()["attention_blocks"] == 0
 
 
@@ -71,7 +60,7 @@ def _snapshot(layers, trainable_only=False):
 
 
 def test_mcvs_freezing_is_bit_identical_and_new_weights_change(five_set):
-    cfg = small_config("mcvs", stages=[["image", "text"], ["video"], ["audio"], ["3d"]])
+    cfg = tiny_config("mcvs", train=SMALL, stages=[["image", "text"], ["video"], ["audio"], ["3d"]])
     model = build_model(cfg, five_set)
     assert isinstance(model, MCVSModel)
     frozen_snapshots = []
@@ -98,7 +87,7 @@ def test_mcvs_freezing_is_bit_identical_and_new_weights_change(five_set):
 
 @pytest.mark.parametrize("reference", ["image", "text"])
 def test_rvs_freezes_reference_side(five_set, reference):
-    model = build_model(small_config("rvs", reference=reference), five_set)
+    model = build_model(tiny_config("rvs", train=SMALL, reference=reference), five_set)
     assert isinstance(model, RVSModel)
     assert model.stages[0][0] == reference
     model.set_stage(0, recompile=False)
@@ -127,7 +116,7 @@ def test_rvs_freezes_reference_side(five_set, reference):
 
 def test_model_keras_reload_reproduces_embed(five_set, tmp_path):
     for space in ("cvs", "mcvs", "rvs"):
-        model = build_model(small_config(space), five_set)
+        model = build_model(tiny_config(space, train=SMALL), five_set)
         model.set_stage(model.num_stages - 1, recompile=False)
         _fit_stage(model, five_set, steps=2, epochs=1)
         path = tmp_path / f"{space}.keras"
@@ -143,14 +132,14 @@ def test_model_keras_reload_reproduces_embed(five_set, tmp_path):
 
 
 def test_config_round_trip(five_set):
-    model = build_model(small_config("rvs", reference="text"), five_set)
+    model = build_model(tiny_config("rvs", train=SMALL, reference="text"), five_set)
     clone = RVSModel.from_config(model.get_config())
     assert clone.stages == model.stages and clone.reference == "text"
-    assert CVSModel.from_config(build_model(small_config("cvs"), five_set).get_config()).num_stages == 1
+    assert CVSModel.from_config(build_model(tiny_config("cvs", train=SMALL), five_set).get_config()).num_stages == 1
 
 
 def test_embed_is_unit_norm_and_rejects_unknown_modality(five_set):
-    model = build_model(small_config("cvs"), five_set)
+    model = build_model(tiny_config("cvs", train=SMALL), five_set)
     e = model.embed("audio", five_set.x("audio", "test")).numpy()
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="no modality"):
@@ -161,7 +150,7 @@ def test_embed_releases_the_mapped_pages_of_each_batch_and_matches_one_call(five
     """embed() in batches gives the one-batch result and drops every mapped row from the resident set."""
     import cvs_tf.data.pipeline as pipeline
 
-    model = build_model(small_config("cvs"), five_set)
+    model = build_model(tiny_config("cvs", train=SMALL), five_set)
     x = five_set.x("image", "train")
     assert isinstance(x, np.memmap) or isinstance(getattr(x, "base", None), np.memmap)
     released = []

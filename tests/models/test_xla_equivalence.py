@@ -4,32 +4,21 @@ import keras
 import numpy as np
 import pytest
 
-from cvs_tf.config import RunConfig
 from cvs_tf.data.pipeline import FeatureBank, index_dataset
-from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import build_model
 from cvs_tf.models.base import resolve_jit
-from tests.helpers import make_toy_featureset
+from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.toy(modalities={"image": 12, "text": 10, "audio": 6}, n_train=64)
 
 STEPS = 20
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    mods = {"image": 12, "text": 10, "audio": 6}
-    return load_feature_set(make_toy_featureset(tmp_path_factory.mktemp("xla") / "x", modalities=mods, n_train=64))
-
-
 def train(fs, space, jit, stage=0, **model_kw):
     """20 steps on the same seeded index batches; per-step logged losses and the final test embeddings."""
-    cfg = RunConfig()
-    cfg.model.space = space
-    cfg.model.dim = 16
-    for k, v in model_kw.items():
-        setattr(cfg.model, k, v)
     keras.utils.set_random_seed(0)
-    model = build_model(cfg, fs)
+    model = build_model(tiny_config(space, **model_kw), fs)
     model.set_stage(stage, recompile=False)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit)
     needed = sorted({m for p in model.active_pairs() for m in p})

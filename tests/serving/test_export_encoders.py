@@ -15,8 +15,8 @@ from cvs_tf.data.encoders.image import load_image
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.serving.export import Export
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
 from tests.data.media import CLASSES, TINY_IMAGE, text_of, write_folder
+from tests.helpers import make_toy_featureset
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 

@@ -17,17 +17,11 @@ from cvs_tf.spaces import (
     space_names,
 )
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
-from tests.models.test_spaces import small_config
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return load_feature_set(make_toy_featureset(tmp_path_factory.mktemp("reg") / "toy"))
+from tests.helpers import make_toy_featureset, tiny_config
 
 
 def _config(space, **model):
-    return small_config(space, **{"dim": 8, **model})
+    return tiny_config(space, dim=8, train={"batch_size": 16}, **model)
 
 
 def test_built_in_spaces_and_their_model_classes():

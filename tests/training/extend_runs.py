@@ -6,7 +6,7 @@ from pathlib import Path
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.training.trainer import Trainer
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tiny_config
 
 #: the source runs' set (image, text) and the new modalities' sets: each shares one modality with it
 DIMS = {"image": 16, "text": 12, "audio": 6}
@@ -20,13 +20,8 @@ def toy_sets(root: Path) -> dict:
 
 
 def source_config(space: str, dataset, **model) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.space, cfg.model.dim = space, 8
-    for k, v in model.items():
-        setattr(cfg.model, k, v)
-    t = cfg.train
-    t.dataset, t.epochs, t.batch_size, t.steps_per_epoch, t.jit, t.early_stopping = str(dataset), 1, 8, 2, False, "none"
-    return cfg.validate()
+    short = {"dataset": str(dataset), "epochs": 1, "batch_size": 8, "steps_per_epoch": 2, "early_stopping": "none"}
+    return tiny_config(space, dim=8, train=short, **model).validate()
 
 
 def train_source(space: str, dataset, out: Path, **model) -> Path:

@@ -17,11 +17,6 @@ OLD_CUBE = PairCost(cube=30, square=192)
 
 
 @pytest.fixture
-def toy(tmp_path):
-    return load_feature_set(make_toy_featureset(tmp_path / "toy"))  # class-aligned: image 16, text 12, audio 6
-
-
-@pytest.fixture
 def cube_kind(monkeypatch):
     """A kind declaring the old B³ cost (the default kind's function): what every kind was budgeted as before."""
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))

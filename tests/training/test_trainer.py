@@ -12,17 +12,12 @@ from cvs_tf.evaluation.table import cross_modal_recall, table_record
 from cvs_tf.training.callbacks import monitor, progress_line, progress_terms
 from cvs_tf.training.run_dir import RunDirError
 from cvs_tf.training.trainer import Trainer, TrainResult
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tiny_config
 
 
 def _config(dataset="not-a-dataset-anywhere", **train) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.dim, cfg.model.attention = 16, False
-    t = cfg.train
-    t.dataset, t.epochs, t.batch_size, t.steps_per_epoch, t.jit, t.early_stopping = dataset, 2, 8, 2, False, "none"
-    for k, v in train.items():
-        setattr(t, k, v)
-    return cfg.validate()
+    short = {"dataset": dataset, "epochs": 2, "batch_size": 8, "steps_per_epoch": 2, "early_stopping": "none"}
+    return tiny_config(attention=False, train={**short, **train}).validate()
 
 
 @pytest.fixture(scope="module")
