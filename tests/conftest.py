@@ -8,7 +8,7 @@ import shutil  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.helpers import make_toy_featureset, train_tiny_run, write_small_config  # noqa: E402
+from tests.helpers import make_toy_featureset, train_tiny_run, trains_summary, write_small_config  # noqa: E402
 
 #: fixtures that train a model the first time a session asks for them: tests using them carry ``trains``
 TRAINING_FIXTURES = ("tiny_run", "tiny_export", "fresh_tiny_run")
@@ -117,15 +117,6 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line: how many of the tests that ran carry ``trains``, and their share of the time (setup + call + teardown)."""
-    total, trains, names = 0.0, 0.0, set()
-    for reports in terminalreporter.stats.values():
-        for rep in reports:
-            if getattr(rep, "when", None) not in ("setup", "call", "teardown"):
-                continue
-            total += rep.duration
-            if "trains" in rep.keywords:
-                trains += rep.duration
-                names.add(rep.nodeid)
-    if total:
-        terminalreporter.write_line(f"trains: {len(names)} tests, {trains:.1f} s of {total:.1f} s")
+    line = trains_summary(terminalreporter.stats)
+    if line:
+        terminalreporter.write_line(line)

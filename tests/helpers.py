@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from cvs_tf.config import RunConfig
@@ -80,6 +81,21 @@ def train_tiny_run(out, dataset, *, dim=8, epochs=1, steps=1, seed=None, space=N
     return out
 
 
+class Crash(keras.callbacks.Callback):
+    """Simulates the process being killed in the middle of an epoch."""
+
+    def __init__(self, stage_epoch, batch):
+        super().__init__()
+        self.epoch, self.batch, self.current = stage_epoch, batch, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == self.batch:
+            raise KeyboardInterrupt("killed")
+
+
 def tensorboard_tags(run_dir, stage, split) -> set:
     """The tensor tags a run wrote to TensorBoard for ``stage`` (e.g. ``stage1-image_text``) and ``split``."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -87,6 +103,21 @@ def tensorboard_tags(run_dir, stage, split) -> set:
     acc = EventAccumulator(str(Path(run_dir) / "tensorboard" / stage / split))
     acc.Reload()
     return set(acc.Tags()["tensors"])
+
+
+def trains_summary(stats: dict) -> str | None:
+    """"trains: N tests, X s of Y s": the tests marked ``trains`` among the reports in ``stats`` (pytest's terminal
+    reporter's), and their setup + call + teardown time against everyone's; None when nothing ran."""
+    total, trains, names = 0.0, 0.0, set()
+    for reports in stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) not in ("setup", "call", "teardown"):
+                continue
+            total += rep.duration
+            if "trains" in rep.keywords:
+                trains += rep.duration
+                names.add(rep.nodeid)
+    return f"trains: {len(names)} tests, {trains:.1f} s of {total:.1f} s" if total else None
 
 
 def one_error_line(capsys, code, *fragments) -> str:

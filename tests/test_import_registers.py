@@ -13,6 +13,8 @@ import cvs_tf
 from cvs_tf.cli.train import main as train_main
 from tests.helpers import make_toy_featureset
 
+pytestmark = pytest.mark.trains
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 SPACES = {"cvs": ["--space", "cvs"], "mcvs": ["--space", "mcvs"], "rvs": ["--space", "rvs", "--reference", "text"]}

@@ -34,6 +34,8 @@ from cvs_tf.utils.cli import run_cli
 from tests.data.media import write_manifest
 from tests.helpers import make_toy_featureset
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 
 # command -> (main, parsers: {subcommand path: parser}, base: the valid command line as (key, value) pairs).

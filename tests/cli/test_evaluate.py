@@ -10,6 +10,8 @@ from cvs_tf.cli.train import main as train
 from cvs_tf.utils.cli import run_cli
 from tests.helpers import dir_tree, make_toy_featureset, one_error_line, run_killed
 
+pytestmark = pytest.mark.trains
+
 
 @pytest.fixture(scope="module")
 def rvs_run(tmp_path_factory):

@@ -60,6 +60,7 @@ def test_filtered_stderr_keeps_real_text_and_replays_everything_on_failure(capfd
     (["python", "script.py", "-m", "cvs_tf.train"], None),
     (["python"], None),
 ])
+@pytest.mark.trains
 def test_cli_module_is_read_from_the_interpreter_command_line(argv, module):
     from cvs_tf import _startup
 
@@ -99,6 +100,7 @@ def test_verbose_keeps_tensorflow_s_own_lines(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_training_prints_no_cuinit_or_banner(tmp_path):
     from tests.helpers import make_toy_featureset
 

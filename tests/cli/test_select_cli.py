@@ -7,7 +7,7 @@ import pytest
 from cvs_tf.cli import train, tune
 from cvs_tf.utils.cli import run_cli
 from tests.helpers import make_toy_featureset
-from tests.tuning.helpers import TINY_BASE, TINY_SPACE, fake_clock, fake_training, toy_set
+from tests.tuning.helpers import TINY_BASE, TINY_SPACE, fake_clock, fake_training, two_modality_set
 
 TINY = ["--epochs", "2", "--dim", "8", "--batch-size", "16", "--no-jit", "--quiet"]
 BAD_SELECT = "--select must be val or cvK with K in 2..10 (e.g. cv5), got"
@@ -30,6 +30,7 @@ def _error(capsys, main, argv, needle):
     (["--preset", "auto", "--select", "cv5"], "fewer than the 5 folds"),
     (["--preset", "auto", "--config", "x.json"], "--preset and --config both give a whole recipe"),
 ])
+@pytest.mark.trains
 def test_train_bad_selection_values_are_one_line_and_create_nothing(tmp_path, capsys, argv, needle):
     ds = make_toy_featureset(tmp_path / "ds", n_train=12)  # 3 items per class in train+val
     out = tmp_path / "run"
@@ -48,6 +49,7 @@ def test_tune_bad_selection_values_are_one_line_and_create_nothing(tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.trains
 def test_train_select_cv2_records_the_folds_and_resumes(tmp_path, capsys):
     ds = make_toy_featureset(tmp_path / "ds", modalities={"image": 8, "text": 6}, paired=True)
     out = tmp_path / "run"
@@ -64,7 +66,7 @@ def test_train_select_cv2_records_the_folds_and_resumes(tmp_path, capsys):
 
 
 def test_tune_select_cv2_scores_trials_by_cv_and_trains_the_best_on_train_val(tmp_path, capsys):
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     base, space = tmp_path / "base.json", tmp_path / "space.json"
     base.write_text(json.dumps(TINY_BASE))
     space.write_text(json.dumps(TINY_SPACE))
@@ -83,9 +85,10 @@ def test_tune_select_cv2_scores_trials_by_cv_and_trains_the_best_on_train_val(tm
     _error(capsys, tune.main, ["--out", str(out), "--resume", "--select", "cv3"], "select 'cv2', given 'cv3'")
 
 
+@pytest.mark.trains
 def test_train_preset_auto_prints_the_baseline_beside_the_choice_and_records_why(tmp_path, capsys, monkeypatch):
     """Stand-in training, 100 s per candidate on a fake clock: a 3.4-minute budget runs 2 candidates."""
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     fake_training(monkeypatch)
     fake_clock(monkeypatch, 100.0)
     from cvs_tf.training.trainer import Trainer

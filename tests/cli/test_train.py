@@ -12,7 +12,9 @@ from cvs_tf.cli.train import main, parse_args
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
+from tests.helpers import Crash, make_toy_featureset
+
+pytestmark = pytest.mark.trains
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none"]
 
@@ -79,21 +81,6 @@ def test_reloaded_stage_model_reproduces_embed(tmp_path, monkeypatch):
     again = keras.models.load_model(sorted((out / "stages").iterdir())[-1] / "model.keras", compile=False)
     for m in model.modalities:
         np.testing.assert_allclose(again.embed(m, fs.x(m, "test")).numpy(), model.embed(m, fs.x(m, "test")).numpy(), atol=1e-6)
-
-
-class Crash(keras.callbacks.Callback):
-    """Simulates the process being killed in the middle of an epoch."""
-
-    def __init__(self, stage_epoch, batch):
-        super().__init__()
-        self.epoch, self.batch, self.current = stage_epoch, batch, None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.current == self.epoch and batch == self.batch:
-            raise KeyboardInterrupt("killed")
 
 
 def test_kill_and_resume_matches_uninterrupted_run(tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ from cvs_tf.cli.train import main
 from cvs_tf.utils.cli import run_cli
 from tests.training.extend_runs import toy_sets, tree_hashes
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet", "--early-stopping", "none"]
 
 

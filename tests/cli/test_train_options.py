@@ -27,6 +27,7 @@ FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-ji
     (["--temperature", "0"], "loss.temperature must be a number > 0"),
     (["--preset", "thesis", "--config", "x.json"], "--preset and --config both give a whole recipe"),
 ])
+@pytest.mark.trains
 def test_bad_option_values_are_refused_before_any_output(tmp_path, capsys, argv, needle):
     ds = make_toy_featureset(tmp_path / "ds")
     out = tmp_path / "run"
@@ -46,6 +47,7 @@ def test_bad_option_values_are_refused_before_any_output(tmp_path, capsys, argv,
     ({"train": {"eval_k": 0}}, "train.eval_k must be >= 1"),
     ({"model": []}, "config.model: expected an object, got []"),
 ])
+@pytest.mark.trains
 def test_bad_config_files_name_the_file_and_the_field(tmp_path, capsys, config, needle):
     ds = make_toy_featureset(tmp_path / "ds")
     cfg = tmp_path / "bad.json"

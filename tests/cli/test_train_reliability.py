@@ -23,6 +23,8 @@ from cvs_tf.utils.cli import run_cli
 from tests.helpers import make_toy_featureset
 from tests.training.run_equality import assert_bitwise_equal_runs
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none",
         "--no-attention"]
 REPO = Path(__file__).resolve().parents[2]

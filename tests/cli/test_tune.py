@@ -8,7 +8,7 @@ import pytest
 
 from cvs_tf.cli.tune import main
 from cvs_tf.utils.cli import run_cli
-from tests.tuning.helpers import TINY_BASE, TINY_SPACE, fake_training, toy_set
+from tests.tuning.helpers import TINY_BASE, TINY_SPACE, fake_training, two_modality_set
 
 
 def _files(tmp_path, ds):
@@ -29,7 +29,7 @@ def _error(capsys, argv, *needles):
 @pytest.fixture
 def study(tmp_path, monkeypatch, capsys):
     """A finished 2-trial study on the toy set (stand-in training), and the options that made it."""
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     fake_training(monkeypatch)
     opts = _files(tmp_path, ds)
     assert run_cli(main, [*opts, "--trials", "2", "--out", str(tmp_path / "study")]) == 0
@@ -46,7 +46,7 @@ def study(tmp_path, monkeypatch, capsys):
     (["--resume"], ["no study to resume (missing study.journal)"]),
 ])
 def test_bad_input_is_one_line_and_creates_nothing(tmp_path, capsys, argv, needles):
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     out = tmp_path / "study"
     _error(capsys, ["--dataset", str(ds), *argv, "--out", str(out)], *needles)
     assert not out.exists()
@@ -58,7 +58,7 @@ def test_a_used_directory_or_other_settings_on_resume_are_refused_unchanged(stud
     _error(capsys, [*opts, "--trials", "2", "--out", str(out)], "not empty", "--resume")
     _error(capsys, ["--out", str(out), "--resume", "--space", "rvs"], "other settings", "space 'cvs', given 'rvs'")
     _error(capsys, ["--out", str(out), "--resume", "--seed", "5"], "seed 0, given 5")
-    other = toy_set(tmp_path, name="other")
+    other = two_modality_set(tmp_path, name="other")
     _error(capsys, ["--out", str(out), "--resume", "--dataset", str(other)], "made for dataset toy")
     assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) == before
     from cvs_tf.training.lock import RunDirLock
@@ -99,7 +99,7 @@ def test_tune_tux12_end_to_end(tmp_path):
 
 
 def test_a_string_bound_in_the_search_space_file_is_one_line(tmp_path, capsys):
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"dim": {"low": "8", "high": 16}}))
     out = tmp_path / "study"
@@ -156,7 +156,7 @@ def test_kill_9_at_several_points_then_resume_finishes_the_study_and_leaves_no_t
     """A real 2-trial study killed early (first trial), midway and late (final run); --resume (stand-in training) ends it."""
     from tests.helpers import run_killed
 
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     opts, out = _files(tmp_path, ds), tmp_path / "study"
     run_killed(["cvs_tf.tune", *opts, "--trials", "2", "--out", out], point)
     shown = [p for p in out.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(out).parts)]

@@ -68,6 +68,7 @@ def test_layout_with_its_own_val_round_trips_exactly(tmp_path, capsys, paired, f
     assert all(not Path(n).is_absolute() for n in prov["source_files"])
 
 
+@pytest.mark.trains
 def test_imported_layout_trains(tmp_path, capsys, paired):
     from cvs_tf.cli.train import main as train
 

@@ -70,10 +70,11 @@ def test_a_set_smaller_than_the_batch_is_one_whole_permutation_per_step(paired_b
             np.testing.assert_array_equal(x["image"], _perm(n, 0, s))
 
 
+@pytest.mark.trains
 def test_resume_with_wrapped_sampling_is_bitwise_identical(tmp_path):
     from cvs_tf.cli.train import main
     from cvs_tf.training.run_dir import load_run
-    from tests.cli.test_train import Crash
+    from tests.helpers import Crash
 
     ds = make_toy_featureset(tmp_path / "ds", paired=True, n_train=40, modalities={"image": 16, "text": 12})
     cfg = tmp_path / "small.json"

@@ -10,6 +10,8 @@ from cvs_tf.evaluation.projector import initial_model
 from cvs_tf.training.run_dir import load_run
 from tests.helpers import make_toy_featureset
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet", "--early-stopping", "none"]
 
 

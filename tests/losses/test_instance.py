@@ -11,7 +11,7 @@ from cvs_tf.cli.train import main
 from cvs_tf.losses import get_pair_loss, instance_infonce
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tensorboard_tags
 
 
 def _softplus(v):
@@ -82,6 +82,7 @@ def test_xla_equals_eager_and_sets_of_two_sizes_are_refused():
         instance_infonce(ex, ey[:, :4], 0.2)
 
 
+@pytest.mark.trains
 def test_the_model_adds_the_weighted_term_and_tracks_it_per_pair():
     rng = np.random.default_rng(0)
     dims = {"image": 5, "text": 4, "audio": 3}
@@ -104,6 +105,7 @@ def test_the_model_adds_the_weighted_term_and_tracks_it_per_pair():
 
 
 @pytest.mark.parametrize("space", ["mcvs", "rvs"])
+@pytest.mark.trains
 def test_later_stages_of_multi_stage_spaces_train_the_term_on_their_active_pairs(space):
     rng = np.random.default_rng(1)
     dims = {"image": 5, "text": 4, "audio": 3}
@@ -121,14 +123,7 @@ def test_later_stages_of_multi_stage_spaces_train_the_term_on_their_active_pairs
     assert not any(n.endswith(".instance") and n not in want for n in logs)
 
 
-def _tags(run_dir, stage, split):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tensorboard" / stage / split))
-    acc.Reload()
-    return set(acc.Tags()["tensors"])
-
-
+@pytest.mark.trains
 def test_train_cli_takes_the_term_and_names_its_tensorboard_tags(tmp_path, capsys):
     ds = make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}, n_train=24, n_test=8, paired=True)
     out = tmp_path / "run"
@@ -139,7 +134,7 @@ def test_train_cli_takes_the_term_and_names_its_tensorboard_tags(tmp_path, capsy
     assert " instance=" in capsys.readouterr().out  # the per-epoch progress line
     want = {"loss/loss", "loss/instance", "loss/image__text.instance"}
     for split in ("train", "validation"):
-        assert want <= _tags(out, "stage1-image_text", split), split
+        assert want <= tensorboard_tags(out, "stage1-image_text", split), split
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -148,6 +143,7 @@ def test_train_cli_takes_the_term_and_names_its_tensorboard_tags(tmp_path, capsy
     (["--instance-weight", "nan"], "loss.instance_weight must be a finite number"),
     (["--instance-temperature", "0"], "loss.instance_temperature must be a number > 0"),
 ])
+@pytest.mark.trains
 def test_bad_values_and_class_paired_sets_are_refused_in_one_line(tmp_path, capsys, argv, needle):
     ds = make_toy_featureset(tmp_path / "ds")  # paired by class only
     out = tmp_path / "run"

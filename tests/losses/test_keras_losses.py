@@ -35,6 +35,7 @@ def test_config_round_trip_and_registration(loss):
     assert type(revived) is type(loss) and revived.get_config() == config
 
 
+@pytest.mark.trains
 def test_fit_step_and_save_with_triplet_loss(tmp_path):
     """A compiled model with SemiHardTripletLoss trains one step and reloads with its loss."""
     rng = np.random.default_rng(1)

@@ -8,6 +8,8 @@ from cvs_tf.losses import get_pair_loss
 from cvs_tf.models import CVSModel
 from tests.losses.kind_refs import OPTIONS, REFERENCES, random_batch, unit
 
+pytestmark = pytest.mark.trains
+
 KINDS = sorted(REFERENCES)
 TERMS = {"supcon": ("intra_{a}", "intra_{b}", "inter"), "infonce": ("{a}_to_{b}", "{b}_to_{a}"),
          "dscmr": ("similarity", "invariance"), "max_violation": ("{a}_to_{b}", "{b}_to_{a}")}
@@ -120,8 +122,7 @@ def test_the_model_learns_the_temperature_through_the_kind(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_train_cli_takes_the_kind_and_names_its_tensorboard_tags(kind, tmp_path):
     from cvs_tf.cli.train import main
-    from tests.helpers import make_toy_featureset
-    from tests.losses.test_toy_pair_loss import _tags
+    from tests.helpers import make_toy_featureset, tensorboard_tags
 
     ds = make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}, n_train=24, n_test=8)
     out = tmp_path / "run"
@@ -129,4 +130,4 @@ def test_train_cli_takes_the_kind_and_names_its_tensorboard_tags(kind, tmp_path)
                  "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet"]) == 0
     want = {"loss/loss", f"loss/{kind}", *(f"loss/image__text.{t.format(a='image', b='text')}" for t in TERMS[kind])}
     for split in ("train", "validation"):
-        assert want <= _tags(out, "stage1-image_text", split), split
+        assert want <= tensorboard_tags(out, "stage1-image_text", split), split

@@ -12,7 +12,7 @@ import tensorflow as tf
 from cvs_tf.cli.train import main
 from cvs_tf.losses import register_pair_loss
 from cvs_tf.models import CVSModel
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tensorboard_tags
 
 TOY = "toy_cosine_hinge"
 
@@ -34,14 +34,7 @@ def toy_cosine_hinge(yx, ex, yy, ey, options):
     return {"pull": pull, "push_{b}": push, "total": pull + push}
 
 
-def _tags(run_dir, stage, split):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / "tensorboard" / stage / split))
-    acc.Reload()
-    return set(acc.Tags()["tensors"])
-
-
+@pytest.mark.trains
 def test_toy_pair_loss_trains_through_the_cli_and_names_its_tensorboard_tags(tmp_path):
     ds = make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6, "audio": 5}, n_train=24, n_test=8)
     cfg = tmp_path / "toy.json"
@@ -54,7 +47,7 @@ def test_toy_pair_loss_trains_through_the_cli_and_names_its_tensorboard_tags(tmp
     want = {"loss/loss", "loss/classification", "loss/cosine_hinge"}
     want |= {f"loss/{a}__{b}.{t}" for a, b in pairs for t in ("pull", f"push_{b}")}
     for split in ("train", "validation"):
-        tags = _tags(out, "stage1-image_text_audio", split)
+        tags = tensorboard_tags(out, "stage1-image_text_audio", split)
         assert want <= tags, (split, sorted(tags))
         assert not any("triplet" in t or "intra" in t or ".inter" in t for t in tags), sorted(tags)
 

@@ -67,6 +67,7 @@ def test_dtypes_under_mixed_bfloat16(bf16_model):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_mixed_precision_steps_lower_the_loss(bf16_model):
     model, bank = bf16_model
     model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile="loss")
@@ -78,6 +79,7 @@ def test_mixed_precision_steps_lower_the_loss(bf16_model):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_train_cli_mixed_precision_run(toy_dir, tmp_path):
     cfg = tmp_path / "small.json"
     cfg.write_text(json.dumps({"model": {"dim": 16}}))

@@ -9,6 +9,8 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel, build_model
 from tests.helpers import make_toy_featureset, tiny_config
 
+pytestmark = pytest.mark.trains
+
 SMALL = {"batch_size": 16}
 FIVE = {"image": 16, "text": 12, "audio": 6, "video": 10, "3d": 14}
 

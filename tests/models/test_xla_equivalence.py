@@ -9,7 +9,7 @@ from cvs_tf.models import build_model
 from cvs_tf.models.base import resolve_jit
 from tests.helpers import tiny_config
 
-pytestmark = pytest.mark.toy(modalities={"image": 12, "text": 10, "audio": 6}, n_train=64)
+pytestmark = [pytest.mark.trains, pytest.mark.toy(modalities={"image": 12, "text": 10, "audio": 6}, n_train=64)]
 
 STEPS = 20
 TOL = 1e-4

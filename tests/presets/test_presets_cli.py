@@ -22,6 +22,7 @@ def converted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("preset,space", [("best", "cvs"), pytest.param("thesis", "rvs", marks=pytest.mark.slow)])
+@pytest.mark.trains
 def test_a_preset_trains_on_a_freshly_converted_set(converted, tmp_path, preset, space, capsys):
     out = tmp_path / "run"
     code = run_cli(train_main, ["--preset", preset, "--space", space, "--dataset", str(converted),

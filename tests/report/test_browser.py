@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.trains
+
 if not os.environ.get("CVS_TF_REPORT_LANE"):
     pytest.skip("browser lane only (make test-report)", allow_module_level=True)
 

@@ -12,6 +12,8 @@ from cvs_tf.utils.cli import run_cli
 from tests.helpers import make_toy_featureset, one_error_line
 from tests.report.helpers import write_toy_media
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet"]
 SECTIONS = ("summary", "map", "recall", "losses", "per-class", "confusion", "projector", "calibration", "galleries")
 

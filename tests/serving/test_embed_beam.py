@@ -25,7 +25,7 @@ from cvs_tf.cli.search import main as search_cli  # noqa: E402
 from cvs_tf.retrieval import Index  # noqa: E402
 from cvs_tf.serving import Export  # noqa: E402
 from cvs_tf.serving import shards as shard_io  # noqa: E402
-from tests.serving.test_embed_beam_inputs import SIZES, argv_for, make_gallery  # noqa: E402
+from tests.serving.beam_gallery import SIZES, argv_for, make_gallery  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,6 +17,8 @@ from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
 from tests.helpers import make_toy_featureset
 
+pytestmark = pytest.mark.trains
+
 REPO = Path(__file__).resolve().parents[2]
 
 #: (space, extra train flags, stage to export): CVS, a later M-CVS stage, RVS's last stage

@@ -18,6 +18,8 @@ from cvs_tf.utils.cli import run_cli
 from tests.data.media import CLASSES, TINY_IMAGE, text_of, write_folder
 from tests.helpers import make_toy_featureset
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "1", "--no-jit", "--quiet", "--early-stopping", "none"]
 
 

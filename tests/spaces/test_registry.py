@@ -95,6 +95,7 @@ def test_mcvs_uses_the_dataset_family_plan(tmp_path):
     assert get_space("mcvs").resolve_stages(cfg, fs) == [["video", "text"], ["image"]]
 
 
+@pytest.mark.trains
 def test_stages_on_a_single_stage_space_name_the_multi_stage_ones(toy, capsys, tmp_path):
     with pytest.raises(ConfigError, match=r"space cvs trains every modality in one stage; stages need a "
                                           r"multi-stage space \(mcvs, rvs"):
@@ -112,6 +113,7 @@ def test_default_run_dir_takes_the_space_tag():
     assert default_run_dir(_config("mcvs", attention=False)).name.startswith("mcvs-noatt-tux12-")
 
 
+@pytest.mark.trains
 def test_train_help_lists_the_spaces_without_starting_tensorflow():
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "cvs_tf.train", "--help"],
                        capture_output=True, text=True, timeout=120)

@@ -19,6 +19,8 @@ from cvs_tf.spaces import Space, get_space, register_space, space_names
 from cvs_tf.utils.cli import run_cli
 from tests.helpers import make_toy_featureset
 
+pytestmark = pytest.mark.trains
+
 FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet"]
 
 

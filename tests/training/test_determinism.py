@@ -14,6 +14,8 @@ from cvs_tf.training.determinism import op_determinism, op_determinism_enabled
 from tests.helpers import make_toy_featureset
 from tests.training.run_equality import assert_bitwise_equal_runs
 
+pytestmark = pytest.mark.trains
+
 REPO = Path(__file__).resolve().parents[2]
 THREE = {"image": 8, "text": 6, "audio": 5}
 SMALL = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--quiet", "--early-stopping", "val_map",

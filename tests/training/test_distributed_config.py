@@ -16,6 +16,7 @@ FAST = ["--epochs", "1", "--batch-size", "8", "--steps-per-epoch", "2", "--no-ji
     ("{not json", "TF_CONFIG must be JSON"),
     (json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}}), "TF_CONFIG must be JSON"),
 ])
+@pytest.mark.trains
 def test_multiworker_needs_a_tf_config(tmp_path, capsys, monkeypatch, tf_config, needle):
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -29,6 +30,7 @@ def test_multiworker_needs_a_tf_config(tmp_path, capsys, monkeypatch, tf_config,
     assert not out.exists()
 
 
+@pytest.mark.trains
 def test_an_unknown_strategy_in_a_config_file_is_refused(tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"train": {"strategy": "horovod"}}))

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ["--epochs", "2", "--no-jit", "--seed", "0"]  # Tux-12, the default set
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.trains, pytest.mark.slow]
 
 
 def _free_ports(n: int) -> list[int]:

@@ -66,6 +66,7 @@ def test_non_finite_final_embeddings_say_the_run_diverged(tmp_path):
     assert not (run / "metrics.json").exists() and (run / "stages" / "1-image_text" / "model.keras").is_file()
 
 
+@pytest.mark.trains
 def test_evaluate_on_a_diverged_model_says_the_run_diverged(tmp_path, capsys):
     ds = make_toy_featureset(tmp_path / "ds", modalities={"image": 8, "text": 6})
     run = tmp_path / "run"

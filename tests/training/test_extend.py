@@ -26,6 +26,8 @@ from cvs_tf.training.trainer import Trainer
 from tests.helpers import make_toy_featureset
 from tests.training.extend_runs import source_config, toy_sets, train_source, tree_hashes
 
+pytestmark = pytest.mark.trains
+
 EXTEND = {"train": {"epochs": 2, "steps_per_epoch": 2}, "verbose": 0}
 
 

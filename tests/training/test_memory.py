@@ -233,6 +233,7 @@ def test_budget_is_the_host_without_a_gpu(monkeypatch):
     assert memory.gpu_available() is None
 
 
+@pytest.mark.trains
 def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run(tmp_path, monkeypatch, capsys):
     """A small budget, so that a regression would train a still-affordable batch instead of crashing."""
     from cvs_tf.cli.train import main

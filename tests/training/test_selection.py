@@ -110,6 +110,7 @@ def test_cross_validation_never_reads_test_and_the_final_run_uses_its_epochs(tmp
     assert result.metrics["val"] is None and result.metrics["test"]["overall_mean"] is not None
 
 
+@pytest.mark.trains
 def test_a_cv_config_does_not_train_without_its_selection(tmp_path):
     from cvs_tf.training.trainer import Trainer
 

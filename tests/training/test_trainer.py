@@ -40,6 +40,7 @@ class Spy(keras.callbacks.Callback):
         self.checkpointed.append((self.run_dir / "checkpoint").exists())
 
 
+@pytest.mark.trains
 def test_a_given_featureset_is_used_and_recorded_and_no_checkpoint_is_kept(fs, tmp_path):
     run = tmp_path / "run"
     spy, lines = Spy(run), []
@@ -64,6 +65,7 @@ def test_a_given_featureset_is_used_and_recorded_and_no_checkpoint_is_kept(fs, t
         Trainer(_config(), run, featureset=fs, checkpoint=False, log=lines.append).run(resume=True)
 
 
+@pytest.mark.trains
 def test_init_weights_are_set_before_the_first_stage(fs, tmp_path):
     keras.utils.set_random_seed(7)
     from cvs_tf.models.factory import build_model
@@ -76,12 +78,14 @@ def test_init_weights_are_set_before_the_first_stage(fs, tmp_path):
     assert (tmp_path / "run" / "checkpoint" / "state.json").is_file()  # the default keeps one
 
 
+@pytest.mark.trains
 def test_init_weights_that_do_not_fit_are_refused_before_the_directory_exists(fs, tmp_path):
     with pytest.raises(ValueError, match="init_weights do not match"):
         Trainer(_config(), tmp_path / "run", featureset=fs, init_weights=[np.zeros(3)], log=lambda m: None).run()
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.trains
 def test_resume_with_another_featureset_is_refused(fs, tmp_path):
     run = tmp_path / "run"
     Trainer(_config(epochs=1), run, featureset=fs, verbose=0, log=lambda m: None).run()
@@ -120,6 +124,7 @@ def test_early_stopping_modes_have_one_source():
         cfg.validate()
 
 
+@pytest.mark.trains
 def test_instance_paired_metrics_hold_recall(tmp_path):
     fs = load_feature_set(make_toy_featureset(tmp_path / "paired", paired=True, modalities={"image": 8, "text": 6}))
     result = Trainer(_config(), tmp_path / "run", featureset=fs, checkpoint=False, verbose=0, log=lambda _: None).run()
@@ -129,6 +134,7 @@ def test_instance_paired_metrics_hold_recall(tmp_path):
     assert set(recall["val"]["image"]["text"]) == {"1", "5", "10", "median_rank"}
 
 
+@pytest.mark.trains
 def test_val_recall_selects_the_epoch_of_the_best_validation_recall(tmp_path):
     from cvs_tf.training.callbacks import validation_recall
 
@@ -146,6 +152,7 @@ def test_val_recall_selects_the_epoch_of_the_best_validation_recall(tmp_path):
     assert max(curve) == pytest.approx(naive, abs=1e-6)
 
 
+@pytest.mark.trains
 def test_val_recall_is_refused_on_a_class_paired_set(fs, tmp_path):
     cfg = _config(epochs=1, early_stopping="val_recall")
     with pytest.raises(ConfigError, match="val_recall needs an instance-paired dataset"):

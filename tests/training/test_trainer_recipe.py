@@ -30,6 +30,7 @@ class Guarded(FeatureSet):
         return super()._get(modality, split)
 
 
+@pytest.mark.trains
 def test_test_split_false_never_reads_test_and_standardize_fits_train(tmp_path):
     fs = load_feature_set(make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}))
     guarded = Guarded(fs.path, fs.manifest, fs.arrays)
@@ -49,6 +50,7 @@ def test_test_split_false_never_reads_test_and_standardize_fits_train(tmp_path):
         np.testing.assert_allclose(branch.feature_scale.numpy(), 1 / np.maximum(std, 1e-6), rtol=1e-5)
 
 
+@pytest.mark.trains
 def test_test_split_false_needs_a_validation_split(tmp_path):
     fs = load_feature_set(make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}))
     arrays = {k: v for k, v in fs.arrays.items()}

@@ -13,7 +13,7 @@ TINY_BASE = {"model": {"dim": 8}, "train": {"batch_size": 16, "jit": False, "pat
 TINY_SPACE = {"dim": {"low": 8, "high": 8}, "hidden_dim": {"low": 8, "high": 16}}
 
 
-def toy_set(tmp_path, name="toy"):
+def two_modality_set(tmp_path, name="toy"):
     return make_toy_featureset(tmp_path / name, modalities={"image": 8, "text": 6}, name=name)
 
 

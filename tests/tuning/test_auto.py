@@ -5,14 +5,14 @@ import pytest
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.tuning import auto
-from tests.tuning.helpers import NoTest, fake_clock, fake_training, toy_set
+from tests.tuning.helpers import NoTest, fake_clock, fake_training, two_modality_set
 
 TINY = {"model": {"dim": 8}, "train": {"batch_size": 16, "jit": False, "patience": 5}}
 FIXED = {"model.dim": 8, "train.epochs": 1, "train.batch_size": 16}
 
 
 def _guarded(tmp_path):
-    fs = load_feature_set(toy_set(tmp_path))
+    fs = load_feature_set(two_modality_set(tmp_path))
     return fs, NoTest(fs.path, fs.manifest, fs.arrays)
 
 
@@ -74,7 +74,7 @@ def test_a_set_without_validation_split_needs_cross_validation(tmp_path):
     from cvs_tf.config import ConfigError
     from cvs_tf.training.selection import merged_set
 
-    fs = load_feature_set(toy_set(tmp_path))
+    fs = load_feature_set(two_modality_set(tmp_path))
     no_val = merged_set(fs, fs.modalities)  # train+val as train, no validation split
     with pytest.raises(ConfigError, match="scores candidates on the validation split, and toy has none for image, "
                                           "text: use --select cvK"):

@@ -5,7 +5,7 @@ import json
 from cvs_tf.config import RunConfig
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.tuning import tune
-from tests.tuning.helpers import fake_training, tiny_settings, toy_set
+from tests.tuning.helpers import fake_training, tiny_settings, two_modality_set
 
 
 def test_tuning_never_reads_the_test_split_before_the_final_best_run(tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_tuning_never_reads_the_test_split_before_the_final_best_run(tmp_path, m
         return original(*args, **kwargs)
 
     monkeypatch.setattr(report, "final_run", final_run)
-    fs = load_feature_set(toy_set(tmp_path))
+    fs = load_feature_set(two_modality_set(tmp_path))
     out = tmp_path / "study"
     result = tune(tiny_settings(fs.path, trials=1), out, featureset=Guarded(fs.path, fs.manifest, fs.arrays),
                   log=lambda m: None)
@@ -55,7 +55,7 @@ def _slots(out):
 def test_resume_continues_the_same_study_after_an_interruption(tmp_path, monkeypatch):
     """1 trial, then resume to 3 with Ctrl-C in the second, then resume: numbers continue, records kept, 3 counted,
     and the same configurations as an uninterrupted study with the same seed."""
-    ds = toy_set(tmp_path)
+    ds = two_modality_set(tmp_path)
     fake_training(monkeypatch)
     tune(tiny_settings(ds, trials=3), tmp_path / "straight", log=lambda m: None)
 
