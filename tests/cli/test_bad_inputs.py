@@ -32,7 +32,7 @@ from cvs_tf.cli import tune as tune_cli
 from cvs_tf.report import __main__ as report_cli
 from cvs_tf.utils.cli import run_cli
 from tests.data.media import write_manifest
-from tests.helpers import make_toy_featureset
+from tests.helpers import write_small_config
 
 pytestmark = pytest.mark.trains
 
@@ -212,17 +212,12 @@ def test_every_value_option_is_covered():
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """A toy set, a one-epoch run on it, its export, an index, a query, an import layout and small configs."""
+def world(tiny_export, tmp_path_factory):
+    """The tiny run (a toy set, one step) and its export, an index, a query, an import layout and small configs."""
     tmp = tmp_path_factory.mktemp("bad-inputs")
-    ds = make_toy_featureset(tmp / "ds", paired=True)
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
-    run = tmp / "run"
-    assert run_cli(train_cli.main, ["--dataset", str(ds), "--config", str(cfg), "--epochs", "1", *FAST,
-                                    "--out", str(run)]) == 0
-    exp, ix = tmp / "exp", tmp / "ix"
-    assert run_cli(export_cli.main, [str(run), "--out", str(exp)]) == 0
+    run, exp, ds = tiny_export
+    cfg = write_small_config(tmp / "small.json", 8)
+    ix = tmp / "ix"
     assert run_cli(index_cli.main, ["build", str(exp), "--features", str(ds), "--modality", "text", "--out", str(ix)]) == 0
     np.save(tmp / "q.npy", np.zeros((2, 12), np.float32))
     layout = tmp / "layout"

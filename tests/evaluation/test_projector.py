@@ -1,6 +1,7 @@
 """``python -m cvs_tf.evaluate RUN_DIR --projector``: Embedding Projector files read back by TensorBoard's own plugin, before and after training."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -16,17 +17,10 @@ FAST = ["--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet", "-
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A toy instance-paired set and a short CVS run on it, evaluated with --projector."""
-    from cvs_tf.cli.train import main as train
-
-    tmp = tmp_path_factory.mktemp("projector")
-    ds = make_toy_featureset(tmp / "ds", paired=True)
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
-    run_dir = tmp / "run"
-    assert train(["--dataset", str(ds), "--config", str(cfg), "--epochs", "2", "--seed", "3", *FAST,
-                  "--out", str(run_dir)]) == 0
+def run(tiny_run, tmp_path_factory):
+    """A short CVS run (D = 16) on a toy instance-paired set, copied and evaluated with --projector."""
+    trained = tiny_run({"paired": True}, dim=16, epochs=2, steps=2, seed=3)
+    run_dir = shutil.copytree(trained, tmp_path_factory.mktemp("projector") / "run")
     assert evaluate([str(run_dir), "--projector"]) == 0
     return run_dir
 

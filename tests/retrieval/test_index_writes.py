@@ -34,23 +34,6 @@ def _old_index(built, where):
     return (where / "index.json").read_bytes()
 
 
-@pytest.mark.parametrize("files", [
-    {"index.json": '{"hello": "my own file"}', "data.csv": "1,2"},
-    {"index.json": '{"format": "someone.else", "files": {}}', "notes.txt": "mine"},
-])
-def test_overwrite_never_replaces_a_folder_whose_index_json_is_not_a_cvs_tf_index(tiny_export, tmp_path, capsys,
-                                                                                    files):
-    """Was: any folder holding a file named index.json was deleted with the user's other files."""
-    out = tmp_path / "out"
-    out.mkdir()
-    for name, text in files.items():
-        (out / name).write_text(text)
-    before = dir_tree(tmp_path)
-    one_error_line(capsys, run_cli(index_cli, _argv(tiny_export, out, "--overwrite")),
-                   "not an index written by cvs_tf", "refusing to replace it")
-    assert dir_tree(tmp_path) == before
-
-
 def test_overwrite_never_replaces_an_index_the_user_added_files_to(tiny_export, built, tmp_path, capsys):
     out = tmp_path / "out"
     _old_index(built, out)

@@ -22,23 +22,6 @@ def _old_export(tiny_export, where):
     return export_sha256(where)
 
 
-@pytest.mark.parametrize("files", [
-    {"export.json": '{"hello": "my own file"}', "data.csv": "1,2"},
-    {"export.json": '{"format": "someone.else"}', "notes.txt": "mine"},
-])
-def test_overwrite_never_replaces_a_folder_whose_export_json_is_not_a_cvs_tf_export(tiny_export, tmp_path, capsys,
-                                                                                      files):
-    """Was: any folder holding a file named export.json was deleted with the user's other files."""
-    out = tmp_path / "out"
-    out.mkdir()
-    for name, text in files.items():
-        (out / name).write_text(text)
-    before = dir_tree(tmp_path)
-    one_error_line(capsys, run_cli(export_cli, [str(tiny_export[0]), "--out", str(out), "--overwrite"]),
-                   "not an export written by cvs_tf", "refusing to replace it")
-    assert dir_tree(tmp_path) == before
-
-
 def test_overwrite_never_replaces_an_export_the_user_added_files_to(tiny_export, tmp_path, capsys):
     out = tmp_path / "out"
     _old_export(tiny_export, out)
