@@ -1,6 +1,8 @@
 """The tests' own layout: no test module imports another, conftest's fixtures are not redefined, training is marked."""
 
 import ast
+import functools
+import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +19,7 @@ def _modules():
     return sorted(TESTS.rglob("*.py"))
 
 
+@functools.cache
 def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), filename=str(path))
 
@@ -29,10 +32,7 @@ def _imported(path: Path, tree: ast.Module) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parent, *([base] if base else [])])
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
             names |= {base, *(f"{base}.{a.name}" for a in node.names)}
     return names
 
@@ -61,6 +61,12 @@ def test_no_test_module_imports_another_test_module_or_conftest():
             if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
                 bad.append(f"{path.relative_to(TESTS)}: {name}")
     assert not bad, "shared code belongs in tests/helpers.py or a helper module, not a test module:\n" + "\n".join(bad)
+
+
+def test_the_import_check_resolves_relative_and_from_imports():
+    tree = ast.parse("from .test_train import Crash\nfrom ..helpers import dir_tree\nfrom tests.cli import test_tune\n")
+    got = _imported(TESTS / "cli" / "test_x.py", tree)
+    assert {"tests.cli.test_train", "tests.helpers.dir_tree", "tests.cli.test_tune"} <= got
 
 
 def test_no_module_redefines_or_shadows_a_conftest_fixture():
@@ -125,8 +131,8 @@ def _unmarked_training(path: Path) -> list[str]:
         return []
     tests = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
     inside = {id(x) for t in tests for x in ast.walk(t)}
-    outside = [n for n in ast.walk(tree) if id(n) not in inside and _trains(n, mains, modules)
-               and isinstance(n, ast.FunctionDef)]
+    outside = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and id(n) not in inside
+               and _trains(n, mains, modules)]
     if outside:  # a fixture or helper trains: any test may reach it
         return [f"{path.relative_to(TESTS)}:{outside[0].lineno}: {outside[0].name} trains; mark the module"]
     return [f"{path.relative_to(TESTS)}:{t.lineno}: {t.name}" for t in tests
