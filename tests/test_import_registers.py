@@ -1,6 +1,5 @@
 """``import cvs_tf`` registers every Keras-serialisable class: a stage's model.keras loads in a fresh process; ``cvs_tf.load_model``."""
 
-import json
 import re
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import pytest
 
 import cvs_tf
 from cvs_tf.cli.train import main as train_main
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 pytestmark = pytest.mark.trains
 
@@ -78,8 +77,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     ds = make_toy_featureset(root / "ds", modalities={"image": 6, "text": 5, "audio": 4}, n_classes=3, n_train=18,
                              n_test=6)
-    cfg = root / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
+    cfg = write_small_config(root / "small.json", 8)
     out = {}
     for name, flags in SPACES.items():
         out[name] = root / name

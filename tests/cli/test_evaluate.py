@@ -8,7 +8,13 @@ import pytest
 from cvs_tf.cli.evaluate import main as evaluate
 from cvs_tf.cli.train import main as train
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import dir_tree, make_toy_featureset, one_error_line, run_killed
+from tests.helpers import (
+    dir_tree,
+    make_toy_featureset,
+    one_error_line,
+    run_killed,
+    write_small_config,
+)
 
 pytestmark = pytest.mark.trains
 
@@ -17,8 +23,7 @@ pytestmark = pytest.mark.trains
 def rvs_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ev")
     ds = make_toy_featureset(tmp / "ds")
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp / "small.json")
     out = tmp / "run"
     train(["--space", "rvs", "--reference", "image", "--dataset", str(ds), "--config", str(cfg), "--epochs", "1",
            "--batch-size", "8", "--steps-per-epoch", "2", "--no-jit", "--quiet", "--out", str(out)])
@@ -225,6 +230,5 @@ def test_ensemble_scores_the_mean_of_the_members_cosines(tmp_path, capsys, rvs_r
 
 
 def _dim8(tmp_path):
-    cfg = tmp_path / "dim8.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
+    cfg = write_small_config(tmp_path / "dim8.json", 8)
     return cfg

@@ -12,7 +12,7 @@ from cvs_tf.cli.train import main, parse_args
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import Crash, make_toy_featureset
+from tests.helpers import Crash, make_toy_featureset, write_small_config
 
 pytestmark = pytest.mark.trains
 
@@ -22,8 +22,7 @@ FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-ji
 def _small(tmp_path, monkeypatch, name="ds", **kw):
     """A toy set plus a config that shrinks D to 16 (a run config file, like users would write)."""
     ds = make_toy_featureset(tmp_path / name, **kw)
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp_path / "small.json")
     return ds, cfg
 
 

@@ -20,7 +20,7 @@ from cvs_tf.cli.train import main
 from cvs_tf.data.store import carve_validation, load_feature_set, save_feature_set
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 from tests.training.run_equality import assert_bitwise_equal_runs
 
 pytestmark = pytest.mark.trains
@@ -36,8 +36,7 @@ def _toy(path, **kw):
 
 
 def _cfg(tmp_path):
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp_path / "small.json")
     return cfg
 
 

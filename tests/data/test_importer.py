@@ -9,7 +9,7 @@ import pytest
 from cvs_tf.data.store import SPLITS, load_feature_set
 from tests.data.cli_helpers import assert_one_error
 from tests.data.cli_helpers import data_cli as cli
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 
 def assert_nothing_written(tmp_path):
@@ -77,8 +77,7 @@ def test_imported_layout_trains(tmp_path, capsys, paired):
     assert (code, err) == (0, ""), err
     fs = load_feature_set(tmp_path / "out")
     assert fs.classes == [f"class{c:02d}" for c in range(4)] and fs.count("image", "val") > 0
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp_path / "small.json")
     assert train(["--dataset", str(tmp_path / "out"), "--config", str(cfg), "--epochs", "1", "--batch-size", "8",
                   "--steps-per-epoch", "2", "--no-jit", "--quiet", "--out", str(tmp_path / "run")]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from cvs_tf.data.pipeline import FeatureBank, index_dataset, steps_per_epoch
 from cvs_tf.data.store import load_feature_set
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 
 def _take(ds, n):
@@ -77,8 +77,7 @@ def test_resume_with_wrapped_sampling_is_bitwise_identical(tmp_path):
     from tests.helpers import Crash
 
     ds = make_toy_featureset(tmp_path / "ds", paired=True, n_train=40, modalities={"image": 16, "text": 12})
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp_path / "small.json")
     n = load_feature_set(ds).count("image", "train")
     assert 7 * 8 > n  # 7 steps of 8 run past one permutation
     args = ["--dataset", str(ds), "--config", str(cfg), "--epochs", "2", "--batch-size", "8",

@@ -12,7 +12,7 @@ from cvs_tf.config import RunConfig
 from cvs_tf.data.pipeline import FeatureBank, index_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import build_model
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,7 @@ def test_mixed_precision_steps_lower_the_loss(bf16_model):
 @pytest.mark.slow
 @pytest.mark.trains
 def test_train_cli_mixed_precision_run(toy_dir, tmp_path):
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp_path / "small.json")
     out = tmp_path / "run"
     argv = ["--dataset", str(toy_dir), "--config", str(cfg), "--out", str(out), "--epochs", "1",
             "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--mixed-precision"]

@@ -6,7 +6,6 @@ Debian's ``chromium`` and unpacks the Tux Paint stamps, then sets CVS_TF_REPORT_
 this module is skipped.
 """
 
-import json
 import os
 from pathlib import Path
 
@@ -20,7 +19,7 @@ if not os.environ.get("CVS_TF_REPORT_LANE"):
 from cvs_tf.cli.train import main as train  # noqa: E402
 from cvs_tf.report.__main__ import main as report_main  # noqa: E402
 from cvs_tf.utils.cli import run_cli  # noqa: E402
-from tests.helpers import make_toy_featureset  # noqa: E402
+from tests.helpers import make_toy_featureset, write_small_config  # noqa: E402
 from tests.report.browser import chromium, open_page  # noqa: E402
 from tests.report.helpers import write_toy_media  # noqa: E402
 
@@ -37,8 +36,7 @@ def shots():
 
 
 def _train(tmp_path, dataset, *extra) -> Path:
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 32}}))
+    cfg = write_small_config(tmp_path / "small.json", 32)
     run = tmp_path / "run"
     assert train(["--dataset", str(dataset), "--config", str(cfg), "--epochs", "2", "--steps-per-epoch", "3",
                   "--no-jit", "--quiet", "--out", str(run), *extra]) in (0, None)

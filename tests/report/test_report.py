@@ -9,7 +9,7 @@ import pytest
 
 from cvs_tf.report.__main__ import main as report_main
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset, one_error_line
+from tests.helpers import make_toy_featureset, one_error_line, write_small_config
 from tests.report.helpers import write_toy_media
 
 pytestmark = pytest.mark.trains
@@ -25,8 +25,7 @@ class _Runs(dict):
         from cvs_tf.cli.train import main as train
 
         tmp = self["tmp"]
-        cfg = tmp / "small.json"
-        cfg.write_text(json.dumps({"model": {"dim": 8}}))
+        cfg = write_small_config(tmp / "small.json", 8)
         assert train(["--space", space, "--dataset", str(self["ds"]), "--config", str(cfg), *FAST,
                       "--out", str(tmp / space)]) in (0, None)
         self[space] = tmp / space

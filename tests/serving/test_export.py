@@ -15,7 +15,7 @@ from cvs_tf.serving import Export, ExportError, export_model
 from cvs_tf.serving import export as export_mod
 from cvs_tf.training.run_dir import load_run
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 pytestmark = pytest.mark.trains
 
@@ -35,8 +35,7 @@ def trained(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("export")
     ds = make_toy_featureset(tmp / "ds")
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 16}}))
+    cfg = write_small_config(tmp / "small.json")
     cache = {}
 
     def get(space):

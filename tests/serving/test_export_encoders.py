@@ -16,7 +16,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.serving.export import Export
 from cvs_tf.utils.cli import run_cli
 from tests.data.media import CLASSES, TINY_IMAGE, text_of, write_folder
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 pytestmark = pytest.mark.trains
 
@@ -31,8 +31,7 @@ def world(tmp_path_factory):
     fs = tmp / "fs"
     assert run_cli(data_cli.main, ["extract", str(spec), "--out", str(fs), "--quiet", "--encoder",
                                    f"image={TINY_IMAGE}", "--encoder", "text=hashed@256"]) == 0
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
+    cfg = write_small_config(tmp / "small.json", 8)
     run, exp = tmp / "run", tmp / "exp"
     assert run_cli(train_cli.main, ["--dataset", str(fs), "--config", str(cfg), *FAST, "--out", str(run)]) == 0
     assert run_cli(export_cli.main, [str(run), "--out", str(exp), "--with-encoders"]) == 0
@@ -92,8 +91,7 @@ def test_the_set_evaluates_indexes_and_answers_raw_queries(world, capsys):
 
 def test_with_encoders_needs_a_set_made_by_extract(tmp_path, capsys):
     ds = make_toy_featureset(tmp_path / "ds", modalities={"image": 6, "text": 5}, paired=True)
-    cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
+    cfg = write_small_config(tmp_path / "small.json", 8)
     assert run_cli(train_cli.main, ["--dataset", str(ds), "--config", str(cfg), *FAST, "--out", str(tmp_path / "run")]) == 0
     capsys.readouterr()
     assert run_cli(export_cli.main, [str(tmp_path / "run"), "--out", str(tmp_path / "exp"), "--with-encoders"]) == 2

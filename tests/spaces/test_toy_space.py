@@ -17,7 +17,7 @@ from cvs_tf.config import ConfigError
 from cvs_tf.models.base import CrossModalModel
 from cvs_tf.spaces import Space, get_space, register_space, space_names
 from cvs_tf.utils.cli import run_cli
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, write_small_config
 
 pytestmark = pytest.mark.trains
 
@@ -70,8 +70,7 @@ register_space(Star(), replace=True)
 def star_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("star")
     ds = make_toy_featureset(tmp / "ds")
-    cfg = tmp / "small.json"
-    cfg.write_text(json.dumps({"model": {"dim": 8}}))
+    cfg = write_small_config(tmp / "small.json", 8)
     out = tmp / "run"
     assert train(["--space", "star", "--reference", "audio", "--dataset", str(ds), "--config", str(cfg), *FAST,
                   "--out", str(out)]) == 0
