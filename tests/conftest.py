@@ -4,14 +4,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import shutil  # noqa: E402
-
 import pytest  # noqa: E402
 
-from tests.helpers import make_toy_featureset, train_tiny_run, trains_summary, write_small_config  # noqa: E402
+from tests.helpers import make_toy_featureset, train_tiny_run, trains_summary  # noqa: E402
 
 #: fixtures that train a model the first time a session asks for them: tests using them carry ``trains``
-TRAINING_FIXTURES = ("tiny_run", "tiny_export", "fresh_tiny_run")
+TRAINING_FIXTURES = ("tiny_run", "tiny_export")
 
 
 def _key(kw: dict) -> tuple:
@@ -65,19 +63,11 @@ def toy(toy_path):
     return load_feature_set(toy_path)
 
 
-@pytest.fixture
-def small_config_file(tmp_path):
-    """Factory: ``small_config_file(dim=16, **sections)``, a JSON run config under ``tmp_path`` shrinking D."""
-    def write(dim=16, **sections):
-        return write_small_config(tmp_path / f"small-{dim}.json", dim, **sections)
-    return write
-
-
 @pytest.fixture(scope="session")
 def tiny_run(shared_toy, tmp_path_factory):
     """Factory: ``tiny_run(toy=None, **kw)``, a finished CLI run on a shared toy set, trained once per session per
     arguments (``toy``: the set's arguments, default paired image+text; ``kw``: :func:`tests.helpers.train_tiny_run`'s).
-    Read it, never change it (copy it first: ``fresh_tiny_run``)."""
+    Read it, never change it (copy it first)."""
     made = {}
 
     def get(toy=None, **kw):
@@ -86,14 +76,6 @@ def tiny_run(shared_toy, tmp_path_factory):
         if key not in made:
             made[key] = train_tiny_run(tmp_path_factory.mktemp("tiny-run") / "run", shared_toy(**toy), **kw)
         return made[key]
-    return get
-
-
-@pytest.fixture
-def fresh_tiny_run(tiny_run, tmp_path):
-    """Factory: like ``tiny_run``, but a copy under ``tmp_path`` the test may change."""
-    def get(toy=None, **kw):
-        return shutil.copytree(tiny_run(toy, **kw), tmp_path / "run")
     return get
 
 
