@@ -8,11 +8,10 @@ import pytest
 import tensorflow as tf
 
 from cvs_tf.cli.train import main
-from cvs_tf.config import RunConfig
 from cvs_tf.data.pipeline import FeatureBank, index_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import build_model
-from tests.helpers import make_toy_featureset, write_small_config
+from tests.helpers import make_toy_featureset, tiny_config, write_small_config
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +21,7 @@ def toy_dir(tmp_path_factory):
 
 @pytest.fixture
 def bf16_model(toy_dir):
-    cfg = RunConfig()
-    cfg.model.dim = 16
+    cfg = tiny_config()
     fs = load_feature_set(toy_dir)
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cvs_tf.config import RunConfig
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.losses import PairCost
 from cvs_tf.models import build_model, objective
 from cvs_tf.models.objective import INSTANCE_COST, Objective, after
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tiny_config
 
 
 def test_groups_follow_the_kinds_declared_cost():
@@ -51,10 +50,8 @@ def test_after_is_an_exact_zero_and_no_gradient_path():
 
 def test_grouped_terms_equal_the_all_pairs_terms(tmp_path, monkeypatch):
     fs = load_feature_set(make_toy_featureset(tmp_path / "t", n_classes=8, n_train=160))
-    cfg = RunConfig()
-    cfg.model.dim = 8
     keras.utils.set_random_seed(0)
-    model = build_model(cfg.validate(), fs)
+    model = build_model(tiny_config(dim=8).validate(), fs)
     rng = np.random.default_rng(0)
     b = 128
     labels = {m: tf.constant(rng.integers(0, 8, b), tf.int32) for m in model.modalities}

@@ -8,7 +8,7 @@ from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.stats import feature_moments
 from cvs_tf.data.store import FeatureSet, load_feature_set
 from cvs_tf.training.trainer import Trainer, make_optimizer
-from tests.helpers import make_toy_featureset
+from tests.helpers import make_toy_featureset, tiny_config
 
 
 def test_weight_decay_selects_adamw():
@@ -34,9 +34,7 @@ class Guarded(FeatureSet):
 def test_test_split_false_never_reads_test_and_standardize_fits_train(tmp_path):
     fs = load_feature_set(make_toy_featureset(tmp_path / "toy", modalities={"image": 8, "text": 6}))
     guarded = Guarded(fs.path, fs.manifest, fs.arrays)
-    cfg = RunConfig()
-    cfg.model.dim, cfg.model.attention, cfg.model.standardize = 8, False, True
-    cfg.train.epochs, cfg.train.batch_size, cfg.train.jit, cfg.train.weight_decay = 2, 8, False, 1e-4
+    cfg = tiny_config(dim=8, attention=False, standardize=True, train={"epochs": 2, "batch_size": 8, "weight_decay": 1e-4})
     result = Trainer(cfg.validate(), tmp_path / "run", featureset=guarded, checkpoint=False, verbose=0,
                      log=lambda m: None, test_split=False).run()
     assert Guarded.test_reads == []
@@ -60,8 +58,7 @@ def test_test_split_false_needs_a_validation_split(tmp_path):
         x, y = arrays[(m, "val")]
         arrays[(m, "val")] = (x[:0], y[:0])
     empty = FeatureSet(fs.path, manifest, arrays)
-    cfg = RunConfig()
-    cfg.model.dim, cfg.train.epochs, cfg.train.jit, cfg.train.early_stopping = 8, 1, False, "none"
+    cfg = tiny_config(dim=8, train={"epochs": 1, "early_stopping": "none"})
     with pytest.raises(ConfigError, match="never reads the test split \\(tuning\\) needs them"):
         Trainer(cfg.validate(), tmp_path / "run", featureset=empty, checkpoint=False, verbose=0,
                 log=lambda m: None, test_split=False).run()
