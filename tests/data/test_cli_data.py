@@ -41,7 +41,7 @@ def test_inspect_table_of_a_real_set(tmp_path, capsys):
     code, out, err = run(["inspect", path], capsys)
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].split() == ["dataset", "toy", "[synthetic", "stand-in]"]  # conftest marks it synthetic
+    assert lines[0].split() == ["dataset", "toy", "[synthetic", "stand-in]"]  # tests.helpers marks it synthetic
     assert "classes     4 (single-label)" in out and "pairing     instance-paired" in out
     rows = {ln.split()[0]: ln.split()[1:] for ln in lines if ln.startswith("  ")}
     # 40 train, 10 per class -> 1 per class held out; 12 test
