@@ -7,8 +7,8 @@ from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.losses import PairCost, get_pair_loss, pair_loss_names, register_pair_loss, registry
 from cvs_tf.models.objective import Objective
-from cvs_tf.training import memory
 from cvs_tf.plan import RunPlan
+from cvs_tf.training import memory
 from cvs_tf.training.memory import check_batch_memory, estimates
 from tests.conftest import make_toy_featureset
 

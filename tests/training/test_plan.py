@@ -62,8 +62,9 @@ def _count_calls(monkeypatch, space_name: str) -> Counter:
                (rvs, "check_reference")]
     for owner, name in targets:
         original, raw = getattr(owner, name), inspect.getattr_static(owner, name)
+        key = f"{owner.__name__.rsplit('.', 1)[-1]}.{name}"
 
-        def spy(*args, _key=f"{owner.__name__.rsplit('.', 1)[-1]}.{name}", _original=original, **kwargs):
+        def spy(*args, _key=key, _original=original, **kwargs):
             calls[_key] += 1
             return _original(*args, **kwargs)
 
