@@ -127,33 +127,32 @@ def svg_to_px_units(svg: str) -> str:
     return svg[: m.start()] + _SIZE_ATTR.sub(fix, m.group(0)) + svg[m.end():]
 
 
-def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
-    """A stamp file (PNG or SVG) as a (size, size, 3) uint8 image on white.
-
-    SVGs whose natural size is below ``min_render`` pixels are re-rendered zoomed up to it, so
-    small vector stamps are not upsampled from a few pixels.
-    """
+def render_svg(path: str | Path, min_render: int = 2 * IMAGE_SIZE):
+    """An SVG file as a PIL image (resvg, no system fonts), re-rendered zoomed up to ``min_render``
+    pixels when its natural size is smaller, so small vector stamps are not upsampled from a few pixels."""
+    import resvg_py
     from PIL import Image
 
     path = Path(path)
-    if path.suffix.lower() == ".svg":
-        import resvg_py
+    svg = svg_to_px_units(path.read_text(encoding="utf-8", errors="replace"))
 
-        svg = svg_to_px_units(path.read_text(encoding="utf-8", errors="replace"))
+    def render(zoom=None):
+        png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True, resources_dir=str(path.parent), zoom=zoom)
+        return Image.open(io.BytesIO(bytes(png)))
 
-        def render(zoom=None):
-            png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True,
-                                        resources_dir=str(path.parent), zoom=zoom)
-            return Image.open(io.BytesIO(bytes(png)))
+    try:
+        img = render()
+        return render(min_render / max(img.size)) if max(img.size) < min_render else img
+    except Exception as exc:  # resvg raises plain exceptions with a message
+        raise CliError(f"{path}: cannot render SVG ({exc})") from None
 
-        try:
-            img = render()
-            if max(img.size) < min_render:
-                img = render(min_render / max(img.size))
-        except Exception as exc:  # resvg raises plain exceptions with a message
-            raise CliError(f"{path}: cannot render SVG ({exc})") from None
-    else:
-        img = Image.open(path)
+
+def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
+    """A stamp file (PNG or SVG, see :func:`render_svg`) as a (size, size, 3) uint8 image on white."""
+    from PIL import Image
+
+    path = Path(path)
+    img = render_svg(path, min_render) if path.suffix.lower() == ".svg" else Image.open(path)
     return to_square_rgb(np.asarray(img.convert("RGBA")), size)
 
 
