@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cvs_tf.data.store import save_feature_set
+from cvs_tf.utils.atomic import make_temporary
 from cvs_tf.utils.cli import CliError
 from data_prep import tuxdigits_common as common
 
@@ -28,7 +31,7 @@ class BaseExtractors:
 
         self.ex = ex
         self.cache, self.threads, self.log = cache, threads, log
-        self.info: dict[str, dict] = {}
+        self.info: dict[str, dict] = {"audio": ex.MFCC_INFO}
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         """MiniLM sentence embeddings of ``texts``."""
@@ -44,7 +47,8 @@ class BaseExtractors:
         import torch
 
         torch.set_num_threads(self.threads)  # after the models' constructors, which set their own default
-        self.info.update({m: e.info() for m, e in encs.items()})
+        # the provenance the builds recorded before they used extract: each model's own info
+        self.info.update({m: e.model.info for m, e in encs.items() if ENCODERS[m] != "mfcc"})
         return encs
 
     def stage_image(self, src: Path, dest: Path) -> Path:
@@ -61,6 +65,18 @@ class BaseExtractors:
 
         wavfile.write(dest, self.ex.SAMPLE_RATE, self.ex.load_audio(src))
         return dest
+
+
+@contextlib.contextmanager
+def scratch(cache: Path, name: str) -> Iterator[Path]:
+    """A private folder in ``cache`` for a build's staged media, manifest and extract shards, removed
+    afterwards; one that a killed build left behind is removed by the next (pid-marked, as every temporary)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    folder = make_temporary(cache / f"{name}-extract")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def extract_spec(spec_path: Path, encoders: Mapping, work: Path, log: Callable[[str], None]) -> dict:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import numpy as np
 from cvs_tf.data.store import carve_validation
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, extract_spec, publish
+from data_prep.build import BaseExtractors, extract_spec, publish, scratch
 from data_prep.tux12 import PACKAGE as TUX_PACKAGE
 from data_prep.tux12 import STAMPS_DIR
 
@@ -283,9 +282,8 @@ def main(argv: Sequence[str] | None = None, *,
         f"{len(words)} number words")
 
     extractors = make_extractors(cache, args.threads, log)
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{NAME}-extract-", dir=cache) as folder:
-        features = {"image": img_x, **extract(words, clips, extractors, Path(folder), log)}
+    with scratch(cache, NAME) as folder:
+        features = {"image": img_x, **extract(words, clips, extractors, folder, log)}
     labels = {"image": img_y, "text": np.array([w.digit for w in words]), "clips": np.array([c.digit for c in clips])}
     ids = {"image": img_ids, "text": [w.id for w in words], "clips": [c.id for c in clips]}
     data = assemble({m: np.asarray(x, np.float32) for m, x in features.items()}, labels, ids, args.seed)

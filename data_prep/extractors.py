@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.encoders.audio import mfcc_stats  # noqa: F401 (re-exported for the search demo)
+from cvs_tf.data.encoders.audio import MFCC_INFO, mfcc_stats  # noqa: F401 (re-exported for the builds and the search demo)
 from cvs_tf.data.encoders.image import to_square_rgb
 from cvs_tf.data.encoders.offline import (  # noqa: F401 (the offline models live in cvs_tf; re-exported)
     IMAGE_SIZE,

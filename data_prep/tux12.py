@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from cvs_tf.data.store import carve_validation
 from cvs_tf.report.media import read_caption  # the English caption of a stamp's .txt (stdlib only)
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, extract_spec, publish
+from data_prep.build import BaseExtractors, extract_spec, publish, scratch
 
 NAME = "tux12"
 VERSION = "1"
@@ -200,9 +199,8 @@ def main(argv: Sequence[str] | None = None, *,
     log(f"{len(stamps)} stamps in {len(classes)} classes: " + ", ".join(f"{c} {counts[c]}" for c in classes))
 
     extractors = make_extractors(cache, args.threads, log)
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{NAME}-extract-", dir=cache) as folder:
-        feats = extract(stamps, extractors, Path(folder), log)
+    with scratch(cache, NAME) as folder:
+        feats = extract(stamps, extractors, folder, log)
     labels = np.array([classes.index(s.category) for s in stamps], dtype=np.int32)
     data = assemble(feats, labels, [s.id for s in stamps], args.seed)
 

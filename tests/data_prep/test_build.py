@@ -1,6 +1,7 @@
 """What both real-data builds share: extraction through cvs_tf's extract machinery (one batch per modality), and the staging of pictures."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from cvs_tf.utils.cli import CliError
 from data_prep import build
 from data_prep.tuxdigits_common import Progress
+from tests.data.temporaries import dead_pid, fake_temp
 from tests.data_prep.stubs import StubEncoder, feature
 
 
@@ -55,3 +57,13 @@ def test_a_png_is_staged_as_it_is_and_an_svg_as_its_rendering(tmp_path):
     with Image.open(out) as img:
         assert max(img.size) >= 2 * 224                         # rendered zoomed, as render_stamp renders
     np.testing.assert_array_equal(load_image(out), render_stamp(svg))
+
+
+def test_the_scratch_folder_goes_afterwards_and_a_killed_builds_with_the_next(tmp_path):
+    stale = fake_temp(tmp_path / "cache", "tux12-extract", dead_pid())
+    live = fake_temp(tmp_path / "cache", "tux12-extract", os.getpid())   # a running build's: kept
+    with pytest.raises(RuntimeError), build.scratch(tmp_path / "cache", "tux12") as folder:
+        assert folder.parent == tmp_path / "cache" and not stale.exists()
+        (folder / "staged.wav").write_text("x")
+        raise RuntimeError("the build failed")
+    assert not folder.exists() and live.exists()
