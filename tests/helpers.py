@@ -48,6 +48,12 @@ def make_toy_featureset(path, *, modalities=None, n_classes=4, n_train=40, n_tes
     )
 
 
+def rows_by_id(fs, modality) -> dict:
+    """``{item id: feature row}`` over every split of ``modality`` of a loaded feature set with item ids."""
+    ids = fs.manifest["item_ids"]["id"]
+    return {i: fs.x(modality, s)[r] for s in ("train", "val", "test") for r, i in enumerate(ids[s])}
+
+
 def tiny_config(space="cvs", *, dim=16, train=None, **model) -> RunConfig:
     """A RunConfig for tests: ``space`` at D = ``dim``, no XLA; ``model`` and ``train`` fields override (not validated)."""
     cfg = RunConfig()

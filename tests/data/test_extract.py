@@ -10,13 +10,7 @@ from cvs_tf.data.encoders import build_encoder
 from cvs_tf.data.store import load_feature_set
 from tests.data.cli_helpers import assert_one_error, data_cli
 from tests.data.media import TINY_IMAGE, text_of, write_folder, write_manifest, write_wav
-from tests.helpers import run_killed
-
-
-def _rows_by_id(fs, m):
-    """{item id: feature row} over every split of modality ``m``."""
-    ids = fs.manifest["item_ids"]["id"]
-    return {i: fs.x(m, s)[r] for s in ("train", "val", "test") for r, i in enumerate(ids[s])}
+from tests.helpers import rows_by_id, run_killed
 
 
 def test_a_csv_manifest_of_text_and_wav_becomes_a_set_of_the_encoders_features(tmp_path, capsys):
@@ -30,7 +24,7 @@ def test_a_csv_manifest_of_text_and_wav_becomes_a_set_of_the_encoders_features(t
     assert prov["converter"] == "cvs_tf.data.extract" and prov["encoders"]["text"]["encoder"] == "hashed"
     assert prov["encoders"]["audio"]["encoder"] == "mfcc" and prov["skipped"] == []
     text, audio = build_encoder("hashed"), build_encoder("mfcc")
-    got_t, got_a = _rows_by_id(fs, "text"), _rows_by_id(fs, "audio")
+    got_t, got_a = rows_by_id(fs, "text"), rows_by_id(fs, "audio")
     for i in (0, 5, 11):
         np.testing.assert_allclose(got_t[f"item{i:02d}"], text.encode([text_of(i)])[0], atol=1e-6)
         np.testing.assert_allclose(got_a[f"item{i:02d}"], audio.encode([audio.read(f"audio{i:02d}.wav", tmp_path)])[0],
@@ -50,7 +44,7 @@ def test_a_manifest_of_meshes_gives_their_shape_descriptors(tmp_path, capsys):
     fs = load_feature_set(tmp_path / "fs")
     assert fs.modalities == ["text", "3d"] and fs.dim("3d") == 105
     assert fs.manifest["provenance"]["encoders"]["3d"]["encoder"] == "shape-descriptors"
-    rows = _rows_by_id(fs, "3d")
+    rows = rows_by_id(fs, "3d")
     for i in (0, 4):
         np.testing.assert_array_equal(rows[f"item{i:02d}"], mesh_descriptors(tmp_path / f"3d{i:02d}.off"))
 
@@ -68,7 +62,7 @@ def test_a_json_manifest_with_splits_and_a_folder_layout(tmp_path, capsys):
     assert code == 0, err
     fs = load_feature_set(tmp_path / "fs2")
     assert fs.modalities == ["image", "text"] and fs.paired and fs.dim("image") == 6
-    assert "red/item00" in _rows_by_id(fs, "text")
+    assert "red/item00" in rows_by_id(fs, "text")
 
 
 def test_a_folder_whose_modalities_hold_different_items_is_paired_by_class(tmp_path, capsys):
