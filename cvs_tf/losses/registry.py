@@ -54,6 +54,8 @@ class PairCost:
     bytes per (anchor, candidate) entry of all the kind's terms together (distances, masks, softmax,
     sort keys and their gradients), ``cube`` per (anchor, candidate, negative) entry for a kind that
     compares through such a cube, ``row`` per embedding value. The order is the highest power of B.
+    With a cross-batch memory of N rows the candidates are B + N: ``cube · B(B+N)² + square · B(B+N)
+    + row · (B+N) · D``.
     """
 
     square: float = 0.0
