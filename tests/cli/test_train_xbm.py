@@ -11,7 +11,7 @@ from cvs_tf.losses import register_pair_loss, registry
 from cvs_tf.utils.cli import run_cli
 from tests.conftest import make_toy_featureset
 
-FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--quiet", "--early-stopping", "none"]
+FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none"]
 
 
 def test_train_with_the_memory_records_it_in_config_json_and_the_model(tmp_path):

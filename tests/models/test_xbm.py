@@ -155,6 +155,7 @@ def test_a_keras_round_trip_keeps_the_memory_and_its_options(toy, tmp_path):
     assert cfg["loss_options"]["xbm_size"] == 10
 
 
+@pytest.mark.slow
 def test_the_xla_step_trains_with_the_memory(toy):
     model = _model(toy, size=16, warmup=1)
     model.compile(optimizer="adam", jit_compile=True)
