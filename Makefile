@@ -38,7 +38,7 @@ test: $(STAMP) ## Run the test suite (fast lane; slow/integration/oracle are off
 	$(VPY) -m pytest -q
 
 test-slow: $(STAMP) ## Run the slow tests as well
-	$(VPY) -m pytest -q -m "not integration and not oracle"
+	$(VPY) -m pytest -q -m "not integration and not oracle and not encoders"
 
 test-integration: $(STAMP) ## Run every experiment with --quick (integration lane)
 	$(VPY) -m pytest -q -m integration
@@ -69,6 +69,24 @@ $(BEAM_STAMP): requirements-beam.txt setup.cfg pyproject.toml
 .PHONY: test-beam
 test-beam: $(BEAM_STAMP) ## Batch embedding with Beam RunInference on the DirectRunner (own .venv-beam, Beam 2.77)
 	CVS_TF_BEAM_LANE=1 $(BEAM_PY) -m pytest -q -p no:cacheprovider tests/serving/test_embed_beam.py tests/serving/test_embed_beam_inputs.py
+
+# The encoder lane: extract with the real offline models (EfficientNet-Lite0, MiniLM, Whisper-base), then train,
+# evaluate, export and search. It needs cvs_tf's stack and the model packages in one virtualenv, keyed on both files
+# (their numpy/scipy/scikit-learn/trimesh pins agree). CVS_ENCODER_LANE=1 turns a missing package into a failure, not a skip.
+ENCODERS_VENV := .venv-encoders
+ENCODERS_PY := $(ENCODERS_VENV)/bin/python
+ENCODERS_STAMP := $(ENCODERS_VENV)/.installed-$(shell cat requirements.txt requirements-dataprep.txt setup.cfg 2>/dev/null | sha1sum | cut -c1-12)
+
+$(ENCODERS_STAMP): requirements.txt requirements-dataprep.txt setup.cfg pyproject.toml
+	@test -x $(ENCODERS_PY) || $(PYTHON) -m venv $(ENCODERS_VENV)
+	$(ENCODERS_PY) -m pip install -q --upgrade pip
+	$(ENCODERS_PY) -m pip install -q -r requirements.txt -r requirements-dataprep.txt
+	$(ENCODERS_PY) -m pip install -q --no-deps -e .
+	@rm -f $(ENCODERS_VENV)/.installed-*; touch $@
+
+.PHONY: test-encoders
+test-encoders: $(ENCODERS_STAMP) ## The encoder lane: extract a folder and a CSV with the real offline models, then train, evaluate, export, search (own .venv-encoders)
+	CVS_ENCODER_LANE=1 $(ENCODERS_PY) -m pytest -q -p no:cacheprovider -m encoders tests/data/encoders
 
 # The report's browser lane: Debian's chromium (installed here when missing) opens the HTML report of a toy run and of a
 # Tux-12 run whose galleries show the stamps of tuxpaint-stamps-default (unpacked into data_cache/ as make data-tux12 does).
@@ -158,4 +176,4 @@ reproduce-all: $(STAMP) ## Every table and figure
 	$(VPY) -m experiments run all $(if $(QUICK),--quick,)
 
 clean: ## Remove virtualenvs and caches (keeps runs/ and results/)
-	rm -rf $(VENV) $(ORACLE_VENV) $(BEAM_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(ORACLE_VENV) $(BEAM_VENV) $(ENCODERS_VENV) .pytest_cache .ruff_cache

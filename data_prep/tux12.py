@@ -1,7 +1,10 @@
 """Build the Tux-12 benchmark (image, text, speech, MFCC audio) from the Tux Paint stamps in Debian's tuxpaint-stamps-default.
 
 One stamp is one item, so the set is instance-paired: row ``i`` of every modality in a split is
-the same stamp. Modalities (see :mod:`data_prep.extractors`):
+the same stamp. The build writes a JSON manifest of the stamps and extracts it with
+``cvs_tf.data.extract`` (:func:`data_prep.build.extract_spec`), naming the registry's offline
+encoders; SVG pictures are first rendered to PNG and the ogg clips decoded to 16 kHz WAV, both
+losslessly (:class:`data_prep.build.BaseExtractors`). Modalities:
 
 * ``image``  -- EfficientNet-Lite0 feature of the rendered stamp (1280-d);
 * ``text``   -- MiniLM embedding of the English caption, the first line of ``<stamp>.txt`` (384-d);
@@ -25,6 +28,7 @@ Usage::
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +41,7 @@ from cvs_tf.data.store import carve_validation
 from cvs_tf.report.media import read_caption  # the English caption of a stamp's .txt (stdlib only)
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, publish
+from data_prep.build import BaseExtractors, extract_spec, publish, scratch
 
 NAME = "tux12"
 VERSION = "1"
@@ -106,38 +110,31 @@ def select(stamps: Sequence[Stamp], min_per_class: int = MIN_PER_CLASS,
 
 
 class Extractors(BaseExtractors):
-    """The real extractors, loaded lazily (a test may pass an object with the same four methods)."""
-
-    def image(self, stamps: Sequence[Stamp]) -> np.ndarray:
-        enc = self.ex.ImageEncoder(self.threads)
-        self.info["image"] = enc.info
-        pixels = []
-        for i, s in enumerate(stamps, 1):
-            pixels.append(self.ex.render_stamp(s.image))
-            self.log.every("rendered", i, len(stamps), 100)
-        self.log("image: EfficientNet-Lite0")
-        return enc.encode(np.stack(pixels))
-
-    def text(self, stamps: Sequence[Stamp]) -> np.ndarray:
-        return self.encode_text([s.caption for s in stamps])
-
-    def speech_and_audio(self, stamps: Sequence[Stamp]) -> tuple[np.ndarray, np.ndarray]:
-        return self.encode_speech_and_audio([s.speech for s in stamps])
+    """The real encoders and staging (a test may pass an object with the same methods)."""
 
 
-def extract(stamps: Sequence[Stamp], extractors, log: common.Progress) -> dict[str, np.ndarray]:
-    """Features of every stamp: modality -> (N, d) float32, rows in ``stamps`` order."""
-    log(f"image: rendering {len(stamps)} stamps")
-    image = extractors.image(stamps)
-    log("text: MiniLM captions")
-    text = extractors.text(stamps)
-    log(f"speech + audio: {len(stamps)} French descriptions")
-    speech, audio = extractors.speech_and_audio(stamps)
-    feats = {"image": image, "text": text, "speech": speech, "audio": audio}
-    for m, x in feats.items():
-        if x.shape[0] != len(stamps) or not np.isfinite(x).all():
-            raise CliError(f"{m}: extractor returned {x.shape} (or non-finite values) for {len(stamps)} stamps")
-    return {m: np.asarray(x, dtype=np.float32) for m, x in feats.items()}
+def write_manifest(stamps: Sequence[Stamp], extractors, folder: Path, log: common.Progress) -> Path:
+    """The JSON manifest ``extract`` reads, one item per stamp: the stamp's picture (an SVG staged as a
+    PNG), its caption, and its French description (staged as a WAV) for both ``speech`` and ``audio``."""
+    (folder / "staged").mkdir(parents=True)
+    rows = []
+    for k, s in enumerate(stamps):
+        wav = extractors.stage_audio(s.speech, folder / "staged" / f"{k:05d}.wav")
+        rows.append({"id": s.id, "class": s.category, "image": str(extractors.stage_image(s.image, folder / "staged" / f"{k:05d}.png")),
+                     "text": s.caption, "speech": str(wav), "audio": str(wav)})
+        log.every("staged", k + 1, len(stamps), 100)
+    spec = folder / "stamps.json"
+    spec.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    return spec
+
+
+def extract(stamps: Sequence[Stamp], extractors, folder: Path, log: common.Progress) -> dict[str, np.ndarray]:
+    """Features of every stamp through ``cvs_tf.data.extract``: modality -> (N, d) float32, rows in ``stamps`` order."""
+    log(f"staging {len(stamps)} stamps (SVG to PNG, ogg to WAV)")
+    spec = write_manifest(stamps, extractors, folder, log)
+    log("extract: EfficientNet-Lite0 pictures, MiniLM captions, Whisper-base and MFCC descriptions")
+    feats = extract_spec(spec, extractors.encoders(MODALITIES), folder / "partial", log)
+    return {m: np.stack([feats[m][s.id] for s in stamps]) for m in MODALITIES}
 
 
 def assemble(features: Mapping[str, np.ndarray], labels: np.ndarray, ids: Sequence[str],
@@ -202,7 +199,8 @@ def main(argv: Sequence[str] | None = None, *,
     log(f"{len(stamps)} stamps in {len(classes)} classes: " + ", ".join(f"{c} {counts[c]}" for c in classes))
 
     extractors = make_extractors(cache, args.threads, log)
-    feats = extract(stamps, extractors, log)
+    with scratch(cache, NAME) as folder:
+        feats = extract(stamps, extractors, folder, log)
     labels = np.array([classes.index(s.category) for s in stamps], dtype=np.int32)
     data = assemble(feats, labels, [s.id for s in stamps], args.seed)
 

@@ -22,7 +22,7 @@ LAYERS = (
     ("layers", ("cvs_tf.layers.*", "cvs_tf.data.encoders.*", "cvs_tf.data.extract", "cvs_tf.data.extract_spec")),
     ("losses", ("cvs_tf.losses.*",)),
     ("models", ("cvs_tf.models.*",)),
-    ("spaces", ("cvs_tf.spaces.*", "cvs_tf.models", "cvs_tf.models.factory", "cvs_tf.registries")),
+    ("spaces", ("cvs_tf.spaces.*", "cvs_tf.models", "cvs_tf.models.factory", "cvs_tf.registries", "cvs_tf.plan")),
     ("runs", ("cvs_tf.training.run_dir", "cvs_tf.training.lock", "cvs_tf.loading")),
     ("evaluation", ("cvs_tf.evaluation.*", "cvs_tf.report.*")),
     ("serving", ("cvs_tf.serving.*", "cvs_tf.retrieval.*")),

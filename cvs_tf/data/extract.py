@@ -155,6 +155,19 @@ def prepare_work(work: Path, key: dict, report: Callable[[str], None] | None) ->
     return False
 
 
+def encode_spec(spec: Spec, encoders: Mapping[str, Encoder], work: Path, *, batch_size: int = DEFAULT_BATCH,
+                on_error: str = "fail", progress: bool = True, report: Callable[[str], None] | None = print) -> dict:
+    """``{modality: (features, ids, skipped)}`` of every item of ``spec``, encoded by ``encoders`` in batches whose
+    finished shards are kept in ``work`` (reused by a rerun with the same spec, encoders and batch size).
+
+    What ``extract`` runs before it writes the set; the ``data_prep/`` builders call it with their
+    own manifests and apply their own splits.
+    """
+    if prepare_work(Path(work), _state_key(spec, encoders, batch_size), report) and report:
+        report(f"extract: resuming from the finished batches in {work}")
+    return {m: encode_modality(e, spec, m, Path(work), batch_size, on_error, progress) for m, e in encoders.items()}
+
+
 def labels_of(spec: Spec, ids: list[str]) -> np.ndarray:
     index = {c: i for i, c in enumerate(spec.classes)}
     if spec.multi:
@@ -247,9 +260,7 @@ def extract(spec_path: str | Path, out: str | Path, *, encoders: Mapping[str, st
     try:
         encs = {m: build_encoder(s) for m, s in specs.items()}
         work = partial_dir(out)
-        if prepare_work(work, _state_key(spec, encs, batch_size), report) and report:
-            report(f"extract: resuming from the finished batches in {work}")
-        results = {m: encode_modality(e, spec, m, work, batch_size, on_error, progress) for m, e in encs.items()}
+        results = encode_spec(spec, encs, work, batch_size=batch_size, on_error=on_error, progress=progress, report=report)
         skipped = _write_layout(spec, results, work / "layout", test_fraction, seed)
         for s in skipped if report else ():
             report(f"extract: skipped {s['modality']} item {s['id']!r} ({s['file']}): {s['reason']}")

@@ -71,6 +71,7 @@ class CrossModalModel(LossMixin, keras.Model):
         partners: dict | None = None,
         branch_policy: str | None = None,
         loss_weights: dict | None = None,
+        plan: list | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -96,7 +97,8 @@ class CrossModalModel(LossMixin, keras.Model):
         self.multi_label = bool(multi_label)
         self.stages = [list(s) for s in (stages or self.default_stages())]
         self.partners = {m: list(v) for m, v in (partners or {}).items()}
-        self.plan = self.linked_plan(self.make_plan(self.stages))
+        # ``plan``: the stages' checked plan (cvs_tf.plan.RunPlan.model_plan), not saved: a loaded model makes it
+        self.plan = self.linked_plan(self.make_plan(self.stages) if plan is None else plan)
         self.current_stage = int(current_stage)
         self._make_layers()
         self._build_all()

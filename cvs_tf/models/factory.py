@@ -1,4 +1,4 @@
-"""Build the configured space's model from a RunConfig and a feature set (the space comes from the registry)."""
+"""Build the configured space's model from a RunConfig, a feature set and the run's plan (the space comes from the registry)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ from cvs_tf.config import RunConfig
 from cvs_tf.data.store import FeatureSet
 
 
-def resolve_stages(config: RunConfig, fs: FeatureSet) -> list[list[str]]:
-    """The stage plan for the configured space on this dataset (raises ConfigError on a mismatch)."""
-    from cvs_tf.spaces import get_space
-
-    return get_space(config.model.space).resolve_stages(config, fs)
-
-
-def build_model(config: RunConfig, fs: FeatureSet):
-    """Instantiate the configured space for ``fs`` (not compiled)."""
+def build_model(config: RunConfig, fs: FeatureSet, plan=None):
+    """Instantiate the configured space for ``fs`` (not compiled) from ``plan`` (a :class:`cvs_tf.plan.RunPlan`;
+    built here, without the run's split checks, when not given)."""
+    from cvs_tf.plan import RunPlan
     from cvs_tf.spaces import get_space
 
     config.validate()
-    return get_space(config.model.space).build(config, fs)
+    plan = plan if plan is not None else RunPlan.build(config, fs, check_splits=False)
+    return get_space(plan.space).build(config, fs, plan)

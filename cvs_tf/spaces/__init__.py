@@ -75,8 +75,9 @@ class Space:
 
     Override :meth:`default_stages` (the plan when ``model.stages`` is not given), :meth:`plan`
     (the plan's check, with the model class's ``make_plan``), :meth:`check_options` and
-    :meth:`run_tag` where the space differs. ``options`` names the ``ModelConfig`` fields that
-    only this space reads; they are passed to the model class as keyword arguments.
+    :meth:`run_tag` where the space differs; ``cvs_tf.plan.RunPlan.build`` calls them, once per run.
+    ``options`` names the ``ModelConfig`` fields that only this space reads; they are passed to the
+    model class as keyword arguments.
     """
 
     name: str = ""
@@ -107,51 +108,23 @@ class Space:
         """Per stage, the blocks it adds and the pairs it trains (``ConfigError`` for a bad plan)."""
         return self.model_class.plan_of(stages, **options)
 
-    def resolve_stages(self, config, fs) -> list[list[str]]:
-        """The checked stage plan of this space on ``fs``: ``model.stages``, or :meth:`default_stages`."""
-        from cvs_tf.data.store import order_modalities
-
-        m = config.model
-        stages = [list(s) for s in m.stages] if m.stages else None
-        if stages:
-            mods = [x for s in stages for x in s]
-        else:
-            mods = list(m.modalities) if m.modalities else order_modalities(fs.modalities)
-        unknown = [x for x in mods if x not in fs.modalities]
-        if unknown:
-            raise ConfigError(f"unknown modality {', '.join(unknown)} for dataset {fs.name} "
-                              f"(has {', '.join(fs.modalities)})")
-        if len(set(mods)) != len(mods):
-            raise ConfigError(f"modalities listed twice: {mods}")
-        if len(mods) < 2:
-            raise ConfigError(f"space {self.name} needs at least 2 modalities, got {mods}")
-        if stages and not self.multi_stage:
-            raise ConfigError(f"space {self.name} trains every modality in one stage; stages need "
-                              f"a multi-stage space ({', '.join(multi_stage_names())})")
-        self.check_options(m, fs)
-        stages = stages or self.default_stages(mods, config, fs)
-        self.plan(stages, **self.option_values(m))
-        return stages
-
-    def stage_pairs(self, config, fs) -> list[list[tuple[str, str]]]:
-        """The modality pairs each stage trains, without building a model."""
-        return [list(s["pairs"]) for s in self.plan(self.resolve_stages(config, fs), **self.option_values(config.model))]
-
     def attention_parameters(self, dim: int, blocks: int) -> int:
         """Attention parameters of ``blocks`` blocks at dimension ``dim`` (at most; switches drop kernels)."""
         return self.model_class.attention_parameters(dim, blocks)
 
     # ------------------------------------------------------------------ building
-    def model_kwargs(self, config, fs, stages: list[list[str]]) -> dict:
-        """The model class's arguments: the dataset's shapes, the plan, the switches, the losses, the options."""
-        m = config.model
+    def model_kwargs(self, config, fs, plan) -> dict:
+        """The model class's arguments: the dataset's shapes, the run's plan (a ``cvs_tf.plan.RunPlan``), the
+        switches, the losses, the options."""
+        stages = plan.stage_lists()
         return dict(modality_dims={x: fs.dim(x) for s in stages for x in s}, num_classes=fs.num_classes,
-                    stages=stages, loss_options=dict(vars(config.loss)), multi_label=fs.label_kind == "multi",
-                    **{k: getattr(m, k) for k in ARCHITECTURE}, **self.option_values(m))
+                    stages=stages, plan=plan.model_plan(), loss_options=dict(vars(config.loss)),
+                    multi_label=fs.label_kind == "multi", **{k: getattr(config.model, k) for k in ARCHITECTURE},
+                    **plan.options)
 
-    def build(self, config, fs):
-        """The space's model for ``fs`` (not compiled)."""
-        return self.model_class(**self.model_kwargs(config, fs, self.resolve_stages(config, fs)))
+    def build(self, config, fs, plan):
+        """The space's model for ``fs`` and its checked ``plan`` (not compiled)."""
+        return self.model_class(**self.model_kwargs(config, fs, plan))
 
 
 def multi_stage_names() -> list[str]:

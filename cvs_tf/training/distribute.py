@@ -23,10 +23,10 @@ import os
 import tensorflow as tf
 
 from cvs_tf.config import ConfigError
-from cvs_tf.data.pipeline import ReplicaShard, batch_spec, global_batch_rows, per_replica_rows
+from cvs_tf.data.pipeline import ReplicaShard, batch_spec
 
-__all__ = ["ClusterError", "check_replica_batches", "cluster_failures", "distributed_dataset", "effective_jit",
-           "is_chief", "make_strategy", "replica_batch_specs", "replica_count"]
+__all__ = ["ClusterError", "cluster_failures", "distributed_dataset", "effective_jit", "is_chief", "make_strategy",
+           "replica_batch_specs", "replica_count"]
 
 
 class ClusterError(ValueError):
@@ -124,34 +124,11 @@ def distributed_dataset(strategy: tf.distribute.Strategy, make):
     return strategy.distribute_datasets_from_function(per_worker, options=_INPUT_OPTIONS)
 
 
-def _modalities(config, fs) -> list[str]:
-    from cvs_tf.models.factory import resolve_stages
-
-    return list(dict.fromkeys(m for s in resolve_stages(config, fs) for m in s))
-
-
-def check_replica_batches(config, fs, strategy, has_val: bool) -> None:
-    """``ConfigError`` unless every global batch (train, and validation when there is one) splits evenly over the replicas."""
-    n, b = replica_count(strategy), config.train.batch_size
-    mods = _modalities(config, fs)
-    for split in ("train", "val") if has_val else ("train",):
-        try:
-            rows = global_batch_rows(min(fs.count(m, split) for m in mods), b, fs.paired, n)
-            if rows < n:
-                raise ValueError(f"{rows} rows cannot feed {n} replicas")
-            per_replica_rows(rows, n)
-        except ValueError as exc:
-            raise ConfigError(f"train.batch_size {b}, {split} split: {exc}") from None
-
-
-def replica_batch_specs(fs, modalities: list[str], batch_size: int, strategy) -> dict:
-    """``{split: element spec}`` of one replica's train and validation batches of ``modalities``."""
-    n = replica_count(strategy)
-    out = {}
-    for split in ("train", "val"):
-        rows = global_batch_rows(max(fs.count(m, split) for m in modalities), batch_size, fs.paired, n)
-        out[split] = batch_spec(fs, modalities, per_replica_rows(rows, n)) if rows else None
-    return out
+def replica_batch_specs(fs, modalities: list[str], plan) -> dict:
+    """``{split: element spec}`` of one replica's train and validation batches of ``modalities`` (None for a
+    split without batches), their rows from ``plan.batch_per_replica`` (a :class:`cvs_tf.plan.RunPlan`)."""
+    rows = plan.batch_per_replica
+    return {split: batch_spec(fs, modalities, rows[split]) if rows.get(split) else None for split in ("train", "val")}
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from cvs_tf.config import ConfigError
 from cvs_tf.models.objective import Objective
+from cvs_tf.plan import RunPlan
 from cvs_tf.spaces import get_space
 
 ENV_SWITCH = "CVS_TF_MEMORY_CHECK"
@@ -42,11 +43,6 @@ GIB = 1 << 30
 def objective_of(config) -> Objective:
     """The loss objective the run's model will train (its kind and options from ``config.loss``)."""
     return Objective(dict(vars(config.loss)))
-
-
-def stage_pairs(config, fs) -> list[list[tuple[str, str]]]:
-    """The modality pairs each stage trains (the space's plan, without building a model)."""
-    return get_space(config.model.space).stage_pairs(config, fs)
 
 
 BYTES_PER_PARAMETER = 16  # float32 weight, gradient and two Adam slots
@@ -110,16 +106,17 @@ def queue_bytes(config, fs, plan: list[list[tuple[str, str]]]) -> int:
     rows = config.loss.xbm_size
     if not rows:
         return 0
-    pairs = len({p for stage in plan for p in stage})
+    pairs = len({tuple(p) for stage in plan for p in stage})
     label = 4 * (fs.num_classes if fs.label_kind == "multi" else 1)
     return 2 * pairs * 2 * rows * (4 * config.model.dim + label)
 
 
-def estimates(config, fs) -> list[StageEstimate]:
-    plan = stage_pairs(config, fs)
-    model_bytes = BYTES_PER_PARAMETER * model_parameters(config, fs, plan) + queue_bytes(config, fs, plan)
+def estimates(config, fs, plan: RunPlan | None = None) -> list[StageEstimate]:
+    """One estimate per stage of ``plan`` (the run's; built here, without the split checks, when not given)."""
+    pairs = [list(p) for p in (plan or RunPlan.build(config, fs, check_splits=False)).pairs]
+    model_bytes = BYTES_PER_PARAMETER * model_parameters(config, fs, pairs) + queue_bytes(config, fs, pairs)
     objective = objective_of(config)
-    return [StageEstimate(config, fs, k, pairs, model_bytes, objective) for k, pairs in enumerate(plan)]
+    return [StageEstimate(config, fs, k, p, model_bytes, objective) for k, p in enumerate(pairs)]
 
 
 # ---------------------------------------------------------------------------- available memory
@@ -216,15 +213,16 @@ def _gib(n: int) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{math.ceil(n / (1 << 20))} MiB"
 
 
-def check_batch_memory(config, fs, available: tuple[int, str] | None = None) -> None:
+def check_batch_memory(config, fs, available: tuple[int, str] | None = None, *, plan: RunPlan | None = None) -> None:
     """Raise ``ConfigError`` (one line: the estimate and a batch size that fits) when a step cannot fit in memory.
 
-    ``available`` overrides the measured ``(bytes, where)`` budget (tests); nothing is checked when
+    ``plan``: the run's :class:`~cvs_tf.plan.RunPlan` (see :func:`estimates`). ``available`` overrides
+    the measured ``(bytes, where)`` budget (tests); nothing is checked when
     the budget cannot be told or ``$CVS_TF_MEMORY_CHECK`` is ``off``.
     """
     if os.environ.get(ENV_SWITCH, "").strip().lower() in ("off", "0", "no", "false"):
         return
-    stages = estimates(config, fs)
+    stages = estimates(config, fs, plan)
     batch = config.train.batch_size
     worst = max(stages, key=lambda s: s.total(batch))
     need = worst.total(batch)

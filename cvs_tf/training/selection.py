@@ -48,10 +48,10 @@ class DerivedSet(FeatureSet):
 
 
 def used_modalities(cfg: RunConfig, fs: FeatureSet) -> list[str]:
-    """The modalities the configured space trains on this set, in stage order."""
-    from cvs_tf.models.factory import resolve_stages
+    """The modalities the configured space trains on this set, in stage order (its plan's, split checks aside)."""
+    from cvs_tf.plan import RunPlan
 
-    return list(dict.fromkeys(m for st in resolve_stages(cfg, fs) for m in st))
+    return list(RunPlan.build(cfg, fs, check_splits=False).modalities)
 
 
 def _strata(y: np.ndarray) -> np.ndarray:

@@ -19,20 +19,21 @@ from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.pipeline import FeatureBank, feature_dataset, release_feature_set, steps_per_epoch
 from cvs_tf.data.registry import dataset_path
 from cvs_tf.data.store import FeatureSet, load_feature_set
-from cvs_tf.models.factory import build_model, resolve_stages
+from cvs_tf.models.factory import build_model
+from cvs_tf.plan import RunPlan
 from cvs_tf.report.card import finish_run
 from cvs_tf.training.callbacks import EpochEnd, TensorBoardScalars, diverged_at_evaluation
 from cvs_tf.training.checkpoint import Checkpoint, read_json, save_model_atomic, write_json
-from cvs_tf.training.data_checks import check_instance_term, has_validation
+from cvs_tf.training.data_checks import check_instance_term
 from cvs_tf.training.determinism import op_determinism
 from cvs_tf.training.distribute import (
-    check_replica_batches,
     cluster_failures,
     distributed_dataset,
     effective_jit,
     is_chief,
     make_strategy,
     replica_batch_specs,
+    replica_count,
 )
 from cvs_tf.training.run_dir import RunDirError, locate_dataset, read_run_config
 from cvs_tf.training.run_setup import (
@@ -109,10 +110,16 @@ class Trainer:
         self._fs: FeatureSet | None = None
         self._dataset_dir = None
         self._model = None
+        self._plan: RunPlan | None = None  # built once by run(), from the config and the loaded feature set
         self._has_val = True
         self._completed_epochs = 0  # epochs finished (and checkpointed) by this process
         self._strategy = tf.distribute.get_strategy()  # made from train.strategy by run()
         self._saved_resolved: dict | None = None  # config.json's "resolved" of the run being resumed
+
+    @property
+    def plan(self) -> RunPlan | None:
+        """The run's :class:`~cvs_tf.plan.RunPlan` (None before :meth:`run` built it)."""
+        return self._plan
 
     # ------------------------------------------------------------------ setup
     def _load_data(self):
@@ -145,7 +152,7 @@ class Trainer:
                 "dataset_dir": str(Path(self._dataset_dir).resolve()) if self._dataset_dir else None,
                 "dataset_manifest_sha256": fs.manifest_sha256,
                 "data_label": fs.data_label,
-                "stages": resolve_stages(self.config, fs),
+                "stages": self._plan.stage_lists(),
                 **({"selection": self._selection} if self._selection else {}),
             },
         }
@@ -159,7 +166,7 @@ class Trainer:
             keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
         try:
             with self._strategy.scope():
-                self._model = build_model(self.config, self._fs)
+                self._model = build_model(self.config, self._fs, self._plan)
         finally:
             keras.mixed_precision.set_global_policy(policy)
         self._model.fit_standardization(self._fs)  # (standardize only) train-split statistics; resume restores them
@@ -177,9 +184,10 @@ class Trainer:
     def run(self, resume: bool = False) -> TrainResult:
         """Train every stage into the run directory (``resume``: continue it from its last completed epoch).
 
-        Everything that can be checked (dataset and, on resume, its sha256; batch memory; modalities and
-        stages; validation split; replicas; model; checkpoint) is checked before the directory is touched,
-        then it is locked for the run (:class:`RunDirLock`); a non-chief worker writes nothing there.
+        Everything that can be checked (dataset and, on resume, its sha256; the run's plan: modalities,
+        stages, validation split, replicas; batch memory; model; checkpoint) is checked before the
+        directory is touched, then it is locked for the run (:class:`RunDirLock`); a non-chief worker
+        writes nothing there.
         ``train.deterministic`` turns TensorFlow's op determinism on for the run (restored after it).
         """
         # first: a multi-worker strategy must exist before any other TensorFlow op of the process
@@ -193,10 +201,11 @@ class Trainer:
         if resume:
             self._check_resumable()
         self._load_data()
-        check_batch_memory(self.config, self._fs)
+        self._plan = RunPlan.build(self.config, self._fs, replicas=replica_count(self._strategy),
+                                   test_split=self._test_split)
+        self._has_val = self._plan.validation
+        check_batch_memory(self.config, self._fs, plan=self._plan)
         check_instance_term(self.config, self._fs)
-        self._has_val = has_validation(self.config, self._fs, self._test_split)
-        check_replica_batches(self.config, self._fs, self._strategy, self._has_val)
         self._build()
         if not is_chief(self._strategy):
             return self._run_worker(resume)
@@ -321,7 +330,7 @@ class Trainer:
 
     def _compile_steps(self, needed: list[str]) -> None:
         """Trace and compile the stage's train and test steps on zero batches, before its banks exist (warmup.py)."""
-        specs = replica_batch_specs(self._fs, needed, self.config.train.batch_size, self._strategy)
+        specs = replica_batch_specs(self._fs, needed, self._plan)
         compile_steps(self._model, self._strategy, specs["train"], specs["val"] if self._has_val else None,
                       lambda make: distributed_dataset(self._strategy, make))
 

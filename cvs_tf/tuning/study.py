@@ -137,13 +137,12 @@ def _load_featureset(dataset, sha=None):
 
 
 def _check_validation(meta: dict, fs) -> None:
-    from cvs_tf.models.factory import resolve_stages
-    from cvs_tf.training.selection import check_folds
+    from cvs_tf.training.selection import check_folds, used_modalities
 
     base = RunConfig.from_dict(meta["base_config"])
     if check_folds(base, fs) is not None:
         return  # (cross-validation pools train and val: a set without val is fine)
-    mods = list(dict.fromkeys(m for st in resolve_stages(base, fs) for m in st))
+    mods = used_modalities(base, fs)
     empty = [m for m in mods if fs.count(m, "val") == 0]
     if empty:
         raise TuneError(f"dataset {fs.name} has no validation items for {', '.join(empty)}: tuning selects on "

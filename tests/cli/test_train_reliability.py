@@ -202,8 +202,8 @@ def test_memory_check_runs_before_the_directory_exists(tmp_path, capsys, monkeyp
     from cvs_tf.config import ConfigError
     from cvs_tf.training import memory
 
-    def refuse(config, fs):
-        assert fs.name == "toy"
+    def refuse(config, fs, plan):
+        assert fs.name == "toy" and plan.modalities
         raise ConfigError("train.batch_size 8: needs 9 TiB (test)")
 
     monkeypatch.setattr(memory, "check_batch_memory", refuse)

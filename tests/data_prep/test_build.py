@@ -1,60 +1,69 @@
-"""The encoders both real-data builds share: text as given, speech and MFCC audio per clip in batches, info recorded."""
+"""What both real-data builds share: extraction through cvs_tf's extract machinery (one batch per modality), and the staging of pictures."""
 
-import types
-from pathlib import Path
+import json
+import os
 
 import numpy as np
+import pytest
 
-from data_prep import digits10, tux12
-from data_prep.build import SPEECH_BATCH
+from cvs_tf.utils.cli import CliError
+from data_prep import build
 from data_prep.tuxdigits_common import Progress
+from tests.data.temporaries import dead_pid, fake_temp
+from tests.data_prep.stubs import StubEncoder, feature
 
 
-def _fake_ex(calls):
-    class TextEncoder:
-        info = {"name": "fake-text"}
+class CountingEncoder(StubEncoder):
+    def __init__(self, *a, calls, **k):
+        super().__init__(*a, **k)
+        self.calls = calls
 
-        def __init__(self, threads):
-            calls.append(("text-threads", threads))
-
-        def encode(self, texts):
-            calls.append(("text", list(texts)))
-            return np.array([[len(t)] for t in texts], np.float32)
-
-    class SpeechEncoder:
-        info = {"name": "fake-speech"}
-
-        def __init__(self, cache):
-            pass
-
-        def encode_waves(self, waves):
-            calls.append(("batch", len(waves)))
-            return np.stack([w[:2] for w in waves])
-
-    return types.SimpleNamespace(
-        TextEncoder=TextEncoder, SpeechEncoder=SpeechEncoder, MFCC_INFO={"name": "mfcc"},
-        load_audio=lambda p: np.full(3, float(Path(p).stem), np.float32),
-        mfcc_stats=lambda w: w[:1] * 10,
-    )
+    def encode(self, items):
+        self.calls.append((self.modality, len(items)))
+        return super().encode(items)
 
 
-def test_both_builds_encode_text_speech_and_audio_alike(tmp_path):
-    n = SPEECH_BATCH + 5
-    paths = [tmp_path / f"{i}.ogg" for i in range(n)]
-    stamps = [tux12.Stamp(f"s{i}", "c", p, f"caption {'x' * i}", p) for i, p in enumerate(paths)]
-    clips = [digits10.Clip(f"c{i}", i % 10, p) for i, p in enumerate(paths)]
-    words = [digits10.Word(f"{i}/en", i, "w" * (i + 1)) for i in range(3)]
-    for cls, items, texts in ((tux12.Extractors, stamps, [s.caption for s in stamps]),
-                              (digits10.Extractors, clips, None)):
-        calls = []
-        ext = cls(tmp_path, 2, Progress("t", quiet=True))
-        ext.ex = _fake_ex(calls)
-        speech, audio = ext.speech_and_audio(items)
-        assert speech.shape == (n, 2) and np.array_equal(speech[:, 0], np.arange(n))   # row i is clip i
-        assert np.array_equal(audio[:, 0], np.arange(n) * 10.0)
-        assert [c for c in calls if c[0] == "batch"] == [("batch", SPEECH_BATCH), ("batch", 5)]
-        text = ext.text(stamps if texts else words)
-        assert ("text", texts or ["w", "ww", "www"]) in calls and ("text-threads", 2) in calls
-        assert text.shape[0] == (n if texts else 3)
-        assert ext.info["speech"] == {"name": "fake-speech"} and ext.info["text"] == {"name": "fake-text"}
-        assert ext.info["audio"]["dim"] == 60                              # MFCC statistics, recorded up front
+def test_extract_spec_gives_every_row_by_id_each_encoder_seeing_the_whole_list(tmp_path):
+    rows = [{"id": f"i{k}", "class": "ab"[k % 2], "text": f"text {k}", "audio": f"a{k}.wav"} for k in range(45)]
+    for k in range(45):
+        (tmp_path / f"a{k}.wav").write_text(f"clip {k}")
+    (tmp_path / "spec.json").write_text(json.dumps(rows))
+    calls = []
+    encs = {m: CountingEncoder(m, 4, calls=calls) for m in ("text", "audio")}
+    feats = build.extract_spec(tmp_path / "spec.json", encs, tmp_path / "work", Progress("t", quiet=True))
+    assert sorted(calls) == [("audio", 45), ("text", 45)]      # one batch each, not the CLI's 32
+    assert set(feats["text"]) == {f"i{k}" for k in range(45)}
+    np.testing.assert_allclose(feats["text"]["i7"], feature("text", "text 7", 4).astype(np.float32))
+    np.testing.assert_allclose(feats["audio"]["i44"], feature("audio", "clip 44", 4).astype(np.float32))
+    encs["audio"].shift = np.nan
+    with pytest.raises(CliError, match="audio: the encoder returned non-finite values"):
+        build.extract_spec(tmp_path / "spec.json", encs, tmp_path / "work2", Progress("t", quiet=True))
+
+
+def test_a_png_is_staged_as_it_is_and_an_svg_as_its_rendering(tmp_path):
+    ext = build.BaseExtractors(tmp_path, 1, Progress("t", quiet=True))
+    png = tmp_path / "a.png"
+    png.write_bytes(b"not read")
+    assert ext.stage_image(png, tmp_path / "staged.png") == png and not (tmp_path / "staged.png").exists()
+    pytest.importorskip("resvg_py")
+    svg = tmp_path / "b.svg"
+    svg.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10pt" height="20"><rect width="5" height="20" fill="red"/></svg>')
+    out = ext.stage_image(svg, tmp_path / "b.png")
+    from PIL import Image
+
+    from cvs_tf.data.encoders.image import load_image
+    from data_prep.extractors import render_stamp
+
+    with Image.open(out) as img:
+        assert max(img.size) >= 2 * 224                         # rendered zoomed, as render_stamp renders
+    np.testing.assert_array_equal(load_image(out), render_stamp(svg))
+
+
+def test_the_scratch_folder_goes_afterwards_and_a_killed_builds_with_the_next(tmp_path):
+    stale = fake_temp(tmp_path / "cache", "tux12-extract", dead_pid())
+    live = fake_temp(tmp_path / "cache", "tux12-extract", os.getpid())   # a running build's: kept
+    with pytest.raises(RuntimeError), build.scratch(tmp_path / "cache", "tux12") as folder:
+        assert folder.parent == tmp_path / "cache" and not stale.exists()
+        (folder / "staged.wav").write_text("x")
+        raise RuntimeError("the build failed")
+    assert not folder.exists() and live.exists()

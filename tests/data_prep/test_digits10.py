@@ -1,6 +1,5 @@
 """Digits-10 builder: clip and word discovery on fake package trees, the class-paired set (stub extractors), bad input."""
 
-import zlib
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import digits10
 from data_prep.tuxdigits_common import system_version
+from tests.data_prep.stubs import StubExtractors
 
 
 def _touch(path, text="x"):
@@ -56,24 +56,6 @@ def test_asterisk_clips_prefer_wav_and_need_every_digit(tmp_path):
         digits10.asterisk_clips(package, root / folder)
 
 
-class StubExtractors:
-    dims = {"text": 6, "speech": 5, "audio": 3}
-
-    def __init__(self, cache, threads, log):
-        self.info = {m: {"name": f"stub {m}"} for m in self.dims}
-
-    @classmethod
-    def feature(cls, modality, item_id):
-        return np.random.default_rng(zlib.crc32(f"{modality}:{item_id}".encode())).normal(size=cls.dims[modality])
-
-    def text(self, words):
-        return np.stack([self.feature("text", w.id) for w in words])
-
-    def speech_and_audio(self, clips):
-        return (np.stack([self.feature("speech", c.id) for c in clips]),
-                np.stack([self.feature("audio", c.id) for c in clips]))
-
-
 def _build(tmp_path, out, extra=()):
     root = tmp_path / "src"
     if not root.exists():
@@ -94,9 +76,12 @@ def test_build_writes_a_class_paired_set(tmp_path):
     assert fs.count("image", "test") == 20 and fs.count("text", "test") == 10     # round(0.3 n) per class
     ids = fs.manifest["item_ids"]
     assert ids["speech"] == ids["audio"]                       # same clips, same split
+    root = tmp_path / "src"
+    clips, words = digits10.clips_and_words(root / digits10.MATH_DIR, [(v[0], root / v[1]) for v in digits10.VOICES[:2]], 6)
+    source = {**{c.id: c.path for c in clips}, **{w.id: w.text for w in words}}
     for m in ("text", "speech", "audio"):
         for s in ("train", "val", "test"):
-            want = np.stack([StubExtractors.feature(m, i) for i in ids[m][s]]).astype(np.float16)
+            want = np.stack([StubExtractors.feature(m, source[i]) for i in ids[m][s]]).astype(np.float32).astype(np.float16)
             np.testing.assert_array_equal(fs.x(m, s), want)
     # image rows are sklearn's digits / 16, labels match
     from sklearn.datasets import load_digits

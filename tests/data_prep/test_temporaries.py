@@ -36,7 +36,6 @@ def test_unpack_removes_temporaries_of_a_killed_unpack(tmp_path):
 
 def test_whisper_assembly_removes_temporaries_of_a_killed_assembly(tmp_path, monkeypatch):
     from cvs_tf.data.encoders import offline
-    from data_prep import extractors
 
     part1, part2 = tmp_path / "p1", tmp_path / "p2"
     part1.mkdir(), part2.mkdir()
@@ -46,6 +45,6 @@ def test_whisper_assembly_removes_temporaries_of_a_killed_assembly(tmp_path, mon
         (part1 / n).write_text("{}")
     monkeypatch.setattr(offline, "_whisper_parts", lambda: [part1, part2])  # where assemble_whisper lives
     stale = fake_temp(tmp_path / "cache" / "models", "whisper-base-ct2", dead_pid())
-    dest = extractors.assemble_whisper(tmp_path / "cache")
+    dest = offline.assemble_whisper(tmp_path / "cache")
     assert (dest / "model.bin").read_bytes() == b"abcd"
     assert not stale.exists()

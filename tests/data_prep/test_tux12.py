@@ -1,7 +1,6 @@
 """Tux-12 builder: stamp discovery and class rule on a fake stamps tree, the written set (stub extractors), bad input."""
 
 import json
-import zlib
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from cvs_tf.data.store import load_feature_set
 from cvs_tf.utils.cli import run_cli
 from data_prep import tux12
 from data_prep.tuxdigits_common import system_version
+from tests.data_prep.stubs import StubExtractors
 
 
 def _touch(path, text=""):
@@ -69,33 +69,6 @@ def test_select_keeps_classes_with_enough_stamps_and_limits_per_class(tmp_path):
     assert classes == ["animals", "food"] and [s.category for s in kept] == ["animals"] * 2 + ["food"] * 2
 
 
-class StubExtractors:
-    """Deterministic per-stamp features (a function of the stamp id), no model."""
-
-    dims = {"image": 8, "text": 6, "speech": 5, "audio": 3}
-
-    def __init__(self, cache, threads, log, shift=0.0):
-        self.info = {m: {"name": f"stub {m}", "dim": d} for m, d in self.dims.items()}
-        self.shift = shift
-
-    @classmethod
-    def feature(cls, modality, stamp_id):
-        rng = np.random.default_rng(zlib.crc32(f"{modality}:{stamp_id}".encode()))
-        return rng.normal(size=cls.dims[modality])
-
-    def _all(self, modality, stamps):
-        return np.stack([self.feature(modality, s.id) for s in stamps]) + self.shift
-
-    def image(self, stamps):
-        return self._all("image", stamps)
-
-    def text(self, stamps):
-        return self._all("text", stamps)
-
-    def speech_and_audio(self, stamps):
-        return self._all("speech", stamps), self._all("audio", stamps)
-
-
 def _build(tmp_path, out, extra=(), factory=StubExtractors):
     root = tmp_path / "stamps"
     if not root.exists():
@@ -114,6 +87,9 @@ def test_build_writes_an_instance_paired_float16_set_with_provenance(tmp_path):
     # 30/20 stamps -> test round(0.3 n): 9/6; val round(0.1 * train): 2/1
     assert {s: fs.count("image", s) for s in ("train", "val", "test")} == {"train": 32, "val": 3, "test": 15}
     ids = fs.manifest["item_ids"]["stamp"]
+    stamps = {s.id: s for s in tux12.discover(tmp_path / "stamps")}
+    source = {"image": lambda s: s.image, "text": lambda s: s.caption, "speech": lambda s: s.speech,
+              "audio": lambda s: s.speech}
     assert sorted(ids["train"] + ids["val"] + ids["test"]) == sorted(
         [f"animals/{'sub/' if i % 2 else ''}animals{i:02d}" for i in range(30)]
         + [f"food/{'sub/' if i % 2 else ''}food{i:02d}" for i in range(20)])
@@ -122,7 +98,7 @@ def test_build_writes_an_instance_paired_float16_set_with_provenance(tmp_path):
             x = fs.x(m, split)
             assert x.dtype == np.float16
             # row i of every modality is stamp ids[split][i]
-            want = np.stack([StubExtractors.feature(m, i) for i in ids[split]]).astype(np.float16)
+            want = np.stack([StubExtractors.feature(m, source[m](stamps[i])) for i in ids[split]]).astype(np.float32).astype(np.float16)
             np.testing.assert_array_equal(x, want)
         y = fs.y("image", split)
         assert [fs.classes[c] for c in y] == [i.split("/")[0] for i in ids[split]]

@@ -8,6 +8,7 @@ import pytest
 from cvs_tf.config import ConfigError, RunConfig
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import CVSModel, MCVSModel, RVSModel, build_model
+from cvs_tf.plan import RunPlan
 from cvs_tf.spaces import (
     DEFAULT_SPACE,
     Space,
@@ -80,11 +81,10 @@ def test_rvs_reference_errors(toy, model_kw, needle):
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
-def test_stage_pairs_and_parameters_without_a_model(toy):
+def test_plan_pairs_and_parameters_without_a_model(toy):
     cfg = _config("rvs", reference="text")
-    assert get_space("rvs").stage_pairs(cfg, toy) == [[("text", "image")], [("text", "audio")]]
-    assert get_space("mcvs").stage_pairs(_config("mcvs"), toy) == [[("image", "text")],
-                                                                   [("image", "audio"), ("text", "audio")]]
+    assert RunPlan.build(cfg, toy).pairs == ((("text", "image"),), (("text", "audio"),))
+    assert RunPlan.build(_config("mcvs"), toy).pairs == ((("image", "text"),), (("image", "audio"), ("text", "audio")))
     assert get_space("cvs").attention_parameters(8, 3) == 4 * 3 * 64
     assert get_space("rvs").attention_parameters(8, 2) == (3 * 2 + 2) * 64
     model = build_model(cfg, toy)
@@ -96,9 +96,9 @@ def test_stage_pairs_and_parameters_without_a_model(toy):
 def test_mcvs_uses_the_dataset_family_plan(tmp_path):
     fs = load_feature_set(make_toy_featureset(tmp_path / "x", name="xmedianet-mini",
                                               modalities={"text": 4, "video": 4, "image": 4}))
-    assert get_space("mcvs").resolve_stages(_config("mcvs"), fs) == [["image", "text"], ["video"]]
+    assert RunPlan.build(_config("mcvs"), fs).stage_lists() == [["image", "text"], ["video"]]
     cfg = _config("mcvs", modalities=["video", "text", "image"])
-    assert get_space("mcvs").resolve_stages(cfg, fs) == [["video", "text"], ["image"]]
+    assert RunPlan.build(cfg, fs).stage_lists() == [["video", "text"], ["image"]]
 
 
 def test_stages_on_a_single_stage_space_name_the_multi_stage_ones(toy, capsys, tmp_path):

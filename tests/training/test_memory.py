@@ -7,8 +7,9 @@ from cvs_tf.data.registry import load_dataset
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.losses import PairCost, get_pair_loss, pair_loss_names, register_pair_loss, registry
 from cvs_tf.models.objective import Objective
+from cvs_tf.plan import RunPlan
 from cvs_tf.training import memory
-from cvs_tf.training.memory import check_batch_memory, estimates, stage_pairs
+from cvs_tf.training.memory import check_batch_memory, estimates
 from tests.conftest import make_toy_featureset
 
 GIB = 1 << 30
@@ -58,10 +59,14 @@ def test_pair_cost_by_hand():
     assert (cost.order, PairCost(square=1).order) == ("B³", "B²")
 
 
+def _pairs(cfg, fs):
+    return [list(p) for p in RunPlan.build(cfg, fs).pairs]
+
+
 def test_pairs_per_stage_follow_the_plans(toy):
-    assert [len(p) for p in stage_pairs(_cfg("cvs"), toy)] == [3]
-    assert [len(p) for p in stage_pairs(_cfg("mcvs"), toy)] == [1, 2]   # [image, text], [audio]
-    assert [len(p) for p in stage_pairs(_cfg("rvs"), toy)] == [1, 1]    # reference image
+    assert [len(p) for p in _pairs(_cfg("cvs"), toy)] == [3]
+    assert [len(p) for p in _pairs(_cfg("mcvs"), toy)] == [1, 2]   # [image, text], [audio]
+    assert [len(p) for p in _pairs(_cfg("rvs"), toy)] == [1, 1]    # reference image
     assert [s.pairs for s in estimates(_cfg("mcvs", symmetric=True), toy)] == [1, 2]
 
 
@@ -83,7 +88,7 @@ def test_parameter_count_matches_the_built_model(toy, space, attention, rec, bn)
 
     cfg = _cfg(space)
     cfg.model.dim, cfg.model.attention, cfg.loss.reconstruction_weight, cfg.model.use_batchnorm = 8, attention, rec, bn
-    assert memory.model_parameters(cfg, toy, stage_pairs(cfg, toy)) == build_model(cfg, toy).count_params()
+    assert memory.model_parameters(cfg, toy, _pairs(cfg, toy)) == build_model(cfg, toy).count_params()
 
 
 def _largest_by_hand(kind, pairs, fixed, budget, dim=512):

@@ -1,24 +1,21 @@
-"""Encoder lane: extract with the offline models of requirements-dataprep.txt equals their direct use (skipped without the packages)."""
-
-import importlib.util
+"""Encoder lane: extract with each offline model of requirements-dataprep.txt equals the model's direct use."""
 
 import numpy as np
 import pytest
 
-from cvs_tf.data.encoders.offline import NEEDS
 from cvs_tf.data.store import load_feature_set
 from tests.data.cli_helpers import data_cli
+from tests.data.encoders.conftest import require_offline_models
 from tests.data.media import text_of, write_manifest
 
+pytestmark = pytest.mark.encoders
 CASES = [("minilm", "text", ("text", "audio")), ("efficientnet-lite0", "image", ("image", "text")),
          ("whisper-base", "audio", ("text", "audio"))]
 
 
 @pytest.mark.parametrize("name,mod,mods", CASES)
 def test_extract_with_an_offline_model_gives_its_features(tmp_path, capsys, name, mod, mods):
-    missing = [d for m, d in NEEDS[name] if importlib.util.find_spec(m) is None]
-    if missing:
-        pytest.skip(f"encoder lane only: needs {', '.join(missing)} (pip install -r requirements-dataprep.txt)")
+    require_offline_models([name])
     from cvs_tf.data.encoders import build_encoder
 
     spec = write_manifest(tmp_path, 6, modalities=mods)
