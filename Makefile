@@ -148,7 +148,7 @@ baselines: $(STAMP) ## CCA / label-space / chance baselines on Tux-12 and Digits
 	$(VPY) -m experiments.baselines --dataset tux12 --publish
 	$(VPY) -m experiments.baselines --dataset digits10 --publish
 
-results-real: $(STAMP) ## #14, #21: every real-data experiment (3 or 5 seeds; hours on 2 cores), published as docs/results/NAME.md (QUICK=1: smoke run, not published)
+results-real: $(STAMP) ## #14, #21, #23: every real-data experiment (3 or 5 seeds; hours on 2 cores), published as docs/results/NAME.md (QUICK=1: smoke run, not published)
 	$(VPY) -m experiments run real $(if $(QUICK),--quick,)
 	$(if $(QUICK),,$(VPY) -m experiments publish real)
 

@@ -95,6 +95,10 @@ class LossConfig:
                                 "only); 0 = off", groups="preset")
     instance_temperature: float = _f(0.05, "temperature of the instance term (chosen on Tux-12 validation)",
                                      groups="preset")
+    xbm_size: int = _f(0, "cross-batch memory (XBM): rows of past embeddings per trained pair that the pair loss "
+                       "mines besides the batch (docs/losses.md); 0 = off", groups="preset", metavar="N")
+    xbm_warmup: int = _f(100, "training steps of a pair before its cross-batch memory feeds the loss",
+                         groups="preset", metavar="STEPS")
 
 
 @dataclass
@@ -215,14 +219,16 @@ class RunConfig:
             raise ConfigError(f"model.stages needs at least one stage and a modality in every stage, got {m.stages}")
         for name, v, lo in (("model.dim", m.dim, 1), ("model.depth", m.depth, 1), ("train.epochs", t.epochs, 1),
                             ("train.batch_size", t.batch_size, 2),
-                            ("train.patience", t.patience, 1), ("train.eval_k", t.eval_k, 1)):
+                            ("train.patience", t.patience, 1), ("train.eval_k", t.eval_k, 1),
+                            ("loss.xbm_size", loss.xbm_size, 0), ("loss.xbm_warmup", loss.xbm_warmup, 0)):
             if v < lo:
                 raise ConfigError(f"{name} must be >= {lo}, got {v}")
         if m.hidden_dim is not None and m.hidden_dim < 1:
             raise ConfigError(f"model.hidden_dim must be >= 1 (or null for model.dim), got {m.hidden_dim}")
         for name, v in (("model.dim", m.dim), ("model.hidden_dim", m.hidden_dim), ("model.depth", m.depth),
                         ("train.epochs", t.epochs), ("train.batch_size", t.batch_size),
-                        ("train.patience", t.patience), ("train.eval_k", t.eval_k), ("train.steps_per_epoch", t.steps_per_epoch)):
+                        ("train.patience", t.patience), ("train.eval_k", t.eval_k), ("train.steps_per_epoch", t.steps_per_epoch),
+                        ("loss.xbm_size", loss.xbm_size), ("loss.xbm_warmup", loss.xbm_warmup)):
             if v is not None and v >= INT_LIMIT:  # TensorFlow's int32 shapes and int64 step counters
                 raise ConfigError(f"{name} must be < 2**31, got {v}")
         if t.steps_per_epoch is not None and t.steps_per_epoch < 1:

@@ -48,7 +48,7 @@ GROUPS = {
     "figures": ["fig9", "fig22_24", "fig25", "fig26", "fig27"],
     "real": ["real_tux12", "real_digits10", "real_tux12_ablation", "real_digits10_ablation", "real_tux12_recipes",
              "real_digits10_recipes", "real_tux12_selection", "real_digits10_selection", "real_furniture_selection",
-             "real_instance"],
+             "real_instance", "real_xbm", "real_xbm_triplet", "real_xbm_supcon"],
     "selection": ["real_tux12_selection", "real_digits10_selection", "real_furniture_selection"],
 }
 

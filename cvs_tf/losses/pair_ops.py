@@ -17,7 +17,7 @@ import tensorflow as tf
 # the one same-class rule (equal ids / multi-hot rows sharing a label) is triplet's
 from cvs_tf.losses.triplet import _same_class
 
-__all__ = ["MASKED", "as_float32", "diagonal", "diagonal_nll", "masked_log_softmax", "masked_mean", "require_row_aligned",
+__all__ = ["MASKED", "as_float32", "candidates", "diagonal", "diagonal_nll", "masked_log_softmax", "masked_mean", "require_row_aligned",
            "same_class", "similarities", "temperature", "transpose"]
 
 MASKED = -1e9  # a logit or similarity that takes an entry out of a softmax or a max (finite: no NaN)
@@ -95,3 +95,25 @@ def require_row_aligned(kind: str, ex, ey) -> None:
     if bx is not None and by is not None and bx != by:
         raise ValueError(f"pair loss {kind!r} pairs row i of x with row i of y: both sets need the same "
                          f"size, got {bx} and {by}")
+
+
+def candidates(anchors, labels, emb, side=None, exclude_self: bool = False) -> tuple:
+    """``(labels, embeddings, keep)`` of the candidates ``emb`` (P, B, D) (labels (P, B[, C])) of ``anchors`` (P, A, D).
+
+    The candidates are the set ``emb``, then with ``side`` (a cross-batch memory side ``(labels,
+    embeddings, valid)``, (P, N[, C]), (P, N, D), (P, N): :meth:`cvs_tf.losses.registry.Memory.side`)
+    its N rows; ``keep`` (P, A, B+N) bool says which count for each anchor: the valid memory rows, and
+    the set's rows but the anchor's own (``exclude_self``: the anchors are the set) or all of them.
+    """
+    emb, labels = tf.convert_to_tensor(emb), tf.convert_to_tensor(labels)
+    lead, a, b = tf.shape(emb)[:-2], tf.shape(anchors)[-2], tf.shape(emb)[-2]
+    own = tf.logical_not(tf.cast(tf.eye(a, b), tf.bool)) if exclude_self else tf.ones([a, b], tf.bool)
+    own = tf.broadcast_to(own, tf.concat([lead, [a, b]], 0))
+    if side is None:
+        return labels, emb, own
+    m_labels, m_emb, valid = side
+    valid = tf.convert_to_tensor(valid)
+    rows = tf.broadcast_to(valid[..., None, :], tf.concat([lead, [a], tf.shape(valid)[-1:]], 0))
+    axis = emb.shape.rank - 2
+    return (tf.concat([labels, tf.cast(m_labels, labels.dtype)], axis),
+            tf.concat([emb, tf.cast(m_emb, emb.dtype)], axis), tf.concat([own, rows], -1))

@@ -17,16 +17,21 @@ A kind also declares its **cost** (:class:`PairCost`): the peak bytes of one sta
 its gradient as a function of the batch B and the embedding dimension D. The memory check
 (``cvs_tf.training.memory``) and the grouping of a stage's pairs into calls
 (``cvs_tf.models.objective.Objective.groups``) ask it; docs/performance.md tabulates the built-in kinds.
+
+A kind registered with ``memory=True`` also takes ``memory=``, a :class:`Memory` of past embeddings
+(the cross-batch memory, ``--xbm-size``): its anchors stay the current batch, its candidates are
+the current batch and the memory's valid rows (B x (B+N) entries).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from cvs_tf.config import LossConfig
 
-__all__ = ["DEFAULT_PAIR_LOSS", "PairCost", "PairLoss", "get_pair_loss", "pair_loss_names", "register_pair_loss"]
+__all__ = ["DEFAULT_PAIR_LOSS", "Memory", "PairCost", "PairLoss", "get_pair_loss", "pair_loss_names", "register_pair_loss"]
 
 DEFAULT_PAIR_LOSS = LossConfig.kind  # the thesis's semi-hard triplet, eq. 3.1.6 (losses/kinds/semihard_triplet.py)
 
@@ -49,6 +54,8 @@ class PairCost:
     bytes per (anchor, candidate) entry of all the kind's terms together (distances, masks, softmax,
     sort keys and their gradients), ``cube`` per (anchor, candidate, negative) entry for a kind that
     compares through such a cube, ``row`` per embedding value. The order is the highest power of B.
+    With a cross-batch memory of N rows the candidates are B + N: ``cube · B(B+N)² + square · B(B+N)
+    + row · (B+N) · D``.
     """
 
     square: float = 0.0
@@ -59,10 +66,33 @@ class PairCost:
     def order(self) -> str:
         return "B³" if self.cube else "B²" if self.square else "B"
 
-    def bytes(self, batch: int, pairs: int = 1, dim: int = 0) -> int:
-        """Peak bytes of ``pairs`` stacked pairs at batch ``batch`` and embedding dimension ``dim``."""
-        b = int(batch)
-        return int(pairs * (self.cube * b**3 + self.square * b**2 + self.row * b * int(dim)))
+    def bytes(self, batch: int, pairs: int = 1, dim: int = 0, memory: int = 0) -> int:
+        """Peak bytes of ``pairs`` stacked pairs at batch ``batch`` and embedding dimension ``dim``; with a
+        cross-batch memory of ``memory`` rows, B anchors against B + N candidates."""
+        b, c = int(batch), int(batch) + int(memory)
+        return int(pairs * (self.cube * b * c**2 + self.square * b * c + self.row * c * int(dim)))
+
+
+class Memory(NamedTuple):
+    """The cross-batch memory of P stacked pairs (x, y): past labels ``yx``/``yy`` ((P, N) ids or (P, N, C)
+    multi-hot), embeddings ``ex``/``ey`` (P, N, D), and ``valid`` (P, N) bool, the rows that take part."""
+
+    yx: Any
+    ex: Any
+    yy: Any
+    ey: Any
+    valid: Any
+
+    @classmethod
+    def stack(cls, memories) -> Memory:
+        """The memories of several pairs stacked along a new leading axis P."""
+        import tensorflow as tf
+
+        return cls(*(tf.stack(list(field)) for field in zip(*memories)))
+
+    def side(self, which: str) -> tuple:
+        """``(labels, embeddings, valid)`` of side ``"x"`` or ``"y"``."""
+        return (self.yx, self.ex, self.valid) if which == "x" else (self.yy, self.ey, self.valid)
 
 
 @dataclass(frozen=True)
@@ -70,7 +100,8 @@ class PairLoss:
     """A registered pair-loss kind: its function, its per-pair term names, the name of its mean total and its cost.
 
     ``cost`` is a :class:`PairCost`, or a function of the loss options returning one (a kind whose
-    terms depend on an option, e.g. ``symmetric_inter``); :meth:`cost_for` resolves it.
+    terms depend on an option, e.g. ``symmetric_inter``); :meth:`cost_for` resolves it. ``memory``:
+    whether ``fn`` takes a cross-batch :class:`Memory` (keyword ``memory``).
     """
 
     name: str
@@ -78,6 +109,7 @@ class PairLoss:
     terms: tuple[str, ...]
     total_name: str
     cost: PairCost | Callable[[Mapping], PairCost] = field(default=None, compare=False)
+    memory: bool = False
 
     def cost_for(self, options: Mapping | None = None) -> PairCost:
         """The kind's :class:`PairCost` under the loss ``options``."""
@@ -88,9 +120,15 @@ class PairLoss:
         """Declared term -> its name for the pair (a, b), e.g. ``intra_{a}`` -> ``intra_image``."""
         return {t: t.format(a=a, b=b) for t in self.terms}
 
-    def __call__(self, yx, ex, yy, ey, options: Mapping) -> dict:
-        """The kind's function, with its returned term names checked against the declared ones."""
-        out = dict(self.fn(yx, ex, yy, ey, options))
+    def __call__(self, yx, ex, yy, ey, options: Mapping, memory: Memory | None = None) -> dict:
+        """The kind's function (with ``memory`` when given), its returned term names checked against the declared ones."""
+        if memory is None:
+            out = dict(self.fn(yx, ex, yy, ey, options))
+        elif not self.memory:
+            raise ValueError(f"pair loss {self.name!r} takes no cross-batch memory (kinds that do: "
+                             f"{', '.join(memory_kinds())})")
+        else:
+            out = dict(self.fn(yx, ex, yy, ey, options, memory=memory))
         if set(out) != {*self.terms, "total"}:
             raise ValueError(f"pair loss {self.name!r} returned terms {sorted(out)}, "
                              f"declared {sorted(self.terms)} plus 'total'")
@@ -111,17 +149,20 @@ def _check_name(what: str, name) -> None:
 
 
 def register_pair_loss(name: str, fn: Callable | None = None, *, terms, total_name: str | None = None,
-                       cost: PairCost | Callable[[Mapping], PairCost] | None = None, replace: bool = False):
+                       cost: PairCost | Callable[[Mapping], PairCost] | None = None, memory: bool = False,
+                       replace: bool = False):
     """Register ``fn`` as the pair loss ``name`` (``LossConfig.kind``); usable as a decorator.
 
     ``terms``: the per-pair term names ``fn`` returns besides ``"total"`` (``{a}``/``{b}`` stand for the
     pair's modalities); ``total_name``: the top-level name of the mean total (default: ``name``);
     ``cost``: its :class:`PairCost` (or a function of the loss options giving one; default
-    :data:`UNDECLARED_COST`, a generous B² bound). Registering a taken name raises ``ValueError``
+    :data:`UNDECLARED_COST`, a generous B² bound); ``memory``: ``fn`` takes ``memory=``, a cross-batch
+    :class:`Memory` (``--xbm-size``). Registering a taken name raises ``ValueError``
     unless ``replace`` is true. Returns ``fn``.
     """
     if fn is None:
-        return lambda f: register_pair_loss(name, f, terms=terms, total_name=total_name, cost=cost, replace=replace)
+        return lambda f: register_pair_loss(name, f, terms=terms, total_name=total_name, cost=cost, memory=memory,
+                                            replace=replace)
     terms = (terms,) if isinstance(terms, str) else tuple(terms)
     total_name = name if total_name is None else total_name
     _check_name("name", name)
@@ -140,7 +181,7 @@ def register_pair_loss(name: str, fn: Callable | None = None, *, terms, total_na
         raise ValueError(f"pair loss {name!r}: cost must be a PairCost or a function of the options, got {cost!r}")
     if name in _REGISTRY and not replace and _REGISTRY[name].fn is not fn:
         raise ValueError(f"pair loss {name!r} is already registered (pass replace=True to replace it)")
-    _REGISTRY[name] = PairLoss(name, fn, terms, total_name, cost)
+    _REGISTRY[name] = PairLoss(name, fn, terms, total_name, cost, bool(memory))
     return fn
 
 
@@ -156,3 +197,8 @@ def get_pair_loss(name: str) -> PairLoss:
 def pair_loss_names() -> list[str]:
     """The registered kinds, sorted."""
     return sorted(_REGISTRY)
+
+
+def memory_kinds() -> list[str]:
+    """The registered kinds that take a cross-batch memory, sorted."""
+    return sorted(n for n, k in _REGISTRY.items() if k.memory)

@@ -43,6 +43,7 @@ __all__ = [
     "cross_triplet_loss",
     "batched_semi_hard_triplet_loss",
     "batched_cross_triplet_loss",
+    "batched_masked_triplet_loss",
 ]
 
 
@@ -308,6 +309,21 @@ def batched_cross_triplet_loss(anchor_labels, anchor_emb, other_labels, other_em
     la = tf.convert_to_tensor(anchor_labels)
     same = _same_class(la, tf.convert_to_tensor(other_labels), ids=la.shape.rank < ax.shape.rank)
     return _semi_hard_from_masks(_distances(ax, oy), same, tf.logical_not(same), margins)
+
+
+def batched_masked_triplet_loss(anchor_labels, anchor_emb, cand_labels, cand_emb, keep, margins=1.0):
+    """Semi-hard triplet loss from anchor sets to candidate sets where ``keep`` (..., Na, Nc) bool says which
+    candidates take part for each anchor (positives and negatives alike): the cross-batch memory's body.
+
+    With ``keep`` everything but the diagonal and the candidates the anchors themselves, this is
+    :func:`batched_semi_hard_triplet_loss`; with ``keep`` all true, :func:`batched_cross_triplet_loss`.
+    """
+    ax = _as_float(anchor_emb)
+    cy = tf.cast(_as_float(cand_emb), ax.dtype)
+    la = tf.convert_to_tensor(anchor_labels)
+    same = _same_class(la, tf.convert_to_tensor(cand_labels), ids=la.shape.rank < ax.shape.rank)
+    return _semi_hard_from_masks(_distances(ax, cy), tf.logical_and(same, keep),
+                                 tf.logical_and(tf.logical_not(same), keep), margins)
 
 
 def semi_hard_triplet_loss(labels, embeddings, margin=1.0):

@@ -36,6 +36,7 @@ from cvs_tf.layers import AlignedAttention, LearnedTemperature, ModalityBranch
 from cvs_tf.layers.branch import BRANCH_FIELDS
 from cvs_tf.layers.config import stored_config
 from cvs_tf.models.objective import LossMixin, Objective, pair_key
+from cvs_tf.models.xbm import memory_for
 
 
 def l2n(x):
@@ -120,6 +121,7 @@ class CrossModalModel(LossMixin, keras.Model):
         self.temperature_layer = None
         if self.loss_options["learn_temperature"]:
             self.temperature_layer = LearnedTemperature(self.loss_options["temperature"], name="temperature")
+        self.xbm = memory_for(self)  # the cross-batch memory (loss.xbm_size > 0), built; else None
         self.decoders = {}
         if self.objective.reconstruction_on:
             self.decoders = {m: keras.layers.Dense(d, name=f"decoder_{m}", dtype="float32") for m, d in self.modality_dims.items()}

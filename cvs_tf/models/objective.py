@@ -31,7 +31,7 @@ from cvs_tf.losses import (
     instance_infonce,
     reconstruction_loss,
 )
-from cvs_tf.losses.registry import GROUP_BYTES
+from cvs_tf.losses.registry import GROUP_BYTES, Memory
 
 
 def pair_key(a: str, b: str) -> str:
@@ -120,10 +120,15 @@ class Objective:
     def reconstruction_on(self) -> bool:
         return self.options["reconstruction_weight"] > 0
 
+    @property
+    def memory_rows(self) -> int:
+        """Rows N of the cross-batch memory (``xbm_size``; 0: off): the pair terms see B x (B+N) entries."""
+        return int(self.options.get("xbm_size") or 0)
+
     def pair_bytes(self, batch: int, pairs: int = 1, dim: int = 0) -> int:
         """Peak bytes of the pair terms of ``pairs`` pairs computed together: the kind's declared cost
-        (:meth:`cvs_tf.losses.PairLoss.cost_for`) plus the instance term's when it is on."""
-        n = self.kind.cost_for(self.options).bytes(batch, pairs, dim)
+        (:meth:`cvs_tf.losses.PairLoss.cost_for`, against the memory's rows too) plus the instance term's when it is on."""
+        n = self.kind.cost_for(self.options).bytes(batch, pairs, dim, self.memory_rows)
         return n + (INSTANCE_COST.bytes(batch, pairs, dim) if self.instance_on else 0)
 
     def pairs_per_group(self, batch: int | None, dim: int = 0, limit: int | None = None) -> int | None:
@@ -149,12 +154,15 @@ class Objective:
             names.append("reconstruction")
         return names
 
-    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict, pairs: list, temperature=None) -> dict:
+    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict, pairs: list, temperature=None,
+                   memory: dict | None = None) -> dict:
         """Classification and pair-loss terms from labels, classifier logits and per-pair embeddings.
 
         ``logits`` maps each classified modality to its (B, C) logits; ``pair_emb`` maps the key
         ``a__b`` of each of ``pairs`` to its (attended) L2-normalised embeddings ``(e_a, e_b)``;
-        ``temperature`` (a learnt scalar) replaces ``options["temperature"]`` when given. The pairs
+        ``temperature`` (a learnt scalar) replaces ``options["temperature"]`` when given; ``memory`` maps
+        each pair's key to its cross-batch :class:`~cvs_tf.losses.registry.Memory` (candidates besides
+        the batch; :mod:`cvs_tf.models.xbm`), None for none. The pairs
         are stacked and the kind is called once per group of them (:meth:`groups`, from its declared
         cost), the groups one after the other (:func:`after`), so that one group's terms are in memory
         at a time. With ``instance_weight`` > 0 the instance term of each pair (row i of a and b the
@@ -175,7 +183,8 @@ class Objective:
             prev = totals[-1] if totals else None
             ex = after(tf.stack([pair_emb[k][0] for k in keys]), prev)
             ey = after(tf.stack([pair_emb[k][1] for k in keys]), prev)
-            terms = kind(tf.stack([labels[a] for a, _ in group]), ex, tf.stack([labels[b] for _, b in group]), ey, lw)
+            mem = None if memory is None else Memory.stack([memory[k] for k in keys])
+            terms = kind(tf.stack([labels[a] for a, _ in group]), ex, tf.stack([labels[b] for _, b in group]), ey, lw, mem)
             if self.instance_on:
                 instance.append(instance_infonce(ex, ey, lw["instance_temperature"]))
             for i, (a, b) in enumerate(group):
@@ -232,24 +241,31 @@ class LossMixin:
         reconstruction term is added here. Under ``N`` replicas the per-row inputs of
         :meth:`loss_terms` are all-gathered first (:func:`gather_replicas`; the model part is
         row-wise, so this is the one-device batch), and the reconstruction, a mean over equal-sized
-        shards, is the replica's own (its mean over replicas is the global one).
+        shards, is the replica's own (its mean over replicas is the global one). In training with a
+        cross-batch memory (``self.xbm``, :mod:`cvs_tf.models.xbm`) the pair terms also see the memory as
+        it stood before this batch; the (gathered) batch is enqueued after.
         """
         labels, logits, pair_emb, e = self.loss_inputs(x, y, training=training)
         if self.replica_gather:
             labels, logits, pair_emb = gather_replicas((labels, logits, pair_emb))
         fn = self._xla_loss_terms if getattr(self, "_loss_xla", False) else self.loss_terms
-        out = dict(fn(labels, logits, pair_emb))
+        xbm = getattr(self, "xbm", None) if training else None
+        out = dict(fn(labels, logits, pair_emb, None if xbm is None else xbm.read(pair_emb)))
+        for a, b in self.active_pairs() if xbm is not None else ():  # after the read: a batch is never its own memory
+            ea, eb = pair_emb[pair_key(a, b)]
+            xbm.enqueue(pair_key(a, b), labels[a], ea, labels[b], eb)
         if self.decoders:
             rec = [reconstruction_loss(tf.cast(x[m], tf.float32), tf.cast(self.decoders[m](e[m]), tf.float32))
                    for m in logits if m in self.decoders]
             out = self.objective.with_reconstruction(out, tf.add_n(rec) / len(rec))
         return out
 
-    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict) -> dict:
-        """:meth:`Objective.loss_terms` of this stage's trained pairs (with the learnt temperature, if any)."""
+    def loss_terms(self, labels: dict, logits: dict, pair_emb: dict, memory: dict | None = None) -> dict:
+        """:meth:`Objective.loss_terms` of this stage's trained pairs (with the learnt temperature, if any,
+        and the pairs' cross-batch ``memory``, if given)."""
         layer = self.temperature_layer
         return self.objective.loss_terms(labels, logits, pair_emb, self.active_pairs(),
-                                         None if layer is None else layer.temperature())
+                                         None if layer is None else layer.temperature(), memory)
 
     def _update(self, losses):
         for n, t in self._trackers.items():

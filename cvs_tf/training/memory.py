@@ -14,7 +14,9 @@ The embeddings are float32 whatever the precision policy (``models/base.py: l2n`
 not depend on ``--mixed-precision``. The stage's feature banks (train and validation rows of its
 modalities, float32) and the model come on top (every stage's weights exist from the start:
 weights, gradients and two Adam slots, 16 bytes per parameter; :func:`model_parameters`). For an
-instance-paired set the batch is at most the number of training items.
+instance-paired set the batch is at most the number of training items. With a cross-batch memory
+of N rows (``loss.xbm_size``) the kind's terms compare the B anchors with B + N candidates (the
+cost's ``memory``), and its queues (:func:`queue_bytes`) come on top of the model.
 
 The estimate of the largest stage is compared with the memory the step can use: TensorFlow's
 memory limit of ``GPU:0`` minus what it already holds when a GPU is visible, else the host's
@@ -98,10 +100,21 @@ class StageEstimate:
         return self.pair_bytes(batch) + self.fixed_bytes
 
 
+def queue_bytes(config, fs, plan: list[list[tuple[str, str]]]) -> int:
+    """The cross-batch memory: for every trained pair of the plan, two sides of ``xbm_size`` rows (D float32 values
+    and a label each), held in variables and copied once more into the step that reads them."""
+    rows = config.loss.xbm_size
+    if not rows:
+        return 0
+    pairs = len({tuple(p) for stage in plan for p in stage})
+    label = 4 * (fs.num_classes if fs.label_kind == "multi" else 1)
+    return 2 * pairs * 2 * rows * (4 * config.model.dim + label)
+
+
 def estimates(config, fs, plan: RunPlan | None = None) -> list[StageEstimate]:
     """One estimate per stage of ``plan`` (the run's; built here, without the split checks, when not given)."""
     pairs = [list(p) for p in (plan or RunPlan.build(config, fs, check_splits=False)).pairs]
-    model_bytes = BYTES_PER_PARAMETER * model_parameters(config, fs, pairs)
+    model_bytes = BYTES_PER_PARAMETER * model_parameters(config, fs, pairs) + queue_bytes(config, fs, pairs)
     objective = objective_of(config)
     return [StageEstimate(config, fs, k, p, model_bytes, objective) for k, p in enumerate(pairs)]
 
@@ -218,9 +231,10 @@ def check_batch_memory(config, fs, available: tuple[int, str] | None = None, *, 
         return
     avail, where = budget
     b, kind = worst.effective_batch(batch), worst.objective.kind
-    order = kind.cost_for(worst.objective.options).order
+    order, rows = kind.cost_for(worst.objective.options).order, worst.objective.memory_rows
+    entries = f"{b}·{b + rows}{'²' if order == 'B³' else ''}" if rows else order.replace("B", str(b))
     what = (f"batch size {batch} needs about {_gib(need)} in stage {worst.stage + 1} "
-            f"({kind.name} terms, {order.replace('B', str(b))} entries: {worst.live_pairs(batch)} of its {worst.pairs} "
+            f"({kind.name} terms, {entries} entries: {worst.live_pairs(batch)} of its {worst.pairs} "
             f"pairs at a time, plus {_gib(worst.fixed_bytes)} of features and model) but {where} {_gib(avail)} available")
     fit = largest_batch(stages, avail, b - 1)
     if fit < 2:

@@ -261,3 +261,15 @@ def test_cli_refuses_a_batch_that_cannot_fit_in_one_line_before_creating_the_run
                              f"{st.live_pairs(1500)} of its 3 pairs at a time"), err[0]
     assert f"the host has 256 MiB available; the largest batch size that fits for semihard_triplet is {fit} " in err[0]
     assert 2 < fit < 1500 and not out.exists()
+
+
+def test_the_cross_batch_memory_adds_its_rows_as_candidates_and_its_queues_to_the_fixed_part(toy):
+    (plain,) = estimates(_cfg("cvs", 64), toy)
+    cfg = _cfg("cvs", 64)
+    cfg.loss.xbm_size = 192
+    (st,) = estimates(cfg, toy)
+    assert st.live_pairs(64) == plain.live_pairs(64) == 3
+    assert st.pair_bytes(64) == 4 * plain.pair_bytes(64)              # 64 x (64 + 192) entries instead of 64 x 64
+    assert st.fixed_bytes - plain.fixed_bytes == 2 * 3 * 2 * 192 * (4 * 512 + 4)  # 3 pairs, 2 sides, 2 copies
+    with pytest.raises(ConfigError, match=r"semihard_triplet terms, 64·256 entries"):
+        check_batch_memory(cfg, toy, available=(st.total(64) - 1, "the host has"))

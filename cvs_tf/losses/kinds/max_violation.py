@@ -9,6 +9,7 @@ import tensorflow as tf
 from cvs_tf.losses.pair_ops import (
     MASKED,
     as_float32,
+    candidates,
     diagonal,
     masked_mean,
     require_row_aligned,
@@ -16,7 +17,7 @@ from cvs_tf.losses.pair_ops import (
     similarities,
     transpose,
 )
-from cvs_tf.losses.registry import PairCost, register_pair_loss
+from cvs_tf.losses.registry import Memory, PairCost, register_pair_loss
 
 __all__ = ["max_violation"]
 
@@ -28,7 +29,7 @@ def _one_way(sim, negatives, margin) -> tf.Tensor:
     return masked_mean(hinge, tf.reduce_any(negatives, axis=-1))
 
 
-def max_violation(yx, ex, yy, ey, options: Mapping) -> dict:
+def max_violation(yx, ex, yy, ey, options: Mapping, memory: Memory | None = None) -> dict:
     """VSE++'s max-violation hinge (Faghri et al., "VSE++", BMVC 2018) of P stacked pairs (x, y) of row-aligned sets.
 
     Row i of x and row i of y are the positive pair (one item, or one class in class-aligned
@@ -40,17 +41,28 @@ def max_violation(yx, ex, yy, ey, options: Mapping) -> dict:
     The hardest negative is never an item of the anchor's class (equal id, or multi-hot labels
     sharing a class): in a class-aligned batch those are positives, not violations. Anchors with
     no negative are skipped (a term with none left is 0). ``{b}_to_{a}`` is the same with anchors
-    in y; ``total`` is the mean of the two. Every term is (P,).
+    in y; ``total`` is the mean of the two. Every term is (P,). With a cross-batch ``memory`` the
+    hardest negative is also sought among the memory's valid rows of the other side.
     """
     require_row_aligned("max_violation", ex, ey)
     ex, ey = as_float32(ex, ey)
+    margin = tf.cast(options["vse_margin"], tf.float32)
+    if memory is not None:
+        a_to_b, b_to_a = (_memory_way(ya, ea, y, e, memory.side(side), margin)
+                          for ya, ea, y, e, side in ((yx, ex, yy, ey, "y"), (yy, ey, yx, ex, "x")))
+        return {"{a}_to_{b}": a_to_b, "{b}_to_{a}": b_to_a, "total": 0.5 * (a_to_b + b_to_a)}
     sim = similarities(ex, ey)
     negatives = tf.logical_and(tf.logical_not(same_class(yx, yy, ex)), tf.logical_not(diagonal(sim)))
-    margin = tf.cast(options["vse_margin"], tf.float32)
     a_to_b = _one_way(sim, negatives, margin)
     b_to_a = _one_way(transpose(sim), transpose(negatives), margin)
     return {"{a}_to_{b}": a_to_b, "{b}_to_{a}": b_to_a, "total": 0.5 * (a_to_b + b_to_a)}
 
 
+def _memory_way(ya, ea, y, e, side, margin) -> tf.Tensor:
+    """One direction with anchors ``ea``, candidates ``e`` (row i the positive) then the memory ``side``."""
+    cy, ce, keep = candidates(ea, y, e, side, exclude_self=True)
+    return _one_way(similarities(ea, ce), tf.logical_and(tf.logical_not(same_class(ya, cy, ea)), keep), margin)
+
+
 register_pair_loss("max_violation", max_violation, terms=("{a}_to_{b}", "{b}_to_{a}"),
-                   cost=PairCost(square=28))  # bytes per (anchor, candidate) entry: docs/performance.md
+                   cost=PairCost(square=28), memory=True)  # bytes per (anchor, candidate) entry: docs/performance.md

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 import tensorflow as tf
 
 from cvs_tf.config import LossConfig
-from cvs_tf.losses.registry import DEFAULT_PAIR_LOSS, PairCost, register_pair_loss
+from cvs_tf.losses.pair_ops import candidates
+from cvs_tf.losses.registry import DEFAULT_PAIR_LOSS, Memory, PairCost, register_pair_loss
 from cvs_tf.losses.triplet import (
     batched_cross_triplet_loss,
+    batched_masked_triplet_loss,
     batched_semi_hard_triplet_loss,
     check_sets,
 )
@@ -19,7 +21,7 @@ __all__ = ["pair_triplet_loss", "semihard_triplet"]
 _DEFAULTS = LossConfig()
 
 
-def semihard_triplet(yx, ex, yy, ey, options: Mapping) -> dict:
+def semihard_triplet(yx, ex, yy, ey, options: Mapping, memory: Memory | None = None) -> dict:
     """Eq. 3.1.6 for P stacked pairs (x, y): ``total = γ1 · intra(x) + γ2 · intra(y) + γ3 · inter``.
 
     ``intra(x)`` is the semi-hard triplet loss within x with margin α1 (``intra(y)``: within y,
@@ -29,13 +31,22 @@ def semihard_triplet(yx, ex, yy, ey, options: Mapping) -> dict:
     x -> y and y -> x, so γ3 keeps its meaning and the total keeps the one-way scale.
 
     Terms, each (P,): ``intra_{a}``, ``intra_{b}``, ``inter`` and ``total``; the model's mean total
-    is the top-level ``triplet``.
+    is the top-level ``triplet``. With a cross-batch ``memory`` the anchors stay the batch and each
+    term mines among the batch and the memory's valid rows of its candidate side (``intra(x)``: x's,
+    ``inter``: y's).
     """
     (g1, g2, g3), (m1, m2, m3) = options["gammas"], options["margins"]
-    intra_x, intra_y = _intra_terms(yx, ex, yy, ey, m1, m2)
-    inter = batched_cross_triplet_loss(yx, ex, yy, ey, m3)
+    if memory is None:
+        intra_x, intra_y = _intra_terms(yx, ex, yy, ey, m1, m2)
+        inter = batched_cross_triplet_loss(yx, ex, yy, ey, m3)
+    else:
+        intra_x = batched_masked_triplet_loss(yx, ex, *candidates(ex, yx, ex, memory.side("x"), True), m1)
+        intra_y = batched_masked_triplet_loss(yy, ey, *candidates(ey, yy, ey, memory.side("y"), True), m2)
+        inter = batched_masked_triplet_loss(yx, ex, *candidates(ex, yy, ey, memory.side("y")), m3)
     if options["symmetric_inter"]:
-        inter = 0.5 * (inter + batched_cross_triplet_loss(yy, ey, yx, ex, m3))
+        back = batched_cross_triplet_loss(yy, ey, yx, ex, m3) if memory is None else \
+            batched_masked_triplet_loss(yy, ey, *candidates(ey, yx, ex, memory.side("x")), m3)
+        inter = 0.5 * (inter + back)
     total = g1 * intra_x + g2 * intra_y + g3 * inter
     return {"intra_{a}": intra_x, "intra_{b}": intra_y, "inter": inter, "total": total}
 
@@ -59,7 +70,7 @@ def semihard_cost(options: Mapping) -> PairCost:
 
 
 register_pair_loss(DEFAULT_PAIR_LOSS, semihard_triplet, terms=("intra_{a}", "intra_{b}", "inter"),
-                   total_name="triplet", cost=semihard_cost)
+                   total_name="triplet", cost=semihard_cost, memory=True)
 
 
 def pair_triplet_loss(labels_x, emb_x, labels_y, emb_y, gammas=_DEFAULTS.gammas, margins=_DEFAULTS.margins,
