@@ -9,7 +9,9 @@ import pytest
 from cvs_tf.cli.train import main
 from cvs_tf.losses import register_pair_loss, registry
 from cvs_tf.utils.cli import run_cli
-from tests.conftest import make_toy_featureset
+from tests.helpers import make_toy_featureset
+
+pytestmark = pytest.mark.trains
 
 FAST = ["--epochs", "2", "--batch-size", "8", "--steps-per-epoch", "3", "--no-jit", "--quiet", "--early-stopping", "none"]
 

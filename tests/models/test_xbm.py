@@ -9,10 +9,10 @@ import tensorflow as tf
 
 import cvs_tf
 from cvs_tf.config import RunConfig
-from cvs_tf.data.store import load_feature_set
 from cvs_tf.models import build_model
 from cvs_tf.models.xbm import CrossBatchMemory
-from tests.conftest import make_toy_featureset
+
+pytestmark = pytest.mark.toy(modalities={"image": 10, "text": 6}, paired=True)
 
 
 def _memory(size=5, warmup=0, classes=0):
@@ -101,12 +101,6 @@ def _batch(fs, model, rows, offset=0):
     return x, y
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return load_feature_set(make_toy_featureset(tmp_path_factory.mktemp("xbm") / "toy",
-                                                modalities={"image": 10, "text": 6}, paired=True))
-
-
 def test_the_model_step_mines_the_previous_batch_then_enqueues_its_own(toy):
     model = _model(toy, size=12)
     (pair,) = model.active_pairs()
@@ -156,6 +150,7 @@ def test_a_keras_round_trip_keeps_the_memory_and_its_options(toy, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.trains
 def test_the_xla_step_trains_with_the_memory(toy):
     model = _model(toy, size=16, warmup=1)
     model.compile(optimizer="adam", jit_compile=True)

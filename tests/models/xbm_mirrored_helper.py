@@ -27,7 +27,7 @@ from cvs_tf.data.pipeline import FeatureBank, feature_dataset  # noqa: E402
 from cvs_tf.data.store import load_feature_set  # noqa: E402
 from cvs_tf.models import build_model  # noqa: E402
 from cvs_tf.training.distribute import distributed_dataset, effective_jit, make_strategy  # noqa: E402
-from tests.conftest import make_toy_featureset  # noqa: E402
+from tests.helpers import make_toy_featureset  # noqa: E402
 
 B, STEPS, ROWS, WARMUP = 16, 3, 24, 1
 
