@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import re
 import sys
 import zipfile
@@ -44,7 +45,7 @@ from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tux12
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, publish
+from data_prep.build import BaseExtractors, extract_spec, publish, scratch
 
 NAME = "furniture"
 VERSION = "1"
@@ -189,45 +190,45 @@ def piece_mesh(piece: Piece) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Extractors(BaseExtractors):
-    """The real extractors, loaded lazily (a test may pass an object with the same three methods)."""
+    """The real encoders and staging (a test may pass an object with the same methods)."""
 
     def __init__(self, cache: Path, threads: int, log: common.Progress):
         super().__init__(cache, threads, log)
         self.info = {"3d": meshes.MESH_DESCRIPTOR_INFO}
 
-    def image(self, pieces: Sequence[Piece]) -> np.ndarray:
-        enc = self.ex.ImageEncoder(self.threads)
-        self.info["image"] = {**enc.info, "input_source": "catalogue icon (PNG), composited on white"}
-        pixels = [self.ex.render_stamp(p.icon) for p in pieces]
-        return enc.encode(np.stack(pixels))
-
-    def text(self, pieces: Sequence[Piece]) -> np.ndarray:
-        return self.encode_text([p.text for p in pieces])
-
-    def mesh(self, pieces: Sequence[Piece]) -> np.ndarray:
-        out = []
-        for i, p in enumerate(pieces, 1):
-            try:
-                out.append(meshes.mesh_descriptors(piece_mesh(p)))
-            except meshes.MeshError as exc:
-                raise CliError(f"{p.id} ({p.model.name}): {exc}") from None
-            self.log.every("meshes", i, len(pieces), 100)
-        return np.stack(out)
+    def encoders(self, modalities: Sequence[str]) -> dict:
+        encs = super().encoders(modalities)
+        self.info["image"] = {**self.info["image"], "input_source": "catalogue icon (PNG), composited on white"}
+        return encs
 
 
-def extract(pieces: Sequence[Piece], extractors, log: common.Progress) -> dict[str, np.ndarray]:
-    """Features of every piece: modality -> (N, d) float32, rows in ``pieces`` order."""
-    log(f"image: {len(pieces)} icons")
-    image = extractors.image(pieces)
-    log("text: MiniLM names and tags")
-    text = extractors.text(pieces)
-    log(f"3d: shape descriptors of {len(pieces)} meshes")
-    mesh = extractors.mesh(pieces)
-    feats = {"image": image, "text": text, "3d": mesh}
-    for m, x in feats.items():
-        if x.shape[0] != len(pieces) or not np.isfinite(x).all():
-            raise CliError(f"{m}: extractor returned {x.shape} (or non-finite values) for {len(pieces)} pieces")
-    return {m: np.asarray(x, dtype=np.float32) for m, x in feats.items()}
+def stage_mesh(piece: Piece, extractors, dest: Path) -> Path:
+    """The piece's mesh as ``extract`` reads it: its OBJ as it is, or with ``modelRotation`` applied, as an exact copy."""
+    if piece.rotation is None:
+        return piece.model
+    return extractors.stage_mesh(*piece_mesh(piece), dest)
+
+
+def write_manifest(pieces: Sequence[Piece], extractors, folder: Path, log: common.Progress) -> Path:
+    """The JSON manifest ``extract`` reads, one item per piece: its icon, its text and its mesh (rotated ones staged)."""
+    (folder / "staged").mkdir(parents=True)
+    rows = []
+    for k, p in enumerate(pieces):
+        mesh = stage_mesh(p, extractors, folder / "staged" / f"{k:05d}.off")
+        rows.append({"id": p.id, "class": p.category, "image": str(extractors.stage_image(p.icon, folder / "staged" / f"{k:05d}.png").resolve()),
+                     "text": p.text, "3d": str(Path(mesh).resolve())})
+    spec = folder / "pieces.json"
+    spec.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    return spec
+
+
+def extract(pieces: Sequence[Piece], extractors, folder: Path, log: common.Progress) -> dict[str, np.ndarray]:
+    """Features of every piece through ``cvs_tf.data.extract``: modality -> (N, d) float32, rows in ``pieces`` order."""
+    log(f"staging {len(pieces)} pieces ({sum(p.rotation is not None for p in pieces)} rotated meshes)")
+    spec = write_manifest(pieces, extractors, folder, log)
+    log("extract: EfficientNet-Lite0 icons, MiniLM names and tags, shape descriptors of the meshes")
+    feats = extract_spec(spec, extractors.encoders(MODALITIES), folder / "partial", log)
+    return {m: np.stack([feats[m][p.id] for p in pieces]) for m in MODALITIES}
 
 
 def assemble(features: Mapping[str, np.ndarray], labels: np.ndarray, ids: Sequence[str], seed: int = 0) -> dict:
@@ -291,7 +292,8 @@ def main(argv: Sequence[str] | None = None, *,
     log(f"{len(pieces)} pieces in {len(classes)} classes: " + ", ".join(f"{c} {counts[c]}" for c in classes))
 
     extractors = make_extractors(cache, args.threads, log)
-    feats = extract(pieces, extractors, log)
+    with scratch(cache, NAME) as folder:
+        feats = extract(pieces, extractors, folder, log)
     labels = np.array([classes.index(p.category) for p in pieces], dtype=np.int32)
     data = assemble(feats, labels, [p.id for p in pieces], args.seed)
 
