@@ -4,15 +4,18 @@ The package holds five furniture catalogues (``usr/share/sweethome3d/furniture/*
 archives). Each piece of furniture has an icon, a name, tags, a catalogue category and an OBJ
 mesh, listed in the archive's ``PluginFurnitureCatalog.properties`` (``name#N``, ``tags#N``,
 ``category#N``, ``icon#N``, ``model#N``, optional ``modelRotation#N``). One piece is one item,
-so the set is instance-paired: row ``i`` of every modality in a split is the same piece.
-
-Modalities:
+so the set is instance-paired: row ``i`` of every modality in a split is the same piece. The build
+writes a JSON manifest of the pieces and extracts it with ``cvs_tf.data.extract``
+(:func:`data_prep.build.extract_spec`), naming the registry's encoders. Modalities:
 
 * ``image`` -- EfficientNet-Lite0 feature of the icon (a 128x128 PNG on white; 1280-d), the
-  extractor Tux-12 uses (:mod:`data_prep.extractors`);
-* ``text``  -- MiniLM embedding of ``"<name>. <tags>"`` (``"<name>"`` when there are no tags; 384-d);
-* ``3d``    -- :func:`cvs_tf.data.mesh.mesh_descriptors` of the OBJ mesh, after the catalogue's
-  ``modelRotation`` (which turns the model y-up, as Sweet Home 3D shows it); 105-d, no model.
+  encoder Tux-12 uses (``efficientnet-lite0``);
+* ``text``  -- MiniLM embedding of ``"<name>. <tags>"`` (``"<name>"`` when there are no tags;
+  384-d; ``minilm``);
+* ``3d``    -- :func:`cvs_tf.data.mesh.mesh_descriptors` of the OBJ mesh (``shape-descriptors``;
+  105-d, no model), after the catalogue's ``modelRotation`` (which turns the model y-up, as Sweet
+  Home 3D shows it): ``extract`` applies no transform, so a rotated mesh is staged as an OFF file
+  that reads back bit for bit (:meth:`data_prep.build.BaseExtractors.stage_mesh`).
 
 Classes are the catalogue ``category`` with at least 20 pieces; they are never derived from the
 names or tags, which are the text modality (``docs/datasets-real.md``). Split as Tux-12: seeded,
