@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -103,6 +104,16 @@ def extract_spec(spec_path: Path, encoders: Mapping, work: Path, log: Callable[[
             raise CliError(f"{m}: the encoder returned non-finite values")
         out[m] = dict(zip(ids, np.asarray(x, np.float32)))
     return out
+
+
+def extract_rows(rows: Sequence[dict], encoders: Mapping, folder: Path, log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """Features of ``rows`` (a JSON manifest's items: ``id``, ``class``, one value per modality, file paths
+    absolute) through :func:`extract_spec`: modality -> (N, d) float32, rows in order. The manifest is
+    written as ``folder/items.json``, the shards go to ``folder/partial``."""
+    spec = folder / "items.json"
+    spec.write_text(json.dumps(list(rows), ensure_ascii=False, indent=1), encoding="utf-8")
+    feats = extract_spec(spec, encoders, folder / "partial", log)
+    return {m: np.stack([feats[m][r["id"]] for r in rows]) for m in encoders}
 
 
 def publish(args, name: str, data: dict, classes: list[str], *, pairing: str, provenance: Mapping,

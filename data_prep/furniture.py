@@ -31,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import re
 import sys
 import zipfile
@@ -48,7 +47,7 @@ from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tux12
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, extract_spec, publish, scratch
+from data_prep.build import BaseExtractors, extract_rows, publish, scratch
 
 NAME = "furniture"
 VERSION = "1"
@@ -212,26 +211,23 @@ def stage_mesh(piece: Piece, extractors, dest: Path) -> Path:
     return extractors.stage_mesh(*piece_mesh(piece), dest)
 
 
-def write_manifest(pieces: Sequence[Piece], extractors, folder: Path, log: common.Progress) -> Path:
-    """The JSON manifest ``extract`` reads, one item per piece: its icon, its text and its mesh (rotated ones staged)."""
-    (folder / "staged").mkdir(parents=True)
+def manifest_rows(pieces: Sequence[Piece], extractors, staged: Path) -> list[dict]:
+    """The items of the manifest ``extract`` reads, one per piece: its icon, its text and its mesh (rotated ones staged)."""
+    staged.mkdir(parents=True)
     rows = []
     for k, p in enumerate(pieces):
-        mesh = stage_mesh(p, extractors, folder / "staged" / f"{k:05d}.off")
-        rows.append({"id": p.id, "class": p.category, "image": str(extractors.stage_image(p.icon, folder / "staged" / f"{k:05d}.png").resolve()),
+        mesh = stage_mesh(p, extractors, staged / f"{k:05d}.off")
+        rows.append({"id": p.id, "class": p.category, "image": str(extractors.stage_image(p.icon, staged / f"{k:05d}.png").resolve()),
                      "text": p.text, "3d": str(Path(mesh).resolve())})
-    spec = folder / "pieces.json"
-    spec.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    return spec
+    return rows
 
 
 def extract(pieces: Sequence[Piece], extractors, folder: Path, log: common.Progress) -> dict[str, np.ndarray]:
     """Features of every piece through ``cvs_tf.data.extract``: modality -> (N, d) float32, rows in ``pieces`` order."""
     log(f"staging {len(pieces)} pieces ({sum(p.rotation is not None for p in pieces)} rotated meshes)")
-    spec = write_manifest(pieces, extractors, folder, log)
+    rows = manifest_rows(pieces, extractors, folder / "staged")
     log("extract: EfficientNet-Lite0 icons, MiniLM names and tags, shape descriptors of the meshes")
-    feats = extract_spec(spec, extractors.encoders(MODALITIES), folder / "partial", log)
-    return {m: np.stack([feats[m][p.id] for p in pieces]) for m in MODALITIES}
+    return extract_rows(rows, extractors.encoders(MODALITIES), folder, log)
 
 
 def assemble(features: Mapping[str, np.ndarray], labels: np.ndarray, ids: Sequence[str], seed: int = 0) -> dict:
