@@ -1,8 +1,9 @@
-"""What the Tux-12 and Digits-10 builds share: their encoders and raw-file staging, extraction through ``cvs_tf.data.extract``, and the last step (compare, write, report)."""
+"""What the Tux-12, Digits-10 and Furniture builds share: their encoders and raw-file staging, extraction through ``cvs_tf.data.extract``, and the last step (compare, write, report)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,16 +15,19 @@ from cvs_tf.utils.atomic import make_temporary
 from cvs_tf.utils.cli import CliError
 from data_prep import tuxdigits_common as common
 
-#: the registry encoder (``cvs_tf.data.encoders``) of each modality the Tux-12 and Digits-10 builds extract
-ENCODERS = {"image": "efficientnet-lite0", "text": "minilm", "speech": "whisper-base", "audio": "mfcc"}
+#: the registry encoder (``cvs_tf.data.encoders``) of each modality the builds extract
+ENCODERS = {"image": "efficientnet-lite0", "text": "minilm", "speech": "whisper-base", "audio": "mfcc",
+            "3d": "shape-descriptors"}
+#: the encoders that are a recipe, not a model: each build records the recipe's info itself
+RECIPES = ("mfcc", "shape-descriptors")
 
 
 class BaseExtractors:
     """The real encoders, built on first use, and the staging of raw files into the formats ``extract`` reads;
     ``info`` collects what each encoder was (for provenance).
 
-    A test may pass an object with the same methods (``encoders``, ``stage_image``, ``stage_audio``)
-    instead. The Furniture build still calls :meth:`encode_text` directly.
+    A test may pass an object with the same methods (``encoders``, ``stage_image``, ``stage_audio``,
+    ``stage_mesh``) instead.
     """
 
     def __init__(self, cache: Path, threads: int, log: common.Progress):
@@ -32,12 +36,6 @@ class BaseExtractors:
         self.ex = ex
         self.cache, self.threads, self.log = cache, threads, log
         self.info: dict[str, dict] = {"audio": ex.MFCC_INFO}
-
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        """MiniLM sentence embeddings of ``texts``."""
-        enc = self.ex.TextEncoder(self.threads)
-        self.info["text"] = enc.info
-        return enc.encode(list(texts))
 
     def encoders(self, modalities: Sequence[str]) -> dict:
         """``{modality: Encoder}``: :data:`ENCODERS` from cvs_tf's registry, run on ``threads`` CPU threads."""
@@ -48,7 +46,7 @@ class BaseExtractors:
 
         torch.set_num_threads(self.threads)  # after the models' constructors, which set their own default
         # the provenance the builds recorded before they used extract: each model's own info
-        self.info.update({m: e.model.info for m, e in encs.items() if ENCODERS[m] != "mfcc"})
+        self.info.update({m: e.model.info for m, e in encs.items() if ENCODERS[m] not in RECIPES})
         return encs
 
     def stage_image(self, src: Path, dest: Path) -> Path:
@@ -64,6 +62,15 @@ class BaseExtractors:
         from scipy.io import wavfile
 
         wavfile.write(dest, self.ex.SAMPLE_RATE, self.ex.load_audio(src))
+        return dest
+
+    def stage_mesh(self, vertices: np.ndarray, faces: np.ndarray, dest: Path) -> Path:
+        """A mesh given as arrays, written as an OFF file at ``dest`` that reads back bit for bit
+        (17 significant digits per float64 coordinate)."""
+        with open(dest, "w", encoding="ascii") as f:
+            f.write(f"OFF\n{len(vertices)} {len(faces)} 0\n")
+            np.savetxt(f, np.asarray(vertices, np.float64), fmt="%.17g")
+            np.savetxt(f, np.column_stack([np.full(len(faces), 3), faces]), fmt="%d")
         return dest
 
 
@@ -97,6 +104,16 @@ def extract_spec(spec_path: Path, encoders: Mapping, work: Path, log: Callable[[
             raise CliError(f"{m}: the encoder returned non-finite values")
         out[m] = dict(zip(ids, np.asarray(x, np.float32)))
     return out
+
+
+def extract_rows(rows: Sequence[dict], encoders: Mapping, folder: Path, log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """Features of ``rows`` (a JSON manifest's items: ``id``, ``class``, one value per modality, file paths
+    absolute) through :func:`extract_spec`: modality -> (N, d) float32, rows in order. The manifest is
+    written as ``folder/items.json``, the shards go to ``folder/partial``."""
+    spec = folder / "items.json"
+    spec.write_text(json.dumps(list(rows), ensure_ascii=False, indent=1), encoding="utf-8")
+    feats = extract_spec(spec, encoders, folder / "partial", log)
+    return {m: np.stack([feats[m][r["id"]] for r in rows]) for m in encoders}
 
 
 def publish(args, name: str, data: dict, classes: list[str], *, pairing: str, provenance: Mapping,

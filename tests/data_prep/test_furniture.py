@@ -1,7 +1,6 @@
-"""Furniture builder: the catalogue reader, classes from categories (never names), the written set (stub extractors), bad input."""
+"""Furniture builder: the catalogue reader, classes from categories (never names), the manifest extract reads, the written set (stub extractors), bad input."""
 
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from cvs_tf.data.store import load_feature_set
 from cvs_tf.utils.cli import CliError, run_cli
 from data_prep import furniture
+from tests.data_prep.stubs import StubExtractors
 
 BOX_OBJ = "".join(f"v {x} {y} {z}\n" for x in (0, 1) for y in (0, 2) for z in (0, 3)) + "".join(
     f"f {a} {b} {c}\n" for a, b, c in [(1, 2, 4), (1, 4, 3), (5, 7, 8), (5, 8, 6), (1, 5, 6), (1, 6, 2),
@@ -26,18 +26,20 @@ def write_catalog(path, pieces, header="id=Test#Catalog\nname=Test catalog\nvers
             if p.get("rotation"):
                 lines.append(f"modelRotation#{n}={p['rotation']}")
             z.writestr(f"{key}.png", b"png")
-            z.writestr(f"{key}/{key}.obj", BOX_OBJ)
+            z.writestr(f"{key}/{key}.obj", f"# {key}\n{BOX_OBJ}")  # a comment makes each file its own
         z.writestr(furniture.PROPERTIES, "\n".join(lines) + "\n")
     return path
 
 
 def make_catalogs(root, counts):
-    """``counts``: category -> pieces, spread over two archives; every name is 'Bed' (no class word)."""
+    """``counts``: category -> pieces, spread over two archives; every name is 'Bed' (no class word); every
+    fifth model is turned z-up to y-up."""
     root.mkdir(parents=True, exist_ok=True)
     parts = {"A": [], "B": []}
     for cat, n in counts.items():
         for i in range(n):
-            parts["AB"[i % 2]].append({"name": "Bed", "tags": f"tag{i}" if i % 3 else "", "category": cat})
+            parts["AB"[i % 2]].append({"name": "Bed", "tags": f"tag{i}" if i % 3 else "", "category": cat,
+                                       "rotation": "1 0 0 0 0 1 0 -1 0" if i % 5 == 4 else None})
     for stem, pieces in parts.items():
         write_catalog(root / f"{stem}.sh3f", pieces)
     return root
@@ -92,54 +94,54 @@ def test_model_rotation_is_applied_to_the_mesh(tmp_path):
     np.testing.assert_allclose(ext(turned), [1, 3, 2])
 
 
-class StubExtractors:
-    """Deterministic per-piece features (a function of the piece id), no model."""
-
-    dims = {"image": 8, "text": 6, "3d": 5}
-
-    def __init__(self, cache, threads, log):
-        self.info = {m: {"name": f"stub {m}", "dim": d} for m, d in self.dims.items()}
-
-    @classmethod
-    def feature(cls, modality, piece_id):
-        return np.random.default_rng(zlib.crc32(f"{modality}:{piece_id}".encode())).normal(size=cls.dims[modality])
-
-    def _all(self, modality, pieces):
-        return np.stack([self.feature(modality, p.id) for p in pieces])
-
-    def image(self, pieces):
-        return self._all("image", pieces)
-
-    def text(self, pieces):
-        return self._all("text", pieces)
-
-    def mesh(self, pieces):
-        return self._all("3d", pieces)
+def source(piece, modality):
+    """What the stub encoders see of a piece: its icon's path, its text, or its mesh file (a rotated one as staged)."""
+    if modality == "image":
+        return str(piece.icon)
+    if modality == "text":
+        return piece.text
+    if piece.rotation is None:
+        return piece.model.read_text()
+    return StubExtractors.mesh_key(*furniture.piece_mesh(piece))
 
 
-def _build(tmp_path, out, extra=()):
-    root = tmp_path / "cat"
-    if not root.exists():
-        make_catalogs(root, {"Kitchen": 30, "Living room": 20, "Staircases": 2})
-    argv = ["--furniture-dir", str(root), "--cache", str(tmp_path / "cache"), "--out", str(out), "--quiet", *extra]
-    return run_cli(lambda a: furniture.main(a, make_extractors=StubExtractors), argv)
+def _build(tmp_path, out, extra=(), made=None, where=None):
+    where = where or tmp_path  # "": a relative catalogue folder and cache
+    if not (tmp_path / "cat").exists():
+        make_catalogs(tmp_path / "cat", {"Kitchen": 30, "Living room": 20, "Staircases": 2})
+
+    def factory(*a):
+        ext = StubExtractors(*a)
+        if made is not None:
+            made.append(ext)
+        return ext
+
+    argv = ["--furniture-dir", f"{where}/cat", "--cache", f"{where}/cache", "--out", str(out), "--quiet", *extra]
+    return run_cli(lambda a: furniture.main(a, make_extractors=factory), argv)
 
 
 def test_build_writes_an_instance_paired_set_labelled_by_category(tmp_path):
-    out = tmp_path / "furniture"
-    assert _build(tmp_path, out) == 0
+    pytest.importorskip("trimesh")
+    out, made = tmp_path / "furniture", []
+    assert _build(tmp_path, out, made=made) == 0
     fs = load_feature_set(out)
     assert fs.classes == ["Kitchen", "Living room"] and fs.paired and not fs.synthetic
     assert fs.modalities == ["image", "text", "3d"]
     assert {s: fs.count("3d", s) for s in ("train", "val", "test")} == {"train": 32, "val": 3, "test": 15}
     ids = fs.manifest["item_ids"]["piece"]
     # every piece is named "Bed": the label can only have come from the category
-    by_id = {p.id: p.category for p in furniture.discover(tmp_path / "cat", tmp_path / "cache")[1]}
+    pieces = {p.id: p for p in furniture.discover(tmp_path / "cat", tmp_path / "cache")[1]}
     for split in ("train", "val", "test"):
         for m in fs.modalities:
-            want = np.stack([StubExtractors.feature(m, i) for i in ids[split]]).astype(np.float16)
-            np.testing.assert_array_equal(fs.x(m, split), want)
-        assert [fs.classes[c] for c in fs.y("text", split)] == [by_id[i] for i in ids[split]]
+            want = [StubExtractors.feature(m, source(pieces[i], m)) for i in ids[split]]
+            np.testing.assert_array_equal(fs.x(m, split), np.stack(want).astype(np.float32).astype(np.float16))
+        assert [fs.classes[c] for c in fs.y("text", split)] == [pieces[i].category for i in ids[split]]
+    # only the rotated meshes were staged (the others are read as they are); the scratch folder is gone
+    kept = [p for p in pieces.values() if p.category != "Staircases"]
+    assert sorted(k for kind, k in made[0].staged if kind == "mesh") == sorted(
+        source(p, "3d") for p in kept if p.rotation is not None)
+    assert sum(p.rotation is not None for p in kept) == 10
+    assert not [p.name for p in (tmp_path / "cache").iterdir() if "extract" in p.name]
     prov = fs.manifest["provenance"]
     assert prov["selection"]["dropped_categories"] == {"Staircases": 2}
     assert prov["selection"]["class_counts"] == {"Kitchen": 30, "Living room": 20}
@@ -147,10 +149,14 @@ def test_build_writes_an_instance_paired_set_labelled_by_category(tmp_path):
     assert "trimesh" in prov["python_packages"]
 
 
-def test_compare_limit_and_existing_output(tmp_path, capsys):
+def test_compare_limit_and_existing_output(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("trimesh")
     assert _build(tmp_path, tmp_path / "a") == 0
     assert _build(tmp_path, tmp_path / "b", ["--limit", "4", "--compare", str(tmp_path / "a")]) == 0
     assert "equal within float16 rounding" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)  # a relative catalogue folder and cache: the manifest's paths still resolve
+    assert _build(tmp_path, tmp_path / "r", where=".") == 0
+    assert sum(load_feature_set(tmp_path / "r").count("3d", s) for s in ("train", "val", "test")) == 50
     assert _build(tmp_path, tmp_path / "a") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "--overwrite" in err and "\n" not in err
