@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from cvs_tf.config import ConfigError, RunConfig
-from cvs_tf.losses import PairCost, get_pair_loss, register_pair_loss
-from cvs_tf.losses import registry
+from cvs_tf.losses import PairCost, get_pair_loss, register_pair_loss, registry
 from cvs_tf.losses.registry import Memory, memory_kinds
 from tests.losses.kind_refs import OPTIONS, random_batch, same
 
@@ -87,7 +86,7 @@ def test_infonce_counts_the_memory_rows_of_other_classes_as_negatives():
     out = get_pair_loss("infonce")(yx, ex, yy, ey, ALL_OPTIONS, mem)
     tau = ALL_OPTIONS["temperature"]
     for p in range(2):
-        def way(ea, la, e, le, qe, ql):
+        def way(ea, la, e, le, qe, ql, p=p):
             nll = []
             for i in range(len(ea)):
                 logits = [ea[i] @ e[i] / tau] + [ea[i] @ e[j] / tau for j in range(len(e)) if j != i and not same(la[i], le[j])]

@@ -6,7 +6,13 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from cvs_tf.losses.pair_ops import as_float32, candidates, require_row_aligned, same_class, similarities
+from cvs_tf.losses.pair_ops import (
+    as_float32,
+    candidates,
+    require_row_aligned,
+    same_class,
+    similarities,
+)
 from cvs_tf.losses.registry import Memory, PairCost, register_pair_loss
 
 __all__ = ["dscmr", "similarity_likelihood"]
