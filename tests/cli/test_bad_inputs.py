@@ -105,6 +105,7 @@ EXPLICIT = {
     ("train", "--lr"): FLOAT_RANGE, ("train", "--weight-decay"): FLOAT_RANGE, ("train", "--invariance"): FLOAT_RANGE,
     ("train", "--vse-margin"): FLOAT_RANGE, ("train", "--temperature"): FLOAT_RANGE,
     ("train", "--instance-weight"): FLOAT_RANGE, ("train", "--instance-temperature"): FLOAT_RANGE,
+    ("train", "--xbm-size"): INT_RANGE, ("train", "--xbm-warmup"): INT_RANGE,
     ("train", "--dropout"): [("wrong type", "abc", None), ("out of range", "-1", None), ("out of range", "1", None)],
     ("train", "--label-smoothing"): [("wrong type", "abc", None), ("out of range", "-1", None),
                                      ("out of range", "1", None)],
