@@ -89,6 +89,7 @@ def test_evaluate_on_an_extension_whose_set_lacks_a_known_modality(tmp_path, cap
     assert table["modalities"] == ["text", "audio"] and table["fallback_cells"] == []
 
 
+@pytest.mark.slow
 def test_a_cross_validated_run_can_be_extended_and_the_new_stage_selects_on_validation(tmp_path, capsys):
     """Was: extended_config copied train.select cvK, which the Trainer refuses without fold epochs."""
     sets = toy_sets(tmp_path)

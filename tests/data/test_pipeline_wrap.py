@@ -71,6 +71,7 @@ def test_a_set_smaller_than_the_batch_is_one_whole_permutation_per_step(paired_b
 
 
 @pytest.mark.trains
+@pytest.mark.slow
 def test_resume_with_wrapped_sampling_is_bitwise_identical(tmp_path):
     from cvs_tf.cli.train import main
     from cvs_tf.training.run_dir import load_run

@@ -37,8 +37,9 @@ def _fit_stage(model, fs, steps=8, epochs=2):
 
 
 @pytest.mark.parametrize("space,kw", [
-    ("cvs", {}), ("cvs", {"attention": False}), ("mcvs", {}), ("rvs", {"reference": "text"}),
-])
+    ("cvs", {}), pytest.param("cvs", {"attention": False}, marks=pytest.mark.slow),
+    pytest.param("mcvs", {}, marks=pytest.mark.slow), pytest.param("rvs", {"reference": "text"}, marks=pytest.mark.slow),
+])  # one space in the fast lane; test_mcvs_freezing_* and test_rvs_freezes_reference_side train the others
 def test_each_space_trains_and_loss_goes_down(five_set, space, kw):
     model = build_model(tiny_config(space, train=SMALL, **kw), five_set)
     for k in range(model.num_stages):
@@ -87,7 +88,7 @@ def test_mcvs_freezing_is_bit_identical_and_new_weights_change(five_set):
     assert [len(p["blocks"]) for p in model.plan] == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("reference", ["image", "text"])
+@pytest.mark.parametrize("reference", ["image", pytest.param("text", marks=pytest.mark.slow)])
 def test_rvs_freezes_reference_side(five_set, reference):
     model = build_model(tiny_config("rvs", train=SMALL, reference=reference), five_set)
     assert isinstance(model, RVSModel)
@@ -116,6 +117,7 @@ def test_rvs_freezes_reference_side(five_set, reference):
     assert not model.branches[partner].trainable  # frozen after its stage
 
 
+@pytest.mark.slow  # fast lane: tests/cli/test_train.py::test_reloaded_stage_model_reproduces_embed, test_import_registers
 def test_model_keras_reload_reproduces_embed(five_set, tmp_path):
     for space in ("cvs", "mcvs", "rvs"):
         model = build_model(tiny_config(space, train=SMALL), five_set)

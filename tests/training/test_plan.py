@@ -70,7 +70,7 @@ def _count_calls(monkeypatch, space_name: str) -> Counter:
 
 
 @pytest.mark.trains
-@pytest.mark.parametrize("space", sorted(RUNS))
+@pytest.mark.parametrize("space", [pytest.param(s, marks=pytest.mark.slow) if s == "mcvs" else s for s in sorted(RUNS)])
 def test_a_run_builds_its_plan_once_and_nothing_else_derives_it(space, dataset, fs, tmp_path, monkeypatch):
     calls = _count_calls(monkeypatch, space)
     out = tmp_path / "run"
